@@ -1,0 +1,1 @@
+"""The ``clinkd`` command line: a thin layer mapping subcommands to library functions."""

@@ -1,0 +1,137 @@
+"""``clinkd data``: build, check, describe, convert and look at Med-GRIT data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from clinkd.errors import ClinkdError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="build, check, describe and convert Med-GRIT data")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    dsub.required = True
+
+    s = dsub.add_parser(
+        "synth",
+        help="write the built-in synthetic Med-GRIT benchmark",
+        description="Write DIR/images/<modality>_<n>.png, DIR/train.json and DIR/test_{VG,RO,GC,MII}.json "
+        "in exactly the Med-GRIT format. Same seed, same bytes.",
+    )
+    s.add_argument("--out", required=True, type=Path, help="output folder")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--images", type=int, default=None, help="number of images (default: the generator's default)")
+    s.add_argument("--test-fraction", type=float, default=0.2, help="share of images in the test split")
+    s.set_defaults(func=cmd_synth)
+
+    c = dsub.add_parser(
+        "check",
+        help="validate a data file or dataset folder, reporting every problem",
+        description="Report every problem at once (bad JSON, missing fields, unknown modality, bad boxes, "
+        "missing or undecodable images) with file and record index. Exit status 1 when any.",
+    )
+    c.add_argument("path", type=Path, help="a JSON data file or a dataset folder")
+    c.add_argument("--images", type=Path, default=None, help="image folder (default: images/ beside the data)")
+    c.add_argument("--no-images", action="store_true", help="do not open the images")
+    c.add_argument("--max-shown", type=int, default=200, help="print at most this many problems")
+    c.set_defaults(func=cmd_check)
+
+    st = dsub.add_parser("stats", help="counts per split, task and modality")
+    st.add_argument("path", type=Path, help="a dataset folder")
+    st.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    st.set_defaults(func=cmd_stats)
+
+    cv = dsub.add_parser(
+        "convert",
+        help="convert between the test, train and ShareGPT (LLaMA-Factory) forms",
+        description="Convert a file (or every data file of a folder) to another form, optionally rewriting box "
+        "markup (qwen: <box>..</box>, qwen2: <|box_start|>..<|box_end|>, clinkd: <box_start>..<box_end>). "
+        "ShareGPT output also writes dataset_info.json.",
+    )
+    cv.add_argument("src", type=Path, help="input file or dataset folder")
+    cv.add_argument("dst", type=Path, help="output file (or folder when src is a folder)")
+    cv.add_argument("--to", required=True, choices=["test", "train", "sharegpt"], help="output form")
+    cv.add_argument("--from", dest="src_format", choices=["test", "train", "sharegpt"], default=None,
+                    help="input form (default: detected)")
+    cv.add_argument("--box-style", choices=["qwen", "qwen2", "clinkd"], default=None,
+                    help="rewrite box/ref markup into this style (default: keep)")
+    cv.set_defaults(func=cmd_convert)
+
+    g = dsub.add_parser("gallery", help="a contact sheet of images with their boxes and labels drawn")
+    g.add_argument("path", type=Path, help="a dataset folder")
+    g.add_argument("--out", required=True, type=Path, help="output PNG")
+    g.add_argument("-n", type=int, default=16, help="number of images (default 16)")
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=cmd_gallery)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from clinkd.data import synth
+
+    kwargs = {"seed": args.seed, "test_fraction": args.test_fraction, "progress": True}
+    if args.images is not None:
+        if args.images < 8:
+            raise ClinkdError("--images must be at least 8 (one per modality)")
+        kwargs["n_images"] = args.images
+    summary = synth.generate(args.out, **kwargs)
+    print(json.dumps(summary, indent=1, default=str))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from clinkd.data.check import check_path
+
+    report = check_path(args.path, args.images, check_images=not args.no_images)
+    for p in report.problems[: args.max_shown]:
+        print(p)
+    hidden = len(report.problems) - args.max_shown
+    if hidden > 0:
+        print(f"... and {hidden} more")
+    verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+    print(
+        f"checked {len(report.files)} file(s), {report.n_records} record(s), {report.n_images} image(s): {verdict}",
+        file=sys.stderr,
+    )
+    return 0 if report.ok else 1
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from clinkd.data.formats import read_dataset_dir
+    from clinkd.data.stats import dataset_stats, stats_table
+
+    stats = dataset_stats(read_dataset_dir(args.path))
+    if args.json:
+        print(json.dumps(stats, indent=1))
+    else:
+        from rich.console import Console
+
+        Console().print(stats_table(stats, title=f"{args.path}"))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from clinkd.data.formats import find_dataset_files, read_samples, write_samples
+
+    if args.src.is_dir():
+        files = find_dataset_files(args.src)
+        pairs = [(p, args.dst / p.name) for p in [*files.train, *files.test.values()]]
+        if not pairs:
+            raise ClinkdError(f"{args.src}: no data files to convert")
+    else:
+        pairs = [(args.src, args.dst)]
+    for src, dst in pairs:
+        samples = read_samples(src, fmt=args.src_format)
+        write_samples(samples, dst, args.to, box_style=args.box_style)
+        print(f"{src} -> {dst} ({len(samples)} records, {args.to})")
+    return 0
+
+
+def cmd_gallery(args: argparse.Namespace) -> int:
+    from clinkd.data.gallery import make_gallery
+
+    out = make_gallery(args.path, args.out, n=args.n, seed=args.seed)
+    print(out)
+    return 0

@@ -1,0 +1,59 @@
+"""``clinkd model``: build tiny offline models and inspect model directories."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("model", help="build tiny offline models, inspect model directories")
+    msub = p.add_subparsers(dest="model_command", metavar="ACTION")
+    msub.required = True
+
+    i = msub.add_parser(
+        "init",
+        help="write a tiny randomly initialised model directory (no download)",
+        description="Write DIR/config.json, model.safetensors, tokenizer, processor and chat template of a "
+        "tiny Qwen-VL model whose tokenizer is trained on the synthetic Med-GRIT text. "
+        "Same seed, same weights. Load it back with clinkd.model.load(DIR).",
+    )
+    i.add_argument("--size", required=True, choices=["tiny-student", "tiny-teacher"], help="model size")
+    i.add_argument("--out", required=True, type=Path, help="output folder")
+    i.add_argument("--rope", default="mcg", choices=["mcg", "stock"], help="position-id scheme (default mcg)")
+    i.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
+    i.add_argument("--family", default="qwen2_vl", choices=["qwen2_vl", "qwen2_5_vl", "qwen3_vl"],
+                   help="model family (default qwen2_vl)")
+    i.add_argument("--max-pixels", type=int, default=224 * 224,
+                   help="largest image area after resizing (default 224*224: 64 image tokens)")
+    i.add_argument("--min-pixels", type=int, default=56 * 56, help="smallest image area (default 56*56)")
+    i.set_defaults(func=cmd_init)
+
+    s = msub.add_parser("info", help="print the class, scheme and size of a model directory")
+    s.add_argument("path", type=Path, help="model directory")
+    s.set_defaults(func=cmd_info)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from clinkd.model.tiny import init_model_dir
+
+    out = init_model_dir(args.out, args.size, rope=args.rope, seed=args.seed, family=args.family,
+                         min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+    print(f"wrote {args.size} ({args.family}, rope {args.rope}) to {out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from clinkd.model.loading import load
+
+    model, processor = load(args.path, with_processor=False)
+    info = {
+        "class": type(model).__name__,
+        "model_type": model.config.model_type,
+        "rope": model.rope_settings.to_dict(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "vocab_size": model.config.text_config.vocab_size,
+    }
+    print(json.dumps(info, indent=2))
+    return 0

@@ -1,0 +1,339 @@
+"""Readers and writers for the three file forms of Med-GRIT data (protocol.md, "Files").
+
+- ``test``: a JSON list of ``{"id": "<image name without .png>", "conversations": [[question, answer]]}``,
+  one file per task (``..._VG...json`` etc.).
+- ``train``: the ClinKD release's training form, ``{"id", "conversations": [{"from": "user"|"assistant",
+  "value"}, ...]}`` with several turns.
+- ``sharegpt``: LLaMA-Factory's form, ``{"images": ["<id>.png"], "messages": [{"role", "content"}]}`` with
+  the image written ``<image>`` in the text, plus a ``dataset_info.json`` entry describing the columns.
+
+Every reader returns :class:`~clinkd.data.sample.Sample` objects; every writer takes them. Reading and
+writing the same form reproduces the file's records exactly (writers use ``indent=1``,
+``ensure_ascii=False``). Structural problems raise :class:`~clinkd.errors.DataError` naming the file and
+the record; :func:`parse_records` collects them all instead, for ``clinkd data check``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from clinkd.data.boxes import Style, convert_markup
+from clinkd.data.sample import IMG_TAG_RE, TASKS, Sample, Turn, image_tag, task_from_name
+from clinkd.errors import DataError
+
+Format = Literal["test", "train", "sharegpt"]
+FORMATS: tuple[str, ...] = ("test", "train", "sharegpt")
+_USER = {"user", "human"}
+_ASSISTANT = {"assistant", "gpt"}
+SHAREGPT_IMAGE_TOKEN = "<image>"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a data file: where it is and what it is."""
+
+    path: str
+    record: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.record is None else f"{self.path} [record {self.record}]"
+        return f"{where}: {self.message}"
+
+
+# -- JSON -------------------------------------------------------------------------------------------
+def read_json(path: str | os.PathLike) -> Any:
+    """Load a JSON file; bad JSON raises :class:`DataError` with the line and column."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError("file not found", path) from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"not UTF-8 text ({err.reason} at byte {err.start})", path) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}", path) from None
+
+
+def _dump(obj: Any, path: Path) -> None:
+    """Write JSON atomically (a temporary file renamed into place: a crash never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def detect_format(data: Any) -> Format | None:
+    """Guess the form of loaded JSON from its first record (None when it is none of the three)."""
+    if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+        return None
+    first = data[0]
+    if "messages" in first:
+        return "sharegpt"
+    conv = first.get("conversations")
+    if isinstance(conv, list) and conv:
+        if isinstance(conv[0], list):
+            return "test"
+        if isinstance(conv[0], dict):
+            return "train"
+    return None
+
+
+# -- records -> samples -----------------------------------------------------------------------------
+def _image_from_text(text: str) -> str | None:
+    m = IMG_TAG_RE.search(text)
+    return m.group(1) if m else None
+
+
+def _from_test(rec: dict, task: str | None) -> Sample:
+    rid, conv = rec["id"], rec["conversations"]
+    if not isinstance(rid, str):
+        raise ValueError(f"'id' must be a string, got {type(rid).__name__}")
+    if not isinstance(conv, list) or not conv:
+        raise ValueError("'conversations' must be a non-empty list of [question, answer] pairs")
+    turns = []
+    for i, pair in enumerate(conv):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise ValueError(f"conversations[{i}] must be [question, answer] strings")
+        turns.append(Turn(pair[0], pair[1]))
+    image = _image_from_text(turns[0].question) or f"{rid}.png"
+    return Sample(id=rid, image=image, turns=turns, task=task)
+
+
+def _from_train(rec: dict) -> Sample:
+    rid, conv = rec["id"], rec["conversations"]
+    if not isinstance(rid, (str, int)):
+        raise ValueError(f"'id' must be a string, got {type(rid).__name__}")
+    if not isinstance(conv, list) or not conv:
+        raise ValueError("'conversations' must be a non-empty list of {from, value} messages")
+    turns = []
+    for i, msg in enumerate(conv):
+        if not (isinstance(msg, dict) and isinstance(msg.get("value"), str) and "from" in msg):
+            raise ValueError(f"conversations[{i}] must be {{'from': ..., 'value': str}}")
+        want = _USER if i % 2 == 0 else _ASSISTANT
+        if msg["from"] not in want:
+            raise ValueError(
+                f"conversations[{i}] is from {msg['from']!r}; turns must alternate user, assistant"
+            )
+        if i % 2 == 1:
+            turns.append(Turn(conv[i - 1]["value"], msg["value"]))
+    if len(conv) % 2:
+        raise ValueError("the last user message has no assistant answer")
+    image = _image_from_text(turns[0].question) or f"{rid}.png"
+    return Sample(id=str(rid), image=image, turns=turns)
+
+
+def _from_sharegpt(rec: dict) -> Sample:
+    msgs, images = rec["messages"], rec.get("images") or []
+    if not isinstance(images, list) or len(images) != 1 or not isinstance(images[0], str):
+        raise ValueError("'images' must be a list of exactly one image path")
+    image = images[0]
+    if not isinstance(msgs, list) or not msgs:
+        raise ValueError("'messages' must be a non-empty list")
+    turns = []
+    for i, msg in enumerate(msgs):
+        if not (isinstance(msg, dict) and isinstance(msg.get("content"), str) and "role" in msg):
+            raise ValueError(f"messages[{i}] must be {{'role': ..., 'content': str}}")
+        want = _USER if i % 2 == 0 else _ASSISTANT
+        if msg["role"] not in want:
+            raise ValueError(f"messages[{i}] has role {msg['role']!r}; roles must alternate user, assistant")
+        if i % 2 == 1:
+            question = msgs[i - 1]["content"].replace(SHAREGPT_IMAGE_TOKEN, image_tag(image), 1)
+            turns.append(Turn(question, msg["content"]))
+    if len(msgs) % 2:
+        raise ValueError("the last user message has no assistant answer")
+    rid = rec.get("id", Path(image).stem)
+    return Sample(id=str(rid), image=image, turns=turns)
+
+
+def parse_records(
+    data: Any, path: str | os.PathLike, fmt: Format | None = None, task: str | None = None
+) -> tuple[list[Sample], list[Problem]]:
+    """Turn loaded JSON into samples, collecting a :class:`Problem` for every bad record."""
+    path = str(path)
+    if not isinstance(data, list):
+        return [], [Problem(path, None, f"expected a JSON list of records, got {type(data).__name__}")]
+    fmt = fmt or detect_format(data)
+    if fmt is None:
+        msg = "cannot tell the file's form (test, train or sharegpt) from its first record"
+        return [], [Problem(path, None, msg if data else "the file holds no records")]
+    if fmt == "test" and task is None:
+        task = task_from_name(path)
+    need = {"test": ("id", "conversations"), "train": ("id", "conversations"), "sharegpt": ("messages",)}[fmt]
+    samples, problems = [], []
+    for i, rec in enumerate(data):
+        if not isinstance(rec, dict):
+            problems.append(Problem(path, i, f"record is a {type(rec).__name__}, not an object"))
+            continue
+        missing = [k for k in need if k not in rec]
+        if missing:
+            problems.append(Problem(path, i, f"missing field(s): {', '.join(missing)}"))
+            continue
+        try:
+            if fmt == "test":
+                samples.append(_from_test(rec, task))
+            elif fmt == "train":
+                samples.append(_from_train(rec))
+            else:
+                samples.append(_from_sharegpt(rec))
+        except ValueError as err:
+            problems.append(Problem(path, i, str(err)))
+    return samples, problems
+
+
+def read_samples(path: str | os.PathLike, fmt: Format | None = None, task: str | None = None) -> list[Sample]:
+    """Read a test, train or ShareGPT file (form detected unless given). Raises on the first problem."""
+    samples, problems = parse_records(read_json(path), path, fmt, task)
+    if problems:
+        p = problems[0]
+        more = f" (and {len(problems) - 1} more problem(s); run `clinkd data check {path}`)" if len(problems) > 1 else ""
+        raise DataError(p.message + more, p.path, p.record)
+    return samples
+
+
+# -- samples -> records -----------------------------------------------------------------------------
+def _restyle(text: str, style: Style | None) -> str:
+    return text if style is None else convert_markup(text, style)
+
+
+def to_records(samples: Iterable[Sample], fmt: Format, box_style: Style | None = None) -> list[dict]:
+    """Samples as JSON-ready records of the given form; ``box_style`` rewrites box/ref markup."""
+    out = []
+    for s in samples:
+        qa = [(_restyle(t.question, box_style), _restyle(t.answer, box_style)) for t in s.turns]
+        if fmt == "test":
+            out.append({"id": s.id, "conversations": [[q, a] for q, a in qa]})
+        elif fmt == "train":
+            conv = []
+            for q, a in qa:
+                conv += [{"from": "user", "value": q}, {"from": "assistant", "value": a}]
+            out.append({"id": s.id, "conversations": conv})
+        elif fmt == "sharegpt":
+            msgs = []
+            for q, a in qa:
+                q = IMG_TAG_RE.sub(SHAREGPT_IMAGE_TOKEN, q, count=1) if not msgs else q
+                msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+            if SHAREGPT_IMAGE_TOKEN not in msgs[0]["content"]:
+                msgs[0]["content"] = SHAREGPT_IMAGE_TOKEN + msgs[0]["content"]
+            out.append({"id": s.id, "messages": msgs, "images": [s.image]})
+        else:
+            raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
+    return out
+
+
+def write_test_file(samples: Iterable[Sample], path: str | os.PathLike, box_style: Style | None = None) -> Path:
+    path = Path(path)
+    _dump(to_records(samples, "test", box_style), path)
+    return path
+
+
+def write_train_file(samples: Iterable[Sample], path: str | os.PathLike, box_style: Style | None = None) -> Path:
+    path = Path(path)
+    _dump(to_records(samples, "train", box_style), path)
+    return path
+
+
+def write_sharegpt(
+    samples: Iterable[Sample],
+    path: str | os.PathLike,
+    *,
+    dataset_name: str | None = None,
+    box_style: Style | None = None,
+) -> Path:
+    """Write LLaMA-Factory ShareGPT records and add/refresh their entry in ``dataset_info.json`` beside."""
+    path = Path(path)
+    _dump(to_records(samples, "sharegpt", box_style), path)
+    info_path = path.parent / "dataset_info.json"
+    info = read_json(info_path) if info_path.exists() else {}
+    info[dataset_name or path.stem] = {
+        "file_name": path.name,
+        "formatting": "sharegpt",
+        "columns": {"messages": "messages", "images": "images"},
+        "tags": {
+            "role_tag": "role",
+            "content_tag": "content",
+            "user_tag": "user",
+            "assistant_tag": "assistant",
+        },
+    }
+    _dump(info, info_path)
+    return path
+
+
+def write_samples(
+    samples: Iterable[Sample], path: str | os.PathLike, fmt: Format, box_style: Style | None = None
+) -> Path:
+    if fmt == "test":
+        return write_test_file(samples, path, box_style)
+    if fmt == "train":
+        return write_train_file(samples, path, box_style)
+    if fmt == "sharegpt":
+        return write_sharegpt(samples, path, box_style=box_style)
+    raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
+
+
+# -- dataset folders --------------------------------------------------------------------------------
+@dataclass
+class DatasetFiles:
+    """The files of a dataset folder: training files and one test file per task."""
+
+    root: Path
+    image_dir: Path
+    train: list[Path] = field(default_factory=list)
+    test: dict[str, Path] = field(default_factory=dict)
+
+
+def find_dataset_files(root: str | os.PathLike) -> DatasetFiles:
+    """Locate the files of a dataset folder as ``clinkd data synth`` writes it, or real Med-GRIT files.
+
+    JSON files whose name names a task (``test_VG.json``, ``MedGRIT_test_RO.json``) are test files;
+    other JSON files except ``dataset_info.json`` are training files. Images live in ``root/images`` when
+    that folder exists, else in ``root``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError("not a folder (expected a dataset folder as `clinkd data synth` writes it)", root)
+    image_dir = root / "images" if (root / "images").is_dir() else root
+    files = DatasetFiles(root=root, image_dir=image_dir)
+    for p in sorted(root.glob("*.json")):
+        if p.name == "dataset_info.json":
+            continue
+        task = task_from_name(p.name)
+        if task is not None:
+            if task in files.test:
+                raise DataError(f"two test files for task {task}: {files.test[task].name} and {p.name}", root)
+            files.test[task] = p
+        else:
+            files.train.append(p)
+    return files
+
+
+@dataclass
+class Dataset:
+    """A dataset folder read into samples."""
+
+    files: DatasetFiles
+    train: list[Sample]
+    test: dict[str, list[Sample]]
+
+    @property
+    def image_dir(self) -> Path:
+        return self.files.image_dir
+
+    def image_path(self, sample: Sample) -> Path:
+        return self.image_dir / sample.image
+
+
+def read_dataset_dir(root: str | os.PathLike) -> Dataset:
+    """Read every training and test file of a dataset folder (see :func:`find_dataset_files`)."""
+    files = find_dataset_files(root)
+    train = [s for p in files.train for s in read_samples(p)]
+    test = {t: read_samples(files.test[t], task=t) for t in TASKS if t in files.test}
+    return Dataset(files=files, train=train, test=test)

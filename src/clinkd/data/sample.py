@@ -1,0 +1,128 @@
+"""The one model of a Med-GRIT sample: an image, its modality, a task and (question, answer) turns.
+
+Question texts are kept exactly as the files hold them (the first one usually starts with the
+Qwen-VL image tag ``<img>ct_00012.png</img>``), so that reading and writing a file gives back the same
+bytes; :meth:`Sample.prompts` gives the questions without the image tag, for a model's chat template.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from clinkd.data.boxes import Box, parse_boxes, parse_refs
+
+# The eight Med-GRIT modalities, as the image file names spell them (protocol.md).
+MODALITIES: tuple[str, ...] = ("ct", "mr", "x", "pet", "endoscopy", "dermoscopy", "fundus", "ultrasound")
+MODALITY_NAMES: dict[str, str] = {
+    "ct": "CT",
+    "mr": "MRI",
+    "x": "X-ray",
+    "pet": "PET",
+    "endoscopy": "endoscopy",
+    "dermoscopy": "dermoscopy",
+    "fundus": "fundus photography",
+    "ultrasound": "ultrasound",
+}
+# The four Med-GRIT tasks.
+TASKS: tuple[str, ...] = ("VG", "RO", "GC", "MII")
+TASK_NAMES: dict[str, str] = {
+    "VG": "visual grounding",
+    "RO": "referring object classification",
+    "GC": "grounded caption",
+    "MII": "medical image interpretation",
+}
+
+IMG_TAG_RE = re.compile(r"<img>(.*?)</img>", re.S)
+
+
+def modality_of(image: str) -> str:
+    """The modality of an image file name: the part before the first ``_`` (protocol.md §3)."""
+    return PurePath(image).name.split("_")[0]
+
+
+def image_tag(image: str) -> str:
+    return f"<img>{image}</img>"
+
+
+def strip_image_tag(text: str) -> tuple[str, str | None]:
+    """``(text without <img>…</img> and the newline after it, the first image path or None)``."""
+    m = IMG_TAG_RE.search(text)
+    if m is None:
+        return text, None
+    rest = text[: m.start()] + text[m.end() :]
+    if m.start() == 0:
+        rest = rest.lstrip("\n")
+    return rest, m.group(1)
+
+
+def task_from_name(name: str) -> str | None:
+    """The task named in a file name (``test_VG.json`` → ``VG``), or None when none or several are."""
+    tokens = set(re.split(r"[^A-Za-z0-9]+", PurePath(name).stem))
+    found = [t for t in TASKS if t in tokens]
+    return found[0] if len(found) == 1 else None
+
+
+@dataclass
+class Turn:
+    """One question and its answer, as written in the file (markup included)."""
+
+    question: str
+    answer: str
+
+    @property
+    def answer_boxes(self) -> list[Box]:
+        return parse_boxes(self.answer)
+
+    @property
+    def answer_refs(self) -> list[str]:
+        return parse_refs(self.answer)
+
+
+@dataclass
+class Sample:
+    """A Med-GRIT sample.
+
+    Attributes:
+        id: the record id as the file holds it (test files: the image name without ``.png``).
+        image: the image file name or path, relative to the dataset's image folder.
+        turns: (question, answer) pairs; test files hold one, training files several.
+        task: ``VG``/``RO``/``GC``/``MII`` for single-task samples (test files), None for mixed ones.
+        modality: derived from the image name when not given.
+    """
+
+    id: str
+    image: str
+    turns: list[Turn]
+    task: str | None = None
+    modality: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.modality:
+            self.modality = modality_of(self.image)
+
+    def prompts(self) -> list[str]:
+        """The questions without the image tag (the image goes to the processor instead)."""
+        return [strip_image_tag(t.question)[0] for t in self.turns]
+
+    @property
+    def boxes(self) -> list[Box]:
+        """Every box in every answer."""
+        return [b for t in self.turns for b in t.answer_boxes]
+
+
+_MARKUP_RE = re.compile(r"<box>.*?</box>|<\|box_start\|>.*?<\|box_end\|>|<box_start>.*?<box_end>|<[^<>]{1,40}>", re.S)
+
+
+def guess_task(turn: Turn) -> str:
+    """The Med-GRIT task a turn most likely belongs to, from its shape (training files do not say).
+
+    A box in the question asks about a region: a short answer names it (RO), a longer one describes it
+    (GC). Without one, an answer that is mostly boxes locates something (VG), else it analyses the
+    image (MII). A heuristic, used for statistics and for choosing how to score training answers.
+    """
+    words = len(_MARKUP_RE.sub(" ", turn.answer).split())
+    if parse_boxes(strip_image_tag(turn.question)[0]):
+        return "RO" if words <= 4 else "GC"
+    return "VG" if turn.answer_boxes and words <= 8 else "MII"

@@ -1,0 +1,244 @@
+"""The Java parts of pycocoevalcap, each started once: PTB tokenizer, METEOR 1.5, SPICE detection.
+
+pycocoevalcap starts a tokenizer JVM per ``tokenize`` call and a METEOR JVM (≈8 s: it loads a 60 MB
+paraphrase table) per ``Meteor()``; the published scripts do both once per modality per task. Here
+one tokenizer run covers every caption of every task, and one METEOR process scores them all.
+
+* Tokenizer: the same jar and flags (``PTBTokenizer -preserveLines -lowerCase``) over a file with one
+  caption per line, then pycocoevalcap's own punctuation filter. The tokenizer splits lines on more
+  than ``\\n`` (``\\r``, ``\\x0b``, ``\\x0c``, ``\\x85``, U+2028/2029 — checked), so such characters
+  are replaced by spaces first, lone surrogates by U+FFFD, and a sentinel line closes the file: the
+  output must have exactly one line per caption, ending with the sentinel, or we fail loudly rather
+  than misalign scores (pycocoevalcap's ``zip`` would silently drop or shift captions).
+* METEOR: the same jar and flags as ``pycocoevalcap.meteor.Meteor``, the same ``SCORE``/``EVAL``
+  protocol (so the numbers are identical), but lines are streamed by a writer thread instead of one
+  blocking round trip per caption.
+* SPICE: needs the Stanford CoreNLP 3.6.0 jars that pycocoevalcap *downloads* on first use. We only
+  look for the files and never call the downloader.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import tempfile
+import threading
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+SENTINEL = "clinkdsentinelline"
+MAX_CHARS = 100_000
+"""Captions are cut to this many characters before tokenising (a reference is a few hundred)."""
+MAX_TOKENS = 2_000
+"""…and to this many tokens after: caption metrics of a runaway response stay bounded in time."""
+
+_PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
+                           ".", "?", "!", ",", ":", "-", "--", "...", ";"])
+# The same list as pycocoevalcap.tokenizer.ptbtokenizer.PUNCTUATIONS (checked by a test).
+
+
+def package_dir() -> Path:
+    """pycocoevalcap's folder, found without importing it (importing SPICE code is harmless, but
+    looking is enough)."""
+    spec = importlib.util.find_spec("pycocoevalcap")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("pycocoevalcap is not installed; pip install pycocoevalcap==1.2")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def java_available() -> str | None:
+    """Reason Java cannot be used, or ``None`` when ``java`` is on PATH."""
+    return None if shutil.which("java") else "no 'java' executable on PATH (install a JRE, e.g. Java 17)"
+
+
+def sanitize_line(text: str) -> str:
+    """One caption as one tokenizer line: line breaks of any kind and other control characters
+    become spaces, lone surrogates U+FFFD; cut to :data:`MAX_CHARS`."""
+    text = text[:MAX_CHARS]
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for c in text:
+        cat = unicodedata.category(c)
+        if cat in ("Cc", "Zl", "Zp"):
+            out.append(" ")
+        elif cat == "Cs":
+            out.append("\ufffd")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _aggressive(text: str) -> str:
+    """Fallback sanitiser: anything not printable becomes a space."""
+    return "".join(c if c.isprintable() else " " for c in sanitize_line(text))
+
+
+def ptb_tokenize(texts: Sequence[str]) -> list[str]:
+    """Tokenise like ``PTBTokenizer.tokenize`` (lower-cased, punctuation tokens removed), one Java run.
+
+    Raises ``RuntimeError`` when Java is missing or the output cannot be aligned with the input.
+    """
+    reason = java_available()
+    if reason:
+        raise RuntimeError(f"caption metrics need Java: {reason}")
+    lines = _run_tokenizer([sanitize_line(t) for t in texts])
+    if lines is None:
+        lines = _run_tokenizer([_aggressive(t) for t in texts])
+    if lines is None:
+        raise RuntimeError("the PTB tokenizer output does not line up with its input "
+                           "(a caption holds characters it treats as line breaks)")
+    out = []
+    for line in lines:
+        words = [w for w in line.rstrip().split(" ") if w not in _PUNCTUATIONS]
+        out.append(" ".join(words[:MAX_TOKENS]))
+    return out
+
+
+def _run_tokenizer(lines: list[str]) -> list[str] | None:
+    jar = package_dir() / "tokenizer" / "stanford-corenlp-3.4.1.jar"
+    with tempfile.TemporaryDirectory(prefix="clinkd-ptb-") as tmp:
+        path = Path(tmp) / "captions.txt"
+        path.write_bytes("\n".join([*lines, SENTINEL]).encode("utf-8", errors="replace"))
+        proc = subprocess.run(
+            ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer",
+             "-preserveLines", "-lowerCase", str(path)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(f"PTB tokenizer failed: {proc.stderr.decode(errors='replace')[-500:]}")
+    out = proc.stdout.decode("utf-8", errors="replace").split("\n")
+    n = len(lines)
+    if len(out) <= n or out[n].strip() != SENTINEL or any(x.strip() for x in out[n + 1 :]):
+        return None
+    return out[:n]
+
+
+class MeteorProcess:
+    """One METEOR 1.5 JVM, started at construction (in the background: the caller goes on working
+    while it loads) and reused for every group of every task. Same command line as
+    ``pycocoevalcap.meteor.Meteor``.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self) -> None:
+        reason = java_available()
+        if reason:
+            raise RuntimeError(f"METEOR needs Java: {reason}")
+        folder = package_dir() / "meteor"
+        self._proc = subprocess.Popen(
+            ["java", "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l", "en", "-norm"],
+            cwd=folder, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> MeteorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        proc = self._proc
+        if proc.poll() is None:
+            try:
+                proc.stdin.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+            proc.kill()
+        proc.wait()
+
+    def _readline(self) -> str:
+        line = self._proc.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            raise RuntimeError("the METEOR process ended unexpectedly (is Java working? ~2 GB of "
+                               "memory is needed)")
+        return line.decode("utf-8", errors="replace").strip()
+
+    def stats(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> list[str]:
+        """The ``SCORE`` statistics line of each (hypothesis, references) pair, streamed."""
+        lines = [_score_line(h, r) for h, r in zip(hyps, refs, strict=True)]
+        with self._lock:
+            return self._stream(lines, len(lines))
+
+    def evaluate(self, stats: Sequence[str]) -> tuple[float, list[float]]:
+        """``EVAL`` over a group's statistics: (corpus METEOR, per-caption METEOR), as pycocoevalcap's
+        ``Meteor.compute_score`` returns them for that group."""
+        if not stats:
+            raise ValueError("METEOR needs at least one caption")
+        line = "EVAL" + "".join(f" ||| {s}" for s in stats) + "\n"
+        with self._lock:
+            out = self._stream([line], len(stats) + 1)
+        values = [float(x) for x in out]
+        return values[-1], values[:-1]
+
+    def _stream(self, lines: list[str], n_out: int) -> list[str]:
+        stdin = self._proc.stdin
+        error: list[BaseException] = []
+
+        def write() -> None:  # a thread, so a full stdout pipe can never deadlock us
+            try:
+                for line in lines:
+                    stdin.write(line.encode("utf-8", errors="replace"))  # type: ignore[union-attr]
+                stdin.flush()  # type: ignore[union-attr]
+            except BaseException as err:  # noqa: BLE001 - reported below
+                error.append(err)
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        try:
+            out = [self._readline() for _ in range(n_out)]
+        finally:
+            writer.join(timeout=5)
+        if error:
+            raise RuntimeError(f"writing to METEOR failed: {error[0]}")
+        return out
+
+
+def _score_line(hyp: str, refs: Sequence[str]) -> str:
+    # pycocoevalcap cleans the hypothesis this way; '|||' is the field separator, so it is also
+    # dropped from references (pycocoevalcap would send it and misread the line).
+    hyp = hyp.replace("|||", "").replace("  ", " ")
+    refs = [r.replace("|||", "") for r in refs]
+    return " ||| ".join(("SCORE", " ||| ".join(refs), hyp)) + "\n"
+
+
+SPICE_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
+
+
+def spice_unavailable_reason() -> str | None:
+    """Why SPICE cannot run here, or ``None`` when it can be tried.
+
+    Looks for ``spice-1.0.jar`` and the CoreNLP jars in pycocoevalcap's ``spice/lib`` — files only;
+    pycocoevalcap's ``get_stanford_models`` (which downloads them) is never called.
+    """
+    reason = java_available()
+    if reason:
+        return reason
+    folder = package_dir() / "spice"
+    if not (folder / "spice-1.0.jar").is_file():
+        return f"spice-1.0.jar is missing from {folder.name}/ in the pycocoevalcap package"
+    missing = [j for j in SPICE_JARS if not (folder / "lib" / j).is_file()]
+    if missing:
+        return ("SPICE needs the Stanford CoreNLP 3.6.0 jars (" + ", ".join(missing) + ") in "
+                "pycocoevalcap/spice/lib; pycocoevalcap downloads them from nlp.stanford.edu on first "
+                "use, which clinkd never triggers (offline). Copy them there to get SPICE.")
+    return None
+
+
+def spice_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> list[float]:
+    """Per-caption SPICE F-scores (``scores["All"]["f"]``), one JVM for all captions.
+
+    Call only when :func:`spice_unavailable_reason` is ``None``. The object is built without
+    ``Spice.__init__`` because that constructor is what downloads CoreNLP when it is missing.
+    """
+    from pycocoevalcap.spice.spice import Spice
+
+    scorer = Spice.__new__(Spice)
+    gts = {i: list(r) for i, r in enumerate(refs)}
+    res = {i: [h] for i, h in enumerate(hyps)}
+    _, per = scorer.compute_score(gts, res)
+    return [float(s["All"]["f"]) for s in per]

@@ -1,0 +1,163 @@
+"""Prediction records, the JSONL reader and task detection from file names.
+
+A prediction file holds one JSON object per line, in the published Med-GRIT format (protocol.md §1):
+``{"id", "image", "question", "annotation", "response"}``. ``id`` is the sample's index in the test
+file and ``image`` the image file name, whose part before the first ``_`` is the modality (§3).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from clinkd.errors import DataError
+
+TASKS: tuple[str, ...] = ("VG", "RO", "GC", "MII")
+"""The four Med-GRIT tasks (protocol.md, "Tasks")."""
+
+MODALITIES: tuple[str, ...] = ("ct", "mr", "x", "pet", "endoscopy", "dermoscopy", "fundus", "ultrasound")
+"""The eight modalities every standard mean is taken over, in the published scripts' order."""
+
+_REQUIRED = ("id", "image", "annotation", "response")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One scored answer: the test sample (``id``, ``image``, ``question``, ``annotation``) and the
+    model's raw ``response`` (cleaning happens at scoring time, see :mod:`clinkd.eval.cleaning`)."""
+
+    id: int | str
+    image: str
+    question: str
+    annotation: str
+    response: str
+
+    @property
+    def modality(self) -> str:
+        """``image.split("_")[0]``, exactly as the published scripts take it (case kept)."""
+        return modality_of(self.image)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Prediction:
+        """Build from a mapping; raises ``ValueError`` naming the first bad field.
+
+        ``response: null`` is read as an empty answer (a model that produced nothing is scored, not
+        rejected); every other field must have the published type.
+        """
+        if not isinstance(record, Mapping):
+            raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+        missing = [k for k in _REQUIRED if k not in record]
+        if missing:
+            raise ValueError(f"missing field(s) {', '.join(missing)}")
+        pid = record["id"]
+        if isinstance(pid, bool) or not isinstance(pid, (int, str)):
+            raise ValueError(f"'id' must be an integer or a string, got {type(pid).__name__}")
+        response = record["response"]
+        if response is None:
+            response = ""
+        question = record.get("question", "")
+        question = "" if question is None else question
+        for name, value in (("image", record["image"]), ("annotation", record["annotation"]),
+                            ("response", response), ("question", question)):
+            if not isinstance(value, str):
+                raise ValueError(f"'{name}' must be a string, got {type(value).__name__}")
+        return cls(id=pid, image=record["image"], question=question,
+                   annotation=record["annotation"], response=response)
+
+
+def modality_of(image: str) -> str:
+    """Modality of an image file name: the part before the first ``_`` (protocol.md §3).
+
+    >>> modality_of("ct_00012_liver.png")
+    'ct'
+    """
+    return image.split("_")[0]
+
+
+def as_prediction(item: Prediction | Mapping[str, Any]) -> Prediction:
+    """Accept a :class:`Prediction` or a plain dict with the same fields."""
+    return item if isinstance(item, Prediction) else Prediction.from_dict(item)
+
+
+def read_predictions(
+    path: str | PathLike,
+    skip_invalid: bool = False,
+    *,
+    skipped: list[tuple[int, str]] | None = None,
+) -> list[Prediction]:
+    """Read a JSONL prediction file.
+
+    Args:
+        path: the file.
+        skip_invalid: when False (default) a malformed line raises :class:`DataError` naming the file
+            and the 1-based line number; when True it is left out and, if ``skipped`` is a list,
+            ``(line_no, reason)`` is appended to it.
+        skipped: optional list collecting the skipped lines.
+
+    Blank lines are ignored (they are not records). Lines are decoded as UTF-8; undecodable bytes make
+    the line invalid.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read prediction file: {err.strerror or err}", path) from err
+    out: list[Prediction] = []
+    for line_no, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+            out.append(Prediction.from_dict(record))
+        except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
+            reason = f"not a valid prediction record ({_short(err)})"
+            if not skip_invalid:
+                raise DataError(reason + "; fix the line or pass --skip-invalid", path,
+                                record=f"line {line_no}") from err
+            if skipped is not None:
+                skipped.append((line_no, reason))
+    return out
+
+
+def _short(err: Exception) -> str:
+    text = str(err)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+_TOKEN_SPLIT = re.compile(r"[^A-Za-z0-9]+")
+
+
+def task_from_filename(path: str | PathLike) -> str:
+    """The task named in a file name: VG, RO, GC or MII as a token (split on non-alphanumerics,
+    case-insensitive), e.g. ``pred_VG.jsonl``, ``test_MII_pred.jsonl``.
+
+    Raises :class:`DataError` when no task or more than one task is named.
+    """
+    name = Path(path).name
+    for suffix in (".jsonl", ".json", ".txt"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    tokens = {t.upper() for t in _TOKEN_SPLIT.split(name) if t}
+    found = sorted(tokens.intersection(TASKS))
+    if len(found) == 1:
+        return found[0]
+    what = "names no task" if not found else f"is ambiguous (names {', '.join(found)})"
+    raise DataError(f"the file name {what}; pass --task VG|RO|GC|MII (or rename the file so that "
+                    "exactly one of VG, RO, GC, MII appears as a '_'-separated token)", path)
+
+
+def group_by_modality(preds: Iterable[Prediction]) -> dict[str, list[int]]:
+    """Indices of the predictions per modality, in first-seen order."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(preds):
+        groups.setdefault(p.modality, []).append(i)
+    return groups

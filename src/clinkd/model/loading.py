@@ -1,0 +1,94 @@
+"""``clinkd.model.load``: a local Qwen-VL checkpoint → its MCG-RoPE model and processor, in one call."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from clinkd.errors import ClinkdError
+from clinkd.model.modeling import MODEL_CLASSES, RopeSettings, get_rope_settings, set_rope_settings
+from clinkd.model.processor import ClinkdProcessor
+
+__all__ = ["LoadedModel", "ModelLoadError", "load"]
+
+
+class ModelLoadError(ClinkdError):
+    """A model directory that cannot be loaded; the message says why."""
+
+
+class LoadedModel(NamedTuple):
+    """What :func:`load` returns; unpacks as ``model, processor = load(path)``."""
+
+    model: Any
+    processor: ClinkdProcessor | None
+
+
+def load(
+    path: str | Path,
+    rope: RopeSettings | dict | str | None = None,
+    *,
+    dtype: Any = None,
+    device_map: Any = None,
+    with_processor: bool = True,
+    **kwargs,
+) -> LoadedModel:
+    """Load a Qwen2-VL / Qwen2.5-VL / Qwen3-VL directory as the matching MCG-RoPE model class.
+
+    Args:
+        path: a local model directory (``config.json`` + safetensors; a stock Qwen2-VL-2B/7B-Instruct,
+            Qwen2.5-VL or Qwen3-VL download, or a directory saved by clinkd). Nothing is downloaded.
+        rope: ``None`` keeps the scheme the checkpoint was saved with (``config.clinkd_rope``), and uses
+            the ClinKD release setting (MCG-RoPE, gaps 2, strides 1) for a stock checkpoint; ``"mcg"`` or
+            ``"stock"`` (alias ``"mrope"``), or a dict of :class:`RopeSettings` fields, overrides it.
+        dtype: passed to ``from_pretrained`` (e.g. ``torch.bfloat16``, ``"auto"``); ``None``: its default.
+        device_map: passed to ``from_pretrained`` (e.g. ``"auto"``); ``None``: no dispatch.
+        with_processor: also load the tokenizer + image processor of ``path`` (image-only
+            :class:`ClinkdProcessor`); ``None`` in the result when ``False``.
+        **kwargs: further ``from_pretrained`` arguments (e.g. ``attn_implementation``).
+
+    Returns:
+        :class:`LoadedModel` ``(model, processor)``.
+    """
+    directory = Path(path)
+    if not directory.is_dir():
+        raise ModelLoadError(
+            f"{str(path)!r} is not a local directory. clinkd loads models offline only (no hub access at run "
+            "time): download the checkpoint elsewhere (e.g. `huggingface-cli download Qwen/Qwen2-VL-2B-Instruct "
+            "--local-dir DIR`) or build a tiny one with `clinkd model init`, and pass the local directory"
+        )
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        raise ModelLoadError(f"{directory} has no config.json: not a transformers model directory")
+    try:
+        raw = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{config_file} is not readable JSON: {err}") from err
+    model_type = raw.get("model_type")
+    if model_type not in MODEL_CLASSES:
+        raise ModelLoadError(
+            f"{config_file} has model_type {model_type!r}; clinkd supports {sorted(MODEL_CLASSES)}"
+        )
+    cls, _ = MODEL_CLASSES[model_type]
+    config = cls.config_class.from_pretrained(directory, local_files_only=True)
+    settings = RopeSettings.from_value(rope) if rope is not None else get_rope_settings(config)
+    set_rope_settings(config, settings)
+    load_kwargs = dict(kwargs, config=config, local_files_only=True)
+    if dtype is not None:
+        load_kwargs["dtype"] = dtype
+    if device_map is not None:
+        load_kwargs["device_map"] = device_map
+    try:
+        model = cls.from_pretrained(directory, **load_kwargs)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"cannot load the model weights of {directory}: {err}") from err
+    processor = None
+    if with_processor:
+        try:
+            processor = ClinkdProcessor.from_pretrained(directory, local_files_only=True)
+        except (OSError, ValueError, TypeError) as err:
+            raise ModelLoadError(
+                f"cannot load the tokenizer/image processor of {directory}: {err} (pass with_processor=False "
+                "to load the model alone)"
+            ) from err
+    return LoadedModel(model, processor)

@@ -1,0 +1,245 @@
+"""Qwen2-VL / Qwen2.5-VL / Qwen3-VL models whose position ids follow MCG-RoPE (docs/method.md §1).
+
+Each family gets two small subclasses and nothing else is copied from upstream:
+
+* ``Mcg<Family>Model`` overrides only ``get_rope_index`` of the inner model. transformers calls that one
+  method both in the training forward (``compute_3d_position_ids``) and when ``generate`` prepares the
+  prompt's 3D positions, so one override covers training, cached and uncached decoding.
+* ``Mcg<Family>ForConditionalGeneration`` builds the stock model and swaps its inner model's class (the
+  subclass adds no parameter), and registers the stock checkpoint-key mapping under its own class names:
+  ``from_pretrained`` looks the mapping up by class name, and without it a checkpoint saved by the stock
+  class (keys ``model.layers.*``, ``visual.*``) would load with the language model missing.
+
+The scheme and its four parameters live in the model config as ``config.clinkd_rope`` (a plain dict, so
+``save_pretrained``/``from_pretrained`` keep it and stock transformers ignores it)::
+
+    {"scheme": "mcg", "text_to_image_gap": 2, "image_to_text_gap": 2, "stride_h": 1, "stride_w": 1}
+
+``scheme="stock"`` (alias ``"mrope"``) runs the upstream ``get_rope_index`` unchanged, for ablations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from transformers import (
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2_5_VLModel,
+    Qwen2VLForConditionalGeneration,
+    Qwen2VLModel,
+    Qwen3VLForConditionalGeneration,
+    Qwen3VLModel,
+)
+from transformers.conversion_mapping import (
+    get_checkpoint_conversion_mapping,
+    register_checkpoint_conversion_mapping,
+)
+
+from clinkd.errors import ClinkdError
+from clinkd.model.rope import mcg_position_ids
+
+__all__ = [
+    "MODEL_CLASSES",
+    "McgQwen2VLForConditionalGeneration",
+    "McgQwen2_5_VLForConditionalGeneration",
+    "McgQwen3VLForConditionalGeneration",
+    "RopeSettings",
+    "get_rope_settings",
+    "set_rope_settings",
+]
+
+SCHEMES = ("mcg", "stock")
+_ALIASES = {"mrope": "stock", "m-rope": "stock", "mcg-rope": "mcg"}
+CONFIG_KEY = "clinkd_rope"
+
+
+@dataclass(frozen=True)
+class RopeSettings:
+    """The position-id scheme of a model, stored in ``config.clinkd_rope``."""
+
+    scheme: str = "mcg"
+    """``"mcg"`` (MCG-RoPE with the parameters below) or ``"stock"`` (upstream M-RoPE, exactly)."""
+    text_to_image_gap: int = 2
+    """First visual position − last text position; the ClinKD release uses 2, stock M-RoPE 1."""
+    image_to_text_gap: int = 2
+    """First text position after an image − its largest position; release 2, stock 1."""
+    stride_h: int = 1
+    """Step between neighbouring visual rows (release and stock 1)."""
+    stride_w: int = 1
+    """Step between neighbouring visual columns (release and stock 1)."""
+
+    def __post_init__(self):
+        scheme = _ALIASES.get(str(self.scheme).lower(), str(self.scheme).lower())
+        if scheme not in SCHEMES:
+            raise ClinkdError(f"unknown rope scheme {self.scheme!r}: use 'mcg' or 'stock' (alias 'mrope')")
+        object.__setattr__(self, "scheme", scheme)
+        for name in ("text_to_image_gap", "image_to_text_gap", "stride_h", "stride_w"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ClinkdError(f"rope setting {name} must be a positive integer, got {value!r}")
+
+    @classmethod
+    def from_value(cls, value: RopeSettings | dict | str | None) -> RopeSettings:
+        """Build from a scheme name (``"mcg"``, ``"stock"``), a dict of fields, or ``None`` (release defaults)."""
+        if value is None:
+            return cls()
+        if isinstance(value, RopeSettings):
+            return value
+        if isinstance(value, str):
+            return cls(scheme=value)
+        unknown = set(value) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ClinkdError(f"unknown rope settings {sorted(unknown)}")
+        return cls(**value)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def get_rope_settings(config) -> RopeSettings:
+    """The scheme recorded in a (top-level) model config; release MCG-RoPE when none is recorded."""
+    return RopeSettings.from_value(getattr(config, CONFIG_KEY, None))
+
+
+def set_rope_settings(config, rope: RopeSettings | dict | str | None) -> RopeSettings:
+    """Record ``rope`` in ``config`` (in place) so that it is saved with the model; returns it."""
+    settings = RopeSettings.from_value(rope)
+    setattr(config, CONFIG_KEY, settings.to_dict())
+    return settings
+
+
+class _McgRopeMixin:
+    """Overrides ``get_rope_index`` of a Qwen-VL inner model; the rest is the stock class."""
+
+    def _video_time_interval(self, video_grid_thw, kwargs) -> torch.Tensor | None:
+        return None  # Qwen2-VL: temporal ids step by 1
+
+    def _video_grids(self, video_grid_thw):
+        return video_grid_thw
+
+    def get_rope_index(
+        self,
+        input_ids: torch.LongTensor,
+        mm_token_type_ids: torch.IntTensor,
+        image_grid_thw: torch.LongTensor | None = None,
+        video_grid_thw: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Same contract as upstream: ``input_ids`` (B, L) → position ids (3, B, L), deltas (B, 1).
+
+        Under ``scheme="stock"`` this is the upstream method itself; under ``"mcg"`` it is
+        :func:`clinkd.model.rope.mcg_position_ids` with the config's gaps and strides.
+        """
+        settings = get_rope_settings(self.config)
+        if settings.scheme == "stock":
+            return super().get_rope_index(
+                input_ids, mm_token_type_ids, image_grid_thw=image_grid_thw, video_grid_thw=video_grid_thw,
+                attention_mask=attention_mask, **kwargs,
+            )
+        time_interval = self._video_time_interval(video_grid_thw, kwargs)
+        position_ids, rope_deltas = mcg_position_ids(
+            mm_token_type_ids,
+            image_grid_thw,
+            attention_mask,
+            spatial_merge_size=self.config.vision_config.spatial_merge_size,
+            text_to_image_gap=settings.text_to_image_gap,
+            image_to_text_gap=settings.image_to_text_gap,
+            stride_h=settings.stride_h,
+            stride_w=settings.stride_w,
+            video_grid_thw=self._video_grids(video_grid_thw),
+            video_time_interval=time_interval,
+        )
+        return position_ids.to(device=input_ids.device, dtype=input_ids.dtype), rope_deltas.to(input_ids.device)
+
+
+class McgQwen2VLModel(_McgRopeMixin, Qwen2VLModel):
+    """Qwen2-VL inner model with MCG-RoPE position ids."""
+
+
+class McgQwen2_5_VLModel(_McgRopeMixin, Qwen2_5_VLModel):
+    """Qwen2.5-VL inner model with MCG-RoPE position ids (videos: temporal ids in seconds, as upstream)."""
+
+    def _video_time_interval(self, video_grid_thw, kwargs):
+        if video_grid_thw is None:
+            return None
+        seconds = kwargs.get("second_per_grid_ts")
+        if seconds is None:
+            seconds = torch.ones(video_grid_thw.shape[0])
+        seconds = torch.as_tensor(seconds, device=video_grid_thw.device).reshape(-1)
+        return self.config.vision_config.tokens_per_second * seconds
+
+
+class McgQwen3VLModel(_McgRopeMixin, Qwen3VLModel):
+    """Qwen3-VL inner model with MCG-RoPE position ids (videos split into frames, as upstream)."""
+
+    def _video_grids(self, video_grid_thw):
+        if video_grid_thw is None:
+            return None
+        # Qwen3-VL separates video frames with timestamp text: each frame is its own t=1 block
+        frames = torch.repeat_interleave(video_grid_thw, video_grid_thw[:, 0], dim=0)
+        frames[:, 0] = 1
+        return frames
+
+
+class _McgConditionalGenerationMixin:
+    """Builds the stock model, then gives its inner model the MCG class and the config a scheme."""
+
+    _inner_class: type
+
+    def __init__(self, config, *args, **kwargs):
+        # the config is the scheme's only home: write the default into it so a save records it
+        set_rope_settings(config, getattr(config, CONFIG_KEY, None))
+        super().__init__(config, *args, **kwargs)
+        self.model.__class__ = self._inner_class  # no new parameters: a class swap, not a rebuild
+
+    @property
+    def rope_settings(self) -> RopeSettings:
+        return get_rope_settings(self.config)
+
+    def set_rope(self, rope: RopeSettings | dict | str | None) -> RopeSettings:
+        """Switch the scheme in place (recorded in the config, so it is saved)."""
+        settings = set_rope_settings(self.config, rope)
+        self.model.rope_deltas = None
+        return settings
+
+
+class McgQwen2VLForConditionalGeneration(_McgConditionalGenerationMixin, Qwen2VLForConditionalGeneration):
+    """``Qwen2VLForConditionalGeneration`` with MCG-RoPE (or stock M-RoPE, per ``config.clinkd_rope``)."""
+
+    _inner_class = McgQwen2VLModel
+
+
+class McgQwen2_5_VLForConditionalGeneration(_McgConditionalGenerationMixin, Qwen2_5_VLForConditionalGeneration):
+    """``Qwen2_5_VLForConditionalGeneration`` with MCG-RoPE (or stock M-RoPE, per ``config.clinkd_rope``)."""
+
+    _inner_class = McgQwen2_5_VLModel
+
+
+class McgQwen3VLForConditionalGeneration(_McgConditionalGenerationMixin, Qwen3VLForConditionalGeneration):
+    """``Qwen3VLForConditionalGeneration`` with MCG-RoPE (or stock M-RoPE, per ``config.clinkd_rope``)."""
+
+    _inner_class = McgQwen3VLModel
+
+
+#: config ``model_type`` → (our class, the stock class it extends)
+MODEL_CLASSES: dict[str, tuple[type, type]] = {
+    "qwen2_vl": (McgQwen2VLForConditionalGeneration, Qwen2VLForConditionalGeneration),
+    "qwen2_5_vl": (McgQwen2_5_VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration),
+    "qwen3_vl": (McgQwen3VLForConditionalGeneration, Qwen3VLForConditionalGeneration),
+}
+
+
+def _register_key_mappings() -> None:
+    """Give our classes the stock classes' checkpoint-key mappings (looked up by class name)."""
+    pairs = [(ours, stock) for ours, stock in MODEL_CLASSES.values()]
+    pairs += [(McgQwen2VLModel, Qwen2VLModel), (McgQwen2_5_VLModel, Qwen2_5_VLModel), (McgQwen3VLModel, Qwen3VLModel)]
+    for ours, stock in pairs:
+        mapping = get_checkpoint_conversion_mapping(stock.__name__)
+        if mapping is not None:
+            register_checkpoint_conversion_mapping(ours.__name__, mapping, overwrite=True)
+
+
+_register_key_mappings()

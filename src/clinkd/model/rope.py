@@ -1,0 +1,203 @@
+"""Med-CLIP Guided RoPE (MCG-RoPE) position ids as a pure, vectorised function.
+
+See ``docs/method.md`` §1. Qwen2-VL's M-RoPE gives every token three position ids (temporal, height,
+width). MCG-RoPE keeps that layout and changes only the *intervals*: the jump from text into an image
+(``text_to_image_gap``), the jump from an image back to text (``image_to_text_gap``) and the step between
+neighbouring visual rows / columns (``stride_h``, ``stride_w``). With gaps 1 and strides 1 the result is
+exactly the stock ``get_rope_index`` of transformers.
+
+The function works on whole batches with tensor operations only (no Python loop over tokens or samples),
+so it is correct and fast for any batch size, left or right padding, several images per sample,
+text-only samples and images of different grid sizes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from clinkd.errors import ClinkdError
+
+__all__ = ["RopeError", "mcg_position_ids"]
+
+TEXT, IMAGE, VIDEO = 0, 1, 2
+
+
+class RopeError(ClinkdError, ValueError):
+    """Token types and vision grids that do not describe a valid sequence."""
+
+
+def _vision_blocks(
+    types: torch.Tensor,
+    grid_thw: torch.Tensor | None,
+    modality: int,
+    compact: torch.Tensor,
+    spatial_merge_size: int,
+    time_interval: torch.Tensor | None,
+) -> dict[str, torch.Tensor] | None:
+    """Locate every token of one modality and its (t, h, w) index inside its image / video.
+
+    Vision tokens of the batch, read in row-major order, belong to the grids of ``grid_thw`` in order
+    (the processor's order). Tokens are split into blocks by the grid sizes, not by runs of equal type,
+    so two images placed back to back are still two images.
+
+    Returns ``None`` when the batch holds no token of this modality, else a dict of per-token tensors
+    (``rows``, ``cols``, ``block``, ``t``, ``h``, ``w``; shape (n,)) and per-block tensors (``first``,
+    ``last`` column, ``row``, ``extent_h``, ``extent_w``, ``size``; shape (N,)).
+    """
+    name = "image" if modality == IMAGE else "video"
+    rows, cols = (types == modality).nonzero(as_tuple=True)  # (n,), (n,) in row-major order
+    n = rows.numel()
+    n_grids = 0 if grid_thw is None else grid_thw.shape[0]
+    if n == 0 and n_grids == 0:
+        return None
+    if grid_thw is None or grid_thw.ndim != 2 or grid_thw.shape[-1] != 3:
+        raise RopeError(f"{n} {name} tokens in mm_token_type_ids but {name}_grid_thw is missing or not (N, 3)")
+    grid = grid_thw.to(device=types.device, dtype=torch.long)  # (N, 3)
+    gt = grid[:, 0]
+    gh = grid[:, 1] // spatial_merge_size
+    gw = grid[:, 2] // spatial_merge_size
+    size = gt * gh * gw  # (N,) tokens per image after the spatial merge
+    if bool((size <= 0).any()) or bool(((grid[:, 1:] % spatial_merge_size) != 0).any()):
+        raise RopeError(f"{name}_grid_thw {grid.tolist()} has a grid that is empty or not a multiple of "
+                        f"spatial_merge_size={spatial_merge_size}")
+    total = int(size.sum())
+    if total != n:
+        raise RopeError(
+            f"the {name} grids describe {total} {name} tokens ({name}_grid_thw={grid.tolist()}, merge "
+            f"{spatial_merge_size}) but mm_token_type_ids marks {n} non-padding {name} tokens; the "
+            f"{name} placeholders in the text must match the {name}s passed with it"
+        )
+    end = size.cumsum(0)  # (N,)
+    start = end - size
+    rank = torch.arange(n, device=types.device)  # (n,)
+    block = torch.searchsorted(end, rank, right=True)  # (n,) which image each token belongs to
+    off = rank - start[block]  # (n,) offset inside its image, in (t, h, w) raster order
+    w_b, h_b = gw[block], gh[block]
+    t_idx = off // (h_b * w_b)
+    h_idx = (off // w_b) % h_b
+    w_idx = off % w_b
+    if time_interval is not None:  # Qwen2.5-VL videos: temporal ids spaced by seconds per grid
+        scale = time_interval.to(types.device)[block]
+        t_idx = (t_idx.to(scale.dtype) * scale).long()
+    first, last = start, end - 1
+    row_first, row_last = rows[first], rows[last]
+    span = compact[row_last, cols[last]] - compact[row_first, cols[first]] + 1
+    if bool((row_first != row_last).any()) or bool((span != size).any()):
+        bad = int(((row_first != row_last) | (span != size)).nonzero()[0])
+        raise RopeError(
+            f"{name} {bad} (grid {grid[bad].tolist()}, {int(size[bad])} tokens) is not one contiguous run "
+            f"of {name} tokens in one sample; the {name} placeholders do not match {name}_grid_thw"
+        )
+    return {
+        "rows": rows, "cols": cols, "block": block, "t": t_idx, "h": h_idx, "w": w_idx,
+        "row": row_first, "first": cols[first], "last": cols[last],
+        "extent_h": gh - 1, "extent_w": gw - 1, "size": size,
+    }
+
+
+def mcg_position_ids(
+    mm_token_type_ids: torch.Tensor,
+    image_grid_thw: torch.Tensor | None,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    spatial_merge_size: int,
+    text_to_image_gap: int = 2,
+    image_to_text_gap: int = 2,
+    stride_h: int = 1,
+    stride_w: int = 1,
+    video_grid_thw: torch.Tensor | None = None,
+    video_time_interval: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """3D (temporal, height, width) position ids with MCG-RoPE intervals (docs/method.md §1).
+
+    Args:
+        mm_token_type_ids: (B, L) int, 0 text, 1 image, 2 video, as the processor returns it.
+        image_grid_thw: (N, 3) patch grid (t, h, w) of each image, in the order the images occur in the
+            batch (sample by sample, left to right), or ``None`` when there is no image token.
+        attention_mask: (B, L), 1 for real tokens, 0 for padding (left or right, or anywhere). Padding is
+            skipped: it gets position 0 and does not advance the positions.
+        spatial_merge_size: patches merged per side into one LLM token (2 in the Qwen2-VL family).
+        text_to_image_gap: first visual position − last text position (stock 1, ClinKD release 2).
+        image_to_text_gap: first text position after a visual block − its largest height/width position
+            (stock 1, ClinKD release 2).
+        stride_h, stride_w: step between neighbouring visual rows / columns (stock and release 1).
+        video_grid_thw: (V, 3) grids of videos, handled like images (type 2 tokens).
+        video_time_interval: (V,) float spacing of the temporal ids of each video (Qwen2.5-VL:
+            ``tokens_per_second * second_per_grid_ts``); ``None`` means 1.
+
+    Returns:
+        position_ids: (3, B, L) long; text tokens carry the same value in the three rows.
+        rope_deltas: (B, 1) long, ``max(position) + 1 − number of real tokens`` per sample, so that a
+        decode step at cache position ``k`` (counting real tokens only) sits at ``k + rope_deltas``.
+
+    A visual block starts at ``last text position + text_to_image_gap`` (at 0 when it opens the sequence,
+    right after the previous block's text cursor when it directly follows another block) and its token
+    ``(ti, hi, wi)`` gets ``(s + ti, s + hi·stride_h, s + wi·stride_w)``. Text after it continues at
+    ``s + max((h−1)·stride_h, (w−1)·stride_w) + image_to_text_gap`` (the stock rule ignores the temporal
+    row here, and so do we). The worked example of method.md — 5 text tokens, one image of merged grid
+    1×2×2 (patch grid 1×4×4, merge 2), then 3 text tokens:
+
+    >>> types = torch.tensor([[0] * 5 + [1] * 4 + [0] * 3])
+    >>> grid = torch.tensor([[1, 4, 4]])
+    >>> pos, delta = mcg_position_ids(types, grid, spatial_merge_size=2)  # ClinKD: gaps 2, strides 1
+    >>> pos[:, 0].tolist()
+    [[0, 1, 2, 3, 4, 6, 6, 6, 6, 9, 10, 11], [0, 1, 2, 3, 4, 6, 6, 7, 7, 9, 10, 11], [0, 1, 2, 3, 4, 6, 7, 6, 7, 9, 10, 11]]
+    >>> delta.tolist()
+    [[0]]
+    >>> pos, _ = mcg_position_ids(types, grid, spatial_merge_size=2, text_to_image_gap=1, image_to_text_gap=1)
+    >>> pos[:, 0].tolist()  # stock M-RoPE
+    [[0, 1, 2, 3, 4, 5, 5, 5, 5, 7, 8, 9], [0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 8, 9], [0, 1, 2, 3, 4, 5, 6, 5, 6, 7, 8, 9]]
+
+    Raises:
+        RopeError: unknown token types, or vision tokens that do not match the grids.
+    """
+    if mm_token_type_ids.ndim != 2:
+        raise RopeError(f"mm_token_type_ids must be (batch, length), got shape {tuple(mm_token_type_ids.shape)}")
+    if min(text_to_image_gap, image_to_text_gap, stride_h, stride_w) < 1:
+        raise RopeError("MCG-RoPE gaps and strides must be positive integers")
+    device = mm_token_type_ids.device
+    B, L = mm_token_type_ids.shape
+    if attention_mask is None:
+        valid = torch.ones(B, L, dtype=torch.bool, device=device)
+    else:
+        valid = attention_mask.to(device).bool()  # (B, L)
+    types = mm_token_type_ids.long().masked_fill(~valid, -1)  # (B, L), padding → -1
+    if bool(((types < -1) | (types > VIDEO)).any()):
+        raise RopeError("mm_token_type_ids may only hold 0 (text), 1 (image) and 2 (video)")
+    compact = valid.long().cumsum(1) - 1  # (B, L) index among the real tokens of the row
+    n_valid = valid.sum(1)  # (B,)
+
+    blocks = [
+        b for b in (
+            _vision_blocks(types, image_grid_thw, IMAGE, compact, spatial_merge_size, None),
+            _vision_blocks(types, video_grid_thw, VIDEO, compact, spatial_merge_size, video_time_interval),
+        ) if b is not None
+    ]
+    offset = torch.zeros(B, L, dtype=torch.long, device=device)  # (B, L) extra advance of the cursor
+    if blocks:
+        # type of every real token, indexed by its compact index: tells what precedes each block
+        compact_types = torch.full((B, L), -1, dtype=torch.long, device=device)
+        compact_types[valid.nonzero(as_tuple=True)[0], compact[valid]] = types[valid]
+        for blk in blocks:
+            c_first = compact[blk["row"], blk["first"]]  # (N,)
+            prev_type = compact_types[blk["row"], (c_first - 1).clamp(min=0)]
+            after_text = (c_first > 0) & (prev_type == TEXT)
+            gap_in = after_text.long() * (text_to_image_gap - 1)  # cursor (= last text + 1) → block start
+            extent = torch.maximum(blk["extent_h"] * stride_h, blk["extent_w"] * stride_w)
+            # cursor after the block = start + extent + image_to_text_gap; the block's tokens advanced
+            # the compact index by `size`, so the remainder is added to everything after the block
+            blk["gap_in"] = gap_in
+            offset.index_put_((blk["row"], blk["last"]), gap_in + extent + image_to_text_gap - blk["size"],
+                              accumulate=True)
+        offset = offset.cumsum(1) - offset  # (B, L) exclusive: the advance of the blocks before a token
+    text_pos = compact + offset  # (B, L) cursor of every token = its position if it is text
+    position_ids = text_pos.masked_fill(~valid, 0).unsqueeze(0).repeat(3, 1, 1)  # (3, B, L)
+    for blk in blocks:
+        start = text_pos[blk["row"], blk["first"]] + blk["gap_in"]  # (N,) first visual position
+        s = start[blk["block"]]  # (n,)
+        position_ids[0, blk["rows"], blk["cols"]] = s + blk["t"]
+        position_ids[1, blk["rows"], blk["cols"]] = s + blk["h"] * stride_h
+        position_ids[2, blk["rows"], blk["cols"]] = s + blk["w"] * stride_w
+    highest = position_ids.masked_fill(~valid.unsqueeze(0), -1).amax(dim=(0, 2))  # (B,)
+    rope_deltas = torch.where(n_valid > 0, highest + 1 - n_valid, torch.zeros_like(n_valid))
+    return position_ids, rope_deltas.unsqueeze(1)  # (3, B, L), (B, 1)
