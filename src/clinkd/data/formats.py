@@ -322,6 +322,8 @@ class Dataset:
     files: DatasetFiles
     train: list[Sample]
     test: dict[str, list[Sample]]
+    #: for each training sample, the file and record index it was read from (for error messages)
+    train_origin: list[tuple[Path, int]] = field(default_factory=list)
 
     @property
     def image_dir(self) -> Path:
@@ -334,6 +336,10 @@ class Dataset:
 def read_dataset_dir(root: str | os.PathLike) -> Dataset:
     """Read every training and test file of a dataset folder (see :func:`find_dataset_files`)."""
     files = find_dataset_files(root)
-    train = [s for p in files.train for s in read_samples(p)]
+    train, origin = [], []
+    for p in files.train:
+        samples = read_samples(p)
+        train += samples
+        origin += [(p, i) for i in range(len(samples))]
     test = {t: read_samples(files.test[t], task=t) for t in TASKS if t in files.test}
-    return Dataset(files=files, train=train, test=test)
+    return Dataset(files=files, train=train, test=test, train_origin=origin)

@@ -17,6 +17,7 @@ pycocoevalcap's own scorers, as a separate run would.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -94,8 +95,30 @@ def score_caption_tasks(
             split[name] = (hyps, refs)
             hyps_all.extend(hyps)
             refs_all.extend(refs)
-        log.info("METEOR statistics for %d captions (one JVM)", len(hyps_all))
-        stats_all = meteor.stats(hyps_all, [[r] for r in refs_all])
+        # METEOR's per-caption statistics come from Java on one core while Python computes
+        # ROUGE-L, BLEU and CIDEr on the other.
+        log.info("METEOR statistics for %d captions (one JVM, in the background)", len(hyps_all))
+        box: dict[str, object] = {}
+        worker = threading.Thread(target=_collect_stats, args=(meteor, hyps_all, refs_all, box))
+        worker.start()
+        rouge = Rouge()
+        results: dict[str, CaptionResult] = {}
+        bar = _progress(sum(len(t.groups) for t in tasks.values()), progress)
+        for name in names:
+            hyps, refs = split[name]
+            rouge_each = np.array([rouge.calc_score([h], [r]) for h, r in zip(hyps, refs)])
+            res = CaptionResult()
+            for group, idx in tasks[name].groups.items():
+                idx = list(idx)
+                res.scores[group], res.per_sample[group] = _ngram_scores(
+                    [hyps[i] for i in idx], [refs[i] for i in idx], rouge_each[idx])
+                bar.update(1)
+            results[name] = res
+        bar.close()
+        worker.join()
+        if "error" in box:
+            raise box["error"]  # type: ignore[misc]
+        stats_all: list[str] = box["stats"]  # type: ignore[assignment]
 
         spice_all: list[float] | None = None
         if spice_reason is None:
@@ -106,59 +129,57 @@ def score_caption_tasks(
                 if spice is True:
                     raise
 
-        results: dict[str, CaptionResult] = {}
         start = 0
-        group_list = [(name, g) for name in names for g in tasks[name].groups]
-        bar = _progress(len(group_list), progress)
-        rouge = Rouge()
         for name in names:
-            hyps, refs = split[name]
-            n = len(hyps)
+            n = len(split[name][0])
             stats = stats_all[start : start + n]
-            rouge_each = np.array([rouge.calc_score([h], [r]) for h, r in zip(hyps, refs)])
-            spice_each = None if spice_all is None else np.array(spice_all[start : start + n])
+            spice_each = None if spice_all is None else np.asarray(spice_all[start : start + n])
             start += n
-            res = CaptionResult(spice_reason=spice_reason)
+            res = results[name]
+            res.spice_reason = spice_reason
             for group, idx in tasks[name].groups.items():
                 idx = list(idx)
-                res.scores[group], res.per_sample[group] = _score_group(
-                    [hyps[i] for i in idx], [refs[i] for i in idx], [stats[i] for i in idx],
-                    rouge_each[idx], None if spice_each is None else spice_each[idx], meteor)
-                bar.update(1)
-            results[name] = res
-        bar.close()
+                scores, per = res.scores[group], res.per_sample[group]
+                if not idx:
+                    continue
+                meteor_score, meteor_each = meteor.evaluate([stats[i] for i in idx])
+                scores["METEOR"] = float(meteor_score)
+                per["METEOR"] = np.asarray(meteor_each, dtype=float)
+                if spice_each is not None:
+                    value = float(np.mean(spice_each[idx]))
+                    scores["SPICE"] = value if np.isfinite(value) else None
+                    per["SPICE"] = spice_each[idx]
     return results
 
 
-def _score_group(hyps: list[str], refs: list[str], stats: list[str], rouge_each: np.ndarray,
-                 spice_each: np.ndarray | None, meteor: coco_java.MeteorProcess,
-                 ) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
+def _collect_stats(meteor: coco_java.MeteorProcess, hyps: list[str], refs: list[str],
+                   box: dict[str, object]) -> None:
+    try:
+        box["stats"] = meteor.stats(hyps, [[r] for r in refs])
+    except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+        box["error"] = err
+
+
+def _ngram_scores(hyps: list[str], refs: list[str], rouge_each: np.ndarray,
+                  ) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
+    """BLEU-1..4 and CIDEr of one group (pycocoevalcap's scorers), ROUGE-L as the mean of the
+    per-caption scores; METEOR and SPICE are filled in later (``None`` until then)."""
+    scores: dict[str, float | None] = {m: None for m in CAPTION_METRICS}
     if not hyps:
-        return {m: None for m in CAPTION_METRICS}, {}
-    scores: dict[str, float | None] = {}
+        return scores, {}
     bleu = BleuScorer(n=4)
     for h, r in zip(hyps, refs):
         bleu += (h, [r])
     bleu_scores, _ = bleu.compute_score(option="closest", verbose=0)
     for k, v in enumerate(bleu_scores, start=1):
         scores[f"Bleu_{k}"] = float(v)
-    meteor_score, meteor_each = meteor.evaluate(stats)
-    scores["METEOR"] = float(meteor_score)
     scores["ROUGE_L"] = float(np.mean(rouge_each))
     cider = CiderScorer(n=4, sigma=6.0)
     for h, r in zip(hyps, refs):
         cider += (h, [r])
     cider_score, cider_each = cider.compute_score()
     scores["CIDEr"] = float(cider_score)
-    per = {"METEOR": np.asarray(meteor_each, dtype=float), "ROUGE_L": rouge_each,
-           "CIDEr": np.asarray(cider_each, dtype=float)}
-    if spice_each is None:
-        scores["SPICE"] = None
-    else:
-        value = float(np.mean(spice_each))
-        scores["SPICE"] = value if np.isfinite(value) else None
-        per["SPICE"] = spice_each
-    return scores, per
+    return scores, {"ROUGE_L": rouge_each, "CIDEr": np.asarray(cider_each, dtype=float)}
 
 
 def mbmr(scores: Mapping[str, float | None]) -> float | None:

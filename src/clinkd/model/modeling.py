@@ -2,9 +2,10 @@
 
 Each family gets two small subclasses and nothing else is copied from upstream:
 
-* ``Mcg<Family>Model`` overrides only ``get_rope_index`` of the inner model. transformers calls that one
+* ``Mcg<Family>Model`` overrides ``get_rope_index`` of the inner model. transformers calls that one
   method both in the training forward (``compute_3d_position_ids``) and when ``generate`` prepares the
-  prompt's 3D positions, so one override covers training, cached and uncached decoding.
+  prompt's 3D positions, so one override covers training, cached and uncached decoding. (It also wraps
+  ``compute_3d_position_ids`` to fix an upstream shape bug of manual decode steps; see there.)
 * ``Mcg<Family>ForConditionalGeneration`` builds the stock model and swaps its inner model's class (the
   subclass adds no parameter), and registers the stock checkpoint-key mapping under its own class names:
   ``from_pretrained`` looks the mapping up by class name, and without it a checkpoint saved by the stock
@@ -153,6 +154,21 @@ class _McgRopeMixin:
             video_time_interval=time_interval,
         )
         return position_ids.to(device=input_ids.device, dtype=input_ids.dtype), rope_deltas.to(input_ids.device)
+
+    def compute_3d_position_ids(self, *args, **kwargs):
+        """Upstream, plus a fix for decode steps given the whole attention mask.
+
+        In transformers 5.23 a forward with ``past_key_values`` and the full (B, past + new) attention mask
+        and no ``position_ids`` builds positions for the whole mask, ``(3, B, past + new)``, and the attention
+        then fails on the shape. The last ``new`` columns are the right ones (``cumsum(mask) − 1 +
+        rope_deltas``, i.e. text continuing after the largest prompt position, padding skipped); keep those.
+        ``generate`` never takes this path (it passes ``position_ids``), so upstream values are unchanged.
+        """
+        position_ids = super().compute_3d_position_ids(*args, **kwargs)
+        embeds = kwargs["inputs_embeds"] if "inputs_embeds" in kwargs else args[1]
+        if position_ids is not None and embeds is not None and position_ids.shape[-1] > embeds.shape[1]:
+            position_ids = position_ids[..., -embeds.shape[1]:]  # (3, B, new)
+        return position_ids
 
 
 class McgQwen2VLModel(_McgRopeMixin, Qwen2VLModel):

@@ -48,8 +48,7 @@ def make_image_processor(
     ``patch_size * merge_size``.
     """
     return Qwen2VLImageProcessorPil(
-        min_pixels=min_pixels, max_pixels=max_pixels, patch_size=patch_size, merge_size=merge_size,
-        size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
+        patch_size=patch_size, merge_size=merge_size, size={"shortest_edge": min_pixels, "longest_edge": max_pixels}
     )
 
 

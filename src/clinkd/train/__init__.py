@@ -1,0 +1,1 @@
+"""Training stages: supervised fine-tuning, pseudo-label distillation, reflective correction."""

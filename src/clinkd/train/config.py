@@ -1,0 +1,259 @@
+"""Typed configuration of a training run: ``clinkd train CONFIG.yaml [--section.key=value ...]``.
+
+A run is one stage (``sft`` or ``distill``) or a ``pipeline`` of stages (the ClinKD recipe: teacher SFT →
+pseudo-label distillation of the student → student SFT with reflective correction). Sections:
+
+- ``data``   — :class:`DataConfig`, the dataset folder;
+- ``model``  — :class:`ModelConfig`, the model trained (a checkpoint or a tiny model built here);
+- ``distill``— :class:`DistillConfig`, the teacher and the pseudo-label curriculum (stage ``distill``);
+- ``rct``    — :class:`RCTConfig`, reflective correction (an option of stage ``sft``);
+- ``train``  — :class:`ClinkdTrainingArguments`, transformers' ``TrainingArguments`` (accelerate,
+  DeepSpeed and FSDP come with it) plus nothing else.
+
+In a pipeline, ``stages`` lists named stages, each a mapping of the same sections that override the
+top-level ones; ``@name`` in ``model.path`` or ``distill.teacher`` refers to the model written by an
+earlier stage (its output folder ``train.output_dir/<name>``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from transformers import TrainingArguments
+
+from clinkd.config import ConfigError, deep_merge, from_dict, help_field, parse_overrides, read_yaml, to_dict
+
+Stage = Literal["sft", "distill"]
+
+
+@dataclass
+class DataConfig:
+    dir: str = help_field("runs/data", "dataset folder as `clinkd data synth` writes it, or real Med-GRIT files")
+    synth_if_missing: bool = help_field(True, "generate the synthetic benchmark into `dir` when it does not exist")
+    synth_images: int = help_field(480, "images of the synthetic benchmark generated when missing")
+    synth_seed: int = help_field(0, "seed of the synthetic benchmark generated when missing")
+    max_train_samples: int | None = help_field(None, "use at most this many training records (None: all)")
+    box_style: Literal["qwen", "qwen2", "clinkd"] = help_field(
+        "qwen", "box/ref markup of the training text (qwen: <box>..</box>, as Med-GRIT writes it)"
+    )
+
+    def __post_init__(self):
+        if self.synth_images < 8:
+            raise ConfigError("data.synth_images: must be at least 8 (one image per modality)")
+        if self.max_train_samples is not None and self.max_train_samples <= 0:
+            raise ConfigError("data.max_train_samples: must be positive or null")
+
+
+@dataclass
+class ModelConfig:
+    path: str | None = help_field(None, "checkpoint folder to fine-tune (a real Qwen2-VL, a clinkd model, or @stage)")
+    init: Literal["tiny-student", "tiny-teacher"] | None = help_field(
+        "tiny-student", "when `path` is null: build this tiny model from its config (offline)"
+    )
+    rope: Literal["mcg", "stock"] = help_field("mcg", "position ids: MCG-RoPE (ClinKD) or stock M-RoPE")
+    text_to_image_gap: int = help_field(2, "MCG-RoPE: first visual position minus last text position")
+    image_to_text_gap: int = help_field(2, "MCG-RoPE: first text position after an image minus max visual position")
+    stride_h: int = help_field(1, "MCG-RoPE: step between neighbouring visual rows")
+    stride_w: int = help_field(1, "MCG-RoPE: step between neighbouring visual columns")
+    dtype: Literal["float32", "bfloat16", "float16"] = help_field("float32", "weights' dtype when loading")
+    freeze_vision: bool = help_field(False, "keep the vision tower frozen")
+    lora_r: int = help_field(0, "LoRA rank; 0 trains all weights (full fine-tuning)")
+    lora_alpha: int = help_field(16, "LoRA scaling")
+    lora_dropout: float = help_field(0.05, "LoRA dropout")
+    lora_target_modules: list[str] = help_field(
+        ["q_proj", "k_proj", "v_proj", "o_proj"], "language-model modules LoRA adapts"
+    )
+
+    def __post_init__(self):
+        if self.path is None and self.init is None:
+            raise ConfigError("model: give model.path (a checkpoint folder) or model.init (a tiny size)")
+        for k in ("text_to_image_gap", "image_to_text_gap", "stride_h", "stride_w"):
+            if getattr(self, k) < 1:
+                raise ConfigError(f"model.{k}: must be >= 1")
+        if self.lora_r < 0:
+            raise ConfigError("model.lora_r: must be >= 0")
+
+
+@dataclass
+class DistillConfig:
+    teacher: str | None = help_field(None, "teacher checkpoint folder (or @stage); shares the student's tokenizer")
+    alpha: float = help_field(0.5, "weight of the KL term: loss = (alpha*KL + CE) / (1 + alpha)")
+    temperature: float = help_field(0.5, "softmax temperature of the KL term")
+    subset: float = help_field(1.0, "fraction of training records pseudo-labelled and distilled")
+    curriculum_phases: int = help_field(4, "the curriculum admits samples in this many phases, most confident first")
+    margin_floor: float = help_field(0.3, "a pseudo-label whose confidence margin is below this is replaced by the ground truth")
+    replace_contradicting: bool = help_field(
+        True, "replace pseudo-labels that contradict the ground truth (box IoU < 0.5 or another object name)"
+    )
+    max_new_tokens: int = help_field(128, "longest pseudo-label generated")
+    generation_batch_size: int = help_field(16, "batch size of pseudo-label generation")
+
+    def __post_init__(self):
+        if self.alpha < 0:
+            raise ConfigError("distill.alpha: must be >= 0")
+        if self.temperature <= 0:
+            raise ConfigError("distill.temperature: must be > 0")
+        if not 0 < self.subset <= 1:
+            raise ConfigError("distill.subset: must be in (0, 1]")
+        if self.curriculum_phases < 1:
+            raise ConfigError("distill.curriculum_phases: must be >= 1")
+        if not 0 <= self.margin_floor <= 1:
+            raise ConfigError("distill.margin_floor: must be in [0, 1]")
+
+
+@dataclass
+class RCTConfig:
+    enabled: bool = help_field(False, "reflective correction training during SFT")
+    rounds: int = help_field(2, "correction rounds, at equally spaced points of training")
+    sample_size: int = help_field(64, "training questions the model answers at each round")
+    num_candidates: int = help_field(4, "candidates sampled per wrong answer, with the reference as a hint")
+    iou_threshold: float = help_field(0.5, "an answer box below this IoU with the reference is wrong")
+    similarity_threshold: float = help_field(0.75, "an answer less similar than this to the reference is wrong")
+    sampling_temperature: float = help_field(0.9, "temperature of candidate sampling")
+    replay: int = help_field(2, "times each correction sample is replayed in the rest of training")
+    max_new_tokens: int = help_field(128, "longest answer generated")
+    generation_batch_size: int = help_field(16, "batch size of generation")
+
+    def __post_init__(self):
+        if self.rounds < 1 or self.sample_size < 1 or self.num_candidates < 1 or self.replay < 1:
+            raise ConfigError("rct.rounds, rct.sample_size, rct.num_candidates and rct.replay must be >= 1")
+        if not 0 <= self.iou_threshold <= 1 or not -1 <= self.similarity_threshold <= 1:
+            raise ConfigError("rct.iou_threshold must be in [0, 1] and rct.similarity_threshold in [-1, 1]")
+
+
+@dataclass
+class ClinkdTrainingArguments(TrainingArguments):
+    """transformers' ``TrainingArguments`` with defaults that run anywhere (CPU included).
+
+    Every TrainingArguments option is a ``train.`` key (``train.deepspeed``, ``train.bf16``, ...).
+    """
+
+    output_dir: str | None = field(default="runs/train", metadata={"help": "where checkpoints and the final model go"})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "batch size per device"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate"})
+    max_steps: int = field(default=200, metadata={"help": "optimizer steps (-1: use num_train_epochs)"})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "learning-rate schedule"})
+    warmup_steps: float = field(default=0.05, metadata={"help": "warm-up steps (a float < 1 is a fraction of training)"})
+    logging_steps: float = field(default=10, metadata={"help": "log every N steps"})
+    save_steps: float = field(default=100, metadata={"help": "checkpoint every N steps"})
+    save_total_limit: int | None = field(default=2, metadata={"help": "keep this many checkpoints"})
+    report_to: None | str | list[str] = field(default="none", metadata={"help": "loggers (none, tensorboard, wandb)"})
+    optim: str = field(default="adamw_torch", metadata={"help": "optimizer"})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "must stay false: batches carry images"})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "data loader workers"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+
+    def __post_init__(self):
+        if self.learning_rate <= 0:
+            raise ConfigError(f"train.learning_rate: must be > 0, got {self.learning_rate}")
+        if self.per_device_train_batch_size < 1:
+            raise ConfigError("train.per_device_train_batch_size: must be >= 1")
+        if self.max_steps == 0 or (self.max_steps < 0 and self.num_train_epochs <= 0):
+            raise ConfigError("train.max_steps: must be positive (or -1 with train.num_train_epochs > 0)")
+        if self.remove_unused_columns:
+            raise ConfigError("train.remove_unused_columns: must be false (the collator's image tensors are needed)")
+        super().__post_init__()
+
+
+@dataclass
+class RunConfig:
+    """One training stage."""
+
+    stage: Stage = help_field("sft", "sft (with optional reflective correction) or distill")
+    name: str = help_field("run", "the stage's name (pipelines write it to train.output_dir/<name>)")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    rct: RCTConfig = field(default_factory=RCTConfig)
+    train: ClinkdTrainingArguments = field(default_factory=ClinkdTrainingArguments)
+
+    def __post_init__(self):
+        if self.stage == "distill" and not self.distill.teacher:
+            raise ConfigError("distill.teacher: stage distill needs a teacher checkpoint (or @stage)")
+
+    def to_dict(self) -> dict:
+        d = to_dict(self)
+        # keep only the TrainingArguments that differ from transformers' defaults: readable run files
+        base = to_dict(TrainingArguments(output_dir="x"))
+        d["train"] = {k: v for k, v in d["train"].items() if k == "output_dir" or base.get(k) != v}
+        return d
+
+
+SECTIONS = ("data", "model", "distill", "rct", "train")
+
+
+def load_run_configs(path: str | Path | None, overrides: list[str] | None = None) -> list[RunConfig]:
+    """Read a recipe (a single stage, or ``stages:`` of a pipeline) and apply command-line overrides.
+
+    Overrides apply to every stage (``--train.max_steps=20`` shortens all of them); ``--<stage>.<section>.<key>``
+    targets one stage of a pipeline. Every stage is fully validated before any work starts.
+    """
+    raw = read_yaml(path) if path is not None else {}
+    extra = parse_overrides(overrides or [])
+    stages = raw.pop("stages", None)
+    if stages is None:
+        cfg = _build(deep_merge(raw, extra), prefix="")
+        return [cfg]
+    if not isinstance(stages, dict) or not stages:
+        raise ConfigError("stages: expected a mapping of stage name -> sections")
+    per_stage = {k: extra.pop(k) for k in list(extra) if k in stages}
+    base = deep_merge(raw, extra)
+    out_root = Path(base.get("train", {}).get("output_dir", "runs/train"))
+    configs = []
+    for name, spec in stages.items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"stages.{name}: expected a mapping of sections")
+        merged = deep_merge(deep_merge(copy.deepcopy(base), spec), per_stage.get(name, {}))
+        merged["name"] = name
+        merged.setdefault("train", {})
+        if "output_dir" not in spec.get("train", {}) and "output_dir" not in per_stage.get(name, {}).get("train", {}):
+            merged["train"]["output_dir"] = str(out_root / name)
+        configs.append(_build(merged, prefix=f"stages.{name}."))
+    names = [c.name for c in configs]
+    outs = {c.name: c.train.output_dir for c in configs}
+    for i, c in enumerate(configs):
+        for key, value in (("model.path", c.model.path), ("distill.teacher", c.distill.teacher)):
+            if value and value.startswith("@"):
+                ref = value[1:]
+                if ref not in names[:i]:
+                    raise ConfigError(f"stages.{c.name}.{key}: {value} does not name an earlier stage ({names[:i]})")
+                if key == "model.path":
+                    c.model.path = outs[ref]
+                else:
+                    c.distill.teacher = outs[ref]
+    return configs
+
+
+def _build(data: dict, prefix: str) -> RunConfig:
+    data = dict(data)
+    data.setdefault("train", {})
+    try:
+        return from_dict(RunConfig, data)
+    except ConfigError as err:
+        if prefix:
+            raise ConfigError(f"{prefix}{err}") from None
+        raise
+
+
+def field_docs(cls=RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """``(key, default, help)`` of every documented field, for ``clinkd train --help-config``."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        sub = f.type if dataclasses.is_dataclass(f.type) else None
+        if sub is None and f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            obj = f.default_factory()  # type: ignore[misc]
+            if dataclasses.is_dataclass(obj) and not isinstance(obj, TrainingArguments):
+                rows += field_docs(type(obj), key + ".")
+                continue
+            if isinstance(obj, TrainingArguments):
+                rows.append((key + ".*", "", "any transformers TrainingArguments option"))
+                continue
+        if f.metadata.get("help"):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            rows.append((key, repr(default), f.metadata["help"]))
+    return rows

@@ -1,0 +1,139 @@
+"""Training examples and their collation into model batches.
+
+A :class:`TrainItem` is one image with one or more (question, answer) turns. The collator renders each
+with the processor's chat template, runs the image-only processor (which expands the image tokens and
+gives ``mm_token_type_ids`` for MCG-RoPE), and sets ``labels`` to the tokens of every assistant answer,
+its closing ``<|im_end|>`` included, with -100 on the system prompt, the questions, the image tokens and
+the padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from clinkd.data.boxes import convert_markup
+from clinkd.data.formats import Dataset
+from clinkd.data.images import load_image
+from clinkd.data.sample import Sample, strip_image_tag
+from clinkd.errors import DataError, ImageLoadError
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class TrainItem:
+    """One training example: an image and its (question, answer) turns, questions without the image tag."""
+
+    image: Path
+    turns: list[tuple[str, str]]
+    source: str = ""  # where it came from, for error messages: "train.json [record 12]"
+    kind: str = "gt"  # gt | pseudo | correction
+    margin: float | None = None  # teacher confidence margin (pseudo-labels)
+    meta: dict = field(default_factory=dict)
+
+
+def sample_to_item(sample: Sample, image_dir: Path, source: str = "", box_style: str | None = None) -> TrainItem:
+    turns = []
+    for t in sample.turns:
+        q, a = strip_image_tag(t.question)[0], t.answer
+        if box_style is not None:
+            q, a = convert_markup(q, box_style), convert_markup(a, box_style)
+        turns.append((q, a))
+    return TrainItem(image=image_dir / sample.image, turns=turns, source=source, meta={"id": sample.id})
+
+
+def items_from_dataset(ds: Dataset, box_style: str | None = None, max_samples: int | None = None) -> list[TrainItem]:
+    """Every training record as an item; a missing image is an error naming its record, raised now."""
+    items, missing = [], []
+    for i, s in enumerate(ds.train[: max_samples or None]):
+        path, record = ds.train_origin[i] if i < len(ds.train_origin) else (ds.files.root, i)
+        item = sample_to_item(s, ds.image_dir, source=f"{path} [record {record}]", box_style=box_style)
+        if not item.image.is_file():
+            missing.append(f"{item.source} (id {s.id}): image not found: {item.image}")
+        items.append(item)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise DataError(f"{missing[0]}{more}; run `clinkd data check {ds.files.root}` for the full list", ds.files.root)
+    if not items:
+        raise DataError("no training records", ds.files.root)
+    return items
+
+
+def _messages(turns: Sequence[tuple[str, str]], with_image: bool = True) -> list[dict]:
+    msgs = []
+    for i, (q, a) in enumerate(turns):
+        content = ([{"type": "image"}] if i == 0 and with_image else []) + [{"type": "text", "text": q}]
+        msgs.append({"role": "user", "content": content})
+        msgs.append({"role": "assistant", "content": [{"type": "text", "text": a}]})
+    return msgs
+
+
+def assistant_label_mask(input_ids: torch.Tensor, header_ids: Sequence[int], end_id: int) -> torch.Tensor:
+    """(B, L) bool: True on every token of an assistant answer and on the ``<|im_end|>`` closing it.
+
+    An answer starts right after the token sequence ``header_ids`` (``<|im_start|>assistant\\n``) and ends
+    at the next ``end_id``. Vectorised: no loop over tokens.
+    """
+    B, L = input_ids.shape
+    h = len(header_ids)
+    pos = torch.arange(L, device=input_ids.device).expand(B, L)
+    starts = torch.zeros(B, L, dtype=torch.bool, device=input_ids.device)
+    if L >= h:
+        windows = input_ids.unfold(1, h, 1)  # (B, L-h+1, h)
+        hit = (windows == torch.as_tensor(header_ids, device=input_ids.device)).all(-1)  # (B, L-h+1)
+        starts[:, h:] = hit[:, : L - h]  # the answer's first token follows the header
+    ends = input_ids == end_id
+    neg = torch.full_like(pos, -1)
+    last_start = torch.where(starts, pos, neg).cummax(1).values  # (B, L) last answer start at or before t
+    last_end = torch.where(ends, pos, neg).cummax(1).values
+    last_end_before = torch.cat([neg[:, :1], last_end[:, :-1]], dim=1)  # strictly before t
+    return (last_start >= 0) & (last_start > last_end_before)
+
+
+class ConversationCollator:
+    """Items → a padded batch with ``labels`` on the assistant answers (see module docstring)."""
+
+    def __init__(self, processor, system: str | None = None):
+        self.processor = processor
+        tok = processor.tokenizer
+        self.header_ids = tok.encode("<|im_start|>assistant\n", add_special_tokens=False)
+        self.end_id = tok.convert_tokens_to_ids("<|im_end|>")
+        self.system = system
+
+    def texts(self, items: Sequence[TrainItem]) -> list[str]:
+        out = []
+        for it in items:
+            msgs = _messages(it.turns)
+            if self.system:
+                msgs = [{"role": "system", "content": self.system}] + msgs
+            out.append(self.processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=False))
+        return out
+
+    def load_images(self, items: Sequence[TrainItem]) -> list:
+        images = []
+        for it in items:
+            try:
+                images.append(load_image(it.image))
+            except ImageLoadError as err:
+                raise DataError(f"training sample {it.source or it.meta.get('id', '?')}: {err}") from err
+        return images
+
+    def __call__(self, items: Sequence[TrainItem]) -> dict[str, torch.Tensor]:
+        tok = self.processor.tokenizer
+        old = tok.padding_side
+        tok.padding_side = "right"
+        try:
+            batch = dict(
+                self.processor(images=self.load_images(items), text=self.texts(items), padding=True, return_tensors="pt")
+            )
+        finally:
+            tok.padding_side = old
+        answer = assistant_label_mask(batch["input_ids"], self.header_ids, self.end_id)
+        answer &= batch["attention_mask"].bool()
+        batch["labels"] = batch["input_ids"].masked_fill(~answer, IGNORE_INDEX)
+        return batch
+
