@@ -24,16 +24,21 @@ from clinkd.model import build_batch, build_tiny_model, build_tiny_processor, mc
 from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLModel
 
 
-def timeit(fn, repeats: int, warmup: int = 2) -> tuple[float, float]:
-    """Median and min wall time of ``fn()`` in milliseconds."""
+def timeit(fns: dict, rounds: int, warmup: int = 2) -> dict[str, tuple[float, float]]:
+    """Median and min wall time (ms) of each ``fn()``, calls interleaved round by round.
+
+    Interleaving spreads the noise of a shared machine evenly over the candidates.
+    """
     for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times), min(times)
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 
 def rope_batch(batch: int = 32, length: int = 1000, seed: int = 0, merge: int = 2):
@@ -95,15 +100,13 @@ def bench_rope(threads: int) -> None:
 
     a, b = stock(), ours_stock_settings()
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]), "outputs differ at stock settings"
-    t_stock = timeit(stock, repeats=10)
-    t_ours = timeit(ours_stock_settings, repeats=50)
-    t_mcg = timeit(ours_release, repeats=50)
-    print(f"  {'':40s} {'median ms':>10s} {'min ms':>8s} {'speed-up':>9s}")
-    print(f"  {'transformers get_rope_index (stock)':40s} {t_stock[0]:10.2f} {t_stock[1]:8.2f} {'1.0x':>9s}")
-    print(f"  {'clinkd mcg_position_ids, gaps 1 (=stock)':40s} {t_ours[0]:10.2f} {t_ours[1]:8.2f} "
-          f"{t_stock[0] / t_ours[0]:8.1f}x")
-    print(f"  {'clinkd mcg_position_ids, gaps 2 (release)':40s} {t_mcg[0]:10.2f} {t_mcg[1]:8.2f} "
-          f"{t_stock[0] / t_mcg[0]:8.1f}x")
+    t = timeit({"transformers get_rope_index (stock)": stock,
+                "clinkd mcg_position_ids, gaps 1 (=stock)": ours_stock_settings,
+                "clinkd mcg_position_ids, gaps 2 (release)": ours_release}, rounds=30)
+    ref = t["transformers get_rope_index (stock)"]
+    print(f"  {'':42s} {'median ms':>10s} {'min ms':>8s} {'speed-up (median / min)':>24s}")
+    for name, (med, low) in t.items():
+        print(f"  {name:42s} {med:10.2f} {low:8.2f} {ref[0] / med:14.1f}x / {ref[1] / low:4.1f}x")
     return processor
 
 
@@ -115,15 +118,17 @@ def bench_forward(processor, batch: int = 8) -> None:
     inputs = build_batch(processor, images, questions, ["The liver is at <box>(120,80),(300,260)</box>."] * batch)
     print(f"tiny student forward: batch {batch} × {inputs['input_ids'].shape[1]} tokens, 224×224 images "
           f"(64 image tokens each), no grad")
-    results = {}
+
+    def forward(scheme):
+        def run():
+            model.set_rope(scheme)
+            model(**inputs)
+        return run
+
     with torch.no_grad():
-        for _ in range(2):  # interleave the two settings to even out drift
-            for scheme in ("stock", "mcg"):
-                model.set_rope(scheme)
-                t = timeit(lambda: model(**inputs), repeats=8)
-                results.setdefault(scheme, []).append(t[0])
-    for scheme, times in results.items():
-        print(f"  rope={scheme:6s} median {min(times):8.2f} ms")
+        t = timeit({"stock": forward("stock"), "mcg": forward("mcg")}, rounds=20)
+    for scheme, (med, low) in t.items():
+        print(f"  rope={scheme:6s} median {med:8.2f} ms   min {low:8.2f} ms")
 
 
 def main() -> None:

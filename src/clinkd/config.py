@@ -91,6 +91,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if tp is float:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
+            if isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         if tp is int:
             if isinstance(value, int) and not isinstance(value, bool):
@@ -178,6 +183,11 @@ def parse_overrides(args: list[str]) -> dict:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads 1e-4 as a string
+                value = float(value) if any(c in value for c in "eE.") and not value.isalpha() else value
+            except ValueError:
+                pass
         node = out
         parts = key.split(".")
         for part in parts[:-1]:

@@ -48,6 +48,46 @@ def test_equals_stock_on_random_batches(seed):
     assert sides == {"left", "right"}
 
 
+def test_equals_stock_with_padding_inside_samples():
+    """Masked text tokens anywhere (e.g. packed or edited prompts): skipped, as upstream skips them."""
+    stock = stock_rope_index(merge=2)
+    gen = torch.Generator().manual_seed(7)
+    holes_before_images = 0
+    for _ in range(40):
+        ids, types, mask, grid, _ = random_batch(gen, 4)
+        # mask text tokens that follow text, so every text run keeps a token (upstream merges two
+        # images that touch, so it cannot be compared there) — holes right before images included
+        after_text = torch.cat([torch.zeros_like(types[:, :1]), types[:, :-1]], 1) == 0
+        after_text[:, 0] = False
+        holes = (torch.rand(mask.shape, generator=gen) < 0.3) & (types == 0) & after_text
+        mask = mask.masked_fill(holes, 0)
+        holes_before_images += int((holes[:, :-1] & (types[:, 1:] == 1)).sum())
+        expected = stock(ids, types, image_grid_thw=grid, attention_mask=mask)
+        got = mcg_position_ids(types, grid, mask, spatial_merge_size=2, **STOCK)
+        assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+        # release settings: a hole right before an image does not change the gap (a masked token is absent)
+        rel = mcg_position_ids(types, grid, mask, spatial_merge_size=2)[0]
+        for b in range(types.shape[0]):
+            keep = mask[b].bool()
+            alone = mcg_position_ids(types[b:b + 1, keep], _grids_of_row(types, grid, b), spatial_merge_size=2)[0]
+            assert torch.equal(rel[:, b, keep], alone[:, 0])
+    assert holes_before_images > 0
+
+
+def _grids_of_row(types, grid, row):
+    """The rows of ``grid`` that belong to the images of sample ``row``."""
+    if grid is None:
+        return None
+    sizes = (grid.prod(-1) // 4).tolist()
+    before = int((types[:row] == 1).sum())
+    out, seen = [], 0
+    for g, n in zip(grid.tolist(), sizes):
+        if before <= seen < before + int((types[row] == 1).sum()):
+            out.append(g)
+        seen += n
+    return torch.tensor(out) if out else None
+
+
 def test_equals_stock_without_mask_and_other_merge():
     stock = stock_rope_index(merge=3)
     gen = torch.Generator().manual_seed(11)

@@ -17,7 +17,7 @@ from clinkd import __version__
 from clinkd.errors import ClinkdError
 
 # Order is the order shown by --help: data → model → train → infer → eval, then the user-facing tools.
-COMMANDS: tuple[str, ...] = ("data", "eval", "model", "demo")
+COMMANDS: tuple[str, ...] = ("data", "model", "train", "eval", "demo")
 
 
 class CLIError(ClinkdError):
@@ -39,9 +39,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def join_dotted_overrides(argv: list[str]) -> list[str]:
+    """``--section.key VALUE`` → ``--section.key=VALUE``, so that argparse never mistakes VALUE for a
+    positional argument (dotted options are always configuration overrides)."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--") and "." in a.split("=", 1)[0] and "=" not in a and i + 1 < len(argv):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(a)
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = join_dotted_overrides(list(sys.argv[1:] if argv is None else argv))
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

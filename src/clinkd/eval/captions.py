@@ -7,11 +7,13 @@ depend on the group:
 
 * tokenisation (line by line, so one run over everything gives the same tokens),
 * METEOR's per-caption ``SCORE`` statistics (the group's ``EVAL`` then aggregates its own lines),
+* n-gram counts and BLEU's per-caption statistics (the group's corpus BLEU sums its own),
 * ROUGE-L per caption (the group score is the plain mean),
 * SPICE per caption (likewise a plain mean).
 
-BLEU (corpus n-gram counts) and CIDEr (IDF over the group's references) are computed per group with
-pycocoevalcap's own scorers, as a separate run would.
+CIDEr's IDF is computed over each group's own references, as a separate run would. The arithmetic
+is pycocoevalcap's, bit for bit (see :mod:`clinkd.eval.ngram`); SPICE, BLEU's final step and METEOR
+run pycocoevalcap's own code or jar.
 """
 
 from __future__ import annotations
@@ -22,11 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from pycocoevalcap.bleu.bleu_scorer import BleuScorer
-from pycocoevalcap.cider.cider_scorer import CiderScorer
-from pycocoevalcap.rouge.rouge import Rouge
 
-from clinkd.eval import coco_java
+from clinkd.eval import coco_java, ngram
 
 log = logging.getLogger(__name__)
 
@@ -69,117 +68,95 @@ def score_caption_tasks(
         spice: ``True`` to require SPICE, ``False`` to skip it, ``None`` (default) to compute it when
             the CoreNLP jars are present and report it unavailable otherwise.
         progress: show a progress bar over groups.
+
+    The METEOR JVM scores on one core (statistics, then one ``EVAL`` per group) while this thread
+    computes BLEU, ROUGE-L and CIDEr on the other.
     """
-    names = list(tasks)
+    names = [n for n in tasks if len(tasks[n].hyps)]
+    results: dict[str, CaptionResult] = {n: CaptionResult() for n in tasks}
     if not names:
-        return {}
+        return results
     spice_reason = "not requested" if spice is False else coco_java.spice_unavailable_reason()
     if spice is True and spice_reason:
         raise RuntimeError(f"SPICE was required but cannot run: {spice_reason}")
 
     with coco_java.MeteorProcess() as meteor:  # the JVM loads while we tokenise
         texts: list[str] = []
-        offsets: dict[str, int] = {}
         for name in names:
-            offsets[name] = len(texts)
             texts.extend(tasks[name].hyps)
             texts.extend(tasks[name].refs)
         log.info("tokenising %d captions (one PTB tokenizer run)", len(texts))
         tokens = coco_java.ptb_tokenize(texts)
-        hyps_all: list[str] = []
-        refs_all: list[str] = []
         split: dict[str, tuple[list[str], list[str]]] = {}
+        pos = 0
         for name in names:
-            n, o = len(tasks[name].hyps), offsets[name]
-            hyps, refs = tokens[o : o + n], tokens[o + n : o + 2 * n]
-            split[name] = (hyps, refs)
-            hyps_all.extend(hyps)
-            refs_all.extend(refs)
-        # METEOR's per-caption statistics come from Java on one core while Python computes
-        # ROUGE-L, BLEU and CIDEr on the other.
-        log.info("METEOR statistics for %d captions (one JVM, in the background)", len(hyps_all))
-        box: dict[str, object] = {}
-        worker = threading.Thread(target=_collect_stats, args=(meteor, hyps_all, refs_all, box))
-        worker.start()
-        rouge = Rouge()
-        results: dict[str, CaptionResult] = {}
-        bar = _progress(sum(len(t.groups) for t in tasks.values()), progress)
+            n = len(tasks[name].hyps)
+            split[name] = (tokens[pos : pos + n], tokens[pos + n : pos + 2 * n])
+            pos += 2 * n
+        hyps_all = [h for name in names for h in split[name][0]]
+        refs_all = [r for name in names for r in split[name][1]]
+
+        # (task, group, global indices) of every non-empty group, in a fixed order
+        jobs: list[tuple[str, str, list[int]]] = []
+        offset = 0
         for name in names:
-            hyps, refs = split[name]
-            rouge_each = np.array([rouge.calc_score([h], [r]) for h, r in zip(hyps, refs)])
-            res = CaptionResult()
             for group, idx in tasks[name].groups.items():
-                idx = list(idx)
-                res.scores[group], res.per_sample[group] = _ngram_scores(
-                    [hyps[i] for i in idx], [refs[i] for i in idx], rouge_each[idx])
-                bar.update(1)
-            results[name] = res
+                if idx:
+                    jobs.append((name, group, [offset + i for i in idx]))
+            offset += len(split[name][0])
+        log.info("METEOR over %d captions, %d groups (one JVM, in the background)",
+                 len(hyps_all), len(jobs))
+        box: dict[str, object] = {}
+        worker = threading.Thread(target=_meteor_worker,
+                                  args=(meteor, hyps_all, refs_all, [j[2] for j in jobs], box))
+        worker.start()
+
+        cooked_h, cooked_r = ngram.precook(hyps_all), ngram.precook(refs_all)
+        rouge_all = np.array([ngram.rouge_l(h, r) for h, r in zip(hyps_all, refs_all)])
+        bleu_all = [ngram.bleu_stats(h, r) for h, r in zip(cooked_h, cooked_r)]
+        bar = _progress(len(jobs), progress)
+        for name, group, idx in jobs:
+            scores: dict[str, float | None] = {m: None for m in CAPTION_METRICS}
+            for k, v in enumerate(ngram.bleu([bleu_all[i] for i in idx]), start=1):
+                scores[f"Bleu_{k}"] = v
+            rouge_each = rouge_all[idx]
+            scores["ROUGE_L"] = float(np.mean(rouge_each))
+            cider_score, cider_each = ngram.cider([cooked_h[i] for i in idx], [cooked_r[i] for i in idx])
+            scores["CIDEr"] = cider_score
+            results[name].scores[group] = scores
+            results[name].per_sample[group] = {"ROUGE_L": rouge_each, "CIDEr": cider_each}
+            bar.update(1)
         bar.close()
         worker.join()
         if "error" in box:
             raise box["error"]  # type: ignore[misc]
-        stats_all: list[str] = box["stats"]  # type: ignore[assignment]
+        for (name, group, _), (score, each) in zip(jobs, box["meteor"]):  # type: ignore[arg-type]
+            results[name].scores[group]["METEOR"] = float(score)
+            results[name].per_sample[group]["METEOR"] = np.asarray(each, dtype=float)
 
-        spice_all: list[float] | None = None
-        if spice_reason is None:
-            try:
-                spice_all = coco_java.spice_scores(hyps_all, [[r] for r in refs_all])
-            except Exception as err:  # noqa: BLE001 - any failure means "unavailable", with why
-                spice_reason = f"SPICE failed to run: {type(err).__name__}: {err}"
-                if spice is True:
-                    raise
-
-        start = 0
-        for name in names:
-            n = len(split[name][0])
-            stats = stats_all[start : start + n]
-            spice_each = None if spice_all is None else np.asarray(spice_all[start : start + n])
-            start += n
-            res = results[name]
-            res.spice_reason = spice_reason
-            for group, idx in tasks[name].groups.items():
-                idx = list(idx)
-                scores, per = res.scores[group], res.per_sample[group]
-                if not idx:
-                    continue
-                meteor_score, meteor_each = meteor.evaluate([stats[i] for i in idx])
-                scores["METEOR"] = float(meteor_score)
-                per["METEOR"] = np.asarray(meteor_each, dtype=float)
-                if spice_each is not None:
-                    value = float(np.mean(spice_each[idx]))
-                    scores["SPICE"] = value if np.isfinite(value) else None
-                    per["SPICE"] = spice_each[idx]
+    if spice_reason is None:
+        try:
+            spice_all = np.asarray(coco_java.spice_scores(hyps_all, [[r] for r in refs_all]))
+            for name, group, idx in jobs:
+                value = float(np.mean(spice_all[idx]))
+                results[name].scores[group]["SPICE"] = value if np.isfinite(value) else None
+                results[name].per_sample[group]["SPICE"] = spice_all[idx]
+        except Exception as err:  # noqa: BLE001 - any failure means "unavailable", with why
+            if spice is True:
+                raise
+            spice_reason = f"SPICE failed to run: {type(err).__name__}: {err}"
+    for res in results.values():
+        res.spice_reason = spice_reason
     return results
 
 
-def _collect_stats(meteor: coco_java.MeteorProcess, hyps: list[str], refs: list[str],
-                   box: dict[str, object]) -> None:
+def _meteor_worker(meteor: coco_java.MeteorProcess, hyps: list[str], refs: list[str],
+                   groups: list[list[int]], box: dict[str, object]) -> None:
     try:
-        box["stats"] = meteor.stats(hyps, [[r] for r in refs])
+        stats = meteor.stats(hyps, [[r] for r in refs])
+        box["meteor"] = meteor.evaluate_many([[stats[i] for i in g] for g in groups])
     except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
         box["error"] = err
-
-
-def _ngram_scores(hyps: list[str], refs: list[str], rouge_each: np.ndarray,
-                  ) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
-    """BLEU-1..4 and CIDEr of one group (pycocoevalcap's scorers), ROUGE-L as the mean of the
-    per-caption scores; METEOR and SPICE are filled in later (``None`` until then)."""
-    scores: dict[str, float | None] = {m: None for m in CAPTION_METRICS}
-    if not hyps:
-        return scores, {}
-    bleu = BleuScorer(n=4)
-    for h, r in zip(hyps, refs):
-        bleu += (h, [r])
-    bleu_scores, _ = bleu.compute_score(option="closest", verbose=0)
-    for k, v in enumerate(bleu_scores, start=1):
-        scores[f"Bleu_{k}"] = float(v)
-    scores["ROUGE_L"] = float(np.mean(rouge_each))
-    cider = CiderScorer(n=4, sigma=6.0)
-    for h, r in zip(hyps, refs):
-        cider += (h, [r])
-    cider_score, cider_each = cider.compute_score()
-    scores["CIDEr"] = float(cider_score)
-    return scores, {"ROUGE_L": rouge_each, "CIDEr": np.asarray(cider_each, dtype=float)}
 
 
 def mbmr(scores: Mapping[str, float | None]) -> float | None:

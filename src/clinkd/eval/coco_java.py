@@ -20,6 +20,7 @@ one tokenizer run covers every caption of every task, and one METEOR process sco
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import tempfile
@@ -134,6 +135,7 @@ class MeteorProcess:
             cwd=folder, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )
         self._lock = threading.Lock()
+        self._pending = b""
 
     def __enter__(self) -> MeteorProcess:
         return self
@@ -151,13 +153,6 @@ class MeteorProcess:
             proc.kill()
         proc.wait()
 
-    def _readline(self) -> str:
-        line = self._proc.stdout.readline()  # type: ignore[union-attr]
-        if not line:
-            raise RuntimeError("the METEOR process ended unexpectedly (is Java working? ~2 GB of "
-                               "memory is needed)")
-        return line.decode("utf-8", errors="replace").strip()
-
     def stats(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> list[str]:
         """The ``SCORE`` statistics line of each (hypothesis, references) pair, streamed."""
         lines = [_score_line(h, r) for h, r in zip(hyps, refs, strict=True)]
@@ -167,35 +162,60 @@ class MeteorProcess:
     def evaluate(self, stats: Sequence[str]) -> tuple[float, list[float]]:
         """``EVAL`` over a group's statistics: (corpus METEOR, per-caption METEOR), as pycocoevalcap's
         ``Meteor.compute_score`` returns them for that group."""
-        if not stats:
-            raise ValueError("METEOR needs at least one caption")
-        line = "EVAL" + "".join(f" ||| {s}" for s in stats) + "\n"
+        return self.evaluate_many([stats])[0]
+
+    def evaluate_many(self, groups: Sequence[Sequence[str]]) -> list[tuple[float, list[float]]]:
+        """:meth:`evaluate` for several groups, written and read in one stream."""
+        if any(not g for g in groups):
+            raise ValueError("METEOR needs at least one caption per group")
+        lines = ["EVAL" + "".join(f" ||| {s}" for s in g) + "\n" for g in groups]
         with self._lock:
-            out = self._stream([line], len(stats) + 1)
-        values = [float(x) for x in out]
-        return values[-1], values[:-1]
+            out = self._stream(lines, sum(len(g) + 1 for g in groups))
+        results, pos = [], 0
+        for g in groups:
+            values = [float(x) for x in out[pos : pos + len(g) + 1]]
+            pos += len(g) + 1
+            results.append((values[-1], values[:-1]))
+        return results
 
     def _stream(self, lines: list[str], n_out: int) -> list[str]:
+        """Write ``lines`` from a thread (so a full pipe cannot deadlock) and read ``n_out`` lines.
+
+        Reads go through ``os.read`` in large chunks: a ``readline`` per caption would take the GIL
+        once per line, and with a busy Python thread beside it each take can wait a switch interval.
+        """
+        payload = "".join(lines).encode("utf-8", errors="replace")
         stdin = self._proc.stdin
         error: list[BaseException] = []
 
-        def write() -> None:  # a thread, so a full stdout pipe can never deadlock us
+        def write() -> None:
             try:
-                for line in lines:
-                    stdin.write(line.encode("utf-8", errors="replace"))  # type: ignore[union-attr]
+                stdin.write(payload)  # type: ignore[union-attr]
                 stdin.flush()  # type: ignore[union-attr]
             except BaseException as err:  # noqa: BLE001 - reported below
                 error.append(err)
 
         writer = threading.Thread(target=write, daemon=True)
         writer.start()
-        try:
-            out = [self._readline() for _ in range(n_out)]
-        finally:
-            writer.join(timeout=5)
+        fd = self._proc.stdout.fileno()  # type: ignore[union-attr]
+        chunks: list[bytes] = [self._pending]
+        seen = self._pending.count(b"\n")
+        while seen < n_out:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                writer.join(timeout=5)
+                why = f" ({error[0]})" if error else ""
+                raise RuntimeError("the METEOR process ended unexpectedly" + why +
+                                   " (is Java working? ~2 GB of memory is needed)")
+            chunks.append(chunk)
+            seen += chunk.count(b"\n")
+        writer.join()
         if error:
             raise RuntimeError(f"writing to METEOR failed: {error[0]}")
-        return out
+        data = b"".join(chunks)
+        parts = data.split(b"\n", n_out)
+        self._pending = parts[n_out] if len(parts) > n_out else b""
+        return [p.decode("utf-8", errors="replace").strip() for p in parts[:n_out]]
 
 
 def _score_line(hyp: str, refs: Sequence[str]) -> str:

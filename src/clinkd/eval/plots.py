@@ -33,6 +33,7 @@ def _bars(ax: Any, series: dict[str, Sequence[float | None]], labels: Sequence[s
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    ax.set_ylim(bottom=0)
 
 
 def plot_task(task: str, standard: dict[str, Any], strict: dict[str, Any] | None, path: Path) -> None:

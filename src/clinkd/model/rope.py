@@ -30,32 +30,28 @@ def _vision_blocks(
     types: torch.Tensor,
     grid_thw: torch.Tensor | None,
     modality: int,
-    compact: torch.Tensor,
     spatial_merge_size: int,
     time_interval: torch.Tensor | None,
 ) -> dict[str, torch.Tensor] | None:
-    """Locate every token of one modality and its (t, h, w) index inside its image / video.
+    """Locate the tokens of one modality and their (t, h, w) index inside their image or video.
 
     Vision tokens of the batch, read in row-major order, belong to the grids of ``grid_thw`` in order
-    (the processor's order). Tokens are split into blocks by the grid sizes, not by runs of equal type,
+    (the processor's order). Tokens are split into images by the grid sizes, not by runs of equal type,
     so two images placed back to back are still two images.
 
-    Returns ``None`` when the batch holds no token of this modality, else a dict of per-token tensors
-    (``rows``, ``cols``, ``block``, ``t``, ``h``, ``w``; shape (n,)) and per-block tensors (``first``,
-    ``last`` column, ``row``, ``extent_h``, ``extent_w``, ``size``; shape (N,)).
+    Returns ``None`` when the batch has neither tokens nor grids of this modality, else per-token tensors
+    ``rows``, ``cols``, ``block``, ``t``, ``h``, ``w`` (n,) and per-image tensors ``first``, ``last``
+    (column), ``row``, ``extent_h``, ``extent_w``, ``size`` (N,).
     """
     name = "image" if modality == IMAGE else "video"
-    rows, cols = (types == modality).nonzero(as_tuple=True)  # (n,), (n,) in row-major order
+    rows, cols = (types == modality).nonzero(as_tuple=True)  # (n,) each, row-major order
     n = rows.numel()
-    n_grids = 0 if grid_thw is None else grid_thw.shape[0]
-    if n == 0 and n_grids == 0:
+    if n == 0 and (grid_thw is None or grid_thw.shape[0] == 0):
         return None
     if grid_thw is None or grid_thw.ndim != 2 or grid_thw.shape[-1] != 3:
         raise RopeError(f"{n} {name} tokens in mm_token_type_ids but {name}_grid_thw is missing or not (N, 3)")
     grid = grid_thw.to(device=types.device, dtype=torch.long)  # (N, 3)
-    gt = grid[:, 0]
-    gh = grid[:, 1] // spatial_merge_size
-    gw = grid[:, 2] // spatial_merge_size
+    gt, gh, gw = grid[:, 0], grid[:, 1] // spatial_merge_size, grid[:, 2] // spatial_merge_size
     size = gt * gh * gw  # (N,) tokens per image after the spatial merge
     if bool((size <= 0).any()) or bool(((grid[:, 1:] % spatial_merge_size) != 0).any()):
         raise RopeError(f"{name}_grid_thw {grid.tolist()} has a grid that is empty or not a multiple of "
@@ -68,30 +64,18 @@ def _vision_blocks(
             f"{name} placeholders in the text must match the {name}s passed with it"
         )
     end = size.cumsum(0)  # (N,)
-    start = end - size
-    rank = torch.arange(n, device=types.device)  # (n,)
-    block = torch.searchsorted(end, rank, right=True)  # (n,) which image each token belongs to
-    off = rank - start[block]  # (n,) offset inside its image, in (t, h, w) raster order
-    w_b, h_b = gw[block], gh[block]
-    t_idx = off // (h_b * w_b)
-    h_idx = (off // w_b) % h_b
-    w_idx = off % w_b
+    first, last = end - size, end - 1  # rank of each image's first / last token
+    block = torch.repeat_interleave(torch.arange(len(size), device=types.device), size)  # (n,)
+    off = torch.arange(n, device=types.device) - first[block]  # (n,) offset in (t, h, w) raster order
+    w_b = gw[block]
+    t_idx = off // (gh[block] * w_b)
     if time_interval is not None:  # Qwen2.5-VL videos: temporal ids spaced by seconds per grid
         scale = time_interval.to(types.device)[block]
         t_idx = (t_idx.to(scale.dtype) * scale).long()
-    first, last = start, end - 1
-    row_first, row_last = rows[first], rows[last]
-    span = compact[row_last, cols[last]] - compact[row_first, cols[first]] + 1
-    if bool((row_first != row_last).any()) or bool((span != size).any()):
-        bad = int(((row_first != row_last) | (span != size)).nonzero()[0])
-        raise RopeError(
-            f"{name} {bad} (grid {grid[bad].tolist()}, {int(size[bad])} tokens) is not one contiguous run "
-            f"of {name} tokens in one sample; the {name} placeholders do not match {name}_grid_thw"
-        )
     return {
-        "rows": rows, "cols": cols, "block": block, "t": t_idx, "h": h_idx, "w": w_idx,
-        "row": row_first, "first": cols[first], "last": cols[last],
-        "extent_h": gh - 1, "extent_w": gw - 1, "size": size,
+        "rows": rows, "cols": cols, "block": block, "t": t_idx, "h": (off // w_b) % gh[block], "w": off % w_b,
+        "row": rows[first], "row_last": rows[last], "first": cols[first], "last": cols[last],
+        "extent_h": gh - 1, "extent_w": gw - 1, "size": size, "grid": grid, "name": name,
     }
 
 
@@ -161,43 +145,58 @@ def mcg_position_ids(
         valid = torch.ones(B, L, dtype=torch.bool, device=device)
     else:
         valid = attention_mask.to(device).bool()  # (B, L)
-    types = mm_token_type_ids.long().masked_fill(~valid, -1)  # (B, L), padding → -1
-    if bool(((types < -1) | (types > VIDEO)).any()):
+    types = mm_token_type_ids.masked_fill(~valid, -1)  # (B, L), padding → -1
+    if B * L and (int(types.max()) > VIDEO or int(types.min()) < -1):
         raise RopeError("mm_token_type_ids may only hold 0 (text), 1 (image) and 2 (video)")
-    compact = valid.long().cumsum(1) - 1  # (B, L) index among the real tokens of the row
-    n_valid = valid.sum(1)  # (B,)
+    compact = valid.cumsum(1) - 1  # (B, L) index among the real tokens of the row
+    n_valid = compact[:, -1] + 1 if L else torch.zeros(B, dtype=torch.long, device=device)  # (B,)
 
     blocks = [
         b for b in (
-            _vision_blocks(types, image_grid_thw, IMAGE, compact, spatial_merge_size, None),
-            _vision_blocks(types, video_grid_thw, VIDEO, compact, spatial_merge_size, video_time_interval),
+            _vision_blocks(types, image_grid_thw, IMAGE, spatial_merge_size, None),
+            _vision_blocks(types, video_grid_thw, VIDEO, spatial_merge_size, video_time_interval),
         ) if b is not None
     ]
-    offset = torch.zeros(B, L, dtype=torch.long, device=device)  # (B, L) extra advance of the cursor
-    if blocks:
-        # type of every real token, indexed by its compact index: tells what precedes each block
-        compact_types = torch.full((B, L), -1, dtype=torch.long, device=device)
-        compact_types[valid.nonzero(as_tuple=True)[0], compact[valid]] = types[valid]
-        for blk in blocks:
-            c_first = compact[blk["row"], blk["first"]]  # (N,)
-            prev_type = compact_types[blk["row"], (c_first - 1).clamp(min=0)]
-            after_text = (c_first > 0) & (prev_type == TEXT)
-            gap_in = after_text.long() * (text_to_image_gap - 1)  # cursor (= last text + 1) → block start
-            extent = torch.maximum(blk["extent_h"] * stride_h, blk["extent_w"] * stride_w)
-            # cursor after the block = start + extent + image_to_text_gap; the block's tokens advanced
-            # the compact index by `size`, so the remainder is added to everything after the block
-            blk["gap_in"] = gap_in
-            offset.index_put_((blk["row"], blk["last"]), gap_in + extent + image_to_text_gap - blk["size"],
-                              accumulate=True)
-        offset = offset.cumsum(1) - offset  # (B, L) exclusive: the advance of the blocks before a token
-    text_pos = compact + offset  # (B, L) cursor of every token = its position if it is text
-    position_ids = text_pos.masked_fill(~valid, 0).unsqueeze(0).repeat(3, 1, 1)  # (3, B, L)
+    if not blocks:  # text only: plain 1D positions
+        return compact.masked_fill(~valid, 0).unsqueeze(0).repeat(3, 1, 1), torch.zeros_like(n_valid)[:, None]
+
+    prev_col = None  # (B, L) column of the last real token before each column, built only if needed
+    # A block starts at cursor + gap_in, where the cursor is the next text position (last text + 1) and
+    # gap_in = text_to_image_gap - 1 after text, 0 at the very start or right after another block. The
+    # cursor after it is start + extent + image_to_text_gap; its `size` tokens advanced the compact index
+    # by `size`, and the remainder is added to every token after the block (scattered at its last token).
+    advance = torch.zeros(B, L, dtype=torch.long, device=device)
     for blk in blocks:
-        start = text_pos[blk["row"], blk["first"]] + blk["gap_in"]  # (N,) first visual position
+        c_first = compact[blk["row"], blk["first"]]  # (N,)
+        span = compact[blk["row_last"], blk["last"]] - c_first + 1
+        broken = (blk["row"] != blk["row_last"]) | (span != blk["size"])
+        if bool(broken.any()):
+            bad, name = int(broken.nonzero()[0]), blk["name"]
+            raise RopeError(
+                f"{name} {bad} (grid {blk['grid'][bad].tolist()}, {int(blk['size'][bad])} tokens) is not one "
+                f"contiguous run of {name} tokens in one sample; the {name} placeholders do not match "
+                f"{name}_grid_thw"
+            )
+        has_prev = c_first > 0  # (N,) a real token precedes the block
+        p_col = torch.where(has_prev, blk["first"] - 1, -1)  # (N,) its column, unless padding sits between
+        if bool((has_prev & ~valid[blk["row"], p_col.clamp(min=0)]).any()):
+            if prev_col is None:
+                cols = torch.arange(L, device=device).expand(B, L)
+                prev_col = torch.where(valid, cols, -1).cummax(1).values.roll(1, 1)
+                prev_col[:, 0] = -1
+            p_col = prev_col[blk["row"], blk["first"]]
+        after_text = (p_col >= 0) & (types[blk["row"], p_col.clamp(min=0)] == TEXT)
+        blk["gap_in"] = after_text.long() * (text_to_image_gap - 1)
+        extent = torch.maximum(blk["extent_h"] * stride_h, blk["extent_w"] * stride_w)
+        advance.index_put_((blk["row"], blk["last"]), blk["gap_in"] + extent + image_to_text_gap - blk["size"],
+                           accumulate=True)
+    cursor = compact + advance.cumsum(1) - advance  # (B, L) text position; for a block's tokens, its cursor
+    position_ids = cursor.masked_fill_(~valid, 0).unsqueeze(0).repeat(3, 1, 1)  # (3, B, L)
+    for blk in blocks:
+        start = cursor[blk["row"], blk["first"]] + blk["gap_in"]  # (N,) first visual position
         s = start[blk["block"]]  # (n,)
-        position_ids[0, blk["rows"], blk["cols"]] = s + blk["t"]
-        position_ids[1, blk["rows"], blk["cols"]] = s + blk["h"] * stride_h
-        position_ids[2, blk["rows"], blk["cols"]] = s + blk["w"] * stride_w
-    highest = position_ids.masked_fill(~valid.unsqueeze(0), -1).amax(dim=(0, 2))  # (B,)
-    rope_deltas = torch.where(n_valid > 0, highest + 1 - n_valid, torch.zeros_like(n_valid))
+        vision = torch.stack([s + blk["t"], s + blk["h"] * stride_h, s + blk["w"] * stride_w])  # (3, n)
+        position_ids[:, blk["rows"], blk["cols"]] = vision
+    highest = position_ids.amax(dim=(0, 2))  # (B,) padding is 0 and every position is ≥ 0
+    rope_deltas = torch.where(n_valid > 0, highest + 1 - n_valid, 0)
     return position_ids, rope_deltas.unsqueeze(1)  # (3, B, L), (B, 1)

@@ -13,10 +13,14 @@ from clinkd.data.synth.scene import Scene, SynthImage
 
 
 def _paint(img: np.ndarray, mask: np.ndarray, rgb, alpha: np.ndarray | float = 1.0) -> None:
-    """Blend colour ``rgb`` (3 floats or an (H, W, 3) array) into ``img`` where ``mask``."""
-    a = (mask * alpha)[..., None] if not np.isscalar(alpha) else mask[..., None] * alpha
-    img *= 1 - a
-    img += a * np.asarray(rgb, np.float32)
+    """Blend colour ``rgb`` (3 floats or an (H, W, 3) array) into ``img`` where ``mask`` (in place).
+
+    Only the masked pixels are touched, which keeps many small paints cheap.
+    """
+    rgb = np.asarray(rgb, np.float32)
+    src = rgb[mask] if rgb.ndim == 3 else rgb
+    a = alpha if np.isscalar(alpha) else alpha[mask][:, None]
+    img[mask] = img[mask] * (1 - a) + a * src
 
 
 def render_endoscopy(rng: np.random.Generator) -> SynthImage:
@@ -59,7 +63,7 @@ def render_endoscopy(rng: np.random.Generator) -> SynthImage:
         p = s.free_point(field)
         if p is not None:
             _paint(img, s.ellipse(*p, s.u(1, 3), s.u(1, 2.5), s.u(0, 180)), (1, 1, 1), 0.85)
-    img = s.blur(img, 0.8) + 0.012 * rng.standard_normal(img.shape).astype(np.float32)
+    img = s.blur(img, 0.8) + 0.006 * rng.standard_normal(img.shape).astype(np.float32)
     img *= field[..., None]
     return s.finish(img, "endoscopy", field_mask=field, region="colon", view="")
 
@@ -80,8 +84,9 @@ def render_dermoscopy(rng: np.random.Generator) -> SynthImage:
     if melanoma:
         w = (1 / (1 + np.exp(-2 * s.smooth_noise(14))))[..., None]
         col = (1 - w) * np.float32([0.58, 0.38, 0.26]) + w * np.float32([0.22, 0.12, 0.09])
-        col[s.smooth_noise(12) > 1.0] = (0.46, 0.47, 0.55)  # blue-white veil
-        col[s.smooth_noise(12) > 1.1] = (0.78, 0.58, 0.55)  # regression
+        col[s.smooth_noise(12) > 0.9] = (0.42, 0.42, 0.5)  # blue-white veil
+        col[s.smooth_noise(12) > 1.1] = (0.7, 0.52, 0.48)  # regression
+        col = s.blur(col, 1.5)  # colour zones fade into each other
         col[(np.abs(s.smooth_noise(3)) > 1.9) & (rho > 0.5)] = (0.1, 0.06, 0.05)  # globules
         colour, note = "variegated", "irregular_border"
     else:
@@ -90,7 +95,7 @@ def render_dermoscopy(rng: np.random.Generator) -> SynthImage:
         col = np.broadcast_to(col, img.shape).copy()
         colour, note = ("light brown" if brown[0] > 0.53 else "brown"), "regular_network"
     col[net & m] *= 0.82
-    _paint(img, np.ones_like(m), col, alpha)
+    _paint(img, alpha > 0.002, col, alpha)
     s.add("melanoma" if melanoma else "nevus", m, shape="irregular" if melanoma else None, colour=colour, note=note)
     facts = ["derm_asymmetric" if melanoma else "derm_symmetric"]
     if s.chance(0.5):  # hairs
@@ -102,7 +107,7 @@ def render_dermoscopy(rng: np.random.Generator) -> SynthImage:
                    for k in range(-20, 21)]
             hairs.append((pts, 1.5))
         _paint(img, s.lines(hairs), (0.18, 0.12, 0.1), 0.85)
-    img = s.blur(img, 0.6) + 0.01 * rng.standard_normal(img.shape).astype(np.float32)
+    img = s.blur(img, 0.6) + 0.006 * rng.standard_normal(img.shape).astype(np.float32)
     field = None
     if s.chance(0.5):  # the dermatoscope's round field
         field = s.ellipse(s.w / 2, s.h / 2, s.w * 0.6, s.w * 0.6)
@@ -173,7 +178,7 @@ def render_fundus(rng: np.random.Generator) -> SynthImage:
                 m |= s.ellipse(p[0] + s.u(-12, 12), p[1] + s.u(-9, 9), s.u(1.5, 3), s.u(1.5, 2.5), s.u(0, 180))
             _paint(img, m, (0.96, 0.86, 0.36))
             s.add("hard exudate", m, shape="clustered", colour="yellow")
-    img = s.blur(img, 0.8) + 0.012 * rng.standard_normal(img.shape).astype(np.float32)
+    img = s.blur(img, 0.8) + 0.006 * rng.standard_normal(img.shape).astype(np.float32)
     img *= field[..., None]
     facts = ["right_eye" if side > 0 else "left_eye"]
     return s.finish(img, "fundus", field_mask=field, region="retina", view="", facts=facts)

@@ -177,8 +177,9 @@ def render_x(rng: np.random.Generator) -> SynthImage:
         img += m * 0.10 * np.exp(-(((s.xx - hx) / 18) ** 2 + ((s.yy - 140) / 30) ** 2))  # hilum
     img[s.polygon([(cx - 12, 0), (cx + 12, 0), (cx + 14, s.h), (cx - 14, s.h)])] = 0.6  # mediastinum, spine
     hrx, hry = s.u(38, 56), s.u(32, 42)
-    heart = s.blob(cx + s.u(14, 26), lungs["left lung"][1] - s.u(44, 54), hrx, hry, s.u(-25, -10), 0.04)
-    img[heart] = 0.62
+    heart = s.blob(cx + s.u(14, 26), lungs["left lung"][1] - s.u(34, 44), hrx, hry, s.u(-25, -10), 0.04)
+    heart &= s.yy < lungs["left lung"][1] - s.u(6, 12)  # the heart sits on the diaphragm
+    img[heart] = 0.58
     for name, (m, _, _) in lungs.items():
         s.add(name, m)
     s.add("heart", heart)
@@ -192,9 +193,9 @@ def render_x(rng: np.random.Generator) -> SynthImage:
     for side in (-1, 1):
         for i in range(9):
             y0 = top + 6 + i * s.u(17, 19)
-            ribs.append(([(cx + side * (14 + t * 96), y0 - 12 * math.sin(math.pi * t * 0.7) + 46 * t ** 2.5)
+            ribs.append(([(cx + side * (14 + t * 96), y0 - 16 * math.sin(math.pi * t * 0.8) + 52 * t ** 2.5)
                           for t in np.linspace(0, 1, 14)], 5))
-    near_lungs = s.blur((lungs["right lung"][0] | lungs["left lung"][0]).astype(np.float32), 6) > 0.05
+    near_lungs = s.blur(((lungs["right lung"][0] | lungs["left lung"][0]) & ~heart).astype(np.float32), 4) > 0.1
     img += s.lines(ribs) * near_lungs * 0.09
     if s.chance(0.6):  # gastric bubble under the left hemidiaphragm
         img[s.ellipse(cx + s.u(40, 60), lungs["left lung"][1] + s.u(14, 20), s.u(10, 16), s.u(6, 9))] = 0.25
@@ -217,7 +218,7 @@ def render_x(rng: np.random.Generator) -> SynthImage:
         rise = np.clip((s.xx - X(0.0)) * side / abs(X(1.0) - X(0.0)), 0, 1) * 18
         m = m0 & (s.yy > level - rise) & ~heart
         img[m] = 0.56
-        s.add("pleural effusion", m, shape="crescent")
+        s.add("pleural effusion", m, shape="crescent-shaped")
     img = s.blur(img, 1.2) + 0.015 * rng.standard_normal(img.shape).astype(np.float32)
     return s.finish(img, "x", region="chest", view="frontal", facts=facts, foreground=body)
 

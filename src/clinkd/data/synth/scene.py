@@ -191,8 +191,12 @@ class Scene:
 
     def free_point(self, region: np.ndarray, margin: float = 0.0) -> tuple[float, float] | None:
         """A random pixel centre of ``region`` (eroded by ``margin`` px), or None when empty."""
-        if margin > 0:
+        if margin >= 1:
             region = ndimage.binary_erosion(region, iterations=int(margin))
+        for _ in range(64):  # rejection sampling first: cheap when the region is not tiny
+            x, y = int(self.rng.integers(self.w)), int(self.rng.integers(self.h))
+            if region[y, x]:
+                return x + 0.5, y + 0.5
         ys, xs = np.nonzero(region)
         if ys.size == 0:
             return None

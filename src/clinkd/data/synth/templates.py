@@ -37,7 +37,7 @@ CATALOGUE: dict[str, tuple[str, tuple[str, ...]]] = {
     "kidney cyst": ("lesion", ("renal cyst",)),
     "tumor": ("lesion", ("brain tumor", "intracranial mass", "neoplasm")),
     "nodule": ("lesion", ("pulmonary nodule", "lung nodule")),
-    "pleural effusion": ("lesion", ("effusion", "pleural fluid")),
+    "pleural effusion": ("lesion", ("effusion", "pleural collection")),
     "lesion": ("lesion", ("hypermetabolic lesion", "hot spot", "focus of increased uptake")),
     "polyp": ("lesion", ("colonic polyp", "polypoid lesion")),
     "melanoma": ("lesion", ("malignant melanoma", "atypical pigmented lesion")),
@@ -96,7 +96,7 @@ GC_ANSWERS = (
     "{The} is seen in the {loc} of the image. It is {size}, {shape} and {look}{note}.",
     "This region shows {the}: a {size}, {shape}, {look} {noun} in the {loc} part of the image{note}.",
     "A {size} {shape} {noun} in the {loc} of the image, {look}, consistent with {syn}{note}.",
-    "{The}, located in the {loc} region, appears {look} and {shape}{note}; it occupies about {pct} of the image.",
+    "{The}, located in the {loc} region, appears {look} and {shape}{note}; it occupies {pct} of the image.",
     "The boxed area contains {the}. The {noun} is {shape}, {size} and {look}{note}.",
     "{The}: {size}, {shape}, {look}, in the {loc} of the image{note}.",
 )
@@ -106,7 +106,7 @@ LOCATIONS = ("upper left", "upper central", "upper right", "middle left", "centr
 SIZES = ("tiny", "small", "medium-sized", "large")
 SHAPES = ("round", "oval", "irregular", "lobulated", "elongated", "crescent-shaped", "clustered")
 COLOURS = ("dark red", "reddish", "pale pink", "yellowish", "yellow", "brown", "light brown", "variegated")
-PERCENT = ("{n} percent", "less than 1 percent")
+PERCENT = ("about {n} percent", "less than 1 percent")
 INTENSITY: dict[str, dict[str, str]] = {  # modality -> computed level -> word
     "ct": {"bright": "hyperdense", "dark": "hypodense", "similar": "isodense", "very dark": "markedly hypodense"},
     "mr": {"bright": "hyperintense", "dark": "hypointense", "similar": "isointense",

@@ -1,0 +1,244 @@
+"""Stage runners: ``run_sft``, ``run_distill`` and ``run_pipeline`` (what ``clinkd train`` calls).
+
+Each stage reads its dataset folder (generating the synthetic benchmark there when asked), loads or
+builds its model, fixes the order of every training example in advance
+(:mod:`clinkd.train.schedule`), trains with :class:`~clinkd.train.trainer.ClinKDTrainer` and saves the
+final model — safetensors, config (with its position-id scheme), tokenizer, processor — to
+``train.output_dir``, loadable by :func:`clinkd.model.load`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import yaml
+from accelerate import PartialState
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from clinkd.data.formats import read_dataset_dir
+from clinkd.errors import ClinkdError
+from clinkd.train.config import RunConfig
+from clinkd.train.data import ConversationCollator, items_from_dataset
+from clinkd.train.schedule import ScheduledDataset, curriculum_order, shuffled_order
+from clinkd.train.trainer import ClinKDTrainer
+
+log = logging.getLogger(__name__)
+
+
+# -- pieces shared by the stages --------------------------------------------------------------------
+def prepare_data(cfg: RunConfig):
+    """Read the dataset folder; generate the synthetic benchmark there first when it is missing."""
+    root = Path(cfg.data.dir)
+    state = PartialState()
+    if not root.exists():
+        if not cfg.data.synth_if_missing:
+            raise ClinkdError(f"data.dir {root} does not exist (set data.synth_if_missing=true to generate it)")
+        with state.main_process_first():
+            if state.is_main_process and not root.exists():
+                from clinkd.data import synth
+
+                log.info("generating the synthetic Med-GRIT benchmark in %s", root)
+                synth.generate(root, seed=cfg.data.synth_seed, n_images=cfg.data.synth_images)
+    return read_dataset_dir(root)
+
+
+def rope_settings(cfg: RunConfig) -> dict:
+    m = cfg.model
+    return {"scheme": m.rope, "text_to_image_gap": m.text_to_image_gap, "image_to_text_gap": m.image_to_text_gap,
+            "stride_h": m.stride_h, "stride_w": m.stride_w}
+
+
+def load_model(cfg: RunConfig, path: str | None = None, init: str | None = None, rope=None, share_processor=None):
+    """``(model, processor)`` from a checkpoint folder, or a tiny model built under the output folder.
+
+    A tiny model is built with ``share_processor``'s tokenizer when given (a student distilled from a
+    teacher must share its vocabulary)."""
+    import torch
+
+    from clinkd.model import init_model_dir, load
+
+    path = path if path is not None else cfg.model.path
+    rope = rope if rope is not None else rope_settings(cfg)
+    if path is None:
+        size = init or cfg.model.init
+        state = PartialState()
+        target = Path(cfg.train.output_dir) / "init"
+        with state.main_process_first():
+            if state.is_main_process and not (target / "config.json").is_file():
+                init_model_dir(target, size, rope=rope, seed=cfg.train.seed, processor=share_processor)
+        path = str(target)
+    dtype = getattr(torch, cfg.model.dtype)
+    model, processor = load(path, rope=rope, dtype=dtype)
+    return model, processor
+
+
+def apply_lora_and_freezing(model, cfg: RunConfig):
+    if cfg.model.freeze_vision:
+        visual = getattr(getattr(model, "model", model), "visual", None)
+        if visual is None:
+            raise ClinkdError("model.freeze_vision: this model has no vision tower named 'visual'")
+        visual.requires_grad_(False)
+    if cfg.model.lora_r > 0:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=cfg.model.lora_r, lora_alpha=cfg.model.lora_alpha, lora_dropout=cfg.model.lora_dropout,
+                          target_modules=cfg.model.lora_target_modules, task_type="CAUSAL_LM")
+        model = get_peft_model(model, lora)
+    return model
+
+
+def global_batch(cfg: RunConfig) -> int:
+    a = cfg.train
+    return a.per_device_train_batch_size * a.gradient_accumulation_steps * max(1, a.world_size)
+
+
+def fix_max_steps(cfg: RunConfig, n_items: int) -> int:
+    """The run's optimizer steps: ``train.max_steps``, or epochs converted into steps."""
+    if cfg.train.max_steps > 0:
+        return cfg.train.max_steps
+    steps = math.ceil(n_items * cfg.train.num_train_epochs / global_batch(cfg))
+    cfg.train.max_steps = steps
+    return steps
+
+
+def resume_checkpoint(cfg: RunConfig, resume: bool) -> str | None:
+    out = Path(cfg.train.output_dir)
+    if not resume or not out.is_dir():
+        return None
+    last = get_last_checkpoint(str(out))
+    if last:
+        log.info("resuming from %s", last)
+    return last
+
+
+def checkpoint_step(checkpoint: str | None) -> int:
+    if checkpoint is None:
+        return 0
+    return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"])
+
+
+def save_final(trainer: ClinKDTrainer, model, processor, cfg: RunConfig) -> Path:
+    """Write the final model to ``train.output_dir`` (LoRA merged), with processor and run config."""
+    out = Path(cfg.train.output_dir)
+    if hasattr(model, "merge_and_unload"):  # peft: merge so that clinkd.model.load reads a plain model
+        model = model.merge_and_unload()
+        trainer.model = model
+    trainer.save_model(str(out))
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(out)
+        (out / "clinkd_run.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    return out
+
+
+class CurriculumLog(TrainerCallback):
+    """Logs each curriculum phase when training reaches it: how many samples entered, the margin threshold."""
+
+    def __init__(self, phases, global_batch: int):
+        self.at = {p.start // global_batch: p for p in phases}
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        p = self.at.pop(state.global_step, None)
+        if p is not None:
+            log.info("curriculum phase %d at step %d: %d pseudo-labelled samples entered (pool %d, margin >= %.3f)",
+                     p.index + 1, state.global_step, p.entered, p.pool, p.threshold)
+            state.log_history.append({"step": state.global_step, "curriculum_phase": p.index + 1,
+                                      "entered": p.entered, "pool": p.pool, "threshold": p.threshold})
+        return control
+
+
+# -- stages -----------------------------------------------------------------------------------------
+def run_sft(cfg: RunConfig, resume: bool = False) -> Path:
+    """Supervised fine-tuning on every training record, with reflective correction when enabled."""
+    ds = prepare_data(cfg)
+    items = items_from_dataset(ds, box_style=cfg.data.box_style, max_samples=cfg.data.max_train_samples)
+    model, processor = load_model(cfg)
+    model = apply_lora_and_freezing(model, cfg)
+    steps = fix_max_steps(cfg, len(items))
+    gb = global_batch(cfg)
+    dataset = ScheduledDataset(items, shuffled_order(len(items), steps * gb, cfg.train.seed))
+    trainer = ClinKDTrainer(model=model, args=cfg.train, train_dataset=dataset,
+                            data_collator=ConversationCollator(processor), processing_class=processor)
+    checkpoint = resume_checkpoint(cfg, resume)
+    if cfg.rct.enabled:
+        from clinkd.train.rct import ReflectiveCorrection
+
+        rct = ReflectiveCorrection(cfg.rct, dataset, processor, cfg.train.output_dir, max_steps=steps,
+                                   global_batch=gb, seed=cfg.train.seed, is_main_process=trainer.is_world_process_zero())
+        restored = rct.restore(checkpoint_step(checkpoint)) if checkpoint else 0
+        if restored:
+            log.info("re-applied %d reflective-correction round(s) from before the checkpoint", restored)
+        trainer.add_callback(rct)
+    log.info("sft: %d records, %d steps, global batch %d, rope %s", len(items), steps, gb, cfg.model.rope)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    return save_final(trainer, model, processor, cfg)
+
+
+def run_distill(cfg: RunConfig, resume: bool = False) -> Path:
+    """Pseudo-label distillation of the student from ``distill.teacher`` with the margin curriculum."""
+    from clinkd.model import load
+    from clinkd.train.pseudo import pseudo_label, turn_items
+
+    ds = prepare_data(cfg)
+    base = items_from_dataset(ds, box_style=cfg.data.box_style, max_samples=cfg.data.max_train_samples)
+    teacher, t_proc = load(cfg.distill.teacher)
+    model, processor = load_model(cfg, share_processor=t_proc)
+    check_vocabularies(t_proc.tokenizer, processor.tokenizer, cfg.distill.teacher)
+    items = turn_items(base, cfg.distill.subset, cfg.train.seed)
+    state = PartialState()
+    teacher.to(cfg.train.device)
+    with state.main_process_first():  # the main process labels and caches, the others read the cache
+        labelled, stats = pseudo_label(teacher, processor, items, cfg.distill, cache_dir=cfg.train.output_dir)
+    model = apply_lora_and_freezing(model, cfg)
+    steps = fix_max_steps(cfg, len(labelled))
+    gb = global_batch(cfg)
+    order, phases = curriculum_order([it.margin or 0.0 for it in labelled], steps * gb,
+                                     cfg.distill.curriculum_phases, cfg.train.seed)
+    dataset = ScheduledDataset(labelled, order)
+    trainer = ClinKDTrainer(model=model, args=cfg.train, train_dataset=dataset,
+                            data_collator=ConversationCollator(processor), processing_class=processor,
+                            teacher=teacher, alpha=cfg.distill.alpha, temperature=cfg.distill.temperature)
+    trainer.add_callback(CurriculumLog(phases, gb))
+    if trainer.is_world_process_zero():
+        Path(cfg.train.output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.train.output_dir) / "distill_stats.json").write_text(json.dumps(
+            {**stats, "phases": [p.__dict__ for p in phases]}, indent=1), encoding="utf-8")
+    log.info("distill: %d pseudo-labelled samples, %d steps, global batch %d, %d curriculum phases",
+             len(labelled), steps, gb, len(phases))
+    trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, resume))
+    return save_final(trainer, model, processor, cfg)
+
+
+def check_vocabularies(teacher_tok, student_tok, teacher_path) -> None:
+    """Distillation compares token distributions: the student's vocabulary must be the teacher's prefix."""
+    tv, sv = teacher_tok.get_vocab(), student_tok.get_vocab()
+    diff = [t for t, i in sv.items() if tv.get(t) != i]
+    if diff:
+        raise ClinkdError(
+            f"the teacher {teacher_path} and the student do not share a tokenizer ({len(diff)} student tokens "
+            f"differ, e.g. {diff[:3]}): distil between models built with the same tokenizer"
+        )
+
+
+STAGES = {"sft": run_sft, "distill": run_distill}
+
+
+def run_stage(cfg: RunConfig, resume: bool = False) -> Path:
+    return STAGES[cfg.stage](cfg, resume=resume)
+
+
+def run_pipeline(configs: list[RunConfig], resume: bool = False) -> list[Path]:
+    """Run stages in order; with ``resume``, a stage whose final model exists is skipped."""
+    outs = []
+    for cfg in configs:
+        out = Path(cfg.train.output_dir)
+        if resume and (out / "config.json").is_file() and (out / "clinkd_run.yaml").is_file():
+            log.info("stage %s already finished (%s): skipped", cfg.name, out)
+        else:
+            log.info("stage %s (%s) -> %s", cfg.name, cfg.stage, out)
+            run_stage(cfg, resume=resume)
+        outs.append(out)
+    return outs

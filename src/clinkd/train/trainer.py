@@ -1,0 +1,91 @@
+"""The one training loop: transformers' ``Trainer`` with a ClinKD ``compute_loss``.
+
+Why not trl's ``GKDTrainer``/``DistillationTrainer``: their ``compute_loss`` forwards only
+``input_ids``/``attention_mask``, so images never reach the teacher or the student (platform.md). Here
+the whole collated batch — ``pixel_values``, ``image_grid_thw``, ``mm_token_type_ids`` included — goes to
+both models. Everything else (accelerate, DeepSpeed, FSDP, checkpointing, resume, logging) is the
+stock Trainer's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import torch
+from torch.utils.data import SequentialSampler
+from transformers import Trainer
+
+from clinkd.train.losses import causal_lm_loss, distillation_loss
+
+
+class ClinKDTrainer(Trainer):
+    """``Trainer`` whose loss is CE over answer tokens, or the distillation loss when a teacher is given.
+
+    Args:
+        teacher: a frozen model sharing the student's tokenizer; kept in eval mode, never updated.
+        alpha, temperature: the distillation loss's weights (see :func:`~clinkd.train.losses.distillation_loss`).
+        Other arguments are ``Trainer``'s. The training dataset is read in its own order (a
+        :class:`~clinkd.train.schedule.ScheduledDataset`), never reshuffled by the Trainer.
+    """
+
+    def __init__(self, *args, teacher=None, alpha: float = 0.5, temperature: float = 0.5, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher
+        self.alpha = alpha
+        self.temperature = temperature
+        if teacher is not None:
+            teacher.eval()
+            teacher.requires_grad_(False)
+            teacher.to(self.args.device)
+        # our compute_loss normalises by num_items_in_batch itself: ask the Trainer to count answer tokens
+        # across gradient-accumulation micro-batches (and devices) and not to rescale again
+        self.model_accepts_loss_kwargs = True
+        self._parts: dict[str, float] = defaultdict(float)
+        self._parts_since_step = 0
+        self._last_log_time = time.perf_counter()
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        return SequentialSampler(dataset)
+
+    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        logits = outputs.logits  # (B, L, V)
+        scale = 1.0
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            # num_items_in_batch counts every device's tokens and DDP averages gradients: undo the average
+            scale = float(self.accelerator.num_processes)
+        # weight of this micro-batch in the logged per-step parts (a per-micro-batch mean without a count)
+        w = scale if num_items_in_batch is not None else 1.0 / max(1, self.args.gradient_accumulation_steps)
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher_logits = self.teacher(**inputs).logits
+            parts = distillation_loss(
+                logits, teacher_logits, labels, alpha=self.alpha, temperature=self.temperature,
+                num_items_in_batch=num_items_in_batch,
+            )
+            loss = parts.loss
+            self._parts["ce"] += float(parts.ce) * w
+            self._parts["kd"] += float(parts.kl) * w
+        else:
+            loss = causal_lm_loss(logits, labels, num_items_in_batch)
+            self._parts["ce"] += float(loss.detach()) * w
+        loss = loss * scale
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:  # a training log: add the loss parts and the throughput since the last one
+            steps = max(1, self.state.global_step - self._parts_since_step)
+            for k, v in self._parts.items():
+                logs[k] = round(v / steps, 4)
+            now = time.perf_counter()
+            n = (self.state.global_step - self._parts_since_step) * self.args.train_batch_size
+            n *= self.args.gradient_accumulation_steps * self.args.world_size
+            logs["samples_per_s"] = round(n / max(now - self._last_log_time, 1e-9), 2)
+            self._parts = defaultdict(float)
+            self._parts_since_step = self.state.global_step
+            self._last_log_time = now
+        super().log(logs, start_time)
