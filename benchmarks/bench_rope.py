@@ -81,13 +81,13 @@ def corpus() -> list[str]:
                 for i, (w, v) in enumerate(zip(words * 30, words[::-1] * 30))]
 
 
-def bench_rope(threads: int) -> None:
-    processor = build_tiny_processor(corpus())
+def bench_rope(processor, threads: int) -> None:
+    torch.set_num_threads(threads)
     stock_model = Qwen2VLModel(tiny_config("tiny-student", processor.tokenizer)).eval()
     ids, tt, mask, grid = rope_batch()
     n_img = grid.shape[0]
     print(f"position ids: batch {tt.shape[0]} × {tt.shape[1]} tokens, {n_img} images "
-          f"({int(tt.eq(1).sum())} image tokens), left padding, {threads} threads")
+          f"({int(tt.eq(1).sum())} image tokens), left padding, {threads} thread(s)")
 
     def stock():
         return stock_model.get_rope_index(ids, tt, image_grid_thw=grid, attention_mask=mask)
@@ -107,7 +107,6 @@ def bench_rope(threads: int) -> None:
     print(f"  {'':42s} {'median ms':>10s} {'min ms':>8s} {'speed-up (median / min)':>24s}")
     for name, (med, low) in t.items():
         print(f"  {name:42s} {med:10.2f} {low:8.2f} {ref[0] / med:14.1f}x / {ref[1] / low:4.1f}x")
-    return processor
 
 
 def bench_forward(processor, batch: int = 8) -> None:
@@ -133,7 +132,14 @@ def bench_forward(processor, batch: int = 8) -> None:
 
 def main() -> None:
     threads = torch.get_num_threads()
-    processor = bench_rope(threads)
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
+          "(timings on a busy machine are noisy: compare the columns of one run)")
+    processor = build_tiny_processor(corpus())
+    # one thread first: the stock function is a Python loop, and small tensor ops gain nothing from
+    # threads (with other processes on the cores, intra-op threads mostly wait for each other)
+    for n in sorted({1, threads}):
+        bench_rope(processor, n)
+    torch.set_num_threads(threads)
     bench_forward(processor)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clinkd.data.boxes import Box, parse_boxes
+from clinkd.data.boxes import parse_boxes
 from clinkd.data.formats import read_dataset_dir
 from clinkd.data.sample import MODALITIES, TASKS, strip_image_tag
 from clinkd.data.synth import DEFAULT_IMAGES, generate, render, text_corpus

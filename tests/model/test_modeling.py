@@ -182,3 +182,40 @@ def test_load_errors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(ModelLoadError, match="qwen2_vl"):
         load(tmp_path)
+
+
+def test_mcg_with_stock_gaps_equals_upstream_logits(stock_model, mcg_model, batch):
+    mcg_model.set_rope({"scheme": "mcg", "text_to_image_gap": 1, "image_to_text_gap": 1})
+    try:
+        with torch.no_grad():
+            assert torch.equal(stock_model(**batch).logits, mcg_model(**batch).logits)
+    finally:
+        mcg_model.set_rope("mcg")
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_video_positions_follow_upstream(processor, family):
+    """Videos: Qwen2.5-VL spaces temporal ids by seconds, Qwen3-VL splits frames; gaps 1 equal upstream."""
+    from clinkd.model import MODEL_CLASSES
+
+    ours = build_tiny_model("tiny-student", processor.tokenizer, family=family).model
+    stock_cls = MODEL_CLASSES[family][1]
+    stock = stock_cls(ours.config).model
+    if family == "qwen2_5_vl":  # text 2 | video t=3 of merged 1×2 | text 1 | image 2×2 | text 1
+        types = [0, 0] + [2] * 6 + [0] + [1] * 4 + [0]
+        extra = {"second_per_grid_ts": torch.tensor([0.5])}
+    else:  # frames separated by timestamp text: text 2 | frame | text 3 | frame | text 1 | image | text 1
+        types = [0, 0] + [2] * 2 + [0] * 3 + [2] * 2 + [0] + [1] * 4 + [0]
+        extra = {}
+    types = torch.tensor([types, [0] * (len(types) - 3) + [0, 0, 0]])
+    mask = torch.ones_like(types)
+    mask[1, :4] = 0  # a text-only, left-padded second sample
+    ids = torch.zeros_like(types)
+    grids = dict(image_grid_thw=torch.tensor([[1, 4, 4]]), video_grid_thw=torch.tensor([[3 if family == "qwen2_5_vl" else 2, 2, 4]]))
+    ours.config.clinkd_rope = {"scheme": "mcg", "text_to_image_gap": 1, "image_to_text_gap": 1}
+    got = ours.get_rope_index(ids, types, attention_mask=mask, **grids, **extra)
+    expected = stock.get_rope_index(ids, types, attention_mask=mask, **grids, **extra)
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+    ours.config.clinkd_rope = {"scheme": "mcg"}
+    released, _ = ours.get_rope_index(ids, types, attention_mask=mask, **grids, **extra)
+    assert released[1, 0, 2] == 3  # the first video token sits two after the last text token (1)

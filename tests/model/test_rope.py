@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _batches import random_batch, stock_rope_index
+from ._batches import random_batch, stock_rope_index
 
 from clinkd.errors import ClinkdError
 from clinkd.model.rope import RopeError, mcg_position_ids

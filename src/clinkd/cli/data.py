@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--out", required=True, type=Path, help="output folder")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    s.add_argument("--images", type=int, default=None, help="number of images (default: the generator's default)")
+    s.add_argument("--images", type=int, default=None, help="number of images, at least 16 (default 480)")
     s.add_argument("--test-fraction", type=float, default=0.2, help="share of images in the test split")
     s.set_defaults(func=cmd_synth)
 
@@ -73,8 +73,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     kwargs = {"seed": args.seed, "test_fraction": args.test_fraction, "progress": True}
     if args.images is not None:
-        if args.images < 8:
-            raise ClinkdError("--images must be at least 8 (one per modality)")
+        if args.images < 16:
+            raise ClinkdError("--images must be at least 16 (two per modality: one for training, one for testing)")
         kwargs["n_images"] = args.images
     summary = synth.generate(args.out, **kwargs)
     print(json.dumps(summary, indent=1, default=str))

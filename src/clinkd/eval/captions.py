@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -37,7 +38,8 @@ CAPTION_METRICS: tuple[str, ...] = (
 MBMR_METRICS: tuple[str, ...] = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L")
 """mBMR = mean of these six (the ClinKD MII script; SPICE and CIDEr are not in it)."""
 
-PER_SAMPLE_METRICS: tuple[str, ...] = ("METEOR", "ROUGE_L", "CIDEr", "SPICE")
+SUMMED_METEOR_GROUP = "__pooled__"
+"""The group whose corpus METEOR comes from summed statistics (see ``MeteorProcess.evaluate_summed``)."""
 
 
 @dataclass
@@ -86,7 +88,9 @@ def score_caption_tasks(
             texts.extend(tasks[name].hyps)
             texts.extend(tasks[name].refs)
         log.info("tokenising %d captions (one PTB tokenizer run)", len(texts))
+        t0 = time.perf_counter()
         tokens = coco_java.ptb_tokenize(texts)
+        log.debug("captions: tokenised in %.1f s", time.perf_counter() - t0)
         split: dict[str, tuple[list[str], list[str]]] = {}
         pos = 0
         for name in names:
@@ -107,8 +111,9 @@ def score_caption_tasks(
         log.info("METEOR over %d captions, %d groups (one JVM, in the background)",
                  len(hyps_all), len(jobs))
         box: dict[str, object] = {}
-        worker = threading.Thread(target=_meteor_worker,
-                                  args=(meteor, hyps_all, refs_all, [j[2] for j in jobs], box))
+        summed = [group == SUMMED_METEOR_GROUP for _, group, _ in jobs]
+        worker = threading.Thread(target=_meteor_worker, args=(
+            meteor, hyps_all, refs_all, [j[2] for j in jobs], summed, box))
         worker.start()
 
         cooked_h, cooked_r = ngram.precook(hyps_all), ngram.precook(refs_all)
@@ -127,12 +132,15 @@ def score_caption_tasks(
             results[name].per_sample[group] = {"ROUGE_L": rouge_each, "CIDEr": cider_each}
             bar.update(1)
         bar.close()
+        log.debug("captions: BLEU/ROUGE-L/CIDEr done after %.1f s", time.perf_counter() - t0)
         worker.join()
         if "error" in box:
             raise box["error"]  # type: ignore[misc]
         for (name, group, _), (score, each) in zip(jobs, box["meteor"]):  # type: ignore[arg-type]
             results[name].scores[group]["METEOR"] = float(score)
-            results[name].per_sample[group]["METEOR"] = np.asarray(each, dtype=float)
+            if each is not None:
+                results[name].per_sample[group]["METEOR"] = np.asarray(each, dtype=float)
+        log.debug("captions: METEOR joined after %.1f s", time.perf_counter() - t0)
 
     if spice_reason is None:
         try:
@@ -151,10 +159,20 @@ def score_caption_tasks(
 
 
 def _meteor_worker(meteor: coco_java.MeteorProcess, hyps: list[str], refs: list[str],
-                   groups: list[list[int]], box: dict[str, object]) -> None:
+                   groups: list[list[int]], summed: list[bool], box: dict[str, object]) -> None:
+    """METEOR thread: statistics of every caption, then each group's ``EVAL`` (per-caption and
+    corpus scores), or for ``summed`` groups the corpus score from the summed statistics."""
     try:
+        t0 = time.perf_counter()
         stats = meteor.stats(hyps, [[r] for r in refs])
-        box["meteor"] = meteor.evaluate_many([[stats[i] for i in g] for g in groups])
+        log.debug("METEOR statistics done in %.1f s", time.perf_counter() - t0)
+        full = [g for g, s in zip(groups, summed) if not s]
+        evals = iter(meteor.evaluate_many([[stats[i] for i in g] for g in full]))
+        out: list[tuple[float, list[float] | None]] = []
+        for g, s in zip(groups, summed):
+            out.append((meteor.evaluate_summed([stats[i] for i in g]), None) if s else next(evals))
+        box["meteor"] = out
+        log.debug("METEOR EVALs done in %.1f s", time.perf_counter() - t0)
     except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
         box["error"] = err
 

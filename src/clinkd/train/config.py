@@ -42,8 +42,8 @@ class DataConfig:
     )
 
     def __post_init__(self):
-        if self.synth_images < 8:
-            raise ConfigError("data.synth_images: must be at least 8 (one image per modality)")
+        if self.synth_images < 16:
+            raise ConfigError("data.synth_images: must be at least 16 (two images per modality)")
         if self.max_train_samples is not None and self.max_train_samples <= 0:
             raise ConfigError("data.max_train_samples: must be positive or null")
 

@@ -42,7 +42,8 @@ def prepare_data(cfg: RunConfig):
                 from clinkd.data import synth
 
                 log.info("generating the synthetic Med-GRIT benchmark in %s", root)
-                synth.generate(root, seed=cfg.data.synth_seed, n_images=cfg.data.synth_images)
+                # one worker: the generator's fork pool is best kept out of a process that runs torch
+                synth.generate(root, seed=cfg.data.synth_seed, n_images=cfg.data.synth_images, workers=1)
     return read_dataset_dir(root)
 
 

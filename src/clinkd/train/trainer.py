@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 from torch.utils.data import SequentialSampler
@@ -48,6 +49,24 @@ class ClinKDTrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         return SequentialSampler(dataset)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Reload a checkpoint's weights through ``from_pretrained``.
+
+        The stock method loads ``model.safetensors`` with a plain ``load_state_dict``; but
+        ``save_pretrained`` writes Qwen2-VL weights under their legacy names (``model.layers.*``) while the
+        live module calls them ``model.language_model.layers.*`` (platform.md, the key-mapping trap), so
+        the weights would silently not load. ``from_pretrained`` applies the key mapping.
+        """
+        model = model if model is not None else self.model
+        weights = Path(resume_from_checkpoint) / "model.safetensors"
+        plain = not hasattr(model, "peft_config")  # peft checkpoints hold adapters: the stock path loads them
+        if not weights.is_file() or not plain or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        dtype = next(model.parameters()).dtype
+        fresh = type(model).from_pretrained(resume_from_checkpoint, config=model.config, dtype=dtype)
+        model.load_state_dict(fresh.state_dict(), strict=True)
+        del fresh
 
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
         inputs = dict(inputs)

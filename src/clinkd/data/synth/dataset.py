@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import sys
 import time
 from collections import Counter
 from os import PathLike
@@ -116,7 +117,7 @@ def train_sample(si: SynthImage, image: str, rng: np.random.Generator, tasks_out
     n_turns = int(rng.integers(3, 7))
     tasks, weights = list(TRAIN_TASK_WEIGHTS), np.array(list(TRAIN_TASK_WEIGHTS.values()))
     turns, seen = [], set()
-    for _ in range(n_turns * 4):
+    for _ in range(40):  # enough draws to find n_turns distinct targets (every image has >= 4)
         if len(turns) == n_turns:
             break
         task = tasks[int(rng.choice(len(tasks), p=weights / weights.sum()))]
@@ -156,7 +157,7 @@ def _build(seed: int, n_images: int, test_fraction: float, image_dir: Path | Non
     if workers > 1 and len(jobs) >= 64:
         # Every image draws from its own seed, so the order of work does not change a byte; map()
         # gives results back in job order. Fork keeps start-up cheap (no re-import of numpy/scipy).
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         with ctx.Pool(workers) as pool:
             results = pool.imap(_make_star, jobs, chunksize=8)
             results = list(_logged(results, len(jobs), progress))

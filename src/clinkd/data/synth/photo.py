@@ -63,7 +63,7 @@ def render_endoscopy(rng: np.random.Generator) -> SynthImage:
         p = s.free_point(field)
         if p is not None:
             _paint(img, s.ellipse(*p, s.u(1, 3), s.u(1, 2.5), s.u(0, 180)), (1, 1, 1), 0.85)
-    img = s.blur(img, 0.8) + 0.006 * rng.standard_normal(img.shape).astype(np.float32)
+    img = s.blur(img, 0.8) + 0.006 * rng.standard_normal(img.shape, dtype=np.float32)
     img *= field[..., None]
     return s.finish(img, "endoscopy", field_mask=field, region="colon", view="")
 
@@ -107,7 +107,7 @@ def render_dermoscopy(rng: np.random.Generator) -> SynthImage:
                    for k in range(-20, 21)]
             hairs.append((pts, 1.5))
         _paint(img, s.lines(hairs), (0.18, 0.12, 0.1), 0.85)
-    img = s.blur(img, 0.6) + 0.006 * rng.standard_normal(img.shape).astype(np.float32)
+    img = s.blur(img, 0.6) + 0.006 * rng.standard_normal(img.shape, dtype=np.float32)
     field = None
     if s.chance(0.5):  # the dermatoscope's round field
         field = s.ellipse(s.w / 2, s.h / 2, s.w * 0.6, s.w * 0.6)
@@ -178,7 +178,7 @@ def render_fundus(rng: np.random.Generator) -> SynthImage:
                 m |= s.ellipse(p[0] + s.u(-12, 12), p[1] + s.u(-9, 9), s.u(1.5, 3), s.u(1.5, 2.5), s.u(0, 180))
             _paint(img, m, (0.96, 0.86, 0.36))
             s.add("hard exudate", m, shape="clustered", colour="yellow")
-    img = s.blur(img, 0.8) + 0.006 * rng.standard_normal(img.shape).astype(np.float32)
+    img = s.blur(img, 0.8) + 0.006 * rng.standard_normal(img.shape, dtype=np.float32)
     img *= field[..., None]
     facts = ["right_eye" if side > 0 else "left_eye"]
     return s.finish(img, "fundus", field_mask=field, region="retina", view="", facts=facts)

@@ -97,7 +97,7 @@ def render_ct(rng: np.random.Generator) -> SynthImage:
             m = s.ellipse(*p, r, r)
             img[m] = 0.40
             s.add("kidney cyst", m)
-    img = s.blur(img, 0.7) + body * (0.02 * rng.standard_normal(img.shape).astype(np.float32))
+    img = s.blur(img, 0.7) + body * (0.02 * rng.standard_normal(img.shape, dtype=np.float32))
     return s.finish(img, "ct", region="abdomen", view="axial", facts=facts, foreground=body)
 
 
@@ -146,7 +146,7 @@ def render_mr(rng: np.random.Generator) -> SynthImage:
                 img[s.blob(*p, r * 0.6, r * 0.5, s.u(0, 180), 0.1) & m] = 0.25
             s.add("tumor", m, note="ring_enhancement" if ring else "edema")
     bias = 1 + 0.08 * s.smooth_noise(80)
-    img = s.blur(img * bias, 0.6) + head * (0.025 * rng.standard_normal(img.shape).astype(np.float32))
+    img = s.blur(img * bias, 0.6) + head * (0.025 * rng.standard_normal(img.shape, dtype=np.float32))
     return s.finish(img, "mr", region="head", view="axial", facts=facts, foreground=head)
 
 
@@ -219,7 +219,7 @@ def render_x(rng: np.random.Generator) -> SynthImage:
         m = m0 & (s.yy > level - rise) & ~heart
         img[m] = 0.56
         s.add("pleural effusion", m, shape="crescent-shaped")
-    img = s.blur(img, 1.2) + 0.015 * rng.standard_normal(img.shape).astype(np.float32)
+    img = s.blur(img, 1.2) + 0.015 * rng.standard_normal(img.shape, dtype=np.float32)
     return s.finish(img, "x", region="chest", view="frontal", facts=facts, foreground=body)
 
 
@@ -261,6 +261,6 @@ def render_pet(rng: np.random.Generator) -> SynthImage:
         s.add("lesion", m)
         trunk &= ~s.ellipse(*p, 2 * r + 4, 2 * r + 4)
     img = s.blur(img, 1.4)
-    img = np.clip(img + 0.04 * np.sqrt(np.clip(img, 0, 1)) * rng.standard_normal(img.shape), 0, 1) ** 0.85
+    img = np.clip(img + 0.04 * np.sqrt(np.clip(img, 0, 1)) * rng.standard_normal(img.shape, dtype=np.float32), 0, 1) ** 0.85
     return s.finish(img.astype(np.float32), "pet", region="whole body", view="coronal",
                     facts=["pet_physiologic"], foreground=body)

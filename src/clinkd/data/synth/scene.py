@@ -166,7 +166,7 @@ class Scene:
         """
         gw = max(2, int(math.ceil(self.w / (cell * aspect))) + 1)
         gh = max(2, int(math.ceil(self.h / cell)) + 1)
-        coarse = self.rng.standard_normal((gh, gw)).astype(np.float32)
+        coarse = self.rng.standard_normal((gh, gw), dtype=np.float32)
         img = Image.fromarray(coarse, mode="F").resize((self.w, self.h), Image.Resampling.BICUBIC)
         return np.asarray(img, dtype=np.float32)
 

@@ -100,7 +100,7 @@ GC_ANSWERS = (
     "The boxed area contains {the}. The {noun} is {shape}, {size} and {look}{note}.",
     "{The}: {size}, {shape}, {look}, in the {loc} of the image{note}.",
 )
-NOUNS = {"organ": ("structure", "organ"), "lesion": ("lesion", "finding", "abnormality")}
+NOUNS = {"organ": ("structure", "anatomical structure"), "lesion": ("lesion", "finding", "abnormality")}
 LOCATIONS = ("upper left", "upper central", "upper right", "middle left", "centre", "middle right",
              "lower left", "lower central", "lower right")
 SIZES = ("tiny", "small", "medium-sized", "large")

@@ -63,7 +63,7 @@ def render_ultrasound(rng: np.random.Generator) -> SynthImage:
                 shape = "irregular" if irr > 0.1 else None
             s.add(name, m, note=note, shape=shape)
     refl = s.blur(refl, 1.0)
-    re_, im_ = (s.blur(rng.standard_normal((s.h, s.w)).astype(np.float32), (0.7, 1.8)) for _ in range(2))
+    re_, im_ = (s.blur(rng.standard_normal((s.h, s.w), dtype=np.float32), (0.7, 1.8)) for _ in range(2))
     speckle = np.sqrt(re_**2 + im_**2) / 0.3
     gain = np.exp(-1.1 * depth) * (1 + 0.9 * depth)  # attenuation, partly compensated (TGC)
     x = np.clip(refl, 0, None) * speckle * gain

@@ -55,3 +55,16 @@ def test_init_without_synth_corpus_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "clinkd.data.synth", types.ModuleType("clinkd.data.synth"))
     assert main(["model", "init", "--size", "tiny-student", "--out", str(tmp_path / "x")]) == 2
     assert "text_corpus" in capsys.readouterr().err
+
+
+def test_teacher_and_student_share_one_tokenizer(tmp_path, corpus):
+    from clinkd.model import build_tiny_processor, init_model_dir
+
+    processor = build_tiny_processor(corpus)
+    init_model_dir(tmp_path / "teacher", "tiny-teacher", processor=processor)
+    init_model_dir(tmp_path / "student", "tiny-student", processor=processor, seed=1)
+    teacher, tp = load(tmp_path / "teacher")
+    student, sp = load(tmp_path / "student")
+    assert tp.tokenizer.get_vocab() == sp.tokenizer.get_vocab()
+    assert teacher.config.text_config.vocab_size == student.config.text_config.vocab_size == len(sp.tokenizer)
+    assert sum(p.numel() for p in teacher.parameters()) > 3 * sum(p.numel() for p in student.parameters())

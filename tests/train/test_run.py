@@ -1,0 +1,105 @@
+"""Stages end to end on tiny models: resume equivalence, distillation, SFT with reflective correction."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import clinkd.train.run as run_mod
+from clinkd.model import load
+from clinkd.train.config import load_run_configs
+from clinkd.train.run import run_distill, run_sft
+
+FAST = ["--train.per_device_train_batch_size=2", "--train.logging_steps=1", "--train.learning_rate=5e-3",
+        "--data.max_train_samples=8", "--train.disable_tqdm=true"]
+
+
+def _weights(path):
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_resume_gives_the_same_weights(tmp_path, synth_dir, student_dir, monkeypatch):
+    base = FAST + [f"--data.dir={synth_dir}", f"--model.path={student_dir}", "--train.max_steps=4", "--train.save_steps=2"]
+    (a,) = load_run_configs(None, base + [f"--train.output_dir={tmp_path / 'a'}"])
+    run_sft(a)
+
+    class Crash(RuntimeError):
+        pass
+
+    class CrashingTrainer(run_mod.ClinKDTrainer):
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            if self.state.global_step == 3:
+                raise Crash("killed mid-way")
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    (b,) = load_run_configs(None, base + [f"--train.output_dir={tmp_path / 'b'}"])
+    monkeypatch.setattr(run_mod, "ClinKDTrainer", CrashingTrainer)
+    with pytest.raises(Crash):
+        run_sft(b)
+    monkeypatch.undo()
+    assert (tmp_path / "b" / "checkpoint-2").is_dir() and not (tmp_path / "b" / "model.safetensors").exists()
+    (b,) = load_run_configs(None, base + [f"--train.output_dir={tmp_path / 'b'}"])
+    run_sft(b, resume=True)
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6, msg=k)
+    # and training did change the weights
+    w0 = _weights(student_dir)
+    assert any(not torch.equal(w0[k], wa[k]) for k in wa)
+    model, processor = load(tmp_path / "a")
+    assert model.rope_settings.scheme == "mcg" and processor is not None
+
+
+def test_distill_stage(tmp_path, synth_dir, student_dir, teacher_dir, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="clinkd")
+    (cfg,) = load_run_configs(None, FAST + [
+        "--stage=distill", f"--data.dir={synth_dir}", f"--model.path={student_dir}", f"--distill.teacher={teacher_dir}",
+        "--distill.subset=0.5", "--distill.max_new_tokens=12", "--distill.curriculum_phases=2",
+        "--train.max_steps=2", "--train.save_steps=10", f"--train.output_dir={tmp_path / 'kd'}"])
+    out = run_distill(cfg)
+    stats = json.loads((out / "distill_stats.json").read_text())
+    n = stats["pseudo_labels"]
+    assert n >= 8 and stats["kept"] + stats["replaced_low_margin"] + stats["replaced_contradicting"] == n
+    assert [p["index"] for p in stats["phases"]] == [0, 1] and sum(p["entered"] for p in stats["phases"]) == n
+    assert "curriculum phase 1 at step 0" in caplog.text
+    cached = json.loads((out / "pseudo_labels.json").read_text())
+    assert len(cached["items"]) == n and all(0.0 <= it["margin"] <= 1.0 for it in cached["items"])
+    model, _ = load(out)
+    assert model.config.text_config.vocab_size == load(teacher_dir)[0].config.text_config.vocab_size
+
+
+def test_distill_refuses_a_teacher_with_another_tokenizer(tmp_path, synth_dir, student_dir):
+    from clinkd.errors import ClinkdError
+    from clinkd.model import build_tiny_processor, init_model_dir
+
+    other = init_model_dir(tmp_path / "other", "tiny-teacher",
+                           processor=build_tiny_processor(["completely different words"] * 50, vocab_size=300))
+    (cfg,) = load_run_configs(None, FAST + [
+        "--stage=distill", f"--data.dir={synth_dir}", f"--model.path={student_dir}", f"--distill.teacher={other}",
+        f"--train.output_dir={tmp_path / 'kd'}", "--train.max_steps=1"])
+    with pytest.raises(ClinkdError, match="do not share a tokenizer"):
+        run_distill(cfg)
+
+
+def test_sft_with_reflective_correction(tmp_path, synth_dir, student_dir, monkeypatch):
+    import clinkd.train.rct as rct_mod
+    from tests.train.test_rct import BagOfWords
+
+    monkeypatch.setattr(rct_mod, "Embedder", BagOfWords)
+    (cfg,) = load_run_configs(None, FAST + [
+        f"--data.dir={synth_dir}", f"--model.path={student_dir}", "--train.max_steps=4", "--train.save_steps=10",
+        "--rct.enabled=true", "--rct.rounds=1", "--rct.sample_size=4", "--rct.num_candidates=2",
+        "--rct.max_new_tokens=12", f"--train.output_dir={tmp_path / 'sft'}"])
+    out = run_sft(cfg)
+    (entry,) = [json.loads(x) for x in (out / "rct" / "log.jsonl").read_text().splitlines()]
+    assert entry["step"] == 2 and entry["answered"] == 4
+    # an untrained model answers nonsense: every answer is wrong and gets a correction
+    assert entry["found"] == 4 and entry["corrected"] + entry["reference_used"] == 4
+    # 4 corrections x 2 replays, but only the positions after step 2 + 2 (of 4 x 2) are free: 0 left here
+    assert entry["replayed"] == 0
+    assert (out / "rct" / "round_1.json").is_file()
+    assert (out / "model.safetensors").is_file() and (out / "clinkd_run.yaml").is_file()
