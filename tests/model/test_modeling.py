@@ -211,7 +211,8 @@ def test_video_positions_follow_upstream(processor, family):
     mask = torch.ones_like(types)
     mask[1, :4] = 0  # a text-only, left-padded second sample
     ids = torch.zeros_like(types)
-    grids = dict(image_grid_thw=torch.tensor([[1, 4, 4]]), video_grid_thw=torch.tensor([[3 if family == "qwen2_5_vl" else 2, 2, 4]]))
+    frames = 3 if family == "qwen2_5_vl" else 2
+    grids = dict(image_grid_thw=torch.tensor([[1, 4, 4]]), video_grid_thw=torch.tensor([[frames, 2, 4]]))
     ours.config.clinkd_rope = {"scheme": "mcg", "text_to_image_gap": 1, "image_to_text_gap": 1}
     got = ours.get_rope_index(ids, types, attention_mask=mask, **grids, **extra)
     expected = stock.get_rope_index(ids, types, attention_mask=mask, **grids, **extra)
@@ -219,3 +220,17 @@ def test_video_positions_follow_upstream(processor, family):
     ours.config.clinkd_rope = {"scheme": "mcg"}
     released, _ = ours.get_rope_index(ids, types, attention_mask=mask, **grids, **extra)
     assert released[1, 0, 2] == 3  # the first video token sits two after the last text token (1)
+
+
+def test_missing_weights_are_an_error(tmp_path, mcg_model, processor):
+    from safetensors.torch import load_file, save_file
+
+    mcg_model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    dropped = [k for k in weights if "layers.1." in k]
+    assert dropped
+    save_file({k: v for k, v in weights.items() if k not in dropped}, tmp_path / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError, match="missing"):
+        load(tmp_path)

@@ -196,3 +196,12 @@ def test_image_split_across_samples_is_rejected():
 def test_bad_settings_rejected():
     with pytest.raises(RopeError):
         mcg_position_ids(torch.zeros(1, 3, dtype=torch.long), None, spatial_merge_size=2, stride_h=0)
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    import clinkd.model.rope as rope
+
+    result = doctest.testmod(rope, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 5 and result.failed == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from clinkd.model import (
@@ -52,7 +53,8 @@ def test_processor_round_trip(tmp_path, processor, images):
     back = ClinkdProcessor.from_pretrained(tmp_path)
     assert back.tokenizer.get_vocab() == processor.tokenizer.get_vocab()
     assert back.chat_template == processor.chat_template
-    assert back.image_processor.size == processor.image_processor.size == {"shortest_edge": 28 * 28, "longest_edge": 112 * 112}
+    size = {"shortest_edge": 28 * 28, "longest_edge": 112 * 112}
+    assert back.image_processor.size == processor.image_processor.size == size
     a = build_batch(processor, [images[0], images[1]], ["q one", "q two"])
     b = build_batch(back, [images[0], images[1]], ["q one", "q two"])
     assert a.keys() == b.keys()
@@ -85,3 +87,18 @@ def test_labels_cover_answer_and_end_of_turn_only(processor, images):
         kept = labels[labels != IGNORE_INDEX]
         assert tok.decode(kept) == answer + "<|im_end|>"
         assert (labels[batch["attention_mask"][row] == 0] == IGNORE_INDEX).all()
+
+
+def test_tokenizer_on_the_synthetic_med_grit_corpus():
+    """The real training text of the tiny tokenizer (clinkd.data.synth), when that module is there."""
+    synth = pytest.importorskip("clinkd.data.synth")
+    if not hasattr(synth, "text_corpus"):
+        pytest.skip("clinkd.data.synth.text_corpus not available")
+    corpus = synth.text_corpus(seed=0, n_images=40)
+    tok = build_tokenizer(corpus)
+    boxed = [t for t in corpus if "<box>" in t][:50]
+    assert boxed
+    for text in boxed:
+        ids = tok(text)["input_ids"]
+        assert tok.decode(ids) == text
+        assert all(len(p) == 1 for p in tok.convert_ids_to_tokens(ids) if any(c.isdigit() for c in p))

@@ -1,19 +1,21 @@
 """Caption metrics for GC and MII (protocol.md §6): BLEU-1..4, METEOR, ROUGE-L, CIDEr (and SPICE).
 
-Each group (a modality, or all samples pooled) is scored as one pycocoevalcap run over that group,
-every sample being its own image with one reference — the numbers are those of
-``COCOEvalCap.evaluate`` on the group's samples. What is shared between groups is only what does not
-depend on the group:
+Each group (a modality, or all samples pooled) is scored as one pycocoevalcap run over that group
+would score it, every sample being its own image with one reference — the numbers are those of
+``COCOEvalCap.evaluate`` on the group's samples, bit for bit. What is shared is what does not depend
+on the group, and every JVM is started once:
 
-* tokenisation (line by line, so one run over everything gives the same tokens),
-* METEOR's per-caption ``SCORE`` statistics (the group's ``EVAL`` then aggregates its own lines),
-* n-gram counts and BLEU's per-caption statistics (the group's corpus BLEU sums its own),
-* ROUGE-L per caption (the group score is the plain mean),
-* SPICE per caption (likewise a plain mean).
+* tokenisation: one tokenizer JVM for all groups, each group's responses and references in their
+  own files (the PTB tokenizer looks across line ends, so a caption's tokens can depend on the
+  caption after it in its group's file — see :func:`clinkd.eval.coco_java.ptb_tokenize_docs`);
+* METEOR: one JVM; statistics once per distinct (response, reference) token pair; a group's corpus
+  METEOR is ``EVAL`` of the sum of its statistics (METEOR aggregates a corpus by adding statistics:
+  identical numbers, one line instead of thousands — see ``MeteorProcess.evaluate_summed_many``);
+* n-gram counts, BLEU's per-caption statistics and ROUGE-L per distinct token string or pair;
+* SPICE per distinct pair (its group score is the plain mean of per-caption scores).
 
 CIDEr's IDF is computed over each group's own references, as a separate run would. The arithmetic
-is pycocoevalcap's, bit for bit (see :mod:`clinkd.eval.ngram`); SPICE, BLEU's final step and METEOR
-run pycocoevalcap's own code or jar.
+is pycocoevalcap's (see :mod:`clinkd.eval.ngram`).
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ CAPTION_METRICS: tuple[str, ...] = (
 MBMR_METRICS: tuple[str, ...] = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L")
 """mBMR = mean of these six (the ClinKD MII script; SPICE and CIDEr are not in it)."""
 
-SUMMED_METEOR_GROUP = "__pooled__"
-"""The group whose corpus METEOR comes from summed statistics (see ``MeteorProcess.evaluate_summed``)."""
+POOLED = "__pooled__"
+"""Name of the group holding all samples of the eight modalities (strict reading)."""
 
 
 @dataclass
@@ -70,111 +72,167 @@ def score_caption_tasks(
         spice: ``True`` to require SPICE, ``False`` to skip it, ``None`` (default) to compute it when
             the CoreNLP jars are present and report it unavailable otherwise.
         progress: show a progress bar over groups.
-
-    The METEOR JVM scores on one core (statistics, then one ``EVAL`` per group) while this thread
-    computes BLEU, ROUGE-L and CIDEr on the other.
     """
-    names = [n for n in tasks if len(tasks[n].hyps)]
-    results: dict[str, CaptionResult] = {n: CaptionResult() for n in tasks}
-    if not names:
-        return results
-    spice_reason = "not requested" if spice is False else coco_java.spice_unavailable_reason()
-    if spice is True and spice_reason:
-        raise RuntimeError(f"SPICE was required but cannot run: {spice_reason}")
+    scorer = CaptionScorer(tasks, spice=spice, progress=progress)
+    scorer.start()
+    return scorer.finish()
 
-    with coco_java.MeteorProcess() as meteor:  # the JVM loads while we tokenise
-        texts: list[str] = []
-        for name in names:
-            texts.extend(tasks[name].hyps)
-            texts.extend(tasks[name].refs)
-        log.info("tokenising %d captions (one PTB tokenizer run)", len(texts))
-        t0 = time.perf_counter()
-        tokens = coco_java.ptb_tokenize(texts)
-        log.debug("captions: tokenised in %.1f s", time.perf_counter() - t0)
-        split: dict[str, tuple[list[str], list[str]]] = {}
-        pos = 0
-        for name in names:
-            n = len(tasks[name].hyps)
-            split[name] = (tokens[pos : pos + n], tokens[pos + n : pos + 2 * n])
-            pos += 2 * n
-        hyps_all = [h for name in names for h in split[name][0]]
-        refs_all = [r for name in names for r in split[name][1]]
 
+class CaptionScorer:
+    """:func:`score_caption_tasks` in two halves, so the caller can work in between.
+
+    :meth:`start` launches the METEOR JVM and a background thread that tokenises every caption (one
+    tokenizer JVM), then computes METEOR statistics and each group's ``EVAL`` — Java-bound work on
+    one core. :meth:`finish` computes BLEU, ROUGE-L and CIDEr in the calling thread (the other core)
+    once the tokens are there, then joins the thread. ``evaluate`` scores VG and RO in between.
+    """
+
+    def __init__(self, tasks: Mapping[str, CaptionTask], *, spice: bool | None = None,
+                 progress: bool = False) -> None:
+        self.tasks = tasks
+        self.names = [n for n in tasks if len(tasks[n].hyps)]
+        self.spice = spice
+        self.progress = progress
+        self.spice_reason = "not requested" if spice is False else coco_java.spice_unavailable_reason()
+        if spice is True and self.spice_reason:
+            raise RuntimeError(f"SPICE was required but cannot run: {self.spice_reason}")
         # (task, group, global indices) of every non-empty group, in a fixed order
-        jobs: list[tuple[str, str, list[int]]] = []
+        self.jobs: list[tuple[str, str, list[int]]] = []
         offset = 0
-        for name in names:
+        for name in self.names:
             for group, idx in tasks[name].groups.items():
                 if idx:
-                    jobs.append((name, group, [offset + i for i in idx]))
-            offset += len(split[name][0])
-        log.info("METEOR over %d captions, %d groups (one JVM, in the background)",
-                 len(hyps_all), len(jobs))
-        box: dict[str, object] = {}
-        summed = [group == SUMMED_METEOR_GROUP for _, group, _ in jobs]
-        worker = threading.Thread(target=_meteor_worker, args=(
-            meteor, hyps_all, refs_all, [j[2] for j in jobs], summed, box))
-        worker.start()
+                    self.jobs.append((name, group, [offset + i for i in idx]))
+            offset += len(tasks[name].hyps)
+        self._meteor: coco_java.MeteorProcess | None = None
+        self._worker: threading.Thread | None = None
+        self._tokens_ready = threading.Event()
+        self._box: dict[str, object] = {}
+        self._t0 = time.perf_counter()
 
-        cooked_h, cooked_r = ngram.precook(hyps_all), ngram.precook(refs_all)
-        rouge_all = np.array([ngram.rouge_l(h, r) for h, r in zip(hyps_all, refs_all)])
-        bleu_all = [ngram.bleu_stats(h, r) for h, r in zip(cooked_h, cooked_r)]
-        bar = _progress(len(jobs), progress)
-        for name, group, idx in jobs:
+    def start(self) -> None:
+        if not self.names:
+            return
+        self._meteor = coco_java.MeteorProcess()  # ~8 s of table loading starts now
+        self._worker = threading.Thread(target=self._java_work, daemon=True)
+        self._worker.start()
+
+    def _java_work(self) -> None:
+        box, meteor = self._box, self._meteor
+        assert meteor is not None
+        try:
+            hyps = [t for n in self.names for t in self.tasks[n].hyps]
+            refs = [t for n in self.names for t in self.tasks[n].refs]
+            docs = []
+            for _, _, idx in self.jobs:  # each group's responses and references: two documents
+                docs.append([hyps[i] for i in idx])
+                docs.append([refs[i] for i in idx])
+            log.info("tokenising %d documents, %d captions (one PTB tokenizer run)", len(docs),
+                     sum(map(len, docs)))
+            tokens = coco_java.ptb_tokenize_docs(docs)
+            box["tokens"] = [(tokens[2 * k], tokens[2 * k + 1]) for k in range(len(self.jobs))]
+            self._tokens_ready.set()
+            log.debug("tokenised after %.1f s", time.perf_counter() - self._t0)
+            # METEOR statistics depend on the two token strings only: score each distinct pair once
+            pairs: dict[tuple[str, str], int] = {}
+            for th, tr in box["tokens"]:  # type: ignore[attr-defined]
+                for pair in zip(th, tr):
+                    pairs.setdefault(pair, len(pairs))
+            box["pairs"] = pairs
+            log.info("METEOR over %d distinct caption pairs, %d groups (one JVM)", len(pairs),
+                     len(self.jobs))
+            stats = meteor.stats([h for h, _ in pairs], [[r] for _, r in pairs])
+            log.debug("METEOR statistics done after %.1f s", time.perf_counter() - self._t0)
+            box["meteor"] = meteor.evaluate_summed_many(
+                [[stats[pairs[p]] for p in zip(th, tr)] for th, tr in box["tokens"]])  # type: ignore[attr-defined]
+            log.debug("METEOR EVALs done after %.1f s", time.perf_counter() - self._t0)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = err
+            self._tokens_ready.set()
+
+    def close(self) -> None:
+        """Stop the METEOR JVM without collecting results (``finish`` does it otherwise)."""
+        if self._meteor is not None:
+            self._meteor.close()
+
+    def finish(self) -> dict[str, CaptionResult]:
+        results: dict[str, CaptionResult] = {n: CaptionResult() for n in self.tasks}
+        if not self.names:
+            return results
+        assert self._worker is not None and self._meteor is not None, "call start() first"
+        try:
+            self._tokens_ready.wait()
+            if "error" in self._box:
+                raise self._box["error"]  # type: ignore[misc]
+            tokens: list[tuple[list[str], list[str]]] = self._box["tokens"]  # type: ignore[assignment]
+            self._ngram_metrics(tokens, results)
+            log.debug("BLEU/ROUGE-L/CIDEr done after %.1f s", time.perf_counter() - self._t0)
+            self._worker.join()
+            if "error" in self._box:
+                raise self._box["error"]  # type: ignore[misc]
+        finally:
+            self._meteor.close()
+        for (name, group, _), score in zip(self.jobs, self._box["meteor"]):  # type: ignore[arg-type]
+            results[name].scores[group]["METEOR"] = float(score)
+        self._spice(tokens, results)
+        for res in results.values():
+            res.spice_reason = self.spice_reason
+        return results
+
+    def _ngram_metrics(self, tokens: list[tuple[list[str], list[str]]],
+                       results: dict[str, CaptionResult]) -> None:
+        """BLEU, ROUGE-L, CIDEr per group; n-gram counts and per-pair statistics are computed once
+        per distinct token string / pair and shared between groups."""
+        cooked: dict[str, ngram.Cooked] = {}
+        pair_cache: dict[tuple[str, str], tuple[dict, float]] = {}
+
+        def cook(text: str) -> ngram.Cooked:
+            c = cooked.get(text)
+            if c is None:
+                c = cooked[text] = ngram.Cooked(text)
+            return c
+
+        bar = _progress(len(self.jobs), self.progress)
+        for (name, group, _), (th, tr) in zip(self.jobs, tokens):
+            ch, cr = [cook(h) for h in th], [cook(r) for r in tr]
+            bleu_stats, rouge = [], []
+            for h, r, c_h, c_r in zip(th, tr, ch, cr):
+                cached = pair_cache.get((h, r))
+                if cached is None:
+                    cached = pair_cache[(h, r)] = (ngram.bleu_stats(c_h, c_r), ngram.rouge_l(h, r))
+                bleu_stats.append(cached[0])
+                rouge.append(cached[1])
             scores: dict[str, float | None] = {m: None for m in CAPTION_METRICS}
-            for k, v in enumerate(ngram.bleu([bleu_all[i] for i in idx]), start=1):
+            for k, v in enumerate(ngram.bleu(bleu_stats), start=1):
                 scores[f"Bleu_{k}"] = v
-            rouge_each = rouge_all[idx]
+            rouge_each = np.array(rouge)
             scores["ROUGE_L"] = float(np.mean(rouge_each))
-            cider_score, cider_each = ngram.cider([cooked_h[i] for i in idx], [cooked_r[i] for i in idx])
-            scores["CIDEr"] = cider_score
+            scores["CIDEr"], cider_each = ngram.cider(ch, cr)
             results[name].scores[group] = scores
             results[name].per_sample[group] = {"ROUGE_L": rouge_each, "CIDEr": cider_each}
             bar.update(1)
         bar.close()
-        log.debug("captions: BLEU/ROUGE-L/CIDEr done after %.1f s", time.perf_counter() - t0)
-        worker.join()
-        if "error" in box:
-            raise box["error"]  # type: ignore[misc]
-        for (name, group, _), (score, each) in zip(jobs, box["meteor"]):  # type: ignore[arg-type]
-            results[name].scores[group]["METEOR"] = float(score)
-            if each is not None:
-                results[name].per_sample[group]["METEOR"] = np.asarray(each, dtype=float)
-        log.debug("captions: METEOR joined after %.1f s", time.perf_counter() - t0)
 
-    if spice_reason is None:
+    def _spice(self, tokens: list[tuple[list[str], list[str]]],
+               results: dict[str, CaptionResult]) -> None:
+        if self.spice_reason is not None:
+            return
+        pairs: dict[tuple[str, str], int] = {}
+        for th, tr in tokens:
+            for pair in zip(th, tr):
+                pairs.setdefault(pair, len(pairs))
         try:
-            spice_all = np.asarray(coco_java.spice_scores(hyps_all, [[r] for r in refs_all]))
-            for name, group, idx in jobs:
-                value = float(np.mean(spice_all[idx]))
-                results[name].scores[group]["SPICE"] = value if np.isfinite(value) else None
-                results[name].per_sample[group]["SPICE"] = spice_all[idx]
+            each = np.asarray(coco_java.spice_scores([h for h, _ in pairs], [[r] for _, r in pairs]))
         except Exception as err:  # noqa: BLE001 - any failure means "unavailable", with why
-            if spice is True:
+            if self.spice is True:
                 raise
-            spice_reason = f"SPICE failed to run: {type(err).__name__}: {err}"
-    for res in results.values():
-        res.spice_reason = spice_reason
-    return results
-
-
-def _meteor_worker(meteor: coco_java.MeteorProcess, hyps: list[str], refs: list[str],
-                   groups: list[list[int]], summed: list[bool], box: dict[str, object]) -> None:
-    """METEOR thread: statistics of every caption, then each group's ``EVAL`` (per-caption and
-    corpus scores), or for ``summed`` groups the corpus score from the summed statistics."""
-    try:
-        t0 = time.perf_counter()
-        stats = meteor.stats(hyps, [[r] for r in refs])
-        log.debug("METEOR statistics done in %.1f s", time.perf_counter() - t0)
-        full = [g for g, s in zip(groups, summed) if not s]
-        evals = iter(meteor.evaluate_many([[stats[i] for i in g] for g in full]))
-        out: list[tuple[float, list[float] | None]] = []
-        for g, s in zip(groups, summed):
-            out.append((meteor.evaluate_summed([stats[i] for i in g]), None) if s else next(evals))
-        box["meteor"] = out
-        log.debug("METEOR EVALs done in %.1f s", time.perf_counter() - t0)
-    except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
-        box["error"] = err
+            self.spice_reason = f"SPICE failed to run: {type(err).__name__}: {err}"
+            return
+        for (name, group, _), (th, tr) in zip(self.jobs, tokens):
+            values = each[[pairs[p] for p in zip(th, tr)]]
+            value = float(np.mean(values))
+            results[name].scores[group]["SPICE"] = value if np.isfinite(value) else None
+            results[name].per_sample[group]["SPICE"] = values
 
 
 def mbmr(scores: Mapping[str, float | None]) -> float | None:

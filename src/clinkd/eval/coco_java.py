@@ -4,12 +4,12 @@ pycocoevalcap starts a tokenizer JVM per ``tokenize`` call and a METEOR JVM (≈
 paraphrase table) per ``Meteor()``; the published scripts do both once per modality per task. Here
 one tokenizer run covers every caption of every task, and one METEOR process scores them all.
 
-* Tokenizer: the same jar and flags (``PTBTokenizer -preserveLines -lowerCase``) over a file with one
-  caption per line, then pycocoevalcap's own punctuation filter. The tokenizer splits lines on more
-  than ``\\n`` (``\\r``, ``\\x0b``, ``\\x0c``, ``\\x85``, U+2028/2029 — checked), so such characters
-  are replaced by spaces first, lone surrogates by U+FFFD, and a sentinel line closes the file: the
-  output must have exactly one line per caption, ending with the sentinel, or we fail loudly rather
-  than misalign scores (pycocoevalcap's ``zip`` would silently drop or shift captions).
+* Tokenizer: the same jar and flags (``PTBTokenizer -preserveLines -lowerCase``), one file per
+  document as pycocoevalcap writes it, all files in one JVM (``-ioFileList``), then pycocoevalcap's
+  own punctuation filter. The tokenizer splits lines on more than ``\\n`` (``\\r``, ``\\x0b``,
+  ``\\x0c``, ``\\x85``, U+2028/2029 — checked), so such characters are replaced by spaces first and
+  lone surrogates by U+FFFD; each output must have exactly one line per caption, or we fail loudly
+  rather than misalign scores (pycocoevalcap's ``zip`` would silently drop or shift captions).
 * METEOR: the same jar and flags as ``pycocoevalcap.meteor.Meteor``, the same ``SCORE``/``EVAL``
   protocol (so the numbers are identical), but lines are streamed by a writer thread instead of one
   blocking round trip per caption.
@@ -29,7 +29,6 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
-SENTINEL = "clinkdsentinelline"
 MAX_CHARS = 100_000
 """Captions are cut to this many characters before tokenising (a reference is a few hundred)."""
 MAX_TOKENS = 2_000
@@ -78,43 +77,74 @@ def _aggressive(text: str) -> str:
 
 
 def ptb_tokenize(texts: Sequence[str]) -> list[str]:
-    """Tokenise like ``PTBTokenizer.tokenize`` (lower-cased, punctuation tokens removed), one Java run.
+    """Tokenise one document like ``PTBTokenizer().tokenize`` (lower-cased, punctuation removed)."""
+    return ptb_tokenize_docs([texts])[0]
 
-    Raises ``RuntimeError`` when Java is missing or the output cannot be aligned with the input.
+
+def ptb_tokenize_docs(docs: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Tokenise several documents in one JVM, each exactly as its own ``PTBTokenizer.tokenize`` call.
+
+    The tokenizer is *not* line-local: whether ``a.``, ``etc.``, ``no.`` or ``e.g.`` at the end of a
+    line keeps its period depends on how the next line starts (or on the end of the file). So each
+    document (one group's responses, or its references — what pycocoevalcap tokenises in one call)
+    goes to its own file, and the tokenizer's ``-ioFileList`` mode reads them all in one process,
+    each to its own end of file.
+
+    Raises ``RuntimeError`` when Java is missing or an output cannot be aligned with its input.
     """
     reason = java_available()
     if reason:
         raise RuntimeError(f"caption metrics need Java: {reason}")
-    lines = _run_tokenizer([sanitize_line(t) for t in texts])
-    if lines is None:
-        lines = _run_tokenizer([_aggressive(t) for t in texts])
-    if lines is None:
-        raise RuntimeError("the PTB tokenizer output does not line up with its input "
-                           "(a caption holds characters it treats as line breaks)")
-    out = []
-    for line in lines:
-        words = [w for w in line.rstrip().split(" ") if w not in _PUNCTUATIONS]
-        out.append(" ".join(words[:MAX_TOKENS]))
-    return out
+    outs = _run_tokenizer([[sanitize_line(t) for t in doc] for doc in docs])
+    result: list[list[str]] = []
+    for doc, lines in zip(docs, outs):
+        if lines is None:  # characters the tokenizer reads as line breaks: try harder, then fail
+            lines = _run_tokenizer([[_aggressive(t) for t in doc]])[0]
+        if lines is None:
+            raise RuntimeError("the PTB tokenizer output does not line up with its input "
+                               "(a caption holds characters it treats as line breaks)")
+        result.append([" ".join([w for w in line.rstrip().split(" ")
+                                 if w not in _PUNCTUATIONS][:MAX_TOKENS]) for line in lines])
+    return result
 
 
-def _run_tokenizer(lines: list[str]) -> list[str] | None:
+def _run_tokenizer(docs: list[list[str]]) -> list[list[str] | None]:
+    """Raw tokenizer output lines per document (``None`` where the line count does not match)."""
     jar = package_dir() / "tokenizer" / "stanford-corenlp-3.4.1.jar"
+    results: list[list[str] | None] = [[] for _ in docs]
+    todo = [k for k, doc in enumerate(docs) if doc]
+    if not todo:
+        return results
     with tempfile.TemporaryDirectory(prefix="clinkd-ptb-") as tmp:
-        path = Path(tmp) / "captions.txt"
-        path.write_bytes("\n".join([*lines, SENTINEL]).encode("utf-8", errors="replace"))
+        folder = Path(tmp)
+        listing = []
+        for k in todo:
+            # written as pycocoevalcap writes its temporary file: captions joined by "\n"
+            (folder / f"in{k}.txt").write_bytes("\n".join(docs[k]).encode("utf-8", errors="replace"))
+            listing.append(f"in{k}.txt\tout{k}.txt")
+        (folder / "files.txt").write_text("\n".join(listing) + "\n", encoding="utf-8")
         proc = subprocess.run(
             ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer",
-             "-preserveLines", "-lowerCase", str(path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+             "-preserveLines", "-lowerCase", "-ioFileList", "files.txt"],
+            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
         )
-    if proc.returncode != 0:
-        raise RuntimeError(f"PTB tokenizer failed: {proc.stderr.decode(errors='replace')[-500:]}")
-    out = proc.stdout.decode("utf-8", errors="replace").split("\n")
-    n = len(lines)
-    if len(out) <= n or out[n].strip() != SENTINEL or any(x.strip() for x in out[n + 1 :]):
-        return None
-    return out[:n]
+        if proc.returncode != 0:
+            raise RuntimeError(f"PTB tokenizer failed: {proc.stderr.decode(errors='replace')[-500:]}")
+        for k in todo:
+            text = (folder / f"out{k}.txt").read_bytes().decode("utf-8", errors="replace")
+            results[k] = _align(text.split("\n"), docs[k])
+    return results
+
+
+def _align(out: list[str], doc: list[str]) -> list[str] | None:
+    """One output line per caption. Trailing blank captions may yield no output line at all
+    (pycocoevalcap's ``zip`` then silently drops them); they tokenise to ``""``."""
+    n = len(doc)
+    if len(out) > n and not any(x.strip() for x in out[n:]):
+        out = out[:n]
+    if len(out) < n and not any(t.strip() for t in doc[len(out):]):
+        out = out + [""] * (n - len(out))
+    return out if len(out) == n else None
 
 
 class MeteorProcess:
@@ -179,21 +209,29 @@ class MeteorProcess:
         return results
 
     def evaluate_summed(self, stats: Sequence[str]) -> float:
-        """Corpus METEOR of a group from the element-wise sum of its statistics, sent as one line.
+        """Corpus METEOR of a group from the element-wise sum of its statistics, sent as one line."""
+        return self.evaluate_summed_many([stats])[0]
 
-        METEOR aggregates a corpus by adding the segments' statistics (all integer counts) and
-        scoring the sum, so this equals :meth:`evaluate`'s corpus score (checked by a test) while
-        sending one line instead of thousands — ``EVAL`` is superlinear in its line length.
-        Used for the pooled group, whose per-caption scores are already known.
+    def evaluate_summed_many(self, groups: Sequence[Sequence[str]]) -> list[float]:
+        """Corpus METEOR of each group, each from the element-wise sum of its ``SCORE`` statistics.
+
+        METEOR's ``EVAL`` scores a corpus by adding its segments' statistics (integer counts) and
+        scoring the sum; sending that sum as a one-segment ``EVAL`` gives the same corpus score
+        (asserted by a test and by the benchmark) while sending one short line instead of
+        thousands — ``EVAL`` time grows faster than its line length. Per-caption scores are not
+        returned (use :meth:`evaluate`).
         """
-        if not stats:
-            raise ValueError("METEOR needs at least one caption")
-        rows = [s.split() for s in stats]
-        width = len(rows[0])
-        if any(len(r) != width for r in rows):
-            raise RuntimeError("METEOR statistics lines differ in length")
-        summed = [sum(float(r[k]) for r in rows) for k in range(width)]
-        return self.evaluate([" ".join(repr(v) for v in summed)])[0]
+        lines = []
+        for stats in groups:
+            if not stats:
+                raise ValueError("METEOR needs at least one caption per group")
+            rows = [s.split() for s in stats]
+            width = len(rows[0])
+            if width == 0 or any(len(r) != width for r in rows):
+                raise RuntimeError(f"unexpected METEOR statistics line {stats[0]!r}")
+            summed = [sum(float(r[k]) for r in rows) for k in range(width)]
+            lines.append(" ".join(repr(v) for v in summed))
+        return [score for score, _ in self.evaluate_many([[line] for line in lines])]
 
     def _stream(self, lines: list[str], n_out: int) -> list[str]:
         """Write ``lines`` from a thread (so a full pipe cannot deadlock) and read ``n_out`` lines.

@@ -20,7 +20,7 @@ from clinkd import __version__
 from clinkd.errors import DataError
 from clinkd.eval import standard as std
 from clinkd.eval import strict as st
-from clinkd.eval.captions import CaptionTask, score_caption_tasks
+from clinkd.eval.captions import CaptionResult, CaptionScorer, CaptionTask
 from clinkd.eval.cleaning import clean_response
 from clinkd.eval.predictions import (
     MODALITIES,
@@ -138,34 +138,50 @@ def evaluate(
             preds = by_task[t]
             caption_tasks[t] = CaptionTask(hyps=[clean_response(p.response) for p in preds],
                                            refs=[p.annotation for p in preds], groups=g)
+    # The caption work is Java-bound (tokenizer, METEOR) and runs in a background thread from here;
+    # VG and RO are scored meanwhile, then BLEU/ROUGE-L/CIDEr in this thread.
     t1 = time.perf_counter()
-    captions = score_caption_tasks(caption_tasks, spice=spice, progress=progress)
-    timings["captions"] = time.perf_counter() - t1
-
-    for t in TASKS:
-        if t not in by_task:
-            continue
-        t1 = time.perf_counter()
-        preds, g = by_task[t], groups[t]
-        if t == "VG":
-            block = std.vg_standard(preds, g)
-            report.plot_data["VG_best_iou"] = block.pop("_best_iou")
-        elif t == "RO":
-            block = std.ro_standard(preds, g)
-        else:
-            block = std.captions_standard(t, captions[t], g)
-        report.standard[t] = block
-        if report.strict is not None:
-            if t == "VG":
-                report.strict[t] = st.vg_strict(preds, g, bootstrap=bootstrap, seed=seed)
-            elif t == "RO":
-                report.strict[t] = st.ro_strict(preds, g, bootstrap=bootstrap, seed=seed)
-            else:
-                report.strict[t] = st.captions_strict(t, captions[t], g, bootstrap=bootstrap, seed=seed)
-        timings[t] = time.perf_counter() - t1
+    scorer = CaptionScorer(caption_tasks, spice=spice, progress=progress)
+    scorer.start()
+    try:
+        for t in ("VG", "RO"):
+            if t in by_task:
+                _score_task(report, t, by_task[t], groups[t], None, bootstrap, seed, timings)
+    except BaseException:
+        scorer.close()
+        raise
+    captions = scorer.finish()
+    timings["captions"] = time.perf_counter() - t1 - sum(timings.get(t, 0.0) for t in ("VG", "RO"))
+    for t in ("GC", "MII"):
+        if t in by_task:
+            _score_task(report, t, by_task[t], groups[t], captions[t], bootstrap, seed, timings)
     timings["total"] = time.perf_counter() - t0
     report.timings = {k: round(v, 3) for k, v in timings.items()}
     return report
+
+
+def _score_task(report: Report, t: str, preds: list[Prediction], g: dict[str, list[int]],
+                caption: CaptionResult | None, bootstrap: int, seed: int,
+                timings: dict[str, float]) -> None:
+    t1 = time.perf_counter()
+    if t == "VG":
+        block = std.vg_standard(preds, g)
+        report.plot_data["VG_best_iou"] = block.pop("_best_iou")
+    elif t == "RO":
+        block = std.ro_standard(preds, g)
+    else:
+        assert caption is not None
+        block = std.captions_standard(t, caption, g)
+    report.standard[t] = block
+    if report.strict is not None:
+        if t == "VG":
+            report.strict[t] = st.vg_strict(preds, g, bootstrap=bootstrap, seed=seed)
+        elif t == "RO":
+            report.strict[t] = st.ro_strict(preds, g, bootstrap=bootstrap, seed=seed)
+        else:
+            assert caption is not None
+            report.strict[t] = st.captions_strict(t, caption, g, bootstrap=bootstrap, seed=seed)
+    timings[t] = time.perf_counter() - t1
 
 
 def _load(predictions: PredictionsArg, task: str | None, skip_invalid: bool,

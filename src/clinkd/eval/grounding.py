@@ -117,6 +117,9 @@ def iou_matrix(boxes1: Sequence[Box | None], boxes2: Sequence[Box | None]) -> np
     """Pairwise IoU, shape ``(len(boxes1), len(boxes2))``; a ``None`` (malformed) box has IoU 0 with
     everything. Areas are computed as the scripts do, without ``abs``: an inverted box has a
     non-positive width or height, hence no intersection."""
+    if len(boxes1) * len(boxes2) <= 16:  # the usual case: a few boxes; NumPy overhead dominates
+        return np.array([[_iou_scalar(a, b) for b in boxes2] for a in boxes1],
+                        dtype=np.float64).reshape(len(boxes1), len(boxes2))
     out = np.zeros((len(boxes1), len(boxes2)), dtype=np.float64)
     ok1 = [i for i, b in enumerate(boxes1) if b is not None]
     ok2 = [j for j, b in enumerate(boxes2) if b is not None]
@@ -135,6 +138,19 @@ def iou_matrix(boxes1: Sequence[Box | None], boxes2: Sequence[Box | None]) -> np
         vals = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
     out[np.ix_(ok1, ok2)] = vals
     return out
+
+
+def _iou_scalar(a: Box | None, b: Box | None) -> float:
+    """One IoU with exactly the operations of the vectorised path (same IEEE results)."""
+    if a is None or b is None:
+        return 0.0
+    area_a = (a[2] - a[0]) * (a[3] - a[1])
+    area_b = (b[2] - b[0]) * (b[3] - b[1])
+    w = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
+    h = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+    inter = w * h
+    union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
 
 
 def many_to_one_found(ious: np.ndarray, threshold: float = 0.5) -> int:
@@ -157,6 +173,10 @@ def one_to_one_match(ious: np.ndarray, threshold: float = 0.5) -> tuple[int, np.
     assigned = np.zeros(n_gt, dtype=np.float64)
     if ious.size == 0:
         return 0, assigned
-    rows, cols = linear_sum_assignment(ious, maximize=True)
+    if ious.shape[0] == 1 or ious.shape[1] == 1:  # one row or column: the best pair is optimal
+        flat = int(np.argmax(ious))
+        rows, cols = np.unravel_index([flat], ious.shape)
+    else:
+        rows, cols = linear_sum_assignment(ious, maximize=True)
     assigned[rows] = ious[rows, cols]
     return int((assigned[rows] >= threshold).sum()), assigned

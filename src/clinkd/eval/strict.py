@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from clinkd.eval.captions import CAPTION_METRICS, CaptionResult, mbmr
+from clinkd.eval.captions import CAPTION_METRICS, POOLED, CaptionResult, mbmr
 from clinkd.eval.classification import ro_correct_strict
 from clinkd.eval.cleaning import clean_response
 from clinkd.eval.grounding import (
@@ -41,7 +41,6 @@ from clinkd.eval.predictions import MODALITIES, TASKS, Prediction
 from clinkd.eval.standard import split_modalities
 
 IOU_THRESHOLD = 0.5
-POOLED = "__pooled__"
 CI_CAPTION_METRICS = ("ROUGE_L", "CIDEr", "SPICE")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -11,6 +12,8 @@ from clinkd.model.modeling import MODEL_CLASSES, RopeSettings, get_rope_settings
 from clinkd.model.processor import ClinkdProcessor
 
 __all__ = ["LoadedModel", "ModelLoadError", "load"]
+
+log = logging.getLogger(__name__)
 
 
 class ModelLoadError(ClinkdError):
@@ -79,9 +82,18 @@ def load(
     if device_map is not None:
         load_kwargs["device_map"] = device_map
     try:
-        model = cls.from_pretrained(directory, **load_kwargs)
+        model, info = cls.from_pretrained(directory, output_loading_info=True, **load_kwargs)
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"cannot load the model weights of {directory}: {err}") from err
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:  # from_pretrained only warns; a silently re-initialised tensor is a broken model
+        raise ModelLoadError(
+            f"{directory}: {len(missing)} weights are missing from the checkpoint (e.g. {missing[:3]}); it does "
+            f"not match {cls.__name__}"
+        )
+    if info.get("unexpected_keys"):
+        log.warning("%s: ignored %d unexpected weights (e.g. %s)", directory, len(info["unexpected_keys"]),
+                    sorted(info["unexpected_keys"])[:3])
     processor = None
     if with_processor:
         try:

@@ -165,7 +165,7 @@ class _McgRopeMixin:
         ``generate`` never takes this path (it passes ``position_ids``), so upstream values are unchanged.
         """
         position_ids = super().compute_3d_position_ids(*args, **kwargs)
-        embeds = kwargs["inputs_embeds"] if "inputs_embeds" in kwargs else args[1]
+        embeds = kwargs.get("inputs_embeds", args[1] if len(args) > 1 else None)  # (B, new, D)
         if position_ids is not None and embeds is not None and position_ids.shape[-1] > embeds.shape[1]:
             position_ids = position_ids[..., -embeds.shape[1]:]  # (3, B, new)
         return position_ids

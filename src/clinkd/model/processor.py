@@ -82,7 +82,8 @@ def build_batch(
     Args:
         processor: a :class:`ClinkdProcessor` (or any Qwen2-VL processor).
         images: one image per sample (PIL image or array), or a list of images per sample (each gets its
-            own ``<image>`` slot before the question), or ``None`` for a text-only sample.
+            own image slot, ``<|vision_start|><|image_pad|><|vision_end|>``, before the question), or
+            ``None`` for a text-only sample.
         questions: the user turn of each sample.
         answers: the assistant turn of each sample. Given: the prompt is followed by the answer and
             ``<|im_end|>``, and ``labels`` (B, L) hold the answer tokens and that ``<|im_end|>`` (the model

@@ -124,13 +124,17 @@ def mcg_position_ids(
     >>> types = torch.tensor([[0] * 5 + [1] * 4 + [0] * 3])
     >>> grid = torch.tensor([[1, 4, 4]])
     >>> pos, delta = mcg_position_ids(types, grid, spatial_merge_size=2)  # ClinKD: gaps 2, strides 1
-    >>> pos[:, 0].tolist()
-    [[0, 1, 2, 3, 4, 6, 6, 6, 6, 9, 10, 11], [0, 1, 2, 3, 4, 6, 6, 7, 7, 9, 10, 11], [0, 1, 2, 3, 4, 6, 7, 6, 7, 9, 10, 11]]
+    >>> for row in pos[:, 0].tolist(): print(row)  # rows t, h, w of sample 0
+    [0, 1, 2, 3, 4, 6, 6, 6, 6, 9, 10, 11]
+    [0, 1, 2, 3, 4, 6, 6, 7, 7, 9, 10, 11]
+    [0, 1, 2, 3, 4, 6, 7, 6, 7, 9, 10, 11]
     >>> delta.tolist()
     [[0]]
     >>> pos, _ = mcg_position_ids(types, grid, spatial_merge_size=2, text_to_image_gap=1, image_to_text_gap=1)
-    >>> pos[:, 0].tolist()  # stock M-RoPE
-    [[0, 1, 2, 3, 4, 5, 5, 5, 5, 7, 8, 9], [0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 8, 9], [0, 1, 2, 3, 4, 5, 6, 5, 6, 7, 8, 9]]
+    >>> for row in pos[:, 0].tolist(): print(row)  # stock M-RoPE
+    [0, 1, 2, 3, 4, 5, 5, 5, 5, 7, 8, 9]
+    [0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 8, 9]
+    [0, 1, 2, 3, 4, 5, 6, 5, 6, 7, 8, 9]
 
     Raises:
         RopeError: unknown token types, or vision tokens that do not match the grids.

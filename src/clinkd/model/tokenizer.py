@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 __all__ = ["BOX_TOKENS", "QWEN_SPECIAL_TOKENS", "build_tokenizer"]
@@ -75,8 +75,6 @@ def build_tokenizer(
     )
     tok.train_from_iterator(texts, trainer=trainer)
     # the trainer registered the markup as special; make it ordinary text so decode keeps it
-    from tokenizers import AddedToken
-
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in BOX_TOKENS])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -156,6 +157,10 @@ class ClinkdTrainingArguments(TrainingArguments):
             raise ConfigError("train.max_steps: must be positive (or -1 with train.num_train_epochs > 0)")
         if self.remove_unused_columns:
             raise ConfigError("train.remove_unused_columns: must be false (the collator's image tensors are needed)")
+        if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
+            # accelerate sets up gloo DDP on CPU only when told the run is on CPU; otherwise every
+            # torchrun process would silently train alone
+            self.use_cpu = True
         super().__post_init__()
 
 
@@ -178,12 +183,20 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = to_dict(self)
         # keep only the TrainingArguments that differ from transformers' defaults: readable run files
-        base = to_dict(TrainingArguments(output_dir="x"))
-        d["train"] = {k: v for k, v in d["train"].items() if k == "output_dir" or base.get(k) != v}
+        # (from the field defaults: building a TrainingArguments would reset accelerate's state)
+        base = {f.name: to_dict(f.default) for f in dataclasses.fields(TrainingArguments)
+                if f.default is not dataclasses.MISSING}
+        d["train"] = {k: v for k, v in d["train"].items() if k == "output_dir" or base.get(k, object()) != v}
         return d
 
 
 SECTIONS = ("data", "model", "distill", "rct", "train")
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
 def load_run_configs(path: str | Path | None, overrides: list[str] | None = None) -> list[RunConfig]:

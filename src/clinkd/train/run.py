@@ -228,6 +228,9 @@ STAGES = {"sft": run_sft, "distill": run_distill}
 
 
 def run_stage(cfg: RunConfig, resume: bool = False) -> Path:
+    # Let TrainingArguments set up the (distributed) state first: it resets accelerate's state, so a
+    # PartialState made before it would leave torchrun processes training alone instead of together.
+    _ = cfg.train.device
     return STAGES[cfg.stage](cfg, resume=resume)
 
 

@@ -98,8 +98,12 @@ class ClinKDTrainer(Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training log: add the loss parts and the throughput since the last one
             steps = max(1, self.state.global_step - self._parts_since_step)
-            for k, v in self._parts.items():
-                logs[k] = round(v / steps, 4)
+            names = sorted(self._parts)
+            values = torch.tensor([self._parts[k] / steps for k in names], device=self.args.device)
+            if self.args.world_size > 1 and names:  # every process logs: average their parts
+                values = self.accelerator.gather(values).view(self.args.world_size, -1).mean(0)
+            for k, v in zip(names, values.tolist()):
+                logs[k] = round(v, 4)
             now = time.perf_counter()
             n = (self.state.global_step - self._parts_since_step) * self.args.train_batch_size
             n *= self.args.gradient_accumulation_steps * self.args.world_size

@@ -1,0 +1,41 @@
+"""Two-process DDP on CPU (gloo, torchrun) ends where one process with the same global batch does."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+pytestmark = pytest.mark.multiprocess
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train(out, synth_dir, student_dir, nproc, per_device):
+    args = ["-m", "clinkd.cli.main", "train", f"--data.dir={synth_dir}", f"--model.path={student_dir}",
+            f"--train.output_dir={out}", "--train.max_steps=3", f"--train.per_device_train_batch_size={per_device}",
+            "--train.save_steps=100", "--train.logging_steps=1", "--data.max_train_samples=8", "--train.disable_tqdm=true"]
+    if nproc > 1:
+        args = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={_free_port()}", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return load_file(str(out / "model.safetensors")), proc.stdout + proc.stderr
+
+
+def test_two_process_ddp_matches_one_process(tmp_path, synth_dir, student_dir):
+    one, _ = _train(tmp_path / "one", synth_dir, student_dir, nproc=1, per_device=4)
+    two, log = _train(tmp_path / "two", synth_dir, student_dir, nproc=2, per_device=2)
+    assert "parallel_mode != ParallelMode.DISTRIBUTED" not in log
+    start = load_file(str(student_dir / "model.safetensors"))
+    assert any(not torch.equal(start[k], one[k]) for k in one)
+    for k in one:
+        torch.testing.assert_close(one[k], two[k], rtol=1e-4, atol=1e-5, msg=k)
