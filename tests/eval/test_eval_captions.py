@@ -29,7 +29,7 @@ def small_set():
     hyps = [_caption(rng, 0, 18) for _ in range(40)]
     refs = [_caption(rng, 3, 18) for _ in range(40)]
     hyps[4] = ""
-    hyps[9] = "Ünïcode café — naïve <|endoftext|>"
+    hyps[9] = "Ünïcode café — naïve"  # (cleaning leaves every response here unchanged)
     groups = {"ct": list(range(0, 25)), "mr": list(range(25, 40)), "__pooled__": list(range(40))}
     result = score_caption_tasks({"GC": CaptionTask(hyps, refs, groups)})["GC"]
     return hyps, refs, groups, result
@@ -57,6 +57,7 @@ def test_tokenizer_keeps_one_line_per_caption_whatever_the_characters():
     assert len(out[11].split()) <= coco_java.MAX_TOKENS
 
 
+@pytest.mark.slow  # (also covered by the equality with plain pycocoevalcap runs above)
 def test_meteor_summed_statistics_equal_a_full_eval():
     rng = random.Random(1)
     hyps = [_caption(rng, 0, 20) for _ in range(60)]

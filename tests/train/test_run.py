@@ -103,3 +103,43 @@ def test_sft_with_reflective_correction(tmp_path, synth_dir, student_dir, monkey
     assert entry["replayed"] == 0
     assert (out / "rct" / "round_1.json").is_file()
     assert (out / "model.safetensors").is_file() and (out / "clinkd_run.yaml").is_file()
+
+
+def test_whole_pipeline_recipe_through_the_cli(tmp_path, synth_dir, monkeypatch):
+    """configs/tiny-clinkd.yaml end to end at a few steps a stage: teacher -> distill -> student + RCT."""
+    from pathlib import Path
+
+    import clinkd.train.rct as rct_mod
+    from clinkd.cli.main import main
+    from tests.train.test_rct import BagOfWords
+
+    monkeypatch.setattr(rct_mod, "Embedder", BagOfWords)
+    recipe = Path(__file__).parents[2] / "configs" / "tiny-clinkd.yaml"
+    out = tmp_path / "clinkd"
+    args = ["train", str(recipe), f"--data.dir={synth_dir}", f"--train.output_dir={out}", *FAST,
+            "--teacher.train.max_steps=2", "--distill.train.max_steps=2", "--student.train.max_steps=3",
+            "--distill.distill.max_new_tokens=8", "--student.rct.rounds=1", "--student.rct.sample_size=2",
+            "--student.rct.num_candidates=2", "--student.rct.max_new_tokens=8"]
+    assert main(args) == 0
+    for stage in ("teacher", "distill", "student"):
+        assert (out / stage / "model.safetensors").is_file(), stage
+    assert (out / "distill" / "distill_stats.json").is_file()
+    assert (out / "student" / "rct" / "log.jsonl").is_file()
+    # the student started from the distilled model and shares the teacher's tokenizer
+    t_vocab = load(out / "teacher")[1].tokenizer.get_vocab()
+    assert load(out / "student")[1].tokenizer.get_vocab() == t_vocab
+    # --resume skips finished stages
+    mtime = (out / "student" / "model.safetensors").stat().st_mtime
+    assert main(args + ["--resume"]) == 0
+    assert (out / "student" / "model.safetensors").stat().st_mtime == mtime
+
+
+def test_lora_option_saves_a_merged_model(tmp_path, synth_dir, student_dir):
+    (cfg,) = load_run_configs(None, FAST + [
+        f"--data.dir={synth_dir}", f"--model.path={student_dir}", "--train.max_steps=2", "--model.lora_r=4",
+        "--model.lora_target_modules=[q_proj, v_proj]", f"--train.output_dir={tmp_path / 'lora'}"])
+    out = run_sft(cfg)
+    w0, w1 = _weights(student_dir), _weights(out)
+    assert w0.keys() == w1.keys()  # merged back: no adapter weights left
+    changed = [k for k in w0 if not torch.equal(w0[k], w1[k])]
+    assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
