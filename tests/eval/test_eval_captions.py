@@ -30,6 +30,7 @@ def small_set():
     refs = [_caption(rng, 3, 18) for _ in range(40)]
     hyps[4] = ""
     hyps[9] = "Ünïcode café — naïve"  # (cleaning leaves every response here unchanged)
+    hyps[5], hyps[30] = refs[5], refs[30]  # perfect matches: METEOR aggregates their chunks apart
     groups = {"ct": list(range(0, 25)), "mr": list(range(25, 40)), "__pooled__": list(range(40))}
     result = score_caption_tasks({"GC": CaptionTask(hyps, refs, groups)})["GC"]
     return hyps, refs, groups, result
@@ -62,12 +63,22 @@ def test_meteor_summed_statistics_equal_a_full_eval():
     rng = random.Random(1)
     hyps = [_caption(rng, 0, 20) for _ in range(60)]
     refs = [_caption(rng, 1, 20) for _ in range(60)]
+    hyps[3], hyps[40] = refs[3], refs[40]
     with coco_java.MeteorProcess() as meteor:
         stats = meteor.stats(hyps, [[r] for r in refs])
         for group in (stats, stats[:7], stats[30:]):
             full, each = meteor.evaluate(group)
             assert len(each) == len(group)
             assert meteor.evaluate_summed(group) == full
+
+
+def test_aggregate_stats_skips_chunks_of_perfect_matches():
+    perfect = "3 3 1 1 2 2 1 1 0 0 0 0 0 0 0 0 0 0 0 0 1 3 3"  # all matched, one chunk
+    partial = "4 5 1 2 2 2 1 1 0 0 0 0 0 0 0 0 0 0 0 0 2 3 3"
+    summed = coco_java.aggregate_stats([perfect, partial]).split()
+    assert [float(x) for x in summed] == [7, 8, 2, 3, 4, 4, 2, 2, *[0] * 12, 2, 6, 6]
+    with pytest.raises(RuntimeError):
+        coco_java.aggregate_stats(["1 2 3"])
 
 
 def test_punctuation_list_is_pycocoevalcap_s():

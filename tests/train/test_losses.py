@@ -99,3 +99,39 @@ def test_confidence_margin():
     m = confidence_margin(logits, labels)
     assert m.tolist() == pytest.approx([1.0, 0.0], abs=1e-6)
     assert confidence_margin(logits, torch.full((2, 3), -100)).tolist() == [0.0, 0.0]
+
+
+def test_topk_kl_with_the_whole_vocabulary_equals_full_kl():
+    from clinkd.train.losses import forward_kl_topk
+
+    s, t, labels = _batch(5)
+    t = t[..., : s.size(-1)]
+    # cached at the *label* positions: row i holds the teacher's prediction of labels[:, i] (= logits i-1)
+    v, i = t.topk(t.size(-1), dim=-1)
+    v = torch.cat([torch.zeros_like(v[:, :1]), v[:, :-1]], dim=1)
+    i = torch.cat([torch.zeros_like(i[:, :1]), i[:, :-1]], dim=1)
+    full = forward_kl(s, t, labels, temperature=0.7)
+    assert float(forward_kl_topk(s, v, i, labels, temperature=0.7)) == pytest.approx(float(full), rel=1e-5)
+    # fewer tokens: an approximation, still >= 0 and close when the teacher is peaked
+    v4, i4 = v[..., :4], i[..., :4]
+    assert float(forward_kl_topk(s, v4, i4, labels, temperature=0.7)) >= 0
+
+
+def test_teacher_topk_round_trip_through_the_collator_layout():
+    from clinkd.train.losses import forward_kl_topk, teacher_topk
+
+    s, t, labels = _batch(6)
+    t = t[..., : s.size(-1)]
+    cached = teacher_topk(t, labels, k=0)  # 0: whole vocabulary
+    assert [c[0].shape[0] for c in cached] == (labels[:, 1:] != -100).sum(1).tolist()
+    # place them at label positions as ConversationCollator does
+    V = s.size(-1)
+    values = torch.zeros(*labels.shape, V)
+    indices = torch.zeros(*labels.shape, V, dtype=torch.long)
+    for b, (v, i) in enumerate(cached):
+        pos = (labels[b] != -100).nonzero().squeeze(-1)
+        pos = pos[pos > 0]
+        values[b, pos] = v.float()
+        indices[b, pos] = i.long()
+    got = forward_kl_topk(s, values, indices, labels, temperature=0.5)
+    assert float(got) == pytest.approx(float(forward_kl(s, t, labels, temperature=0.5)), rel=2e-3)  # float16 cache

@@ -52,11 +52,12 @@ def test_resume_gives_the_same_weights(tmp_path, synth_dir, student_dir, monkeyp
     assert model.rope_settings.scheme == "mcg" and processor is not None
 
 
-def test_distill_stage(tmp_path, synth_dir, student_dir, teacher_dir, caplog):
+@pytest.mark.parametrize("mode", ["cached", "online"])
+def test_distill_stage(tmp_path, synth_dir, student_dir, teacher_dir, caplog, mode):
     import logging
 
     caplog.set_level(logging.INFO, logger="clinkd")
-    (cfg,) = load_run_configs(None, FAST + [
+    (cfg,) = load_run_configs(None, FAST + [f"--distill.teacher_logits={mode}", "--distill.top_k=16",
         "--stage=distill", f"--data.dir={synth_dir}", f"--model.path={student_dir}", f"--distill.teacher={teacher_dir}",
         "--distill.subset=0.5", "--distill.max_new_tokens=12", "--distill.curriculum_phases=2",
         "--train.max_steps=2", "--train.save_steps=10", f"--train.output_dir={tmp_path / 'kd'}"])
@@ -68,6 +69,10 @@ def test_distill_stage(tmp_path, synth_dir, student_dir, teacher_dir, caplog):
     assert "curriculum phase 1 at step 0" in caplog.text
     cached = json.loads((out / "pseudo_labels.json").read_text())
     assert len(cached["items"]) == n and all(0.0 <= it["margin"] <= 1.0 for it in cached["items"])
+    assert (out / "pseudo_labels.teacher.pt").is_file() == (mode == "cached")
+    if mode == "cached":
+        topk = torch.load(out / "pseudo_labels.teacher.pt")
+        assert len(topk) == n and all(v.shape[1] == 16 and v.shape == i.shape for v, i in topk)
     model, _ = load(out)
     assert model.config.text_config.vocab_size == load(teacher_dir)[0].config.text_config.vocab_size
 

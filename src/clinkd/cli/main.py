@@ -17,7 +17,7 @@ from clinkd import __version__
 from clinkd.errors import ClinkdError
 
 # Order is the order shown by --help: data → model → train → infer → eval, then the user-facing tools.
-COMMANDS: tuple[str, ...] = ("data", "model", "train", "eval", "demo")
+COMMANDS: tuple[str, ...] = ("data", "model", "train", "infer", "eval", "ask", "demo", "serve")
 
 
 class CLIError(ClinkdError):

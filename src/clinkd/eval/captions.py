@@ -82,8 +82,8 @@ class CaptionScorer:
     """:func:`score_caption_tasks` in two halves, so the caller can work in between.
 
     :meth:`start` launches the METEOR JVM and a background thread that tokenises every caption (one
-    tokenizer JVM), then computes METEOR statistics and each group's ``EVAL`` — Java-bound work on
-    one core. :meth:`finish` computes BLEU, ROUGE-L and CIDEr in the calling thread (the other core)
+    tokenizer JVM), then computes METEOR statistics and each group's corpus METEOR — Java-bound work
+    on one core. :meth:`finish` computes BLEU, ROUGE-L and CIDEr in the calling thread (the other core)
     once the tokens are there, then joins the thread. ``evaluate`` scores VG and RO in between.
     """
 
@@ -95,7 +95,8 @@ class CaptionScorer:
         self.progress = progress
         self.spice_reason = "not requested" if spice is False else coco_java.spice_unavailable_reason()
         if spice is True and self.spice_reason:
-            raise RuntimeError(f"SPICE was required but cannot run: {self.spice_reason}")
+            raise coco_java.JavaToolError(f"SPICE was required (--spice) but cannot run: "
+                                          f"{self.spice_reason}")
         # (task, group, global indices) of every non-empty group, in a fixed order
         self.jobs: list[tuple[str, str, list[int]]] = []
         offset = 0

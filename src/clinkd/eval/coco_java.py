@@ -12,7 +12,8 @@ one tokenizer run covers every caption of every task, and one METEOR process sco
   rather than misalign scores (pycocoevalcap's ``zip`` would silently drop or shift captions).
 * METEOR: the same jar and flags as ``pycocoevalcap.meteor.Meteor``, the same ``SCORE``/``EVAL``
   protocol (so the numbers are identical), but lines are streamed by a writer thread instead of one
-  blocking round trip per caption.
+  blocking round trip per caption, and a group's corpus score is one ``EVAL`` of its aggregated
+  statistics (:func:`aggregate_stats`, METEOR's own aggregation rule).
 * SPICE: needs the Stanford CoreNLP 3.6.0 jars that pycocoevalcap *downloads* on first use. We only
   look for the files and never call the downloader.
 """
@@ -29,6 +30,8 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
+from clinkd.errors import ClinkdError
+
 MAX_CHARS = 100_000
 """Captions are cut to this many characters before tokenising (a reference is a few hundred)."""
 MAX_TOKENS = 2_000
@@ -39,12 +42,16 @@ _PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RC
 # The same list as pycocoevalcap.tokenizer.ptbtokenizer.PUNCTUATIONS (checked by a test).
 
 
+class JavaToolError(ClinkdError, RuntimeError):
+    """A Java-based metric cannot run (no Java, a tool failing); the message says what to do."""
+
+
 def package_dir() -> Path:
     """pycocoevalcap's folder, found without importing it (importing SPICE code is harmless, but
     looking is enough)."""
     spec = importlib.util.find_spec("pycocoevalcap")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("pycocoevalcap is not installed; pip install pycocoevalcap==1.2")
+        raise JavaToolError("pycocoevalcap is not installed; pip install pycocoevalcap==1.2")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -90,18 +97,18 @@ def ptb_tokenize_docs(docs: Sequence[Sequence[str]]) -> list[list[str]]:
     goes to its own file, and the tokenizer's ``-ioFileList`` mode reads them all in one process,
     each to its own end of file.
 
-    Raises ``RuntimeError`` when Java is missing or an output cannot be aligned with its input.
+    Raises :class:`JavaToolError` when Java is missing or an output cannot be aligned with its input.
     """
     reason = java_available()
     if reason:
-        raise RuntimeError(f"caption metrics need Java: {reason}")
+        raise JavaToolError(f"caption metrics (GC, MII) need Java: {reason}")
     outs = _run_tokenizer([[sanitize_line(t) for t in doc] for doc in docs])
     result: list[list[str]] = []
     for doc, lines in zip(docs, outs):
         if lines is None:  # characters the tokenizer reads as line breaks: try harder, then fail
             lines = _run_tokenizer([[_aggressive(t) for t in doc]])[0]
         if lines is None:
-            raise RuntimeError("the PTB tokenizer output does not line up with its input "
+            raise JavaToolError("the PTB tokenizer output does not line up with its input "
                                "(a caption holds characters it treats as line breaks)")
         result.append([" ".join([w for w in line.rstrip().split(" ")
                                  if w not in _PUNCTUATIONS][:MAX_TOKENS]) for line in lines])
@@ -129,7 +136,7 @@ def _run_tokenizer(docs: list[list[str]]) -> list[list[str] | None]:
             cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
         )
         if proc.returncode != 0:
-            raise RuntimeError(f"PTB tokenizer failed: {proc.stderr.decode(errors='replace')[-500:]}")
+            raise JavaToolError(f"PTB tokenizer failed: {proc.stderr.decode(errors='replace')[-500:]}")
         for k in todo:
             text = (folder / f"out{k}.txt").read_bytes().decode("utf-8", errors="replace")
             results[k] = _align(text.split("\n"), docs[k])
@@ -158,7 +165,7 @@ class MeteorProcess:
     def __init__(self) -> None:
         reason = java_available()
         if reason:
-            raise RuntimeError(f"METEOR needs Java: {reason}")
+            raise JavaToolError(f"METEOR (GC, MII) needs Java: {reason}")
         folder = package_dir() / "meteor"
         self._proc = subprocess.Popen(
             ["java", "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l", "en", "-norm"],
@@ -213,24 +220,16 @@ class MeteorProcess:
         return self.evaluate_summed_many([stats])[0]
 
     def evaluate_summed_many(self, groups: Sequence[Sequence[str]]) -> list[float]:
-        """Corpus METEOR of each group, each from the element-wise sum of its ``SCORE`` statistics.
+        """Corpus METEOR of each group, from its ``SCORE`` statistics aggregated here.
 
-        METEOR's ``EVAL`` scores a corpus by adding its segments' statistics (integer counts) and
-        scoring the sum; sending that sum as a one-segment ``EVAL`` gives the same corpus score
-        (asserted by a test and by the benchmark) while sending one short line instead of
-        thousands — ``EVAL`` time grows faster than its line length. Per-caption scores are not
-        returned (use :meth:`evaluate`).
+        METEOR's ``EVAL`` aggregates a corpus with ``MeteorStats.addStats`` — every field summed,
+        except that a segment matched perfectly (all words of both sides matched, in one chunk) adds
+        no chunks — and scores the aggregate. :func:`aggregate_stats` does the same (the fields are
+        integer counts, so the sums are exact), and a one-segment ``EVAL`` of the result gives the
+        identical corpus score (asserted by the tests and the benchmark against full ``EVAL`` runs)
+        while sending one short line instead of thousands. Per-caption scores are not returned.
         """
-        lines = []
-        for stats in groups:
-            if not stats:
-                raise ValueError("METEOR needs at least one caption per group")
-            rows = [s.split() for s in stats]
-            width = len(rows[0])
-            if width == 0 or any(len(r) != width for r in rows):
-                raise RuntimeError(f"unexpected METEOR statistics line {stats[0]!r}")
-            summed = [sum(float(r[k]) for r in rows) for k in range(width)]
-            lines.append(" ".join(repr(v) for v in summed))
+        lines = [aggregate_stats(stats) for stats in groups]
         return [score for score, _ in self.evaluate_many([[line] for line in lines])]
 
     def _stream(self, lines: list[str], n_out: int) -> list[str]:
@@ -260,17 +259,40 @@ class MeteorProcess:
             if not chunk:
                 writer.join(timeout=5)
                 why = f" ({error[0]})" if error else ""
-                raise RuntimeError("the METEOR process ended unexpectedly" + why +
+                raise JavaToolError("the METEOR process ended unexpectedly" + why +
                                    " (is Java working? ~2 GB of memory is needed)")
             chunks.append(chunk)
             seen += chunk.count(b"\n")
         writer.join()
         if error:
-            raise RuntimeError(f"writing to METEOR failed: {error[0]}")
+            raise JavaToolError(f"writing to METEOR failed: {error[0]}")
         data = b"".join(chunks)
         parts = data.split(b"\n", n_out)
         self._pending = parts[n_out] if len(parts) > n_out else b""
         return [p.decode("utf-8", errors="replace").strip() for p in parts[:n_out]]
+
+
+STATS_WIDTH = 23
+"""tstLen refLen tstFunc refFunc, 4 stages × (tstContent refContent tstFunction refFunction),
+chunks tstWordMatches refWordMatches — METEOR 1.5's statistics line."""
+
+
+def aggregate_stats(stats: Sequence[str]) -> str:
+    """The statistics line of a corpus: METEOR's ``addStats`` over the segments' lines."""
+    if not stats:
+        raise ValueError("METEOR needs at least one caption per group")
+    total = [0.0] * STATS_WIDTH
+    for line in stats:
+        r = [float(x) for x in line.split()]
+        if len(r) != STATS_WIDTH:
+            raise JavaToolError(f"unexpected METEOR statistics line {line!r}")
+        test_matches = sum(r[4 + 4 * i] + r[6 + 4 * i] for i in range(4))
+        ref_matches = sum(r[5 + 4 * i] + r[7 + 4 * i] for i in range(4))
+        perfect = test_matches == r[0] and ref_matches == r[1] and r[20] == 1.0
+        for k in range(STATS_WIDTH):
+            if k != 20 or not perfect:
+                total[k] += r[k]
+    return " ".join(repr(v) for v in total)
 
 
 def _score_line(hyp: str, refs: Sequence[str]) -> str:

@@ -109,7 +109,8 @@ def evaluate(
     Args:
         predictions: ``{task: [Prediction | dict, ...]}``, or one or more JSONL file paths (one per
             task; the task from ``task`` or from the file name, see
-            :func:`clinkd.eval.predictions.task_from_filename`).
+            :func:`clinkd.eval.predictions.task_from_filename`; several files of one task are
+            scored as one set).
         task: the task of every file (only with paths).
         strict: also compute the strict reading.
         bootstrap: bootstrap resamples for the strict reading's 95% intervals (0: none).
@@ -119,7 +120,9 @@ def evaluate(
         progress: progress bars on stderr.
 
     Raises:
-        DataError: unreadable/malformed file, unknown task, two files for one task.
+        DataError: unreadable or malformed file (naming file and line), unknown task, a file name
+            naming no task or several.
+        RuntimeError: Java missing or failing while GC/MII captions must be scored.
     """
     t0 = time.perf_counter()
     by_task, inputs = _load(predictions, task, skip_invalid)

@@ -28,6 +28,25 @@ def clean_generated(text: str, pad_token: str | None = None) -> str:
     return text.strip()
 
 
+def generate_batch(model, processor, images: Sequence, questions: Sequence[str], **gen_kwargs) -> list[str]:
+    """One ``model.generate`` call on one batch; the cleaned answers, ``num_return_sequences`` per question
+    in a row (question-major: ``(b * n,)``).
+
+    ``gen_kwargs`` go to ``generate`` (``max_new_tokens``, ``do_sample``, ``logits_processor``, ...); the stop
+    token (``<|im_end|>``) and padding are set here. The caller handles eval mode and ``no_grad``.
+    """
+    tok = processor.tokenizer
+    end_id = tok.convert_tokens_to_ids("<|im_end|>")
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else end_id
+    device = next(model.parameters()).device
+    batch = build_batch(processor, list(images), list(questions))
+    batch = {k: v.to(device) for k, v in batch.items()}
+    seqs = model.generate(**batch, eos_token_id=end_id, pad_token_id=pad_id, **gen_kwargs)  # (b * n, L + new)
+    new = seqs[:, batch["input_ids"].shape[1] :]
+    texts = tok.batch_decode(new, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    return [clean_generated(t, tok.pad_token) for t in texts]
+
+
 @torch.no_grad()
 def generate_answers(
     model,
@@ -57,10 +76,6 @@ def generate_answers(
         raise ValueError(f"{len(images)} images for {len(questions)} questions")
     if num_return_sequences > 1 and not do_sample:
         raise ValueError("several answers per question need do_sample=True (greedy decoding gives one)")
-    tok = processor.tokenizer
-    end_id = tok.convert_tokens_to_ids("<|im_end|>")
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else end_id
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     out: list[list[str]] = []
@@ -69,24 +84,14 @@ def generate_answers(
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc=progress if isinstance(progress, str) else "generate", unit="batch", leave=False)
+    gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, num_return_sequences=num_return_sequences)
+    if do_sample:
+        gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
+    n = num_return_sequences
     try:
         for start in starts:
-            batch = build_batch(processor, list(images[start : start + batch_size]), list(questions[start : start + batch_size]))
-            batch = {k: v.to(device) for k, v in batch.items()}
-            gen_kwargs = dict(
-                max_new_tokens=max_new_tokens,
-                do_sample=do_sample,
-                num_return_sequences=num_return_sequences,
-                eos_token_id=end_id,
-                pad_token_id=pad_id,
-            )
-            if do_sample:
-                gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
-            seqs = model.generate(**batch, **gen_kwargs)  # (b * n, L + new)
-            new = seqs[:, batch["input_ids"].shape[1] :]
-            texts = tok.batch_decode(new, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-            texts = [clean_generated(t, tok.pad_token) for t in texts]
-            n = num_return_sequences
+            texts = generate_batch(model, processor, images[start : start + batch_size],
+                                   questions[start : start + batch_size], **gen_kwargs)
             out += [texts[i : i + n] for i in range(0, len(texts), n)]
     finally:
         model.train(was_training)

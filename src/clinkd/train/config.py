@@ -92,8 +92,15 @@ class DistillConfig:
     )
     max_new_tokens: int = help_field(128, "longest pseudo-label generated")
     generation_batch_size: int = help_field(16, "batch size of pseudo-label generation")
+    teacher_logits: Literal["cached", "online"] = help_field(
+        "cached", "cached: the teacher's top-k logits are computed once, with the pseudo-labels, and the teacher "
+        "leaves memory; online: the teacher runs on every training batch"
+    )
+    top_k: int = help_field(64, "teacher logits kept per answer token when cached (0: the whole vocabulary)")
 
     def __post_init__(self):
+        if self.top_k < 0:
+            raise ConfigError("distill.top_k: must be >= 0 (0 keeps the whole vocabulary)")
         if self.alpha < 0:
             raise ConfigError("distill.alpha: must be >= 0")
         if self.temperature <= 0:

@@ -34,6 +34,8 @@ class TrainItem:
     kind: str = "gt"  # gt | pseudo | correction
     margin: float | None = None  # teacher confidence margin (pseudo-labels)
     meta: dict = field(default_factory=dict)
+    # cached teacher logits for offline distillation: (values (n, k), indices (n, k)) over the n answer tokens
+    teacher_topk: tuple | None = field(default=None, repr=False)
 
 
 def sample_to_item(sample: Sample, image_dir: Path, source: str = "", box_style: str | None = None) -> TrainItem:
@@ -135,5 +137,26 @@ class ConversationCollator:
         answer = assistant_label_mask(batch["input_ids"], self.header_ids, self.end_id)
         answer &= batch["attention_mask"].bool()
         batch["labels"] = batch["input_ids"].masked_fill(~answer, IGNORE_INDEX)
+        if any(it.teacher_topk is not None for it in items):
+            batch.update(self._teacher_tensors(items, answer))
         return batch
+
+    @staticmethod
+    def _teacher_tensors(items: Sequence[TrainItem], answer: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Cached teacher top-k logits placed at the label positions: (B, L, k) values and indices."""
+        if any(it.teacher_topk is None for it in items):
+            raise ValueError("a batch mixes items with and without cached teacher logits")
+        k = items[0].teacher_topk[0].shape[-1]
+        B, L = answer.shape
+        values = torch.zeros(B, L, k, dtype=torch.float32)
+        indices = torch.zeros(B, L, k, dtype=torch.long)
+        for b, it in enumerate(items):
+            pos = answer[b].nonzero().squeeze(-1)  # (n,)
+            v, i = it.teacher_topk
+            if v.shape[0] != pos.numel():
+                raise ValueError(f"cached teacher logits of {it.source} cover {v.shape[0]} answer tokens, the batch "
+                                 f"has {pos.numel()}: the tokenizer or the answer changed since they were cached")
+            values[b, pos] = v.float()
+            indices[b, pos] = i.long()
+        return {"teacher_topk_values": values, "teacher_topk_indices": indices}
 

@@ -102,9 +102,45 @@ def forward_kl(
     return kl / _normaliser(mask, num_items_in_batch)
 
 
+def forward_kl_topk(
+    student_logits: torch.Tensor,
+    topk_values: torch.Tensor,
+    topk_indices: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = 0.5,
+    num_items_in_batch: int | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`forward_kl` against teacher logits cached as their top-k (offline distillation).
+
+    The teacher distribution is ``softmax(topk_values / temperature)`` over its k kept tokens; the
+    student's log-probabilities are taken over its whole vocabulary and read at those tokens. With k equal
+    to the vocabulary size this is exactly :func:`forward_kl`.
+
+    Args:
+        student_logits: (B, L, V).
+        topk_values: (B, L, k) the teacher's largest logits for the token at each *label* position
+            (row ``i`` holds the teacher's prediction of ``labels[:, i]``); anything off the answers.
+        topk_indices: (B, L, k) their token ids (< V).
+        labels: (B, L) with -100 off the answers.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if topk_values.shape[:2] != labels.shape or topk_indices.shape != topk_values.shape:
+        raise ValueError(
+            f"cached teacher logits {tuple(topk_values.shape)} do not match labels {tuple(labels.shape)}"
+        )
+    s, targets = _shift(student_logits, labels)
+    mask = targets != IGNORE_INDEX  # (B, L-1)
+    tv, ti = topk_values[:, 1:][mask].float(), topk_indices[:, 1:][mask].long()  # (N, k)
+    log_p_s = F.log_softmax(s[mask].float() / temperature, dim=-1).gather(-1, ti)  # (N, k)
+    log_p_t = F.log_softmax(tv / temperature, dim=-1)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum()
+    return kl / _normaliser(mask, num_items_in_batch)
+
+
 def distillation_loss(
     student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
+    teacher_logits: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
     labels: torch.Tensor,
     *,
     alpha: float = 0.5,
@@ -114,7 +150,8 @@ def distillation_loss(
     """The ClinKD release's distillation loss: ``(alpha * KL + CE) / (1 + alpha)``.
 
     CE is taken on the labels (the pseudo-labels, or the ground truth where it replaced them); KL is
-    :func:`forward_kl`. With identical logits the KL part is exactly 0.
+    :func:`forward_kl` on full teacher logits (B, L, V_t), or :func:`forward_kl_topk` when
+    ``teacher_logits`` is a cached ``(values, indices)`` pair. With identical logits the KL part is 0.
 
     >>> import torch
     >>> logits = torch.randn(1, 4, 7)
@@ -126,9 +163,31 @@ def distillation_loss(
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
     ce = causal_lm_loss(student_logits, labels, num_items_in_batch)
-    kl = forward_kl(student_logits, teacher_logits, labels, temperature, num_items_in_batch)
+    if isinstance(teacher_logits, tuple):
+        kl = forward_kl_topk(student_logits, *teacher_logits, labels, temperature, num_items_in_batch)
+    else:
+        kl = forward_kl(student_logits, teacher_logits, labels, temperature, num_items_in_batch)
     loss = (alpha * kl + ce) / (1.0 + alpha)
     return LossParts(loss=loss, ce=ce.detach(), kl=kl.detach())
+
+
+def teacher_topk(logits: torch.Tensor, labels: torch.Tensor, k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per sample, the teacher's top-``k`` logits predicting each answer token, for caching.
+
+    Args:
+        logits: (B, L, V) teacher logits; labels: (B, L) with -100 off the answers.
+    Returns:
+        for each sample ``(values (n, k) float16, indices (n, k) int32)`` over its ``n`` answer tokens, in
+        order — what :func:`forward_kl_topk` reads back once placed at the label positions.
+    """
+    lg, targets = _shift(logits, labels)
+    k = min(k, lg.size(-1)) if k > 0 else lg.size(-1)
+    out = []
+    for b in range(lg.size(0)):
+        rows = lg[b][targets[b] != IGNORE_INDEX].float()  # (n, V)
+        v, i = rows.topk(k, dim=-1)
+        out.append((v.to(torch.float16), i.to(torch.int32)))
+    return out
 
 
 def confidence_margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from clinkd.infer.generate import generate_answers
 from clinkd.infer.similarity import answer_text
 from clinkd.train.config import DistillConfig
 from clinkd.train.data import ConversationCollator, TrainItem
-from clinkd.train.losses import confidence_margin
+from clinkd.train.losses import confidence_margin, teacher_topk
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +66,27 @@ def contradicts(pseudo: str, reference: str, iou_threshold: float = 0.5) -> bool
 
 
 @torch.no_grad()
-def teacher_margins(teacher, collator: ConversationCollator, items: list[TrainItem], batch_size: int = 16) -> list[float]:
-    """The teacher's confidence margin on each item's answer (see module docstring)."""
+def teacher_pass(
+    teacher, collator: ConversationCollator, items: list[TrainItem], batch_size: int = 16, top_k: int | None = None
+) -> tuple[list[float], list[tuple[torch.Tensor, torch.Tensor]] | None]:
+    """One teacher forward over ``items``: each answer's confidence margin and, with ``top_k`` (0: the whole
+    vocabulary; None: skip), the teacher's top-k logits on its answer tokens, for offline distillation."""
     device = next(teacher.parameters()).device
     was_training = teacher.training
     teacher.eval()
-    out: list[float] = []
+    margins: list[float] = []
+    cached: list[tuple[torch.Tensor, torch.Tensor]] = []
     try:
         for start in range(0, len(items), batch_size):
             batch = collator(items[start : start + batch_size])
-            labels = batch.pop("labels")
+            labels = batch.pop("labels").to(device)
             logits = teacher(**{k: v.to(device) for k, v in batch.items()}).logits
-            out += confidence_margin(logits, labels.to(device)).tolist()
+            margins += confidence_margin(logits, labels).tolist()
+            if top_k is not None:
+                cached += [(v.cpu(), i.cpu()) for v, i in teacher_topk(logits, labels, top_k)]
     finally:
         teacher.train(was_training)
-    return out
+    return margins, (cached if top_k is not None else None)
 
 
 def pseudo_label(
@@ -92,10 +98,15 @@ def pseudo_label(
     second call (a resumed run does not generate again).
     """
     cache = Path(cache_dir) / "pseudo_labels.json" if cache_dir else None
+    top_k = cfg.top_k if cfg.teacher_logits == "cached" else None
     if cache is not None and cache.is_file():
         data = json.loads(cache.read_text(encoding="utf-8"))
-        if len(data["items"]) == len(items):
+        logits_file = cache.with_suffix(".teacher.pt")
+        if len(data["items"]) == len(items) and (top_k is None or logits_file.is_file()):
             out = [TrainItem(**{**d, "image": Path(d["image"]), "turns": [tuple(t) for t in d["turns"]]}) for d in data["items"]]
+            if top_k is not None:
+                for it, t in zip(out, torch.load(logits_file)):
+                    it.teacher_topk = t
             log.info("pseudo-labels read from %s", cache)
             return out, data["stats"]
     images = [load_image(it.image) for it in items]
@@ -105,7 +116,8 @@ def pseudo_label(
         batch_size=cfg.generation_batch_size, progress="pseudo-labels")]
     labelled = [TrainItem(image=it.image, turns=[(q, a)], source=it.source, kind="pseudo", meta=dict(it.meta))
                 for it, q, a in zip(items, questions, answers)]
-    margins = teacher_margins(teacher, ConversationCollator(processor), labelled, cfg.generation_batch_size)
+    collator = ConversationCollator(processor)
+    margins, topk = teacher_pass(teacher, collator, labelled, cfg.generation_batch_size, top_k)
     reasons: Counter[str] = Counter()
     out = []
     for it, pl, m in zip(items, labelled, margins):
@@ -122,6 +134,17 @@ def pseudo_label(
         else:
             out.append(TrainItem(image=it.image, turns=pl.turns, source=it.source, kind="pseudo", margin=m,
                                  meta=dict(it.meta)))
+    if top_k is not None:
+        # the teacher's logits on the answers actually trained on: its own pseudo-labels, or the ground
+        # truth where that replaced them (a second pass over those only)
+        for it, t in zip(out, topk):
+            if it.kind == "pseudo":
+                it.teacher_topk = t
+        redo = [j for j, it in enumerate(out) if it.kind == "gt"]
+        if redo:
+            _, gt_topk = teacher_pass(teacher, collator, [out[j] for j in redo], cfg.generation_batch_size, top_k)
+            for j, t in zip(redo, gt_topk):
+                out[j].teacher_topk = t
     stats = {
         "pseudo_labels": len(items),
         "kept": len(items) - sum(reasons.values()),
@@ -135,7 +158,9 @@ def pseudo_label(
         cache.parent.mkdir(parents=True, exist_ok=True)
         rows = [{"image": str(o.image), "turns": o.turns, "source": o.source, "kind": o.kind, "margin": o.margin,
                  "meta": o.meta} for o in out]
+        if top_k is not None:
+            torch.save([o.teacher_topk for o in out], cache.with_suffix(".teacher.pt"))
         tmp = cache.with_suffix(".tmp")
         tmp.write_text(json.dumps({"stats": stats, "items": rows}, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(cache)
+        tmp.replace(cache)  # written last: its presence means the cache is complete
     return out, stats

@@ -199,6 +199,10 @@ def run_distill(cfg: RunConfig, resume: bool = False) -> Path:
     order, phases = curriculum_order([it.margin or 0.0 for it in labelled], steps * gb,
                                      cfg.distill.curriculum_phases, cfg.train.seed)
     dataset = ScheduledDataset(labelled, order)
+    online = cfg.distill.teacher_logits == "online"
+    if not online:  # its logits are cached with the pseudo-labels: free the memory
+        del teacher
+        teacher = None
     trainer = ClinKDTrainer(model=model, args=cfg.train, train_dataset=dataset,
                             data_collator=ConversationCollator(processor), processing_class=processor,
                             teacher=teacher, alpha=cfg.distill.alpha, temperature=cfg.distill.temperature)
@@ -207,8 +211,8 @@ def run_distill(cfg: RunConfig, resume: bool = False) -> Path:
         Path(cfg.train.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(cfg.train.output_dir) / "distill_stats.json").write_text(json.dumps(
             {**stats, "phases": [p.__dict__ for p in phases]}, indent=1), encoding="utf-8")
-    log.info("distill: %d pseudo-labelled samples, %d steps, global batch %d, %d curriculum phases",
-             len(labelled), steps, gb, len(phases))
+    log.info("distill: %d pseudo-labelled samples, %d steps, global batch %d, %d curriculum phases, teacher "
+             "logits %s", len(labelled), steps, gb, len(phases), cfg.distill.teacher_logits)
     trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, resume))
     return save_final(trainer, model, processor, cfg)
 

@@ -24,7 +24,9 @@ class ClinKDTrainer(Trainer):
     """``Trainer`` whose loss is CE over answer tokens, or the distillation loss when a teacher is given.
 
     Args:
-        teacher: a frozen model sharing the student's tokenizer; kept in eval mode, never updated.
+        teacher: a frozen model sharing the student's tokenizer; kept in eval mode, never updated, run on
+            every batch (online distillation). Batches that carry cached teacher top-k logits
+            (``teacher_topk_values``/``teacher_topk_indices``, offline distillation) need no teacher.
         alpha, temperature: the distillation loss's weights (see :func:`~clinkd.train.losses.distillation_loss`).
         Other arguments are ``Trainer``'s. The training dataset is read in its own order (a
         :class:`~clinkd.train.schedule.ScheduledDataset`), never reshuffled by the Trainer.
@@ -71,6 +73,7 @@ class ClinKDTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
         inputs = dict(inputs)
         labels = inputs.pop("labels")
+        cached = (inputs.pop("teacher_topk_values", None), inputs.pop("teacher_topk_indices", None))
         outputs = model(**inputs)
         logits = outputs.logits  # (B, L, V)
         scale = 1.0
@@ -79,9 +82,12 @@ class ClinKDTrainer(Trainer):
             scale = float(self.accelerator.num_processes)
         # weight of this micro-batch in the logged per-step parts (a per-micro-batch mean without a count)
         w = scale if num_items_in_batch is not None else 1.0 / max(1, self.args.gradient_accumulation_steps)
-        if self.teacher is not None:
-            with torch.no_grad():
-                teacher_logits = self.teacher(**inputs).logits
+        if self.teacher is not None or cached[0] is not None:
+            if cached[0] is not None:  # offline distillation: the teacher's top-k logits came with the batch
+                teacher_logits = cached
+            else:
+                with torch.no_grad():
+                    teacher_logits = self.teacher(**inputs).logits
             parts = distillation_loss(
                 logits, teacher_logits, labels, alpha=self.alpha, temperature=self.temperature,
                 num_items_in_batch=num_items_in_batch,

@@ -1,0 +1,43 @@
+"""``clinkd ask``: one question about one image (PNG/JPEG/DICOM/NIfTI); prints the answer, draws its boxes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from clinkd.errors import ClinkdError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ask",
+        help="ask a model about one image; print the answer and draw its boxes",
+        description="Answer QUESTION about --image (PNG, JPEG, DICOM or NIfTI), print the answer and write a "
+        "copy of the image with the answer's boxes and labels drawn (default: <stem>_answer.png beside it).",
+    )
+    p.add_argument("question", help="the question, e.g. \"Where is the liver?\"")
+    p.add_argument("--model", required=True, type=Path, metavar="DIR", help="model directory")
+    p.add_argument("--image", required=True, type=Path, metavar="FILE", help="PNG/JPEG/DICOM/NIfTI image")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE.png",
+                   help="annotated image (default <stem>_answer.png next to the input)")
+    p.add_argument("--select", choices=("greedy", "sasg"), default="greedy", help="answer selection (default greedy)")
+    p.add_argument("--candidates", type=int, default=5, metavar="N", help="SASG: sampled candidates besides greedy (5)")
+    p.add_argument("--max-new-tokens", type=int, default=100, help="answer length limit (100)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
+    p.add_argument("--device", default="auto", help="torch device (default: cuda when available, else cpu)")
+    p.set_defaults(func=cmd_ask)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    if not args.model.is_dir():
+        raise ClinkdError(f"model directory {args.model} not found")
+    if not args.image.is_file():
+        raise ClinkdError(f"image {args.image} not found")
+    from clinkd.cli.infer import resolve_device
+    from clinkd.infer.ask import ask
+
+    ans = ask(args.model, args.image, args.question, out=args.out, select=args.select, candidates=args.candidates,
+              max_new_tokens=args.max_new_tokens, seed=args.seed, device=resolve_device(args.device))
+    print(ans.text)
+    print(f"({len(ans.boxes)} box(es) drawn on {ans.image_out})")
+    return 0

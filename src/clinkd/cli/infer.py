@@ -1,0 +1,87 @@
+"""``clinkd infer``: answer Med-GRIT test files and write prediction files that ``clinkd eval`` reads."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from clinkd.errors import ClinkdError
+
+TASK_CHOICES = ("VG", "RO", "GC", "MII", "all")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "infer",
+        help="answer test files; write JSONL predictions (resumable, greedy or SASG)",
+        description="Answer a Med-GRIT test file (--data TEST.json --out PRED.jsonl) or the test files of a "
+        "dataset folder (--data DIR --out OUTDIR, writing OUTDIR/pred_<TASK>.jsonl for each --task). Each line "
+        "is {id, image, question, annotation, response}, the format `clinkd eval` and the published scripts "
+        "read. Rerunning the same command resumes: ids already written are skipped and a torn last line "
+        "is removed.",
+        epilog="Max new tokens default to the release settings: 80, and 100 for MII. With --select sasg each "
+        "question gets the greedy answer plus --candidates sampled ones (one generate call), and the "
+        "candidate the others agree with most (sentence embeddings + box IoU) is written.",
+    )
+    p.add_argument("--model", required=True, type=Path, metavar="DIR", help="model directory")
+    p.add_argument("--data", required=True, type=Path, metavar="TEST.json|DIR",
+                   help="a test file, or a dataset folder holding test_<TASK>.json files")
+    p.add_argument("--out", required=True, type=Path, metavar="PRED.jsonl|DIR",
+                   help="prediction file (for a test file) or output folder (for a dataset folder)")
+    p.add_argument("--task", choices=TASK_CHOICES, default=None,
+                   help="folder: which test files (default all); file: its task (default from the file name)")
+    p.add_argument("--images", type=Path, default=None, metavar="DIR",
+                   help="image folder (default: images/ beside the test file, else its folder)")
+    p.add_argument("--select", choices=("greedy", "sasg"), default="greedy", help="answer selection (default greedy)")
+    p.add_argument("--candidates", type=int, default=5, metavar="N", help="SASG: sampled candidates besides greedy (5)")
+    p.add_argument("--temperature", type=float, default=0.7, help="SASG sampling temperature (0.7)")
+    p.add_argument("--top-p", type=float, default=0.9, help="SASG nucleus sampling top-p (0.9)")
+    p.add_argument("--box-weight", type=float, default=0.5, help="SASG: weight of box IoU in agreement (0.5)")
+    p.add_argument("--save-candidates", action="store_true",
+                   help="SASG: keep candidates and scores in each record under the extra key 'sasg'")
+    p.add_argument("--batch-size", type=int, default=8, help="questions per generate call (8)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="override the 80 / 100 (MII) token limit")
+    p.add_argument("--box-style", choices=("qwen", "qwen2", "clinkd", "raw"), default="qwen",
+                   help="box markup written in responses; qwen = <box>...</box> (default, what eval reads)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples of each file")
+    p.add_argument("--device", default="auto", help="torch device (default: cuda when available, else cpu)")
+    p.set_defaults(func=cmd_infer)
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    if not args.model.is_dir():
+        raise ClinkdError(f"model directory {args.model} not found")
+    if not args.data.exists():
+        raise ClinkdError(f"--data {args.data} not found (give a test file or a dataset folder)")
+    for name in ("batch_size", "candidates"):
+        if getattr(args, name) < 1:
+            raise ClinkdError(f"--{name.replace('_', '-')} must be at least 1")
+    from clinkd.infer.predict import predict_dataset, predict_file
+
+    common = dict(select=args.select, candidates=args.candidates, temperature=args.temperature, top_p=args.top_p,
+                  box_weight=args.box_weight, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                  box_style=args.box_style, seed=args.seed, limit=args.limit, save_candidates=args.save_candidates,
+                  device=resolve_device(args.device))
+    if args.data.is_dir():
+        if args.out.suffix == ".jsonl":
+            raise ClinkdError(f"--data is a folder, so --out must be a folder (got {args.out})")
+        kwargs = dict(common, image_dir=args.images) if args.images else common
+        results = predict_dataset(args.model, args.data, args.out, tasks=args.task or "all", **kwargs)
+    else:
+        if args.task == "all":
+            raise ClinkdError("--task all needs --data to be a dataset folder; for one file give its task")
+        s = predict_file(args.model, args.data, args.out, task=args.task, image_dir=args.images, **common)
+        results = {s.task or args.data.stem: s}
+    for name, s in results.items():
+        print(f"{name}: {s.path} ({s.done_before + s.written}/{s.total} records; {s.written} written now, "
+              f"{s.done_before} already there)")
+    return 0

@@ -1,0 +1,131 @@
+"""Ask one question about one image (PNG/JPEG/DICOM/NIfTI) and draw the answer's boxes on it.
+
+``clinkd ask`` is the smallest end-to-end use of a model: :func:`ask` loads the image with
+:func:`clinkd.data.load_image` (DICOM windowed, NIfTI middle slice), answers greedily or with SASG, and
+writes a copy of the image with every box of the answer drawn and labelled by the object it refers to.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clinkd.data.boxes import Box, BoxParseError, convert_markup, parse_box_body
+from clinkd.data.draw import draw_annotations
+from clinkd.data.images import NIFTI_SUFFIXES, load_image
+from clinkd.errors import ClinkdError
+from clinkd.infer.sasg import generate_candidates, select_answers
+from clinkd.infer.similarity import Embedder
+
+__all__ = ["Answer", "annotations", "ask", "default_output"]
+
+# a referred name or a box, in any of the markup styles, in order of appearance
+_ITEM_RE = re.compile(
+    r"(?:<ref>|<\|object_ref_start\|>)(?P<ref>.*?)(?:</ref>|<\|object_ref_end\|>)"
+    r"|(?:<box>|<\|box_start\|>|<box_start>)(?P<box>.*?)(?:</box>|<\|box_end\|>|<box_end>)",
+    re.S,
+)
+
+
+@dataclass
+class Answer:
+    """The answer to one question: its text (box markup in ``<box>`` style), its labelled boxes, where
+    the annotated image went, and, with SASG, the candidates and their agreement scores."""
+
+    text: str
+    boxes: list[tuple[str | None, Box]]
+    image_out: Path | None
+    candidates: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+
+def annotations(text: str) -> list[tuple[str | None, Box]]:
+    """``(label, box)`` for every box of ``text``; a box is labelled by the latest ``<ref>`` before it.
+
+    >>> annotations("<ref>liver</ref><box>(10,20),(300,400)</box> and <box>(1,2),(3,4)</box>")[1][0]
+    'liver'
+    """
+    out: list[tuple[str | None, Box]] = []
+    label = None
+    for m in _ITEM_RE.finditer(text):
+        if m.group("ref") is not None:
+            label = m.group("ref").strip() or None
+            continue
+        try:
+            out.append((label, parse_box_body(m.group("box"))[0]))
+        except BoxParseError:
+            continue  # a malformed box from the model: nothing to draw
+    return out
+
+
+def default_output(image: str | PathLike) -> Path:
+    """``<stem>_answer.png`` beside the image (``scan.nii.gz`` → ``scan_answer.png``)."""
+    p = Path(image)
+    name = p.name
+    for suffix in NIFTI_SUFFIXES[::-1]:  # .nii.gz before .nii
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    else:
+        name = p.stem
+    return p.with_name(f"{name}_answer.png")
+
+
+def ask(
+    model: Any,
+    image: str | PathLike,
+    question: str,
+    *,
+    processor: Any = None,
+    out: str | PathLike | None = None,
+    draw: bool = True,
+    select: str = "greedy",
+    candidates: int = 5,
+    temperature: float = 0.7,
+    top_p: float = 0.9,
+    max_new_tokens: int = 100,
+    seed: int = 0,
+    embedder: Embedder | None = None,
+    device: str | None = None,
+) -> Answer:
+    """Answer ``question`` about ``image`` and (``draw``) write the annotated copy to ``out``.
+
+    Args:
+        model: a model directory or a loaded model (then pass ``processor``).
+        image: PNG/JPEG/DICOM/NIfTI file.
+        question: the question, without an ``<img>`` tag (one is stripped if present).
+        out: annotated PNG; default :func:`default_output` (``<stem>_answer.png`` beside the image).
+        select: ``greedy`` or ``sasg`` (greedy + ``candidates`` samples, semantic medoid).
+        max_new_tokens: default 100, the release's setting for image analysis, the longest answers.
+    """
+    from clinkd.data.sample import strip_image_tag
+    from clinkd.infer.predict import _load_model
+
+    if select not in ("greedy", "sasg"):
+        raise ClinkdError(f"unknown selection {select!r}; choose greedy or sasg")
+    if not question.strip():
+        raise ClinkdError("the question is empty")
+    pil = load_image(image)  # raises ImageLoadError naming the file
+    model, processor = _load_model(model, processor, device)
+    torch.manual_seed(seed)
+    n = candidates if select == "sasg" else 0
+    (cands,) = generate_candidates(model, processor, [pil], [strip_image_tag(question)[0]], n=n,
+                                   max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    scores: list[float] = []
+    text = cands[0]
+    if n:
+        (choice,) = select_answers([cands], embedder or Embedder())
+        text, scores = choice.answer, choice.scores
+    text = convert_markup(text, "qwen")
+    boxes = annotations(text)
+    target = None
+    if draw:
+        target = Path(out) if out is not None else default_output(image)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        draw_annotations(pil, boxes).save(target)
+    return Answer(text, boxes, target, list(cands) if n else [], scores)

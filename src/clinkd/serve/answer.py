@@ -1,0 +1,253 @@
+"""What the web app does, as plain functions: no Gradio here, so every refusal and answer is unit-testable.
+
+One request is ``(uploaded file, task, free question, object name, region)``:
+
+1. :func:`read_upload` refuses a file over the size limit, of a kind the app does not take, or that
+   does not decode (:class:`~clinkd.errors.ImageLoadError`'s reason), and returns an RGB image.
+2. :func:`build_question` turns a task preset (the first phrasing of each Med-GRIT task in
+   :mod:`clinkd.data.synth.templates`) or the free question into the text sent to the model.
+3. :class:`Answerer` answers it: greedy, or SASG (the semantic medoid of the greedy answer and N sampled
+   candidates, docs/method.md §4, via :func:`clinkd.infer.similarity.select_medoid`).
+4. :func:`grounded_items` / :func:`readable` / :func:`box_rows` turn the markup into what is shown: the
+   boxes drawn on the image, the text with boxes in pixels, a table.
+
+Everything the user did wrong raises :class:`ServeError`, whose message the app shows as is.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from clinkd.data.boxes import Box, parse_box_body
+from clinkd.data.draw import draw_annotations
+from clinkd.data.images import load_image
+from clinkd.data.synth.templates import GC_QUESTIONS, MII_QUESTIONS, RO_QUESTIONS, VG_QUESTIONS
+from clinkd.errors import BoxParseError, ClinkdError, ImageLoadError
+
+__all__ = [
+    "ACCEPTED_SUFFIXES", "ASKED_LABEL", "FREE", "TASKS", "Answerer", "Result", "ServeError", "TaskSpec", "ask",
+    "box_rows", "build_question", "grounded_items", "parse_region", "read_upload", "readable",
+]
+
+ACCEPTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".nii", ".nii.gz")
+ASKED_LABEL = "asked region"  # label of the boxes the question itself points at
+
+
+class ServeError(ClinkdError):
+    """A request the app refuses; the message tells the user what to change."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task preset: which fields it needs and the question phrasing it fills in."""
+
+    key: str  # Med-GRIT task name, or "free"
+    label: str  # shown in the dropdown
+    template: str | None = None  # with {ref} (VG) or {box} (RO, GC); None: the free question
+    needs_object: bool = False
+    needs_region: bool = False
+
+
+FREE = "Free question"
+TASKS: dict[str, TaskSpec] = {t.label: t for t in (
+    TaskSpec("free", FREE),
+    TaskSpec("VG", "VG: locate an object", VG_QUESTIONS[0], needs_object=True),
+    TaskSpec("RO", "RO: identify the object in a region", RO_QUESTIONS[0], needs_region=True),
+    TaskSpec("GC", "GC: describe a region", GC_QUESTIONS[0], needs_region=True),
+    TaskSpec("MII", "MII: analyse the image", MII_QUESTIONS[0]),
+)}
+
+
+def _mb(n_bytes: float) -> str:
+    return f"{n_bytes / 2**20:.1f} MB"
+
+
+def read_upload(path: str | Path | None, max_bytes: int) -> Image.Image:
+    """The uploaded file as an RGB image, or :class:`ServeError` saying why not."""
+    if path is None or str(path) == "":
+        raise ServeError("upload an image first (PNG, JPEG, DICOM or NIfTI)")
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise ServeError(f"{name}: the uploaded file is gone; upload it again")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ServeError(f"{name} is {_mb(size)}; the limit is {_mb(max_bytes)}. Upload a smaller image")
+    if not name.lower().endswith(ACCEPTED_SUFFIXES):
+        raise ServeError(f"{name}: not an accepted image file; upload one of {', '.join(ACCEPTED_SUFFIXES)}")
+    try:
+        return load_image(path)
+    except ImageLoadError as err:  # the reason without the server-side temporary path
+        raise ServeError(f"{name} is not a readable image: {err.reason}") from None
+
+
+def parse_region(text: str) -> Box:
+    """``(x1,y1),(x2,y2)`` on the 0–1000 scale (``<box>`` tags allowed) → a valid :class:`Box`."""
+    body = re.sub(r"</?box>|<\|box_(?:start|end)\|>|<box_(?:start|end)>", "", text or "").strip()
+    if not body:
+        raise ServeError("this task needs a region: type a box as (x1,y1),(x2,y2) on the 0-1000 scale")
+    try:
+        box, _ = parse_box_body(body, scale="norm1000")
+    except BoxParseError:
+        raise ServeError(f"cannot read the region {body[:60]!r}: write it as (x1,y1),(x2,y2), e.g. "
+                         "(120,340),(260,512)") from None
+    problems = box.problems() or (["the box is empty"] if box.area == 0 else [])
+    if problems:
+        raise ServeError(f"bad region: {'; '.join(problems)}")
+    return box
+
+
+def build_question(task: str, question: str = "", object_name: str = "", region: str = "") -> str:
+    """The text sent to the model for a task preset (by dropdown label or key) or a free question."""
+    spec = TASKS.get(task) or next((t for t in TASKS.values() if t.key == task), None)
+    if spec is None:
+        raise ServeError(f"unknown task {task!r}; choose one of {list(TASKS)}")
+    if spec.template is None:
+        if not (question or "").strip():
+            raise ServeError("type a question, or choose a task")
+        return question.strip()
+    if spec.needs_object:
+        name = " ".join((object_name or "").split())
+        if not name:
+            raise ServeError(f"{spec.key} needs the name of the object to locate (e.g. liver)")
+        return spec.template.format(ref=f"<ref>{name}</ref>")
+    if spec.needs_region:
+        return spec.template.format(box=parse_region(region).rounded().to_markup("qwen"))
+    return spec.template
+
+
+_MARKUP_RE = re.compile(
+    r"(?:<ref>|<\|object_ref_start\|>)(?P<ref>.*?)(?:</ref>|<\|object_ref_end\|>)"
+    r"|(?:<box>|<\|box_start\|>|<box_start>)(?P<box>.*?)(?:</box>|<\|box_end\|>|<box_end>)",
+    re.S,
+)
+
+
+def _scan(text: str):
+    """(match, label, box or None) for each ref/box tag; a box takes the label of the last ref before it."""
+    label = None
+    for m in _MARKUP_RE.finditer(text):
+        if m.group("ref") is not None:
+            label = " ".join(m.group("ref").split()) or None
+            yield m, label, None
+            continue
+        try:
+            box = parse_box_body(m.group("box"))[0]
+        except BoxParseError:
+            box = None
+        yield m, label, box
+
+
+def grounded_items(text: str, default_label: str | None = None) -> list[tuple[str | None, Box]]:
+    """Every parseable box of ``text`` with its label (last ``<ref>`` before it, else ``default_label``)."""
+    return [(label or default_label, box) for _, label, box in _scan(text) if box is not None]
+
+
+def readable(text: str, width: int, height: int) -> str:
+    """``text`` with its markup spelled out: refs as «name», boxes as 0–1000 coordinates and pixels."""
+    out, last = [], 0
+    for m, _, box in _scan(text):
+        out.append(text[last:m.start()])
+        last = m.end()
+        if box is None and m.group("ref") is not None:
+            out.append(f"«{m.group('ref').strip()}»")
+        elif box is None:
+            out.append(f"[unreadable box {m.group('box')[:40]!r}]")
+        else:
+            x1, y1, x2, y2 = (round(v) for v in box.to_pixels(width, height))
+            out.append(f" [box {box.to_text()} = pixels ({x1},{y1})-({x2},{y2})]")
+    out.append(text[last:])
+    # control characters (an untrained model emits byte tokens) would only garble the text box
+    return " ".join("".join(ch for ch in "".join(out) if ch.isprintable() or ch.isspace()).split())
+
+
+def box_rows(items: list[tuple[str | None, Box]], width: int, height: int) -> list[list[str]]:
+    """Table rows ``[label, box on 0–1000, box in pixels]`` for the boxes shown on the image."""
+    rows = []
+    for label, box in items:
+        x1, y1, x2, y2 = (round(v) for v in box.to_pixels(width, height))
+        rows.append([label or "(no label)", box.to_text(), f"({x1},{y1}),({x2},{y2})"])
+    return rows
+
+
+@dataclass
+class Answerer:
+    """One question about one image → one answer, with the loaded model.
+
+    Args:
+        model, processor: as :func:`clinkd.model.load` returns them.
+        select: ``"greedy"`` or ``"sasg"`` (greedy answer + ``candidates`` sampled ones, medoid returned).
+        candidates: sampled candidates for SASG.
+        max_new_tokens: answer length limit.
+        temperature, top_p: sampling settings of the SASG candidates.
+        embedder: a :class:`clinkd.infer.similarity.Embedder` (SASG only; built on first use when None).
+    """
+
+    model: Any
+    processor: Any
+    select: str = "greedy"
+    candidates: int = 4
+    max_new_tokens: int = 128
+    temperature: float = 0.7
+    top_p: float = 0.9
+    embedder: Any = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.select not in ("greedy", "sasg"):
+            raise ClinkdError(f"select must be 'greedy' or 'sasg', got {self.select!r}")
+        if self.select == "sasg" and self.candidates < 1:
+            raise ClinkdError("SASG needs at least one sampled candidate")
+
+    @property
+    def rope_scheme(self) -> str:
+        settings = getattr(self.model, "rope_settings", None)
+        return getattr(settings, "scheme", "unknown")
+
+    def __call__(self, image: Image.Image, question: str) -> str:
+        from clinkd.infer.generate import generate_answers
+
+        greedy = generate_answers(self.model, self.processor, [image], [question],
+                                  max_new_tokens=self.max_new_tokens)[0][0]
+        if self.select == "greedy":
+            return greedy
+        from clinkd.infer.similarity import Embedder, select_medoid
+
+        sampled = generate_answers(self.model, self.processor, [image], [question], max_new_tokens=self.max_new_tokens,
+                                   num_return_sequences=self.candidates, do_sample=True,
+                                   temperature=self.temperature, top_p=self.top_p)[0]
+        if self.embedder is None:
+            self.embedder = Embedder()
+        answers = [greedy, *sampled]  # greedy first: ties go to it
+        return answers[select_medoid(answers, self.embedder)[0]]
+
+
+@dataclass
+class Result:
+    """What the app shows for one answered request."""
+
+    question: str  # as sent to the model
+    answer: str  # raw, with markup
+    text: str  # :func:`readable` answer
+    image: Image.Image  # upload with the asked region and the answer's boxes drawn
+    rows: list[list[str]]  # :func:`box_rows`
+    seconds: float
+
+
+def ask(answerer, path, task: str, question: str = "", object_name: str = "", region: str = "", *,
+        max_bytes: int = 20 * 2**20) -> Result:
+    """The whole request: check and read the upload, build the question, answer, draw. Raises ServeError."""
+    question_text = build_question(task, question, object_name, region)  # cheap checks first
+    image = read_upload(path, max_bytes)
+    start = time.perf_counter()
+    answer = answerer(image, question_text)
+    seconds = time.perf_counter() - start
+    items = grounded_items(question_text, ASKED_LABEL) + grounded_items(answer)
+    w, h = image.size
+    text = readable(answer, w, h) or "(the model gave an empty answer)"
+    return Result(question_text, answer, text, draw_annotations(image, items), box_rows(items, w, h), seconds)
