@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -14,3 +16,15 @@ def records():
                 "response": response}
 
     return _make
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip this folder's ``slow`` tests unless the marker expression asks for them (``-m slow``),
+    as pyproject.toml's marker description promises."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    here = Path(__file__).parent
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords and here in Path(str(item.fspath)).parents:
+            item.add_marker(skip)

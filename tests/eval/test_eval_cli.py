@@ -46,7 +46,7 @@ def test_cli_writes_the_report_and_handles_garbage(tmp_path, capsys):
     # without --skip-invalid: a clear error naming the file and line, exit status 2
     assert main(["eval", *map(str, files), "--out", str(out), "--bootstrap", "50"]) == 2
     err = capsys.readouterr().err
-    assert "pred_RO.jsonl, record line 42" in err
+    assert "pred_RO.jsonl, record 42: line 42 is not a valid" in err
     assert main(["eval", *map(str, files), "--out", str(out), "--bootstrap", "50",
                  "--skip-invalid"]) == 0
     printed = capsys.readouterr().out

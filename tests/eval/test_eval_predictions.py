@@ -24,8 +24,8 @@ def test_malformed_line_names_file_and_line(tmp_path, records):
     with pytest.raises(DataError) as err:
         read_predictions(path)
     assert err.value.path == str(path)
-    assert err.value.record == "line 3"
-    assert "pred_RO.jsonl, record line 3" in str(err.value)
+    assert err.value.record == 3  # 1-based line number
+    assert "pred_RO.jsonl, record 3: line 3 is not a valid prediction record" in str(err.value)
     assert "--skip-invalid" in str(err.value)
 
 

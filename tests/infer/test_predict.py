@@ -41,7 +41,7 @@ def test_records_have_the_published_format(tmp_path, synth_dir, student):
 def test_box_markup_is_rewritten_for_the_published_regex(tmp_path, synth_dir, student, monkeypatch):
     model, processor = student
     answer = "<|object_ref_start|>liver<|object_ref_end|><|box_start|>(10,20),(300,400)<|box_end|>"
-    monkeypatch.setattr(predict_mod, "generate_candidates", lambda m, p, images, prompts, **kw: [[answer]] * len(prompts))
+    monkeypatch.setattr(predict_mod, "generate_candidates", lambda m, p, ims, prompts, **kw: [[answer]] * len(prompts))
     out = tmp_path / "pred_VG.jsonl"
     predict_file(model, synth_dir / "test_VG.json", out, processor=processor, limit=2, **FAST)
     resp = json.loads(_lines(out)[0])["response"]
@@ -129,7 +129,8 @@ def test_a_file_of_another_test_file_is_not_extended(tmp_path, synth_dir, studen
     out.write_text("".join(json.dumps(r) + "\n" for r in recs))
     with pytest.raises(DataError, match=r"pred.jsonl, record line 2: record id 1"):
         predict_file(model, synth_dir / "test_RO.json", out, processor=processor, limit=4, **FAST)
-    out.write_text('{"id": 0}\nnot json\n{"id": 1}\n')
+    recs[1]["image"] = recs[0]["image"] = read_samples(synth_dir / "test_RO.json")[0].image
+    out.write_text(json.dumps(recs[0]) + "\nnot json\n" + json.dumps(recs[0]) + "\n")
     with pytest.raises(DataError, match="line 2"):
         predict_file(model, synth_dir / "test_RO.json", out, processor=processor, limit=4, **FAST)
 

@@ -108,7 +108,7 @@ def test_grounded_items_and_readable():
     assert readable(text, 300, 200) == (
         "«liver» [box (100,200),(500,600) = pixels (30,40)-(150,120)] [box (0,0),(10,10) = pixels (0,0)-(3,2)] and "
         "«spleen» [box (600,100),(900,400) = pixels (180,20)-(270,80)] [unreadable box 'junk']")
-    assert readable("a\x01b  c\n", 10, 10) == "ab c"
+    assert readable("a\x01b  c\ufffd\n", 10, 10) == "ab c"
     assert box_rows([(None, Box(100, 200, 500, 600))], 300, 200) == [["(no label)", "(100,200),(500,600)", "(30,40),(150,120)"]]
 
 

@@ -11,6 +11,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -77,10 +78,26 @@ def wait_value(driver, css: str, predicate, what: str) -> str:
     raise AssertionError(f"{what} did not appear within {TIMEOUT} s (last value {value!r})")
 
 
-def upload(driver, path: Path) -> None:
-    from selenium.webdriver.common.by import By
+def wait_text(driver, text: str, what: str) -> None:
+    """Poll the page's visible text until it contains ``text`` (toasts included)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if text in driver.execute_script("return document.body.innerText"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: {text!r} did not appear within {TIMEOUT} s")
 
-    driver.find_element(By.CSS_SELECTOR, "#clinkd-file input[type=file]").send_keys(str(path))
+
+def wait_element(driver, css: str):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, TIMEOUT).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def upload(driver, path: Path) -> None:
+    wait_element(driver, "#clinkd-file input[type=file]").send_keys(str(path))
 
 
 def requested_urls(driver) -> set[str]:
@@ -98,7 +115,7 @@ def test_ask_in_browser(served, browser, png, tmp_path):
     started = time.monotonic()
     browser.get(served)
     status_css = "#clinkd-status textarea"
-    browser.find_element(By.CSS_SELECTOR, "#clinkd-ask")  # implicit: the page rendered
+    wait_element(browser, "#clinkd-ask")  # the page rendered (client-side: gradio's bundled JS)
     header = browser.find_element(By.ID, "clinkd-header").text
     assert "RoPE scheme mcg" in header and str(served) not in header
 
@@ -127,6 +144,14 @@ def test_ask_in_browser(served, browser, png, tmp_path):
         assert im.format == "PNG" and im.width >= 800 and im.height >= 600
         assert len(set(im.convert("L").resize((64, 64)).getdata())) > 20  # not a blank page
     assert shot.stat().st_size > 20_000
-    outside = {u for u in requested_urls(browser) if not u.startswith((served, "data:", "blob:"))}
+    web = {u for u in requested_urls(browser) if u.startswith(("http:", "https:", "ws:", "wss:"))}
+    outside = {u for u in web if urlsplit(u).netloc != urlsplit(served).netloc}  # chrome:// pages are local
     assert not outside, f"the page fetched from outside the app: {sorted(outside)[:5]}"
+
+    # an oversized upload (the test app's limit is 1 MB) is refused by the upload route, with a message
+    browser.find_element(By.CSS_SELECTOR, "#clinkd-file button[aria-label=Clear]").click()
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (2**20 + 1))
+    upload(browser, big)
+    wait_text(browser, 'exceed the maximum allowed size of 1.0 Mb: "big.png"', "oversize refusal")
     assert time.monotonic() - started < 60

@@ -34,9 +34,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not args.image.is_file():
         raise ClinkdError(f"image {args.image} not found")
     from clinkd.cli.infer import resolve_device
-    from clinkd.infer.ask import ask
+    from clinkd.infer.ask import ask_image
 
-    ans = ask(args.model, args.image, args.question, out=args.out, select=args.select, candidates=args.candidates,
+    ans = ask_image(args.model, args.image, args.question, out=args.out, select=args.select, candidates=args.candidates,
               max_new_tokens=args.max_new_tokens, seed=args.seed, device=resolve_device(args.device))
     print(ans.text)
     print(f"({len(ans.boxes)} box(es) drawn on {ans.image_out})")

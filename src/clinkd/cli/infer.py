@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=0.7, help="SASG sampling temperature (0.7)")
     p.add_argument("--top-p", type=float, default=0.9, help="SASG nucleus sampling top-p (0.9)")
     p.add_argument("--box-weight", type=float, default=0.5, help="SASG: weight of box IoU in agreement (0.5)")
+    p.add_argument("--length-cap", type=float, default=2.0, metavar="FACTOR",
+                   help="SASG: drop samples longer than FACTOR x the greedy answer + 8 tokens (2; 0 = no cap)")
     p.add_argument("--save-candidates", action="store_true",
                    help="SASG: keep candidates and scores in each record under the extra key 'sasg'")
     p.add_argument("--batch-size", type=int, default=8, help="questions per generate call (8)")
@@ -68,7 +70,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from clinkd.infer.predict import predict_dataset, predict_file
 
     common = dict(select=args.select, candidates=args.candidates, temperature=args.temperature, top_p=args.top_p,
-                  box_weight=args.box_weight, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                  box_weight=args.box_weight, length_factor=args.length_cap or None, batch_size=args.batch_size,
+                  max_new_tokens=args.max_new_tokens,
                   box_style=args.box_style, seed=args.seed, limit=args.limit, save_candidates=args.save_candidates,
                   device=resolve_device(args.device))
     if args.data.is_dir():

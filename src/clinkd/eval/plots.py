@@ -31,9 +31,10 @@ def _bars(ax: Any, series: dict[str, Sequence[float | None]], labels: Sequence[s
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    ax.set_ylim(bottom=0)
+    top = max([v for vals in series.values() for v in vals if v is not None] or [1.0])
+    ax.set_ylim(0, top * 1.3 if top > 0 else 1.0)  # head room for the legend above the bars
+    ax.legend(fontsize=8, loc="upper left", ncol=min(len(series), 3))
 
 
 def plot_task(task: str, standard: dict[str, Any], strict: dict[str, Any] | None, path: Path) -> None:
@@ -53,7 +54,6 @@ def plot_task(task: str, standard: dict[str, Any], strict: dict[str, Any] | None
             if strict:
                 series["strict accuracy (normalised exact)"] = [st_per[m]["accuracy"] for m in labels]
         _bars(ax, series, labels, "score", f"{task} per modality")
-        ax.set_ylim(0, 1.05)
     else:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
         metrics = ["Bleu_4", "METEOR", "ROUGE_L"] + (["mBMR"] if task == "MII" else [])

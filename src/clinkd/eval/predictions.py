@@ -98,7 +98,7 @@ def read_predictions(
     Args:
         path: the file.
         skip_invalid: when False (default) a malformed line raises :class:`DataError` naming the file
-            and the 1-based line number; when True it is left out and, if ``skipped`` is a list,
+            and the 1-based line number (``err.path``, ``err.record``); when True it is left out and, if ``skipped`` is a list,
             ``(line_no, reason)`` is appended to it.
         skipped: optional list collecting the skipped lines.
 
@@ -118,10 +118,10 @@ def read_predictions(
             record = json.loads(line.decode("utf-8"))
             out.append(Prediction.from_dict(record))
         except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
-            reason = f"not a valid prediction record ({_short(err)})"
+            reason = f"line {line_no} is not a valid prediction record ({_short(err)})"
             if not skip_invalid:
                 raise DataError(reason + "; fix the line or pass --skip-invalid", path,
-                                record=f"line {line_no}") from err
+                                record=line_no) from err
             if skipped is not None:
                 skipped.append((line_no, reason))
     return out

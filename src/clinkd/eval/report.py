@@ -36,8 +36,12 @@ def write_report(report: Report, out_dir: str | PathLike, *, plots: bool = True)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {"json": out / "report.json", "md": out / "report.md"}
     data = _finite(report.to_dict())
-    paths["json"].write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
-                             encoding="utf-8")
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. in an image-name prefix: escape it
+        raw = (json.dumps(data, indent=2, ensure_ascii=True, allow_nan=False) + "\n").encode()
+    paths["json"].write_bytes(raw)
     plot_files: dict[str, list[str]] = {}
     if plots:
         for task, block in report.standard.items():
@@ -50,7 +54,7 @@ def write_report(report: Report, out_dir: str | PathLike, *, plots: bool = True)
             plot_iou_histogram(report.plot_data["VG_best_iou"], p)
             paths["VG_iou_histogram"] = p
             plot_files.setdefault("VG", []).append(p.name)
-    paths["md"].write_text(render_markdown(report, plot_files), encoding="utf-8")
+    paths["md"].write_text(render_markdown(report, plot_files), encoding="utf-8", errors="replace")
     return paths
 
 

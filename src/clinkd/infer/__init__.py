@@ -3,11 +3,11 @@
 - :func:`predict_file` / :func:`predict_dataset` — answer test files, write resumable JSONL predictions
   (``{"id", "image", "question", "annotation", "response"}``) that :mod:`clinkd.eval` reads.
 - :func:`generate_candidates`, :func:`select_answers` — Semantic-Aware Selective Generation (method.md §4).
-- :func:`ask` — one question about one image, with the answer's boxes drawn.
+- :func:`ask_image` — one question about one image, with the answer's boxes drawn.
 - :func:`generate_answers`, :class:`Embedder`, :func:`select_medoid`, :func:`judge` — shared with training.
 """
 
-from clinkd.infer.ask import Answer, annotations, ask, default_output
+from clinkd.infer.ask import Answer, annotations, ask_image, default_output
 from clinkd.infer.generate import clean_generated, generate_answers, generate_batch
 from clinkd.infer.predict import (
     BOX_STYLES,
@@ -33,7 +33,7 @@ __all__ = [
     "agreement_matrix",
     "annotations",
     "answer_text",
-    "ask",
+    "ask_image",
     "box_agreement",
     "clean_generated",
     "default_output",

@@ -1,6 +1,6 @@
 """Ask one question about one image (PNG/JPEG/DICOM/NIfTI) and draw the answer's boxes on it.
 
-``clinkd ask`` is the smallest end-to-end use of a model: :func:`ask` loads the image with
+``clinkd ask`` is the smallest end-to-end use of a model: :func:`ask_image` loads the image with
 :func:`clinkd.data.load_image` (DICOM windowed, NIfTI middle slice), answers greedily or with SASG, and
 writes a copy of the image with every box of the answer drawn and labelled by the object it refers to.
 """
@@ -22,7 +22,7 @@ from clinkd.errors import ClinkdError
 from clinkd.infer.sasg import generate_candidates, select_answers
 from clinkd.infer.similarity import Embedder
 
-__all__ = ["Answer", "annotations", "ask", "default_output"]
+__all__ = ["Answer", "annotations", "ask_image", "default_output"]
 
 # a referred name or a box, in any of the markup styles, in order of appearance
 _ITEM_RE = re.compile(
@@ -76,7 +76,7 @@ def default_output(image: str | PathLike) -> Path:
     return p.with_name(f"{name}_answer.png")
 
 
-def ask(
+def ask_image(
     model: Any,
     image: str | PathLike,
     question: str,
@@ -112,10 +112,11 @@ def ask(
         raise ClinkdError("the question is empty")
     pil = load_image(image)  # raises ImageLoadError naming the file
     model, processor = _load_model(model, processor, device)
-    torch.manual_seed(seed)
     n = candidates if select == "sasg" else 0
-    (cands,) = generate_candidates(model, processor, [pil], [strip_image_tag(question)[0]], n=n,
-                                   max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    with torch.random.fork_rng():  # the seed stays local to this call
+        torch.manual_seed(seed)
+        (cands,) = generate_candidates(model, processor, [pil], [strip_image_tag(question)[0]], n=n,
+                                       max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
     scores: list[float] = []
     text = cands[0]
     if n:

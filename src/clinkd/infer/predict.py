@@ -180,6 +180,7 @@ def predict_file(
     temperature: float = 0.7,
     top_p: float = 0.9,
     box_weight: float = 0.5,
+    length_factor: float | None = 2.0,
     batch_size: int = 8,
     max_new_tokens: int | None = None,
     box_style: str = "qwen",
@@ -202,6 +203,8 @@ def predict_file(
         image_dir: where the images are; default ``images/`` beside the test file (else its folder).
         select: ``"greedy"`` or ``"sasg"`` (greedy + ``candidates`` samples, semantic medoid).
         temperature, top_p, box_weight: SASG sampling and agreement settings.
+        length_factor: SASG: cut (and drop) samples longer than this × the greedy answer + 8 tokens
+            (:class:`~clinkd.infer.sasg.AnchoredLength`); ``None``: keep all.
         batch_size: questions per ``generate`` call (SASG decodes ``batch_size·(candidates+1)`` rows).
         box_style: markup of boxes in ``response``: ``qwen`` (``<box>``, what the published scripts
             read), ``qwen2``, ``clinkd`` or ``raw`` (as generated).
@@ -254,7 +257,7 @@ def predict_file(
         bar = tqdm(total=len(samples), initial=summary.done_before, desc=label, unit="q")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with open(out, "a", encoding="utf-8") as f:
+        with torch.random.fork_rng(), open(out, "a", encoding="utf-8") as f:  # seeds below stay local
             for start in starts:
                 ids = range(start, min(start + batch_size, len(samples)))
                 batch = [samples[i] for i in ids]
@@ -262,7 +265,7 @@ def predict_file(
                 prompts = [s.prompts()[0] for s in batch]
                 torch.manual_seed(seed + start // batch_size)
                 cands = generate_candidates(model, processor, images, prompts, n=n, max_new_tokens=tokens,
-                                            temperature=temperature, top_p=top_p)
+                                            temperature=temperature, top_p=top_p, length_factor=length_factor)
                 if n:
                     chosen = select_answers(cands, embedder, box_weight)  # type: ignore[arg-type]
                     answers = [c.answer for c in chosen]
@@ -301,13 +304,16 @@ def predict_dataset(
     (``image_dir`` defaults to the folder's images). The model is loaded once.
     """
     files = find_dataset_files(data_dir)
-    wanted = [t for t in TASKS if t in files.test] if tasks == "all" else [tasks] if isinstance(tasks, str) else list(tasks)
+    if tasks == "all":
+        wanted = [t for t in TASKS if t in files.test]
+    else:
+        wanted = [tasks] if isinstance(tasks, str) else list(tasks)
     if not wanted:
         raise DataError("no test files (test_VG.json, ... naming a task) in this folder", data_dir)
     absent = [t for t in wanted if t not in files.test]
     if absent:
-        raise DataError(f"no test file for task(s) {', '.join(absent)} (found: {', '.join(sorted(files.test)) or 'none'})",
-                        data_dir)
+        found = ", ".join(sorted(files.test)) or "none"
+        raise DataError(f"no test file for task(s) {', '.join(absent)} (found: {found})", data_dir)
     kwargs.setdefault("image_dir", files.image_dir)
     if kwargs.get("select") == "sasg" and kwargs.get("embedder") is None:
         kwargs["embedder"] = Embedder()  # one cache for all tasks

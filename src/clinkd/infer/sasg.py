@@ -12,11 +12,21 @@ Why it is cheap:
   decode together in one batched loop. The image is encoded once: transformers 5.23 runs the vision
   tower before expanding the batch for ``num_return_sequences``. The *language-model* prefill is not
   shared there — ``generate`` repeats the prompt ``N + 1`` times (``_expand_inputs_for_generation``)
-  before the first forward — but one batched prefill of ``(N + 1)·b`` short prompts costs far less
-  than the ``max_new_tokens`` decode steps that follow (measured in ``benchmarks/bench_infer.py``).
+  before the first forward — one batched prefill of ``(N + 1)·b`` short prompts, cheaper than the
+  decode steps that follow (see below).
+- **Samples do not outrun the greedy answer by much.** The batch decodes until its longest row stops,
+  and sampled rows (temperature keeps ``<|im_end|>`` from winning) often ramble to ``max_new_tokens``
+  after the greedy row has ended; :class:`AnchoredLength` cuts them at 2 × the greedy length + 8 tokens
+  and leaves them out of the vote. On the briefly trained tiny student (2 CPU threads) this took SASG
+  from ~5.5× to ~3.5× greedy's time (``benchmarks/bench_infer.py``).
 - **One ``encode`` call per batch** for every candidate of every question (the embedder caches texts,
   so the per-question medoid look-ups hit the cache).
 - Greedy is the first candidate, so ties go to it (``select_medoid`` keeps the earliest maximum).
+
+What is left on 2 CPU threads: a decode step of ``6·b`` rows costs ~2.4× one of ``b`` rows (8.3 vs
+3.5 ms, tiny student, b = 8, 224² images), the ``6·b``-row prefill ~4× the ``b``-row one (147 vs 38 ms),
+and MiniLM embedding ~0.8× greedy's whole time. Sharing the LM prefill (expanding the KV cache after
+one ``b``-row prefill) would save about a tenth; it is not done here.
 """
 
 from __future__ import annotations
@@ -25,12 +35,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from clinkd.infer.generate import generate_batch
 from clinkd.infer.similarity import Embedder, answer_text, select_medoid
 
-__all__ = ["GreedyRows", "Selection", "generate_candidates", "select_answers"]
+__all__ = ["AnchoredLength", "GreedyRows", "Selection", "generate_candidates", "select_answers"]
 
 
 class GreedyRows(LogitsProcessor):
@@ -54,6 +64,43 @@ class GreedyRows(LogitsProcessor):
         return scores
 
 
+class AnchoredLength(StoppingCriteria):
+    """Stop a group's sampled rows once they are ``factor`` × its greedy answer's length + ``slack`` tokens.
+
+    Why: a sampled answer runs on long after the greedy one has ended (temperature keeps ``<|im_end|>``
+    from winning), and the batch decodes until its longest row stops, so without this cap SASG costs
+    ``max_new_tokens`` steps whatever the greedy length. A sample that long is a ramble, not a rival
+    answer; rows cut here are recorded in :attr:`cut` ((B,) bool) and left out of the vote.
+
+    Rows ``0, group, 2·group, ...`` are the greedy rows; a group's cap applies once its greedy row has
+    emitted ``end_id``.
+    """
+
+    def __init__(self, group: int, end_id: int, factor: float = 2.0, slack: int = 8):
+        self.group, self.end_id = group, end_id
+        self.prompt_len: int | None = None  # set on the first call, which sees one new token
+        self.factor, self.slack = factor, slack
+        self.greedy_len: torch.Tensor | None = None  # (b,) generated length of each greedy row, -1 while running
+        self.cut: torch.Tensor | None = None  # (B,)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        if self.prompt_len is None:
+            self.prompt_len = input_ids.shape[1] - 1
+        rows, new = input_ids.shape[0], input_ids.shape[1] - self.prompt_len
+        if self.greedy_len is None:
+            self.greedy_len = torch.full((rows // self.group,), -1, dtype=torch.long, device=input_ids.device)
+            self.cut = torch.zeros(rows, dtype=torch.bool, device=input_ids.device)
+        ended = (input_ids[:: self.group, -1] == self.end_id) & (self.greedy_len < 0)  # (b,)
+        self.greedy_len[ended] = new
+        cap = torch.where(self.greedy_len >= 0, (self.greedy_len * self.factor).ceil().long() + self.slack,
+                          torch.full_like(self.greedy_len, 1 << 30))  # (b,)
+        stop = (new >= cap).repeat_interleave(self.group)  # (B,)
+        stop[:: self.group] = False  # greedy rows stop on their own
+        ran = input_ids[:, self.prompt_len :] == self.end_id  # (B, new): rows that already ended are not cut
+        self.cut |= stop & ~ran.any(1)
+        return stop
+
+
 @torch.no_grad()
 def generate_candidates(
     model,
@@ -65,11 +112,15 @@ def generate_candidates(
     max_new_tokens: int = 80,
     temperature: float = 0.7,
     top_p: float = 0.9,
+    length_factor: float | None = 2.0,
+    length_slack: int = 8,
 ) -> list[list[str]]:
-    """The greedy answer followed by ``n`` sampled answers for each question: ``[[greedy, s1..sn], ...]``.
+    """The greedy answer followed by up to ``n`` sampled answers per question: ``[[greedy, s1..], ...]``.
 
     One ``generate`` call for the whole batch (``b`` questions → ``b·(n+1)`` rows); seed torch before
-    calling for reproducible samples. ``n = 0`` gives plain greedy answers.
+    calling for reproducible samples. ``n = 0`` gives plain greedy answers. With ``length_factor``,
+    samples still running at ``length_factor`` × the greedy length + ``length_slack`` tokens are cut and
+    dropped (:class:`AnchoredLength`); ``None`` keeps every sample up to ``max_new_tokens``.
     """
     if len(images) != len(questions):
         raise ValueError(f"{len(images)} images for {len(questions)} questions")
@@ -82,20 +133,28 @@ def generate_candidates(
             texts = generate_batch(model, processor, images, questions, max_new_tokens=max_new_tokens, do_sample=False)
             return [[t] for t in texts]
         group = n + 1
+        extra = {}
+        anchor = None
+        if length_factor is not None:
+            end_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+            anchor = AnchoredLength(group, end_id, length_factor, length_slack)
+            extra["stopping_criteria"] = StoppingCriteriaList([anchor])
         texts = generate_batch(
             model, processor, images, questions, max_new_tokens=max_new_tokens, do_sample=True,
             num_return_sequences=group, temperature=temperature, top_p=top_p, top_k=0,
-            logits_processor=LogitsProcessorList([GreedyRows(group)]),
+            logits_processor=LogitsProcessorList([GreedyRows(group)]), **extra,
         )  # (b * group,)
     finally:
         model.train(was_training)
-    return [texts[i : i + group] for i in range(0, len(texts), group)]
+    cut = anchor.cut.tolist() if anchor is not None and anchor.cut is not None else [False] * len(texts)
+    return [[t for j, t in enumerate(texts[i : i + group]) if j == 0 or not cut[i + j]]
+            for i in range(0, len(texts), group)]
 
 
 @dataclass
 class Selection:
-    """The SASG choice for one question: ``candidates[index]`` is ``answer``; ``scores`` (N+1,) are the
-    candidates' mean agreements with the others."""
+    """The SASG choice for one question: ``candidates[index]`` is ``answer``; ``scores`` (k,) are the
+    candidates' mean agreements with the others (k ≤ N + 1: greedy plus the samples that were not cut)."""
 
     answer: str
     index: int

@@ -163,8 +163,9 @@ def readable(text: str, width: int, height: int) -> str:
             x1, y1, x2, y2 = (round(v) for v in box.to_pixels(width, height))
             out.append(f" [box {box.to_text()} = pixels ({x1},{y1})-({x2},{y2})]")
     out.append(text[last:])
-    # control characters (an untrained model emits byte tokens) would only garble the text box
-    return " ".join("".join(ch for ch in "".join(out) if ch.isprintable() or ch.isspace()).split())
+    # control characters and U+FFFD (undecodable byte tokens, typical of an untrained model) only garble the box
+    kept = (ch for ch in "".join(out) if (ch.isprintable() or ch.isspace()) and ch != "\ufffd")
+    return " ".join("".join(kept).split())
 
 
 def box_rows(items: list[tuple[str | None, Box]], width: int, height: int) -> list[list[str]]:
@@ -249,5 +250,6 @@ def ask(answerer, path, task: str, question: str = "", object_name: str = "", re
     seconds = time.perf_counter() - start
     items = grounded_items(question_text, ASKED_LABEL) + grounded_items(answer)
     w, h = image.size
-    text = readable(answer, w, h) or "(the model gave an empty answer)"
+    text = readable(answer, w, h) or ("(no readable text: see Details, raw answer)" if answer.strip()
+                                      else "(the model gave an empty answer)")
     return Result(question_text, answer, text, draw_annotations(image, items), box_rows(items, w, h), seconds)

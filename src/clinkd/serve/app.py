@@ -35,19 +35,20 @@ def on_task(task: str):
 
 
 def on_upload(path: str | None, max_bytes: int):
-    """Preview a new upload, or refuse it at once: (image, status)."""
+    """Preview a new upload, or refuse it at once and empty the upload field: (file, image, status)."""
     if not path:
-        return None, ""
+        return gr.update(), None, ""
     try:
         image = read_upload(path, max_bytes)
     except ServeError as err:
         gr.Warning(str(err))
-        return None, f"Refused: {err}"
-    return image, f"Loaded {Path(path).name} ({image.width}x{image.height} pixels). Ask a question."
+        return None, None, f"Refused: {err}"
+    return gr.update(), image, f"Loaded {Path(path).name} ({image.width}x{image.height} pixels). Ask a question."
 
 
 def on_ask(answerer, path, task, question, object_name, region, max_bytes: int):
-    """The Ask button: (image, answer, raw answer, boxes, question sent, status); refusals only set status."""
+    """The Ask button: (image, answer, raw answer, boxes, question sent, status). A refusal keeps the image,
+    empties the answer fields and says why in the status (and in a warning toast)."""
     try:
         r = ask(answerer, path, task, question, object_name, region, max_bytes=max_bytes)
     except ServeError as err:
@@ -92,7 +93,9 @@ def build_app(answerer, *, model_path: str | Path = "", max_upload_mb: float = 2
                     raw = gr.Textbox(label="Raw answer (markup)", interactive=False, elem_id="clinkd-raw")
 
         task.change(on_task, task, [question, object_name, region], queue=False)
-        upload.change(lambda p: on_upload(p, max_bytes), upload, [image, status])
+        # .upload (not .change): emptying a refused file must not fire it again and wipe the message
+        upload.upload(lambda p: on_upload(p, max_bytes), upload, [upload, image, status])
+        upload.clear(lambda: (None, ""), None, [image, status], queue=False)
         inputs = [upload, task, question, object_name, region]
         outputs = [image, answer, raw, boxes, sent, status]
 
