@@ -37,6 +37,7 @@ demo: install
 	$(VENV)/bin/clinkd demo --out $(DEMO_OUT)
 
 test: install
+	bash scripts/install_browser.sh
 	$(PY) -m pytest -q
 
 bench: install
