@@ -211,21 +211,21 @@ class Answerer:
         return getattr(settings, "scheme", "unknown")
 
     def __call__(self, image: Image.Image, question: str) -> str:
-        from clinkd.infer.generate import generate_answers
-
-        greedy = generate_answers(self.model, self.processor, [image], [question],
-                                  max_new_tokens=self.max_new_tokens)[0][0]
         if self.select == "greedy":
-            return greedy
-        from clinkd.infer.similarity import Embedder, select_medoid
+            from clinkd.infer.generate import generate_answers
 
-        sampled = generate_answers(self.model, self.processor, [image], [question], max_new_tokens=self.max_new_tokens,
-                                   num_return_sequences=self.candidates, do_sample=True,
-                                   temperature=self.temperature, top_p=self.top_p)[0]
+            return generate_answers(self.model, self.processor, [image], [question],
+                                    max_new_tokens=self.max_new_tokens)[0][0]
+        # the same SASG as `clinkd infer --select sasg`: one generate call, greedy first, medoid chosen
+        from clinkd.infer.sasg import generate_candidates, select_answers
+        from clinkd.infer.similarity import Embedder
+
+        cands = generate_candidates(self.model, self.processor, [image], [question], n=self.candidates,
+                                    max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+                                    top_p=self.top_p)
         if self.embedder is None:
             self.embedder = Embedder()
-        answers = [greedy, *sampled]  # greedy first: ties go to it
-        return answers[select_medoid(answers, self.embedder)[0]]
+        return select_answers(cands, self.embedder)[0].answer
 
 
 @dataclass
