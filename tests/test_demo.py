@@ -21,5 +21,13 @@ def test_tiny_demo_end_to_end(tmp_path, monkeypatch):
         assert "recall@0.5" in r["metrics"]["VG"] and "mBMR" in r["metrics"]["MII"]
     md = (out / "results.md").read_text()
     assert "| ClinKD | mcg | yes | yes | sasg |" in md and "vs **baseline**" in md
-    for slug in ("baseline", "mcg-rope", "pseudo-kd", "rct", "clinkd"):
+    for slug in ("baseline", "mcg-rope", "pseudo-kd", "rct", "clinkd", "teacher-reference"):
         assert (out / "predictions" / slug / "pred_VG.jsonl").is_file()
+    # the teacher's own answers are reported beside the ablation, not in it
+    assert results["teacher"]["name"] == "teacher (reference)" and set(results["teacher"]["metrics"]) == {
+        "VG", "RO", "GC", "MII"}
+    assert "| *teacher (reference)* |" in md and "standard error" in md
+    # stage times survive in the output folder, so a rerun that reuses stages still reports their cost
+    stages = json.loads((out / "stage_seconds.json").read_text())
+    assert stages == results["stage_seconds"] and stages["teacher"] > 0
+    assert results["total_seconds"] >= stages["teacher"]

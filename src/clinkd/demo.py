@@ -21,7 +21,9 @@ when the demo is run again into the same folder (``--fresh`` starts over).
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -41,13 +43,14 @@ METRICS = {  # the columns of results.md: task -> metric names of report.json's 
 class DemoSize:
     """The demo's budget. ``full`` fits 20 minutes on 2 cores; ``tiny`` runs in seconds (tests)."""
 
-    images: int = 480
-    teacher_steps: int = 300
-    distill_steps: int = 100
-    sft_steps: int = 200
+    images: int = 1200
+    test_fraction: float = 0.1  # 1080 training images: a student's 1920 conversations see each < 2 times
+    teacher_steps: int = 200
+    distill_steps: int = 60
+    sft_steps: int = 180
     batch: int = 8
     learning_rate: float = 2e-3
-    distill_subset: float = 0.25
+    distill_subset: float = 0.1
     pseudo_max_new_tokens: int = 96
     rct_rounds: int = 1
     rct_sample: int = 48
@@ -60,10 +63,14 @@ class DemoSize:
 
 SIZES = {
     "full": DemoSize(),
-    "tiny": DemoSize(images=16, teacher_steps=2, distill_steps=1, sft_steps=2, batch=2, distill_subset=0.1,
+    "tiny": DemoSize(images=16, test_fraction=0.2, teacher_steps=2, distill_steps=1, sft_steps=2, batch=2, distill_subset=0.1,
                      pseudo_max_new_tokens=8, rct_sample=2, rct_candidates=2, sasg_candidates=2, infer_batch=8,
                      test_limit=4, max_new_tokens=8),
 }
+
+#: not a row of the ablation: the teacher's own answers (greedy), to read the KD rows against
+TEACHER = {"name": "teacher (reference)",
+           "settings": {"rope": "mcg", "distillation": False, "rct": False, "selection": "greedy"}}
 
 ROWS = [
     {"name": "baseline", "settings": {"rope": "stock", "distillation": False, "rct": False, "selection": "greedy"}},
@@ -75,13 +82,18 @@ ROWS = [
 
 
 class _Clock:
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
+    """Wall seconds per stage, kept in ``path`` after every stage: a rerun that reuses finished stages
+    (or resumes an interrupted one) adds its own time to theirs, so the totals stay those of the work."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seconds: dict[str, float] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
     def run(self, key: str, fn, *a, **kw):
         t0 = time.perf_counter()
         out = fn(*a, **kw)
         self.seconds[key] = round(self.seconds.get(key, 0.0) + time.perf_counter() - t0, 1)
+        self.path.write_text(json.dumps(self.seconds, indent=1) + "\n", encoding="utf-8")
         return out
 
 
@@ -118,13 +130,14 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
     if fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    clock = _Clock()
+    clock = _Clock(out / "stage_seconds.json")
     t_start = time.perf_counter()
 
     console.rule("[b]1/5 synthetic Med-GRIT benchmark")
     data = out / "data"
     if not (data / "train.json").is_file():
-        clock.run("data", synth.generate, data, seed=seed, n_images=spec.images, progress=True)
+        clock.run("data", synth.generate, data, seed=seed, n_images=spec.images, test_fraction=spec.test_fraction,
+                  progress=True)
     ds = read_dataset_dir(data)
     make_gallery(data, out / "gallery.png", n=16, seed=seed)
     console.print(f"{len(ds.train)} training records, test files: {', '.join(sorted(ds.test))}; gallery: {out / 'gallery.png'}")
@@ -163,9 +176,10 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
     console.rule("[b]4/5 answering the test split")
     files = find_dataset_files(data)
     preds: dict[str, dict[str, list[dict]]] = {}
-    for row in ROWS:
+    models[TEACHER["name"]] = teacher
+    for row in ROWS + [TEACHER]:
         name, select = row["name"], row["settings"]["selection"]
-        slug = name.replace("+ ", "").replace(" ", "-").lower()
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")  # "+ MCG-RoPE" → mcg-rope
         preds[name] = {}
         for task in TASKS:
             path = out / "predictions" / slug / f"pred_{task}.jsonl"
@@ -176,10 +190,14 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
 
     console.rule("[b]5/5 evaluation (standard Med-GRIT protocol)")
     rows = []
-    for row in ROWS:
+    for row in ROWS + [TEACHER]:
         name = row["name"]
         report = clock.run(f"eval {name}", evaluate, preds[name], strict=False, spice=False)
         rows.append({"name": name, "settings": row["settings"], "metrics": report.standard, "seconds": {}})
+    reference = rows.pop()
+    reference["seconds"] = {"training": clock.seconds.get("teacher", 0.0),
+                            "inference": clock.seconds.get(f"infer {reference['name']}", 0.0),
+                            "evaluation": clock.seconds.get(f"eval {reference['name']}", 0.0)}
     stage_of = {"baseline": ["baseline"], "+ MCG-RoPE": ["+ MCG-RoPE"], "+ pseudo-KD": ["distill", "+ pseudo-KD"],
                 "+ RCT": ["distill", "+ RCT"], "ClinKD": ["distill", "+ RCT"]}
     for r in rows:
@@ -190,8 +208,10 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
         r["seconds"] = secs
     results = {
         "rows": rows,
+        "teacher": reference,
         "budget": asdict(spec),
-        "wall_seconds": round(time.perf_counter() - t_start, 1),
+        "wall_seconds": round(time.perf_counter() - t_start, 1),  # this run's (reused stages cost ~0)
+        "total_seconds": round(sum(clock.seconds.values()), 1),  # every stage's work, over reruns too
         "stage_seconds": clock.seconds,
         "machine": _machine(),
     }
@@ -245,13 +265,27 @@ def compare(rows: list[dict]) -> list[str]:
     return lines
 
 
+def noise(results: dict) -> str:
+    """One sentence on how far apart two rows must be to mean something: the binomial standard error of
+    the baseline's VG recall and RO accuracy at the test split's size."""
+    parts = []
+    for task, key in (("VG", "recall@0.5"), ("RO", "accuracy")):
+        block = results["rows"][0]["metrics"].get(task) or {}
+        n, p = block.get("n_samples"), block.get(key)
+        if n and p is not None:
+            parts.append(f"{task} {key} {p:.3f} over {n} questions has a standard error of "
+                         f"{math.sqrt(max(p * (1 - p), 1 / n) / n):.3f}")
+    return ("Read differences against sampling noise: " + "; ".join(parts) + ". A gap of less than about two "
+            "standard errors between two rows is not evidence either way.") if parts else ""
+
+
 def render_results(results: dict, brief: bool = False) -> str:
     rows = results["rows"]
     head = ["student", "rope", "KD", "RCT", "selection"] + [f"{t} {k}" for t, ks in METRICS.items() for k in ks]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
+    for r in rows + ([results["teacher"]] if results.get("teacher") else []):
         s = r["settings"]
-        cells = [r["name"], s["rope"], "yes" if s["distillation"] else "–", "yes" if s["rct"] else "–", s["selection"]]
+        cells = [r["name"] if r in rows else f"*{r['name']}*", s["rope"], "yes" if s["distillation"] else "–", "yes" if s["rct"] else "–", s["selection"]]
         cells += [_fmt(_value(r["metrics"], t, k)) for t, ks in METRICS.items() for k in ks]
         lines.append("| " + " | ".join(cells) + " |")
     if brief:
@@ -260,19 +294,25 @@ def render_results(results: dict, brief: bool = False) -> str:
     doc = [
         "# clinkd demo: the ClinKD ablation on the synthetic Med-GRIT benchmark",
         "",
-        f"Measured on {results['machine']}; {results['wall_seconds']:.0f} s wall time in all. Standard Med-GRIT "
+        f"Measured on {results['machine']}; {results.get('total_seconds', results['wall_seconds']):.0f} s of work in "
+        f"all ({results['wall_seconds']:.0f} s in the last run). Standard Med-GRIT "
         "reading (equal-weight mean over the eight modalities; VG recall@0.5, RO accuracy, pycocoevalcap "
         "metrics for GC and MII; SPICE left out, it cannot run offline).",
         "",
-        f"Budget: {b['images']} images; teacher {b['teacher_steps']} steps; every student "
+        f"Budget: {b['images']} images ({b.get('test_fraction', 0.2):.0%} held out for the test split); teacher {b['teacher_steps']} steps; every student "
         f"{b['distill_steps'] + b['sft_steps']} steps at batch {b['batch']} (rows with KD: {b['distill_steps']} "
         f"distillation + {b['sft_steps']} SFT); SASG with {b['sasg_candidates']} sampled candidates besides the greedy answer.",
         "",
         *lines,
         "",
+        "The last line, in italics, is the teacher's own greedy answers: not a row of the ablation, but the "
+        "ceiling the pseudo-labels come from.",
+        "",
         "## What changed, row by row (measured, not adjusted)",
         "",
         *compare(rows),
+        "",
+        noise(results),
         "",
         "## Wall time per stage (s)",
         "",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from clinkd.data import load_image, read_samples
 from clinkd.infer.generate import generate_answers
@@ -41,6 +43,21 @@ def test_ties_go_to_the_greedy_answer(embedder):
     assert [s.index for s in sels] == [0, 0]
 
 
+def test_questions_with_one_wording_are_not_embedded():
+    class Counting:
+        def __init__(self):
+            self.texts = []
+
+        def encode(self, texts):
+            self.texts += list(texts)
+            return np.ones((len(texts), 4), np.float32) / 2
+
+    emb = Counting()
+    sels = select_answers([["the liver"] * 3, ["a cyst", "a mass", "a cyst"]], emb)
+    assert sorted(set(emb.texts)) == ["a cyst", "a mass"]  # the first question needed no embedding
+    assert sels[0].scores == [1.0, 1.0, 1.0] and sels[0].index == 0
+
+
 def test_greedy_rows_force_the_argmax():
     scores = torch.tensor([[0.1, 2.0, 0.3], [5.0, 0.0, 1.0], [0.0, 0.0, 9.0], [1.0, 3.0, 2.0]])
     out = GreedyRows(2)(torch.zeros(4, 1, dtype=torch.long), scores)
@@ -59,16 +76,47 @@ def test_candidates_come_from_one_generate_call_with_greedy_first(synth_dir, stu
     real = type(model).generate
 
     def counting(self, *args, **kwargs):
-        calls.append(kwargs.get("num_return_sequences"))
+        calls.append(kwargs["input_ids"].shape[0])
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(type(model), "generate", counting)
     torch.manual_seed(0)
     cands = generate_candidates(model, processor, images, prompts, n=4, max_new_tokens=8, length_factor=None)
-    assert calls == [5]  # greedy + 4 samples, all questions of the batch, one call
+    assert calls == [3 * 5]  # greedy + 4 samples for all questions of the batch: one call
     assert [len(c) for c in cands] == [5, 5, 5]
     assert [c[0] for c in cands] == [g[0] for g in greedy]  # row 0 of each group is the greedy answer
     assert any(len(set(c[1:])) > 1 for c in cands)  # and the others are sampled
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+@pytest.mark.parametrize("rope", ["mcg", "stock"])
+def test_candidates_after_a_shared_prefill_decode_as_after_their_own(family, rope):
+    """One prefill per prompt, its cache copied to every candidate, gives the same tokens as generate's
+    own expansion (a prefill per candidate): greedy rows equal plain greedy, seeded samples are equal."""
+    from transformers import LogitsProcessorList
+
+    from clinkd.infer.generate import generate_batch
+    from clinkd.model import build_tiny_processor
+    from clinkd.model.tiny import build_tiny_model
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for h, w in [(112, 112), (56, 84)]]
+    questions = ["Where is the liver?", "Describe the lesion in the image please"]
+    qwen3 = family == "qwen3_vl"
+    processor = build_tiny_processor(["where is the liver", "describe the lesion in the image"] * 20,
+                                     max_pixels=(128 if qwen3 else 112) ** 2, patch_size=16 if qwen3 else 14)
+    model = build_tiny_model("tiny-student", processor.tokenizer, family=family, rope=rope, seed=1)
+    kw = dict(max_new_tokens=10, do_sample=True, num_return_sequences=3, top_k=0, temperature=1.0)
+    with torch.no_grad():
+        greedy = generate_batch(model, processor, images, questions, max_new_tokens=10, do_sample=False)
+        rows = generate_batch(model, processor, images, questions,
+                              logits_processor=LogitsProcessorList([GreedyRows(1)]), **kw)
+        torch.manual_seed(0)
+        shared = generate_batch(model, processor, images, questions, **kw)
+        torch.manual_seed(0)
+        own = generate_batch(model, processor, images, questions, share_prefill=False, **kw)
+    assert rows == [g for g in greedy for _ in range(3)]
+    assert shared == own
 
 
 def test_predict_sasg_records_candidates_under_an_extra_key(tmp_path, synth_dir, student, embedder):

@@ -1,8 +1,8 @@
 """Batched answer generation for any clinkd / Qwen2-VL-family model.
 
 One function serves pseudo-labelling (greedy), reflective correction (several sampled candidates per
-question) and inference. Several candidates of one prompt come from a single ``generate`` call with
-``num_return_sequences``, so they share the prompt's prefill.
+question) and inference. Several candidates of one prompt come from a single ``generate`` call after one
+shared prefill of the prompt (:func:`prefill_shared_cache`).
 """
 
 from __future__ import annotations
@@ -28,12 +28,19 @@ def clean_generated(text: str, pad_token: str | None = None) -> str:
     return text.strip()
 
 
-def generate_batch(model, processor, images: Sequence, questions: Sequence[str], **gen_kwargs) -> list[str]:
+def generate_batch(
+    model, processor, images: Sequence, questions: Sequence[str], *, share_prefill: bool = True, **gen_kwargs
+) -> list[str]:
     """One ``model.generate`` call on one batch; the cleaned answers, ``num_return_sequences`` per question
     in a row (question-major: ``(b * n,)``).
 
     ``gen_kwargs`` go to ``generate`` (``max_new_tokens``, ``do_sample``, ``logits_processor``, ...); the stop
     token (``<|im_end|>``) and padding are set here. The caller handles eval mode and ``no_grad``.
+
+    With ``num_return_sequences = n > 1`` and ``share_prefill`` the ``n`` answers of a prompt share its
+    prefill (:func:`prefill_shared_cache`): the prompt runs once through the model, its KV cache is copied
+    ``n`` times, and ``generate`` goes on from there. Plain ``generate`` would repeat every prompt ``n``
+    times before the first forward (``_expand_inputs_for_generation``) and prefill ``n·b`` rows.
     """
     tok = processor.tokenizer
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
@@ -41,10 +48,46 @@ def generate_batch(model, processor, images: Sequence, questions: Sequence[str],
     device = next(model.parameters()).device
     batch = build_batch(processor, list(images), list(questions))
     batch = {k: v.to(device) for k, v in batch.items()}
+    prompt_len = batch["input_ids"].shape[1]
+    n = int(gen_kwargs.get("num_return_sequences") or 1)
+    if share_prefill and n > 1 and prompt_len > 1:
+        gen_kwargs = {**gen_kwargs, "num_return_sequences": 1}
+        batch = prefill_shared_cache(model, batch, n)
     seqs = model.generate(**batch, eos_token_id=end_id, pad_token_id=pad_id, **gen_kwargs)  # (b * n, L + new)
-    new = seqs[:, batch["input_ids"].shape[1] :]
+    new = seqs[:, prompt_len:]
     texts = tok.batch_decode(new, skip_special_tokens=False, clean_up_tokenization_spaces=False)
     return [clean_generated(t, tok.pad_token) for t in texts]
+
+
+def prefill_shared_cache(model, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
+    """Run a batch's prompts once and return ``generate`` inputs for ``n`` continuations of each.
+
+    The prompts but their last token go through the model (image included) into a ``DynamicCache``;
+    the cache, the inner model's ``rope_deltas`` and the text inputs are repeated ``n`` times per row
+    (question-major, as ``num_return_sequences`` orders them). ``generate`` given that cache feeds only
+    the last prompt token, whose 3D position it takes from the stored ``rope_deltas`` (transformers 5.23,
+    ``_prepare_position_ids_for_generation``), so every row decodes exactly as it would after its own
+    prefill. The last token stays out of the prefill because ``generate`` needs one uncached token to start.
+
+    Args:
+        batch: :func:`~clinkd.model.processor.build_batch` output on the model's device (b rows).
+    Returns:
+        ``input_ids``, ``attention_mask`` and ``mm_token_type_ids`` with ``n·b`` rows, and
+        ``past_key_values`` holding ``L − 1`` positions for each.
+    """
+    from transformers import DynamicCache
+
+    text_keys = [k for k in ("input_ids", "attention_mask", "mm_token_type_ids") if k in batch]
+    head = {k: (v[:, :-1] if k in text_keys else v) for k, v in batch.items()}
+    cache = DynamicCache(config=model.config)
+    inner = model.model
+    inner.rope_deltas = None  # computed afresh from this prompt
+    model(**head, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    cache.batch_repeat_interleave(n)
+    inner.rope_deltas = inner.rope_deltas.repeat_interleave(n, dim=0)  # (n·b, 1)
+    out = {k: batch[k].repeat_interleave(n, dim=0) for k in text_keys}
+    out["past_key_values"] = cache
+    return out
 
 
 @torch.no_grad()

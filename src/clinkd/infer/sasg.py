@@ -7,26 +7,29 @@ mixes in the boxes' mutual IoU when answers hold boxes). No reference answer is 
 
 Why it is cheap:
 
-- **One ``generate`` call per batch for all ``N + 1`` candidates.** The greedy answer is one more
-  "sampled" row whose distribution :class:`GreedyRows` collapses onto its argmax, so greedy and samples
-  decode together in one batched loop. The image is encoded once: transformers 5.23 runs the vision
-  tower before expanding the batch for ``num_return_sequences``. The *language-model* prefill is not
-  shared there — ``generate`` repeats the prompt ``N + 1`` times (``_expand_inputs_for_generation``)
-  before the first forward — one batched prefill of ``(N + 1)·b`` short prompts, cheaper than the
-  decode steps that follow (see below).
+- **One prefill, one ``generate`` call per batch for all ``N + 1`` candidates.** Each prompt (image
+  included) runs through the model once; its KV cache is then copied ``N + 1`` times
+  (:func:`~clinkd.infer.generate.prefill_shared_cache`) and one batched decode loop writes every
+  candidate. The greedy answer is one more "sampled" row whose distribution :class:`GreedyRows`
+  collapses onto its argmax. (Plain ``generate(num_return_sequences=...)`` repeats every prompt before
+  the first forward and prefills ``(N + 1)·b`` rows.) The shared prefill decodes token for token as the
+  repeated one does, greedy rows equal plain greedy, for all three model families (tested).
 - **Samples do not outrun the greedy answer by much.** The batch decodes until its longest row stops,
   and sampled rows (temperature keeps ``<|im_end|>`` from winning) often ramble to ``max_new_tokens``
   after the greedy row has ended; :class:`AnchoredLength` cuts them at 2 × the greedy length + 8 tokens
-  and leaves them out of the vote. On the briefly trained tiny student (2 CPU threads) this took SASG
-  from ~5.5× to ~3.5× greedy's time (``benchmarks/bench_infer.py``).
-- **One ``encode`` call per batch** for every candidate of every question (the embedder caches texts,
-  so the per-question medoid look-ups hit the cache).
+  and leaves them out of the vote. On a trained tiny student the SASG loop then takes only ~5–20 % more
+  forward passes than greedy decoding.
+- **One ``encode`` call per batch**, for the questions whose candidates do not all say the same words
+  (the embedder caches texts, so the per-question medoid look-ups hit the cache).
 - Greedy is the first candidate, so ties go to it (``select_medoid`` keeps the earliest maximum).
 
-What is left on 2 CPU threads: a decode step of ``6·b`` rows costs ~2.4× one of ``b`` rows (8.3 vs
-3.5 ms, tiny student, b = 8, 224² images), the ``6·b``-row prefill ~4× the ``b``-row one (147 vs 38 ms),
-and MiniLM embedding ~0.8× greedy's whole time. Sharing the LM prefill (expanding the KV cache after
-one ``b``-row prefill) would save about a tenth; it is not done here.
+What it costs (``benchmarks/bench_infer.py``, tiny student, 2 CPU threads, batch 8, N = 5): generation
+is 2.1–2.6× greedy's time, because a decode step of ``6·b`` rows costs ~2.3× one of ``b`` rows on CPU.
+MiniLM then adds 0.1× greedy (VG: a few words per answer) to 1.3–1.7× (GC, MII: 30–60 words): it takes
+~20 ms per 45-word answer on 2 cores, more than the 1-M-parameter tiny student spends writing it. With a
+real checkpoint the embedding is a rounding error next to generation; with the tiny student it is what
+keeps SASG above 2.5× greedy. (Dynamic int8 MiniLM is ~1.8× faster but moves cosine similarities by up
+to 0.14, so it is not used.)
 """
 
 from __future__ import annotations
@@ -170,10 +173,12 @@ def select_answers(
 ) -> list[Selection]:
     """The semantic medoid of each question's candidates (greedy first, so ties go to it).
 
-    All texts of the batch are embedded in one ``encode`` call first; the per-question agreement
-    matrices then read the embedder's cache.
+    The texts of the batch are embedded in one ``encode`` call first (the per-question agreement
+    matrices then read the embedder's cache), leaving out questions whose candidates all say the same
+    words: their agreement is the boxes' alone.
     """
-    texts = [t for cands in candidates for t in map(answer_text, cands) if t]
+    groups = [[t for t in map(answer_text, cands)] for cands in candidates]
+    texts = [t for g in groups if len(set(g)) > 1 for t in g if t]
     if texts:
         embedder.encode(texts)
     out = []

@@ -72,8 +72,12 @@ def agreement_matrix(
     ``text_sim``; the diagonal is 1.
     """
     n = len(answers)
-    emb = embedder.encode([answer_text(a) for a in answers])  # (N, D)
-    sim = np.clip(emb @ emb.T, -1.0, 1.0)
+    texts = [answer_text(a) for a in answers]
+    if texts[0] and len(set(texts)) == 1:
+        sim = np.ones((n, n))  # one wording: nothing to embed
+    else:
+        emb = embedder.encode(texts)  # (N, D)
+        sim = np.clip(emb @ emb.T, -1.0, 1.0)
     boxes = [parse_boxes(a) for a in answers]
     if any(boxes):
         for i in range(n):
