@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -48,11 +49,15 @@ def training_questions(data_dir: Path, out_dir: Path, per_task: int) -> dict[str
     """Test-format files of ``per_task`` single-turn questions per task, taken from the training split."""
     ds = read_dataset_dir(data_dir)
     picked: dict[str, list[Sample]] = {t: [] for t in TASKS}
-    for s in ds.train:
-        for i, turn in enumerate(s.turns):
+    records = list(ds.train)
+    random.Random(0).shuffle(records)  # every modality: the standard reading counts an absent one as 0
+    for s in records:
+        seen = set()  # one turn per task and image: test files name a record by its image
+        for turn in s.turns:
             task = guess_task(turn)
-            if len(picked[task]) < per_task:
-                picked[task].append(Sample(id=f"{s.id}_t{i}", image=s.image, turns=[turn], task=task))
+            if task not in seen and len(picked[task]) < per_task:
+                seen.add(task)
+                picked[task].append(Sample(id=s.id, image=s.image, turns=[turn], task=task))
     out_dir.mkdir(parents=True, exist_ok=True)
     return {t: write_test_file(v, out_dir / f"test_{t}.json") for t, v in picked.items() if v}
 

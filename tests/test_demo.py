@@ -26,7 +26,7 @@ def test_tiny_demo_end_to_end(tmp_path, monkeypatch):
     # the teacher's own answers are reported beside the ablation, not in it
     assert results["teacher"]["name"] == "teacher (reference)" and set(results["teacher"]["metrics"]) == {
         "VG", "RO", "GC", "MII"}
-    assert "| *teacher (reference)* |" in md and "standard error" in md
+    assert "| *teacher (reference)* |" in md and "standard error" in md and "Pseudo-labels: the teacher answered" in md
     # stage times survive in the output folder, so a rerun that reuses stages still reports their cost
     stages = json.loads((out / "stage_seconds.json").read_text())
     assert stages == results["stage_seconds"] and stages["teacher"] > 0

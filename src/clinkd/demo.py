@@ -214,12 +214,17 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
         "total_seconds": round(sum(clock.seconds.values()), 1),  # every stage's work, over reruns too
         "stage_seconds": clock.seconds,
         "machine": _machine(),
+        "distill_stats": _read_json(distilled / "distill_stats.json"),
     }
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
     (out / "results.md").write_text(render_results(results), encoding="utf-8")
     console.print(render_results(results, brief=True))
     console.print(f"wrote {out / 'results.md'} and {out / 'results.json'} ({results['wall_seconds']:.0f} s)")
     return results
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _machine() -> str:
@@ -279,6 +284,16 @@ def noise(results: dict) -> str:
             "standard errors between two rows is not evidence either way.") if parts else ""
 
 
+def _pseudo_label_line(stats: dict | None) -> list[str]:
+    if not stats or not stats.get("pseudo_labels"):
+        return []
+    n = stats["pseudo_labels"]
+    return [f"Pseudo-labels: the teacher answered {n} training questions; {stats['kept']} ({stats['kept'] / n:.0%}) "
+            f"were kept, {stats['replaced_contradicting']} replaced by the ground truth because they contradicted "
+            f"it and {stats['replaced_low_margin']} because the teacher was unsure (mean confidence margin "
+            f"{stats['mean_margin']:.2f}).", ""]
+
+
 def render_results(results: dict, brief: bool = False) -> str:
     rows = results["rows"]
     head = ["student", "rope", "KD", "RCT", "selection"] + [f"{t} {k}" for t, ks in METRICS.items() for k in ks]
@@ -308,6 +323,7 @@ def render_results(results: dict, brief: bool = False) -> str:
         "The last line, in italics, is the teacher's own greedy answers: not a row of the ablation, but the "
         "ceiling the pseudo-labels come from.",
         "",
+        *_pseudo_label_line(results.get("distill_stats")),
         "## What changed, row by row (measured, not adjusted)",
         "",
         *compare(rows),

@@ -23,9 +23,11 @@ Why it is cheap:
   (the embedder caches texts, so the per-question medoid look-ups hit the cache).
 - Greedy is the first candidate, so ties go to it (``select_medoid`` keeps the earliest maximum).
 
-What it costs (``benchmarks/bench_infer.py``, tiny student, 2 CPU threads, batch 8, N = 5): generation
-is 2.1–2.6× greedy's time, because a decode step of ``6·b`` rows costs ~2.3× one of ``b`` rows on CPU.
-MiniLM then adds 0.1× greedy (VG: a few words per answer) to 1.3–1.7× (GC, MII: 30–60 words): it takes
+What it costs (tiny student, 2 CPU threads, batch 8, N = 5): generation is 2.1–2.6× greedy's time with
+the demo's trained student and 2.0–4.0× per task with ``benchmarks/bench_infer.py``'s briefly trained
+one (its samples run longer), because a decode step of ``6·b`` rows costs ~2.3× one of ``b`` rows on
+CPU. MiniLM then adds 0.1–0.8× greedy (VG, RO: a few words per answer) to 1.3–1.8× (GC, MII: 30–60
+words): it takes
 ~20 ms per 45-word answer on 2 cores, more than the 1-M-parameter tiny student spends writing it. With a
 real checkpoint the embedding is a rounding error next to generation; with the tiny student it is what
 keeps SASG above 2.5× greedy. (Dynamic int8 MiniLM is ~1.8× faster but moves cosine similarities by up

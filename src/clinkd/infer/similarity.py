@@ -25,9 +25,14 @@ def answer_text(answer: str) -> str:
 
 
 class Embedder:
-    """Sentence embeddings (unit-normalised), loaded on first use and cached per text."""
+    """Sentence embeddings (unit-normalised), loaded on first use and cached per text.
 
-    def __init__(self, model=None, device: str = "cpu", batch_size: int = 64):
+    ``batch_size`` 16: sentence-transformers sorts the texts by length and pads each batch to its
+    longest, so smaller batches pad less; on 2 CPU threads 16 encodes 192 answers of ~45 words in ~0.8×
+    the time 64 takes.
+    """
+
+    def __init__(self, model=None, device: str = "cpu", batch_size: int = 16):
         self._model = model
         self.device = device
         self.batch_size = batch_size
