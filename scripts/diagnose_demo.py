@@ -18,9 +18,12 @@ here can tune the demo on it:
    the reference. It separates "cannot write coordinates" (tokenisation) from "writes them in the wrong
    place" (localisation).
 4. **Steps**: a fresh baseline student trained ``budget + --extra-steps`` steps (same recipe, data and
-   seed; ``--extra-steps 0`` skips it), answered and scored the same way.
+   seed; ``--extra-steps 0`` skips 4 and 5), answered and scored the same way.
+5. **A stronger teacher**: the demo's pseudo-KD recipe (same subset, steps and SFT after it) with that
+   longer-trained student as the teacher, beside the demo's + MCG-RoPE and + pseudo-KD students: does
+   distillation help once the teacher knows more than the student?
 
-About 8 minutes on 2 CPU cores with the defaults (the extra training is most of it).
+About 13 minutes on 2 CPU cores with the defaults (the extra training is most of it).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import argparse
 import json
 import os
 import random
+import re
 import statistics
 import sys
 import time
@@ -133,21 +137,37 @@ def main(argv: list[str] | None = None) -> int:
         common = [f"--data.dir={demo / 'data'}", f"--train.per_device_train_batch_size={budget['batch']}",
                   f"--train.learning_rate={budget['learning_rate']}", "--train.seed=0", "--train.save_steps=100000",
                   "--train.logging_steps=10"]
-        name = f"baseline-{student_steps + args.extra_steps}-steps"
-        models[f"baseline, {student_steps + args.extra_steps} steps"] = _train(
-            Console(), name, out, common + [f"--model.path={demo / 'models' / 'init' / 'student'}",
-                                            "--model.rope=stock", f"--train.max_steps={student_steps + args.extra_steps}"])
+        long_steps = student_steps + args.extra_steps
+        init = demo / "models" / "init" / "student"
+        longer = _train(Console(), f"baseline-{long_steps}-steps", out, common + [
+            f"--model.path={init}", "--model.rope=stock", f"--train.max_steps={long_steps}"])
+        models[f"baseline, {long_steps} steps"] = longer
+        # the demo's KD recipe again, with the longer-trained student as the teacher
+        distilled = _train(Console(), "distill-strong-teacher", out, common + [
+            "--stage=distill", f"--model.path={init}", "--model.rope=mcg", f"--distill.teacher={longer}",
+            f"--distill.subset={budget['distill_subset']}", f"--distill.max_new_tokens={budget['pseudo_max_new_tokens']}",
+            f"--train.max_steps={budget['distill_steps']}"])
+        models["+ MCG-RoPE (demo)"] = demo / "models" / "mcg"
+        models["+ pseudo-KD (demo)"] = demo / "models" / "kd-sft"
+        models[f"+ pseudo-KD, teacher = baseline {long_steps} steps"] = _train(
+            Console(), "kd-sft-strong-teacher", out, common + [
+                f"--model.path={distilled}", "--model.rope=mcg", f"--train.max_steps={budget['sft_steps']}"])
+        stats = {"demo teacher": demo / "models" / "distill" / "distill_stats.json",
+                 f"baseline {long_steps} steps": distilled / "distill_stats.json"}
+        pseudo = {k: json.loads(v.read_text()) for k, v in stats.items() if v.is_file()}
+    else:
+        pseudo = {}
     table = {}
     for label, model_dir in models.items():
         if not (model_dir / "config.json").is_file():
             print(f"skipping {label}: {model_dir} has no model", file=sys.stderr)
             continue
         for split, (files, images) in splits.items():
-            slug = label.replace("+ ", "").replace(", ", "-").replace(" ", "-")
+            slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
             table[(label, split)] = answer_and_score(model_dir, files, images, out / "predictions" / slug / split,
                                                      args.questions)
     rows = [{"model": m, "split": s, **v} for (m, s), v in table.items()]
-    (out / "diagnosis.json").write_text(json.dumps({"rows": rows, "budget": budget,
+    (out / "diagnosis.json").write_text(json.dumps({"rows": rows, "budget": budget, "pseudo_labels": pseudo,
                                                    "seconds": round(time.perf_counter() - t0, 1)}, indent=1) + "\n")
     head = ["model", "split"] + [f"{t} {k}" for t, k in KEYS.items()] + [
         "VG has box", "VG names structure", "VG median IoU", "VG IoU≥0.3"]
@@ -158,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         cells += [f"{g['has_box']:.2f}", f"{g['names_structure']:.2f}", f"{g['median_iou']:.3f}", f"{g['iou>=0.3']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     md = "\n".join([f"# Diagnosis of {demo}", "", f"{args.questions} questions per task and split; validation: "
-                    f"synthetic seed {args.seed} (never the demo's test split). Standard reading.", "", *lines, ""])
+                    f"synthetic seed {args.seed} (never the demo's test split). Standard reading.", "", *lines, "",
+                    *[f"- pseudo-labels of the {k}: {v['pseudo_labels']} made, {v['kept']} kept, "
+                      f"{v['replaced_contradicting']} contradicting the ground truth, {v['replaced_low_margin']} unsure"
+                      for k, v in pseudo.items()], ""])
     (out / "diagnosis.md").write_text(md, encoding="utf-8")
     print(md)
     print(f"wrote {out / 'diagnosis.md'} ({time.perf_counter() - t0:.0f} s)")
