@@ -23,7 +23,7 @@ here can tune the demo on it:
    longer-trained student as the teacher, beside the demo's + MCG-RoPE and + pseudo-KD students: does
    distillation help once the teacher knows more than the student?
 
-About 13 minutes on 2 CPU cores with the defaults (the extra training is most of it).
+About 15 minutes on 2 CPU cores with the defaults (the extra training is most of it).
 """
 
 from __future__ import annotations

@@ -31,3 +31,38 @@ def test_tiny_demo_end_to_end(tmp_path, monkeypatch):
     stages = json.loads((out / "stage_seconds.json").read_text())
     assert stages == results["stage_seconds"] and stages["teacher"] > 0
     assert results["total_seconds"] >= stages["teacher"]
+
+
+def _diagnose():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "diagnose_demo.py"
+    spec = importlib.util.spec_from_file_location("diagnose_demo", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_diagnosis_tells_a_missing_box_from_a_misplaced_one():
+    g = _diagnose().grounding([
+        {"annotation": "<ref>liver</ref><box>(100,100),(300,300)</box>",
+         "response": "<ref>liver</ref><box>(100,100),(300,300)</box>"},  # right
+        {"annotation": "<ref>liver</ref><box>(100,100),(300,300)</box>",
+         "response": "<ref>spleen</ref><box>(600,600),(900,900)</box>"},  # a box, wrong name and place
+        {"annotation": "<ref>liver</ref><box>(100,100),(300,300)</box>", "response": "the liver"},  # no box
+    ])
+    assert g["n"] == 3 and g["has_box"] == 2 / 3 and g["names_structure"] == 1 / 3
+    assert g["median_iou"] == 0.0 and g["iou>=0.3"] == 1 / 3
+
+
+def test_training_questions_take_one_turn_per_task_and_image(tmp_path):
+    from clinkd.data import read_samples, synth
+
+    synth.generate(tmp_path / "data", seed=0, n_images=24)
+    files = _diagnose().training_questions(tmp_path / "data", tmp_path / "q", per_task=6)
+    assert set(files) == {"VG", "RO", "GC", "MII"}
+    for task, path in files.items():
+        samples = read_samples(path, task=task)
+        assert len(samples) == 6 and len({s.id for s in samples}) == 6
+        assert len({s.modality for s in samples}) > 1  # drawn across the split, not its first images
