@@ -63,8 +63,8 @@ class DemoSize:
 
 SIZES = {
     "full": DemoSize(),
-    "tiny": DemoSize(images=16, test_fraction=0.2, teacher_steps=2, distill_steps=1, sft_steps=2, batch=2, distill_subset=0.1,
-                     pseudo_max_new_tokens=8, rct_sample=2, rct_candidates=2, sasg_candidates=2, infer_batch=8,
+    "tiny": DemoSize(images=16, test_fraction=0.2, teacher_steps=2, distill_steps=1, sft_steps=2, batch=2,
+                     distill_subset=0.1, pseudo_max_new_tokens=8, rct_sample=2, rct_candidates=2, sasg_candidates=2, infer_batch=8,
                      test_limit=4, max_new_tokens=8),
 }
 
@@ -300,7 +300,8 @@ def render_results(results: dict, brief: bool = False) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows + ([results["teacher"]] if results.get("teacher") else []):
         s = r["settings"]
-        cells = [r["name"] if r in rows else f"*{r['name']}*", s["rope"], "yes" if s["distillation"] else "–", "yes" if s["rct"] else "–", s["selection"]]
+        name = r["name"] if r in rows else f"*{r['name']}*"  # the teacher's reference line in italics
+        cells = [name, s["rope"], "yes" if s["distillation"] else "–", "yes" if s["rct"] else "–", s["selection"]]
         cells += [_fmt(_value(r["metrics"], t, k)) for t, ks in METRICS.items() for k in ks]
         lines.append("| " + " | ".join(cells) + " |")
     if brief:
@@ -314,7 +315,8 @@ def render_results(results: dict, brief: bool = False) -> str:
         "reading (equal-weight mean over the eight modalities; VG recall@0.5, RO accuracy, pycocoevalcap "
         "metrics for GC and MII; SPICE left out, it cannot run offline).",
         "",
-        f"Budget: {b['images']} images ({b.get('test_fraction', 0.2):.0%} held out for the test split); teacher {b['teacher_steps']} steps; every student "
+        f"Budget: {b['images']} images ({b.get('test_fraction', 0.2):.0%} held out for the test split); "
+        f"teacher {b['teacher_steps']} steps; every student "
         f"{b['distill_steps'] + b['sft_steps']} steps at batch {b['batch']} (rows with KD: {b['distill_steps']} "
         f"distillation + {b['sft_steps']} SFT); SASG with {b['sasg_candidates']} sampled candidates besides the greedy answer.",
         "",

@@ -50,7 +50,8 @@ def generate_batch(
     batch = {k: v.to(device) for k, v in batch.items()}
     prompt_len = batch["input_ids"].shape[1]
     n = int(gen_kwargs.get("num_return_sequences") or 1)
-    if share_prefill and n > 1 and prompt_len > 1:
+    # the cache trick needs the Qwen-VL inner model's stored rope_deltas (not there on, e.g., a peft wrapper)
+    if share_prefill and n > 1 and prompt_len > 1 and hasattr(getattr(model, "model", None), "rope_deltas"):
         gen_kwargs = {**gen_kwargs, "num_return_sequences": 1}
         batch = prefill_shared_cache(model, batch, n)
     seqs = model.generate(**batch, eos_token_id=end_id, pad_token_id=pad_id, **gen_kwargs)  # (b * n, L + new)

@@ -27,11 +27,10 @@ What it costs (tiny student, 2 CPU threads, batch 8, N = 5): generation is 2.1�
 the demo's trained student and 2.0–4.0× per task with ``benchmarks/bench_infer.py``'s briefly trained
 one (its samples run longer), because a decode step of ``6·b`` rows costs ~2.3× one of ``b`` rows on
 CPU. MiniLM then adds 0.1–0.8× greedy (VG, RO: a few words per answer) to 1.3–1.8× (GC, MII: 30–60
-words): it takes
-~20 ms per 45-word answer on 2 cores, more than the 1-M-parameter tiny student spends writing it. With a
-real checkpoint the embedding is a rounding error next to generation; with the tiny student it is what
-keeps SASG above 2.5× greedy. (Dynamic int8 MiniLM is ~1.8× faster but moves cosine similarities by up
-to 0.14, so it is not used.)
+words): it takes ~20 ms per 45-word answer on 2 cores, more than the 1-M-parameter tiny student spends
+writing it. With a real checkpoint the embedding is a rounding error next to generation; with the tiny
+student it is what keeps SASG above 2.5× greedy. (Dynamic int8 MiniLM is ~1.8× faster but moves cosine
+similarities by up to 0.14, so it is not used.)
 """
 
 from __future__ import annotations
@@ -177,9 +176,9 @@ def select_answers(
 
     The texts of the batch are embedded in one ``encode`` call first (the per-question agreement
     matrices then read the embedder's cache), leaving out questions whose candidates all say the same
-    words: their agreement is the boxes' alone.
+    words: their text agreement is 1 throughout and the boxes alone rank them.
     """
-    groups = [[t for t in map(answer_text, cands)] for cands in candidates]
+    groups = [list(map(answer_text, cands)) for cands in candidates]
     texts = [t for g in groups if len(set(g)) > 1 for t in g if t]
     if texts:
         embedder.encode(texts)
