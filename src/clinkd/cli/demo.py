@@ -9,7 +9,7 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="the whole ClinKD ablation on the built-in synthetic benchmark (about 20 minutes on 2 cores)",
+        help="the whole ClinKD ablation on the built-in synthetic benchmark (about 16 minutes on 2 cores)",
         description="Build the synthetic Med-GRIT benchmark, train the tiny teacher, distil the tiny student, "
         "fine-tune it with reflective correction, answer the test split (greedy and SASG) and evaluate with the "
         "standard protocol: a five-row ablation written to DIR/results.md and DIR/results.json. Stages already "
