@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import random
-import re
 import statistics
 import sys
 import time
@@ -45,6 +44,7 @@ from clinkd.data import synth  # noqa: E402
 from clinkd.data.boxes import parse_boxes, parse_refs  # noqa: E402
 from clinkd.data.formats import read_dataset_dir, read_samples, write_test_file  # noqa: E402
 from clinkd.data.sample import TASKS, Sample, guess_task  # noqa: E402
+from clinkd.demo import slug  # noqa: E402
 
 KEYS = {"VG": "recall@0.5", "RO": "accuracy", "GC": "CIDEr", "MII": "mBMR"}
 
@@ -132,25 +132,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.extra_steps > 0:
         from rich.console import Console
 
-        from clinkd.demo import _train
+        from clinkd.demo import DemoSize, common_overrides, distill_overrides, train_stage
 
-        common = [f"--data.dir={demo / 'data'}", f"--train.per_device_train_batch_size={budget['batch']}",
-                  f"--train.learning_rate={budget['learning_rate']}", "--train.seed=0", "--train.save_steps=100000",
-                  "--train.logging_steps=10"]
+        console, spec = Console(), DemoSize(**budget)
+        common = common_overrides(demo / "data", spec, seed=0)
         long_steps = student_steps + args.extra_steps
         init = demo / "models" / "init" / "student"
-        longer = _train(Console(), f"baseline-{long_steps}-steps", out, common + [
+        longer = train_stage(console, f"baseline-{long_steps}-steps", out, common + [
             f"--model.path={init}", "--model.rope=stock", f"--train.max_steps={long_steps}"])
         models[f"baseline, {long_steps} steps"] = longer
         # the demo's KD recipe again, with the longer-trained student as the teacher
-        distilled = _train(Console(), "distill-strong-teacher", out, common + [
-            "--stage=distill", f"--model.path={init}", "--model.rope=mcg", f"--distill.teacher={longer}",
-            f"--distill.subset={budget['distill_subset']}", f"--distill.max_new_tokens={budget['pseudo_max_new_tokens']}",
-            f"--train.max_steps={budget['distill_steps']}"])
+        distilled = train_stage(console, "distill-strong-teacher", out,
+                                common + distill_overrides(spec, init, longer))
         models["+ MCG-RoPE (demo)"] = demo / "models" / "mcg"
         models["+ pseudo-KD (demo)"] = demo / "models" / "kd-sft"
-        models[f"+ pseudo-KD, teacher = baseline {long_steps} steps"] = _train(
-            Console(), "kd-sft-strong-teacher", out, common + [
+        models[f"+ pseudo-KD, teacher = baseline {long_steps} steps"] = train_stage(
+            console, "kd-sft-strong-teacher", out, common + [
                 f"--model.path={distilled}", "--model.rope=mcg", f"--train.max_steps={budget['sft_steps']}"])
         stats = {"demo teacher": demo / "models" / "distill" / "distill_stats.json",
                  f"baseline {long_steps} steps": distilled / "distill_stats.json"}
@@ -163,9 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipping {label}: {model_dir} has no model", file=sys.stderr)
             continue
         for split, (files, images) in splits.items():
-            slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-            table[(label, split)] = answer_and_score(model_dir, files, images, out / "predictions" / slug / split,
-                                                     args.questions)
+            table[(label, split)] = answer_and_score(model_dir, files, images,
+                                                     out / "predictions" / slug(label) / split, args.questions)
     rows = [{"model": m, "split": s, **v} for (m, s), v in table.items()]
     (out / "diagnosis.json").write_text(json.dumps({"rows": rows, "budget": budget, "pseudo_labels": pseudo,
                                                    "seconds": round(time.perf_counter() - t0, 1)}, indent=1) + "\n")

@@ -97,7 +97,27 @@ class _Clock:
         return out
 
 
-def _train(console, name: str, out: Path, overrides: list[str]) -> Path:
+def slug(name: str) -> str:
+    """A row name as a folder name: ``"+ MCG-RoPE"`` → ``mcg-rope``."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def common_overrides(data: Path, spec: DemoSize, seed: int) -> list[str]:
+    """The ``clinkd train`` overrides every demo training shares (data, batch, learning rate, seed, logging)."""
+    return [f"--data.dir={data}", f"--train.per_device_train_batch_size={spec.batch}",
+            f"--train.learning_rate={spec.learning_rate}", f"--train.seed={seed}", "--train.save_steps=100000",
+            "--train.logging_steps=10"]
+
+
+def distill_overrides(spec: DemoSize, student: Path, teacher: Path) -> list[str]:
+    """The overrides of the demo's distillation stage: ``student`` (MCG-RoPE) learns from ``teacher``."""
+    return ["--stage=distill", f"--model.path={student}", "--model.rope=mcg", f"--distill.teacher={teacher}",
+            f"--distill.subset={spec.distill_subset}", f"--distill.max_new_tokens={spec.pseudo_max_new_tokens}",
+            f"--train.max_steps={spec.distill_steps}"]
+
+
+def train_stage(console, name: str, out: Path, overrides: list[str]) -> Path:
+    """Train ``out/models/<name>`` with ``clinkd train`` overrides, or reuse it when already trained."""
     from clinkd.train.config import load_run_configs
     from clinkd.train.run import run_stage
 
@@ -121,7 +141,8 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
     from clinkd.data.gallery import make_gallery
     from clinkd.eval import evaluate
     from clinkd.infer.predict import predict_file
-    from clinkd.model import init_model_dir
+    from clinkd.infer.similarity import Embedder
+    from clinkd.model import init_model_dir, load
     from clinkd.model.tiny import build_tiny_processor, default_corpus
 
     spec = SIZES[size] if isinstance(size, str) else size
@@ -150,24 +171,20 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
         clock.run("init", init_model_dir, init / "student", "tiny-student", seed=seed, processor=processor)
 
     console.rule("[b]3/5 training")
-    common = [f"--data.dir={data}", f"--train.per_device_train_batch_size={spec.batch}",
-              f"--train.learning_rate={spec.learning_rate}", f"--train.seed={seed}", "--train.save_steps=100000",
-              "--train.logging_steps=10"]
+    common = common_overrides(data, spec, seed)
     student_budget = spec.distill_steps + spec.sft_steps
-    teacher = clock.run("teacher", _train, console, "teacher", out, common + [
+    teacher = clock.run("teacher", train_stage, console, "teacher", out, common + [
         f"--model.path={init / 'teacher'}", "--model.rope=mcg", f"--train.max_steps={spec.teacher_steps}"])
     models = {}
-    models["baseline"] = clock.run("baseline", _train, console, "baseline", out, common + [
+    models["baseline"] = clock.run("baseline", train_stage, console, "baseline", out, common + [
         f"--model.path={init / 'student'}", "--model.rope=stock", f"--train.max_steps={student_budget}"])
-    models["+ MCG-RoPE"] = clock.run("+ MCG-RoPE", _train, console, "mcg", out, common + [
+    models["+ MCG-RoPE"] = clock.run("+ MCG-RoPE", train_stage, console, "mcg", out, common + [
         f"--model.path={init / 'student'}", "--model.rope=mcg", f"--train.max_steps={student_budget}"])
-    distilled = clock.run("distill", _train, console, "distill", out, common + [
-        "--stage=distill", f"--model.path={init / 'student'}", "--model.rope=mcg", f"--distill.teacher={teacher}",
-        f"--distill.subset={spec.distill_subset}", f"--distill.max_new_tokens={spec.pseudo_max_new_tokens}",
-        f"--train.max_steps={spec.distill_steps}"])
-    models["+ pseudo-KD"] = clock.run("+ pseudo-KD", _train, console, "kd-sft", out, common + [
+    distilled = clock.run("distill", train_stage, console, "distill", out,
+                          common + distill_overrides(spec, init / "student", teacher))
+    models["+ pseudo-KD"] = clock.run("+ pseudo-KD", train_stage, console, "kd-sft", out, common + [
         f"--model.path={distilled}", "--model.rope=mcg", f"--train.max_steps={spec.sft_steps}"])
-    models["+ RCT"] = clock.run("+ RCT", _train, console, "kd-sft-rct", out, common + [
+    models["+ RCT"] = clock.run("+ RCT", train_stage, console, "kd-sft-rct", out, common + [
         f"--model.path={distilled}", "--model.rope=mcg", f"--train.max_steps={spec.sft_steps}", "--rct.enabled=true",
         f"--rct.rounds={spec.rct_rounds}", f"--rct.sample_size={spec.rct_sample}",
         f"--rct.num_candidates={spec.rct_candidates}", f"--rct.max_new_tokens={spec.pseudo_max_new_tokens}"])
@@ -177,15 +194,17 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
     files = find_dataset_files(data)
     preds: dict[str, dict[str, list[dict]]] = {}
     models[TEACHER["name"]] = teacher
+    embedder = Embedder()  # loaded on first use, shared by every SASG file
     for row in ROWS + [TEACHER]:
         name, select = row["name"], row["settings"]["selection"]
-        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")  # "+ MCG-RoPE" → mcg-rope
+        model, processor = clock.run(f"infer {name}", load, models[name])  # once per row, not per task
         preds[name] = {}
         for task in TASKS:
-            path = out / "predictions" / slug / f"pred_{task}.jsonl"
-            clock.run(f"infer {name}", predict_file, models[name], files.test[task], path, select=select,
-                      candidates=spec.sasg_candidates, batch_size=spec.infer_batch, limit=spec.test_limit,
-                      max_new_tokens=spec.max_new_tokens, seed=seed, progress=f"{name} {task}")
+            path = out / "predictions" / slug(name) / f"pred_{task}.jsonl"
+            clock.run(f"infer {name}", predict_file, model, files.test[task], path, processor=processor,
+                      select=select, candidates=spec.sasg_candidates, batch_size=spec.infer_batch,
+                      limit=spec.test_limit, max_new_tokens=spec.max_new_tokens, seed=seed, embedder=embedder,
+                      progress=f"{name} {task}")
             preds[name][task] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
     console.rule("[b]5/5 evaluation (standard Med-GRIT protocol)")

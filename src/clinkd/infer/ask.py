@@ -8,6 +8,7 @@ writes a copy of the image with every box of the answer drawn and labelled by th
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -22,7 +23,7 @@ from clinkd.errors import ClinkdError
 from clinkd.infer.sasg import generate_candidates, select_answers
 from clinkd.infer.similarity import Embedder
 
-__all__ = ["Answer", "annotations", "ask_image", "default_output"]
+__all__ = ["Answer", "annotations", "ask_image", "default_output", "scan_markup"]
 
 # a referred name or a box, in any of the markup styles, in order of appearance
 _ITEM_RE = re.compile(
@@ -44,23 +45,32 @@ class Answer:
     scores: list[float] = field(default_factory=list)
 
 
+def scan_markup(text: str) -> Iterator[tuple[re.Match, str | None, Box | None]]:
+    """``(match, label, box)`` for each ``<ref>`` or box tag of ``text``, in order of appearance.
+
+    ``label`` is the latest ``<ref>`` name so far (blanks collapsed; None before the first); ``box`` is
+    None for a ref tag and for a box the model wrote malformed.
+    """
+    label = None
+    for m in _ITEM_RE.finditer(text):
+        if m.group("ref") is not None:
+            label = " ".join(m.group("ref").split()) or None
+            yield m, label, None
+            continue
+        try:
+            box = parse_box_body(m.group("box"))[0]
+        except BoxParseError:
+            box = None  # a malformed box from the model: nothing to draw
+        yield m, label, box
+
+
 def annotations(text: str) -> list[tuple[str | None, Box]]:
     """``(label, box)`` for every box of ``text``; a box is labelled by the latest ``<ref>`` before it.
 
     >>> annotations("<ref>liver</ref><box>(10,20),(300,400)</box> and <box>(1,2),(3,4)</box>")[1][0]
     'liver'
     """
-    out: list[tuple[str | None, Box]] = []
-    label = None
-    for m in _ITEM_RE.finditer(text):
-        if m.group("ref") is not None:
-            label = m.group("ref").strip() or None
-            continue
-        try:
-            out.append((label, parse_box_body(m.group("box"))[0]))
-        except BoxParseError:
-            continue  # a malformed box from the model: nothing to draw
-    return out
+    return [(label, box) for _, label, box in scan_markup(text) if box is not None]
 
 
 def default_output(image: str | PathLike) -> Path:

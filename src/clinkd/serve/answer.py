@@ -29,6 +29,7 @@ from clinkd.data.draw import draw_annotations
 from clinkd.data.images import load_image
 from clinkd.data.synth.templates import GC_QUESTIONS, MII_QUESTIONS, RO_QUESTIONS, VG_QUESTIONS
 from clinkd.errors import BoxParseError, ClinkdError, ImageLoadError
+from clinkd.infer.ask import annotations, scan_markup
 
 __all__ = [
     "ACCEPTED_SUFFIXES", "ASKED_LABEL", "FREE", "TASKS", "Answerer", "Result", "ServeError", "TaskSpec", "ask",
@@ -122,37 +123,15 @@ def build_question(task: str, question: str = "", object_name: str = "", region:
     return spec.template
 
 
-_MARKUP_RE = re.compile(
-    r"(?:<ref>|<\|object_ref_start\|>)(?P<ref>.*?)(?:</ref>|<\|object_ref_end\|>)"
-    r"|(?:<box>|<\|box_start\|>|<box_start>)(?P<box>.*?)(?:</box>|<\|box_end\|>|<box_end>)",
-    re.S,
-)
-
-
-def _scan(text: str):
-    """(match, label, box or None) for each ref/box tag; a box takes the label of the last ref before it."""
-    label = None
-    for m in _MARKUP_RE.finditer(text):
-        if m.group("ref") is not None:
-            label = " ".join(m.group("ref").split()) or None
-            yield m, label, None
-            continue
-        try:
-            box = parse_box_body(m.group("box"))[0]
-        except BoxParseError:
-            box = None
-        yield m, label, box
-
-
 def grounded_items(text: str, default_label: str | None = None) -> list[tuple[str | None, Box]]:
     """Every parseable box of ``text`` with its label (last ``<ref>`` before it, else ``default_label``)."""
-    return [(label or default_label, box) for _, label, box in _scan(text) if box is not None]
+    return [(label or default_label, box) for label, box in annotations(text)]
 
 
 def readable(text: str, width: int, height: int) -> str:
     """``text`` with its markup spelled out: refs as «name», boxes as 0–1000 coordinates and pixels."""
     out, last = [], 0
-    for m, _, box in _scan(text):
+    for m, _, box in scan_markup(text):
         out.append(text[last:m.start()])
         last = m.end()
         if box is None and m.group("ref") is not None:
