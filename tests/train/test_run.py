@@ -110,6 +110,26 @@ def test_sft_with_reflective_correction(tmp_path, synth_dir, student_dir, monkey
     assert (out / "model.safetensors").is_file() and (out / "clinkd_run.yaml").is_file()
 
 
+def test_rct_replays_reach_compute_loss(tmp_path, synth_dir, student_dir, monkeypatch):
+    """Every replayed correction is trained on, with data-loader workers too (the 7B recipe sets 4)."""
+    import clinkd.train.rct as rct_mod
+    from tests.train.test_rct import BagOfWords
+
+    monkeypatch.setattr(rct_mod, "Embedder", BagOfWords)
+    (cfg,) = load_run_configs(None, FAST + [
+        f"--data.dir={synth_dir}", f"--model.path={student_dir}", "--train.max_steps=20", "--train.save_steps=100",
+        "--train.dataloader_num_workers=2", "--train.dataloader_prefetch_factor=1", "--train.learning_rate=1e-6",
+        "--rct.enabled=true", "--rct.rounds=1", "--rct.sample_size=4", "--rct.num_candidates=2",
+        "--rct.max_new_tokens=6", "--rct.replay=2", f"--train.output_dir={tmp_path / 'sft'}"])
+    out = run_sft(cfg)
+    (entry,) = [json.loads(x) for x in (out / "rct" / "log.jsonl").read_text().splitlines()]
+    assert entry["found"] == 4 and entry["replayed"] == 8
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    seen = sum(h.get("seen_correction", 0) for h in history)
+    assert seen == entry["replayed"]
+    assert sum(h.get("seen_gt", 0) for h in history) == 20 * 2 - seen
+
+
 def test_whole_pipeline_recipe_through_the_cli(tmp_path, synth_dir, monkeypatch):
     """configs/tiny-clinkd.yaml end to end at a few steps a stage: teacher -> distill -> student + RCT."""
     from pathlib import Path

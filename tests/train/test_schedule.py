@@ -43,3 +43,22 @@ def test_bad_schedule():
         ScheduledDataset(["a"], [0, 1])
     with pytest.raises(ValueError):
         curriculum_order([], 4, 2, 0)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_replay_reaches_data_loader_workers(workers):
+    """Rewrites made in the training process while workers run must reach the batches they build."""
+    from torch.utils.data import DataLoader, SequentialSampler
+
+    ds = ScheduledDataset([f"item{i}" for i in range(4)], [i % 4 for i in range(40)])
+    loader = DataLoader(ds, batch_size=2, sampler=SequentialSampler(ds), num_workers=workers,
+                        collate_fn=list, prefetch_factor=1 if workers else None)
+    seen = []
+    for step, batch in enumerate(loader):
+        seen += batch
+        if step == 3:  # workers have started and prefetched; rewrite the far future
+            positions = ds.replay(["fix-a", "fix-b"], times=3, from_position=20, seed=0)
+            assert len(positions) == 6 and min(positions) >= 20
+    assert seen[:8] == [f"item{i % 4}" for i in range(8)]
+    assert sorted(x for x in seen if x.startswith("fix")) == ["fix-a"] * 3 + ["fix-b"] * 3
+    assert seen == [ds[i] for i in range(len(ds))]

@@ -23,6 +23,10 @@ from clinkd.errors import DataError, ImageLoadError
 
 IGNORE_INDEX = -100
 
+#: kinds of training item, coded in each batch's ``item_kind`` (B,) so that the trainer can count what it
+#: actually trained on (e.g. the reflective-correction replays that reached a step)
+ITEM_KINDS: tuple[str, ...] = ("gt", "pseudo", "correction")
+
 
 @dataclass
 class TrainItem:
@@ -137,6 +141,7 @@ class ConversationCollator:
         answer = assistant_label_mask(batch["input_ids"], self.header_ids, self.end_id)
         answer &= batch["attention_mask"].bool()
         batch["labels"] = batch["input_ids"].masked_fill(~answer, IGNORE_INDEX)
+        batch["item_kind"] = torch.tensor([ITEM_KINDS.index(it.kind) for it in items], dtype=torch.long)
         if any(it.teacher_topk is not None for it in items):
             batch.update(self._teacher_tensors(items, answer))
         return batch

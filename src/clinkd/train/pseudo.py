@@ -80,6 +80,7 @@ def teacher_pass(
         for start in range(0, len(items), batch_size):
             batch = collator(items[start : start + batch_size])
             labels = batch.pop("labels").to(device)
+            batch.pop("item_kind", None)
             logits = teacher(**{k: v.to(device) for k, v in batch.items()}).logits
             margins += confidence_margin(logits, labels).tolist()
             if top_k is not None:

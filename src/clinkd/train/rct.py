@@ -43,6 +43,17 @@ def round_steps(max_steps: int, rounds: int) -> list[int]:
     return [s for s in steps if s < max_steps]
 
 
+def fetched_ahead(per_device_batch: int, world_size: int, num_workers: int, prefetch_factor: int | None) -> int:
+    """Schedule positions past the consumed ones that the data loaders may already have read.
+
+    Each rank's loader has handed out the batch being trained on plus the one accelerate reads ahead,
+    and each of its ``num_workers`` workers holds up to ``prefetch_factor`` more (torch's default 2).
+    A global micro-batch spans ``per_device_batch * world_size`` positions. One extra micro-batch of margin.
+    """
+    in_flight = 3 + num_workers * ((prefetch_factor or 2) if num_workers > 0 else 0)
+    return in_flight * per_device_batch * world_size
+
+
 def turn_pool(items: list[TrainItem]) -> list[tuple[int, int]]:
     """(item, turn) pairs of the ground-truth items, the questions a round draws from."""
     return [(i, t) for i, it in enumerate(items) if it.kind == "gt" for t in range(len(it.turns))]
@@ -60,6 +71,7 @@ class ReflectiveCorrection(TrainerCallback):
         *,
         max_steps: int,
         global_batch: int,
+        lookahead: int | None = None,
         seed: int = 0,
         embedder: Embedder | None = None,
         is_main_process: bool = True,
@@ -70,6 +82,8 @@ class ReflectiveCorrection(TrainerCallback):
         self.dir = Path(out_dir) / "rct"
         self.steps = round_steps(max_steps, cfg.rounds)
         self.global_batch = global_batch
+        # positions past the consumed ones that data loading may already have fetched (see fetched_ahead)
+        self.lookahead = 2 * global_batch if lookahead is None else lookahead
         self.seed = seed
         self.embedder = embedder or Embedder()
         self.is_main = is_main_process
@@ -145,7 +159,7 @@ class ReflectiveCorrection(TrainerCallback):
                     ))
         finally:
             torch.set_rng_state(rng_state)
-        from_position = (step + 2) * self.global_batch  # past the batches already (pre)fetched
+        from_position = step * self.global_batch + self.lookahead  # past the batches already (pre)fetched
         positions = self.dataset.replay(corrections, cfg.replay, from_position, seed)
         entry = {
             "round": k, "step": step, "answered": len(chosen), "found": len(wrong), "corrected": corrected,

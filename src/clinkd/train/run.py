@@ -129,6 +129,7 @@ def save_final(trainer: ClinKDTrainer, model, processor, cfg: RunConfig) -> Path
         model = model.merge_and_unload()
         trainer.model = model
     trainer.save_model(str(out))
+    trainer.save_state()  # trainer_state.json: the log history (losses, curriculum, items seen by kind)
     if trainer.is_world_process_zero():
         processor.save_pretrained(out)
         (out / "clinkd_run.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
@@ -165,10 +166,14 @@ def run_sft(cfg: RunConfig, resume: bool = False) -> Path:
                             data_collator=ConversationCollator(processor), processing_class=processor)
     checkpoint = resume_checkpoint(cfg, resume)
     if cfg.rct.enabled:
-        from clinkd.train.rct import ReflectiveCorrection
+        from clinkd.train.rct import ReflectiveCorrection, fetched_ahead
 
+        a = cfg.train
+        ahead = fetched_ahead(a.per_device_train_batch_size, max(1, a.world_size), a.dataloader_num_workers,
+                              a.dataloader_prefetch_factor)
         rct = ReflectiveCorrection(cfg.rct, dataset, processor, cfg.train.output_dir, max_steps=steps,
-                                   global_batch=gb, seed=cfg.train.seed, is_main_process=trainer.is_world_process_zero())
+                                   global_batch=gb, lookahead=ahead,
+                                   seed=cfg.train.seed, is_main_process=trainer.is_world_process_zero())
         restored = rct.restore(checkpoint_step(checkpoint)) if checkpoint else 0
         if restored:
             log.info("re-applied %d reflective-correction round(s) from before the checkpoint", restored)

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer
 
+from clinkd.train.data import ITEM_KINDS
 from clinkd.train.losses import causal_lm_loss, distillation_loss
 
 
@@ -45,6 +46,7 @@ class ClinKDTrainer(Trainer):
         # across gradient-accumulation micro-batches (and devices) and not to rescale again
         self.model_accepts_loss_kwargs = True
         self._parts: dict[str, float] = defaultdict(float)
+        self._seen: dict[str, int] = defaultdict(int)  # items trained on since the last log, by kind
         self._parts_since_step = 0
         self._last_log_time = time.perf_counter()
 
@@ -73,6 +75,10 @@ class ClinKDTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
         inputs = dict(inputs)
         labels = inputs.pop("labels")
+        kinds = inputs.pop("item_kind", None)  # (B,) codes of ITEM_KINDS: count what this step trains on
+        if kinds is not None and model.training:
+            for code, n in zip(*torch.unique(kinds.cpu(), return_counts=True)):
+                self._seen[ITEM_KINDS[int(code)]] += int(n)
         cached = (inputs.pop("teacher_topk_values", None), inputs.pop("teacher_topk_indices", None))
         outputs = model(**inputs)
         logits = outputs.logits  # (B, L, V)
@@ -110,6 +116,15 @@ class ClinKDTrainer(Trainer):
                 values = self.accelerator.gather(values).view(self.args.world_size, -1).mean(0)
             for k, v in zip(names, values.tolist()):
                 logs[k] = round(v, 4)
+            # items of each kind trained on since the last log, summed over processes: "seen_correction"
+            # counts reflective-correction replays that really reached training
+            seen = torch.tensor([float(self._seen[k]) for k in ITEM_KINDS], device=self.args.device)
+            if self.args.world_size > 1:
+                seen = self.accelerator.reduce(seen, reduction="sum")
+            for k, v in zip(ITEM_KINDS, seen.tolist()):
+                if v:
+                    logs[f"seen_{k}"] = int(v)
+            self._seen = defaultdict(int)
             now = time.perf_counter()
             n = (self.state.global_step - self._parts_since_step) * self.args.train_batch_size
             n *= self.args.gradient_accumulation_steps * self.args.world_size
