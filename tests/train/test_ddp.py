@@ -39,3 +39,41 @@ def test_two_process_ddp_matches_one_process(tmp_path, synth_dir, student_dir):
     assert any(not torch.equal(start[k], one[k]) for k in one)
     for k in one:
         torch.testing.assert_close(one[k], two[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def _distill(out, synth_dir, student_dir, teacher_dir, nproc):
+    args = ["-m", "clinkd.cli.main", "train", "--stage=distill", f"--data.dir={synth_dir}",
+            f"--model.path={student_dir}", f"--distill.teacher={teacher_dir}", f"--train.output_dir={out}",
+            "--train.max_steps=1", "--train.per_device_train_batch_size=2", "--data.max_train_samples=6",
+            "--distill.subset=0.5", "--distill.generation_batch_size=2", "--distill.max_new_tokens=8",
+            "--distill.top_k=8", "--train.save_steps=100", "--train.disable_tqdm=true"]
+    if nproc > 1:
+        args = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={_free_port()}", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def test_pseudo_labelling_is_shared_across_processes(tmp_path, synth_dir, student_dir, teacher_dir):
+    import json
+
+    _distill(tmp_path / "one", synth_dir, student_dir, teacher_dir, nproc=1)
+    log = _distill(tmp_path / "two", synth_dir, student_dir, teacher_dir, nproc=2)
+    one = json.loads((tmp_path / "one" / "pseudo_labels.json").read_text())
+    two = json.loads((tmp_path / "two" / "pseudo_labels.json").read_text())
+    n = one["stats"]["pseudo_labels"]
+    assert n >= 6
+    # each process labelled its share, and none waited on another to do the whole subset
+    per = two["stats"].pop("labelled_per_process")
+    assert len(per) == 2 and sum(per) == n and min(per) > 0
+    assert one["stats"].pop("labelled_per_process") == [n]
+    assert f"process 0 of 2 labelled {per[0]} of {n}" in log and f"process 1 of 2 labelled {per[1]} of {n}" in log
+    # the gathered cache is the one-process cache, item for item and logit for logit
+    assert two == one
+    t1 = torch.load(tmp_path / "one" / "pseudo_labels.teacher.pt")
+    t2 = torch.load(tmp_path / "two" / "pseudo_labels.teacher.pt")
+    assert len(t1) == len(t2) == n
+    for (v1, i1), (v2, i2) in zip(t1, t2):
+        assert torch.equal(v1, v2) and torch.equal(i1, i2)
+    assert not (tmp_path / "two" / "pseudo_shards").exists()

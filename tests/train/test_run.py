@@ -77,6 +77,51 @@ def test_distill_stage(tmp_path, synth_dir, student_dir, teacher_dir, caplog, mo
     assert model.config.text_config.vocab_size == load(teacher_dir)[0].config.text_config.vocab_size
 
 
+@pytest.fixture(scope="module")
+def padded_teacher_dir(tmp_path_factory, teacher_dir):
+    """The tiny teacher with 24 extra embedding rows past its tokenizer, as a 7B checkpoint has (152,064 rows
+    for 151,657 tokens), their logits made the largest so that an uncut top-k would pick them."""
+    model, processor = load(teacher_dir)
+    n = model.get_input_embeddings().weight.shape[0]
+    model.resize_token_embeddings(n + 24, mean_resizing=False)
+    with torch.no_grad():
+        head = model.get_output_embeddings()
+        head.weight[n:] = head.weight[:n].abs().max() * 10 * torch.sign(torch.randn(24, head.weight.shape[1]))
+        model.get_input_embeddings().weight[n:] = 0.0
+    out = tmp_path_factory.mktemp("padded_teacher")
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("top_k", [0, 16])
+def test_distill_from_a_teacher_with_more_embedding_rows(tmp_path, synth_dir, student_dir, padded_teacher_dir, top_k):
+    (cfg,) = load_run_configs(None, FAST + [f"--distill.top_k={top_k}", "--stage=distill", f"--data.dir={synth_dir}",
+        f"--model.path={student_dir}", f"--distill.teacher={padded_teacher_dir}", "--distill.subset=0.25",
+        "--distill.max_new_tokens=6", "--train.max_steps=2", "--train.save_steps=10",
+        f"--train.output_dir={tmp_path / 'kd'}"])
+    out = run_distill(cfg)
+    rows = load(student_dir)[0].get_output_embeddings().weight.shape[0]
+    topk = torch.load(out / "pseudo_labels.teacher.pt")
+    assert all(int(i.max()) < rows for _, i in topk)
+    assert all(v.shape[1] == (top_k or rows) for v, _ in topk)
+
+
+def test_distill_refuses_embeddings_that_miss_tokens(tmp_path, synth_dir, student_dir, teacher_dir):
+    from clinkd.errors import ClinkdError
+
+    model, processor = load(teacher_dir)
+    model.resize_token_embeddings(model.get_input_embeddings().weight.shape[0] - 2)
+    cut = tmp_path / "cut_teacher"
+    model.save_pretrained(cut)
+    processor.save_pretrained(cut)
+    (cfg,) = load_run_configs(None, FAST + ["--stage=distill", f"--data.dir={synth_dir}", f"--model.path={student_dir}",
+        f"--distill.teacher={cut}", f"--train.output_dir={tmp_path / 'kd'}"])
+    with pytest.raises(ClinkdError, match="do not cover the tokenizer"):
+        run_distill(cfg)
+    assert not (tmp_path / "kd" / "pseudo_labels.json").exists()
+
+
 def test_distill_refuses_a_teacher_with_another_tokenizer(tmp_path, synth_dir, student_dir):
     from clinkd.errors import ClinkdError
     from clinkd.model import build_tiny_processor, init_model_dir

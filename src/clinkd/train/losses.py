@@ -71,29 +71,27 @@ def forward_kl(
 
     ``sum_v p_T(v) (log p_T(v) - log p_S(v))`` with ``p = softmax(logits / temperature)``, summed over
     the positions whose next token is an answer token and divided like :func:`causal_lm_loss`.
-    A teacher vocabulary larger than the student's is cut to the student's (method.md §2); the
+    Both distributions are taken over the vocabulary the two models share, the first
+    ``min(V_s, V_t)`` logits (method.md §2): checkpoints pad their embeddings past the tokenizer by
+    different amounts (Qwen2-VL-7B 152,064 rows, 2B 151,936), and those rows are no tokens. The caller
+    checks that the shared part covers the tokenizer (``clinkd.train.run.check_embedding_sizes``). The
     teacher's logits never carry gradient.
 
     Args:
         student_logits: (B, L, V_s).
-        teacher_logits: (B, L, V_t) with V_t >= V_s, the same token positions as the student.
+        teacher_logits: (B, L, V_t), the same token positions as the student.
         labels: (B, L) with -100 off the answers.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    v_s = student_logits.size(-1)
-    if teacher_logits.size(-1) < v_s:
-        raise ValueError(
-            f"teacher vocabulary ({teacher_logits.size(-1)}) is smaller than the student's ({v_s}): "
-            "the two models must share a tokenizer"
-        )
     if teacher_logits.shape[:2] != student_logits.shape[:2]:
         raise ValueError(
             f"teacher and student logits cover different positions: {tuple(teacher_logits.shape[:2])} vs "
             f"{tuple(student_logits.shape[:2])}; feed both models the same batch"
         )
-    s, targets = _shift(student_logits, labels)
-    t, _ = _shift(teacher_logits[..., :v_s].detach(), labels)
+    v = min(student_logits.size(-1), teacher_logits.size(-1))
+    s, targets = _shift(student_logits[..., :v], labels)
+    t, _ = _shift(teacher_logits[..., :v].detach(), labels)
     mask = targets != IGNORE_INDEX  # (B, L-1)
     s, t = s[mask].float(), t[mask].float()  # (N, V): only answer positions, saves memory
     log_p_s = F.log_softmax(s / temperature, dim=-1)

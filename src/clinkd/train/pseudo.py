@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -67,10 +68,15 @@ def contradicts(pseudo: str, reference: str, iou_threshold: float = 0.5) -> bool
 
 @torch.no_grad()
 def teacher_pass(
-    teacher, collator: ConversationCollator, items: list[TrainItem], batch_size: int = 16, top_k: int | None = None
+    teacher, collator: ConversationCollator, items: list[TrainItem], batch_size: int = 16, top_k: int | None = None,
+    vocab_size: int | None = None,
 ) -> tuple[list[float], list[tuple[torch.Tensor, torch.Tensor]] | None]:
     """One teacher forward over ``items``: each answer's confidence margin and, with ``top_k`` (0: the whole
-    vocabulary; None: skip), the teacher's top-k logits on its answer tokens, for offline distillation."""
+    vocabulary; None: skip), the teacher's top-k logits on its answer tokens, for offline distillation.
+
+    ``vocab_size`` cuts the teacher's logits to the vocabulary it shares with the student first: a 7B
+    teacher has 152,064 embedding rows, a 2B student 151,936, and a top-k index past the student's rows
+    would crash the loss."""
     device = next(teacher.parameters()).device
     was_training = teacher.training
     teacher.eval()
@@ -82,6 +88,8 @@ def teacher_pass(
             labels = batch.pop("labels").to(device)
             batch.pop("item_kind", None)
             logits = teacher(**{k: v.to(device) for k, v in batch.items()}).logits
+            if vocab_size is not None:
+                logits = logits[..., :vocab_size]  # (B, L, V_shared)
             margins += confidence_margin(logits, labels).tolist()
             if top_k is not None:
                 cached += [(v.cpu(), i.cpu()) for v, i in teacher_topk(logits, labels, top_k)]
@@ -90,38 +98,23 @@ def teacher_pass(
     return margins, (cached if top_k is not None else None)
 
 
-def pseudo_label(
-    teacher, processor, items: list[TrainItem], cfg: DistillConfig, cache_dir: str | Path | None = None
-) -> tuple[list[TrainItem], dict]:
-    """Pseudo-label single-turn ``items`` with ``teacher``; returns the items to distil on and counts.
+def _label_chunk(teacher, processor, collator, chunk: list[TrainItem], cfg: DistillConfig, top_k: int | None,
+                 vocab_size: int | None) -> tuple[list[TrainItem], list[float]]:
+    """Pseudo-label one generation batch: answers, margins, replacement by the ground truth, cached logits.
 
-    With ``cache_dir``, the result is written to ``cache_dir/pseudo_labels.json`` and read back on a
-    second call (a resumed run does not generate again).
+    Everything is computed batch by batch within the chunk, so a chunk gives the same result whichever
+    process labels it (the batches, hence the padding and the arithmetic, do not depend on the rank).
     """
-    cache = Path(cache_dir) / "pseudo_labels.json" if cache_dir else None
-    top_k = cfg.top_k if cfg.teacher_logits == "cached" else None
-    if cache is not None and cache.is_file():
-        data = json.loads(cache.read_text(encoding="utf-8"))
-        logits_file = cache.with_suffix(".teacher.pt")
-        if len(data["items"]) == len(items) and (top_k is None or logits_file.is_file()):
-            out = [TrainItem(**{**d, "image": Path(d["image"]), "turns": [tuple(t) for t in d["turns"]]}) for d in data["items"]]
-            if top_k is not None:
-                for it, t in zip(out, torch.load(logits_file)):
-                    it.teacher_topk = t
-            log.info("pseudo-labels read from %s", cache)
-            return out, data["stats"]
-    images = [load_image(it.image) for it in items]
-    questions = [it.turns[0][0] for it in items]
+    images = [load_image(it.image) for it in chunk]
+    questions = [it.turns[0][0] for it in chunk]
     answers = [a[0] for a in generate_answers(
         teacher, processor, images, questions, max_new_tokens=cfg.max_new_tokens,
-        batch_size=cfg.generation_batch_size, progress="pseudo-labels")]
+        batch_size=cfg.generation_batch_size)]
     labelled = [TrainItem(image=it.image, turns=[(q, a)], source=it.source, kind="pseudo", meta=dict(it.meta))
-                for it, q, a in zip(items, questions, answers)]
-    collator = ConversationCollator(processor)
-    margins, topk = teacher_pass(teacher, collator, labelled, cfg.generation_batch_size, top_k)
-    reasons: Counter[str] = Counter()
+                for it, q, a in zip(chunk, questions, answers)]
+    margins, topk = teacher_pass(teacher, collator, labelled, cfg.generation_batch_size, top_k, vocab_size)
     out = []
-    for it, pl, m in zip(items, labelled, margins):
+    for it, pl, m in zip(chunk, labelled, margins):
         reference = it.turns[0][1]
         reason = None
         if m < cfg.margin_floor:
@@ -129,7 +122,6 @@ def pseudo_label(
         elif cfg.replace_contradicting and contradicts(pl.turns[0][1], reference):
             reason = "contradicts_ground_truth"
         if reason:
-            reasons[reason] += 1
             out.append(TrainItem(image=it.image, turns=list(it.turns), source=it.source, kind="gt", margin=m,
                                  meta={**it.meta, "replaced": reason, "pseudo": pl.turns[0][1]}))
         else:
@@ -143,25 +135,145 @@ def pseudo_label(
                 it.teacher_topk = t
         redo = [j for j, it in enumerate(out) if it.kind == "gt"]
         if redo:
-            _, gt_topk = teacher_pass(teacher, collator, [out[j] for j in redo], cfg.generation_batch_size, top_k)
+            _, gt_topk = teacher_pass(teacher, collator, [out[j] for j in redo], cfg.generation_batch_size, top_k,
+                                      vocab_size)
             for j, t in zip(redo, gt_topk):
                 out[j].teacher_topk = t
+    return out, margins
+
+
+def _rank_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _row(o: TrainItem) -> dict:
+    return {"image": str(o.image), "turns": [list(t) for t in o.turns], "source": o.source, "kind": o.kind,
+            "margin": o.margin, "meta": o.meta}
+
+
+def _item(d: dict) -> TrainItem:
+    return TrainItem(**{**d, "image": Path(d["image"]), "turns": [tuple(t) for t in d["turns"]]})
+
+
+def _read_cache(cache: Path, n_items: int, top_k: int | None) -> tuple[list[TrainItem], dict] | None:
+    if not cache.is_file():
+        return None
+    data = json.loads(cache.read_text(encoding="utf-8"))
+    logits_file = cache.with_suffix(".teacher.pt")
+    if len(data["items"]) != n_items or (top_k is not None and not logits_file.is_file()):
+        return None
+    out = [_item(d) for d in data["items"]]
+    if top_k is not None:
+        for it, t in zip(out, torch.load(logits_file, weights_only=True)):
+            it.teacher_topk = tuple(t)
+    return out, data["stats"]
+
+
+def pseudo_label(
+    teacher, processor, items: list[TrainItem], cfg: DistillConfig, cache_dir: str | Path | None = None,
+    *, vocab_size: int | None = None,
+) -> tuple[list[TrainItem], dict]:
+    """Pseudo-label single-turn ``items`` with ``teacher``; returns the items to distil on and counts.
+
+    Under ``torch.distributed`` (torchrun, accelerate) the work is shared: the items are cut into
+    generation batches and process ``r`` of ``W`` labels batches ``r, r + W, ...`` with its own copy of the
+    teacher; the main process gathers the shards (through ``cache_dir``) into one cache that every process
+    then reads. The result equals a one-process run's, batch for batch. ``vocab_size``: the vocabulary
+    teacher and student share (cached top-k logits are taken within it).
+
+    With ``cache_dir``, the result is written to ``cache_dir/pseudo_labels.json`` (and the cached teacher
+    logits to ``pseudo_labels.teacher.pt``) and read back on a second call (a resumed run does not
+    generate again).
+    """
+    rank, world = _rank_world()
+    cache = Path(cache_dir) / "pseudo_labels.json" if cache_dir else None
+    if cache is None and world > 1:
+        raise ValueError("pseudo_label under several processes needs a cache_dir to gather the shards in")
+    top_k = cfg.top_k if cfg.teacher_logits == "cached" else None
+    if cache is not None:
+        found = _read_cache(cache, len(items), top_k)
+        if found is not None:
+            log.info("pseudo-labels read from %s", cache)
+            return found
+    bs = cfg.generation_batch_size
+    chunks = [items[i : i + bs] for i in range(0, len(items), bs)]
+    mine = list(range(rank, len(chunks), world))
+    collator = ConversationCollator(processor)
+    done: dict[int, tuple[list[TrainItem], list[float]]] = {}
+    from tqdm.auto import tqdm
+
+    for c in tqdm(mine, desc="pseudo-labels", unit="batch", disable=rank != 0, leave=False):
+        done[c] = _label_chunk(teacher, processor, collator, chunks[c], cfg, top_k, vocab_size)
+    log.info("pseudo-labels: process %d of %d labelled %d of %d items", rank, world,
+             sum(len(chunks[c]) for c in mine), len(items))
+    per_rank = [sum(len(chunks[c]) for c in range(r, len(chunks), world)) for r in range(world)]
+    if world > 1:
+        done = _gather_shards(done, Path(cache_dir) / "pseudo_shards", rank, world)
+        if rank != 0:  # the main process writes the merged cache; read it back when it is there
+            _barrier()
+            found = _read_cache(cache, len(items), top_k)
+            if found is None:
+                raise RuntimeError(f"the main process did not write the pseudo-label cache {cache}")
+            return found
+    out = [it for c in range(len(chunks)) for it in done[c][0]]
+    margins = [m for c in range(len(chunks)) for m in done[c][1]]
+    reasons = Counter(it.meta.get("replaced") for it in out if it.kind == "gt")
     stats = {
         "pseudo_labels": len(items),
         "kept": len(items) - sum(reasons.values()),
         "replaced_low_margin": reasons["low_margin"],
         "replaced_contradicting": reasons["contradicts_ground_truth"],
         "mean_margin": float(np.mean(margins)) if margins else 0.0,
+        "labelled_per_process": per_rank,
     }
     log.info("pseudo-labels: %(pseudo_labels)d generated, %(kept)d kept, %(replaced_low_margin)d replaced "
              "(low margin), %(replaced_contradicting)d replaced (contradict the ground truth)", stats)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        rows = [{"image": str(o.image), "turns": o.turns, "source": o.source, "kind": o.kind, "margin": o.margin,
-                 "meta": o.meta} for o in out]
         if top_k is not None:
             torch.save([o.teacher_topk for o in out], cache.with_suffix(".teacher.pt"))
         tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"stats": stats, "items": rows}, ensure_ascii=False), encoding="utf-8")
+        tmp.write_text(json.dumps({"stats": stats, "items": [_row(o) for o in out]}, ensure_ascii=False),
+                       encoding="utf-8")
         tmp.replace(cache)  # written last: its presence means the cache is complete
+    if world > 1:
+        _barrier()  # the others wait for the merged cache
     return out, stats
+
+
+def _gather_shards(done: dict, shard_dir: Path, rank: int, world: int) -> dict:
+    """Write this process's labelled chunks to ``shard_dir``; on the main process, read every shard back.
+
+    Shards are plain tensors, strings and numbers (``torch.load(weights_only=True)``), and removed once
+    merged. Returns all chunks on the main process, this process's own elsewhere.
+    """
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    payload = {c: {"rows": [_row(o) for o in out], "margins": margins,
+                   "topk": [list(o.teacher_topk) if o.teacher_topk is not None else None for o in out]}
+               for c, (out, margins) in done.items()}
+    mine = shard_dir / f"rank{rank}.pt"
+    torch.save(payload, mine.with_suffix(".tmp"))
+    mine.with_suffix(".tmp").replace(mine)
+    _barrier()  # every shard is on disk
+    if rank != 0:
+        return done
+    merged: dict = {}
+    for r in range(world):
+        for c, p in torch.load(shard_dir / f"rank{r}.pt", weights_only=True).items():
+            out = [_item(d) for d in p["rows"]]
+            for it, t in zip(out, p["topk"]):
+                it.teacher_topk = tuple(t) if t is not None else None
+            merged[int(c)] = (out, p["margins"])
+    shutil.rmtree(shard_dir, ignore_errors=True)
+    return merged

@@ -23,6 +23,7 @@ from clinkd.data.formats import read_dataset_dir
 from clinkd.errors import ClinkdError
 from clinkd.train.config import RunConfig
 from clinkd.train.data import ConversationCollator, items_from_dataset
+from clinkd.train.distributed import activate_deepspeed, whole_model_loading
 from clinkd.train.schedule import ScheduledDataset, curriculum_order, shuffled_order
 from clinkd.train.trainer import ClinKDTrainer
 
@@ -190,14 +191,16 @@ def run_distill(cfg: RunConfig, resume: bool = False) -> Path:
 
     ds = prepare_data(cfg)
     base = items_from_dataset(ds, box_style=cfg.data.box_style, max_samples=cfg.data.max_train_samples)
-    teacher, t_proc = load(cfg.distill.teacher)
+    with whole_model_loading():  # whole even under ZeRO-3: the main process generates pseudo-labels alone
+        teacher, t_proc = load(cfg.distill.teacher)
     model, processor = load_model(cfg, share_processor=t_proc)
     check_vocabularies(t_proc.tokenizer, processor.tokenizer, cfg.distill.teacher)
+    shared = check_embedding_sizes(teacher, model, processor.tokenizer, cfg.distill.teacher)
     items = turn_items(base, cfg.distill.subset, cfg.train.seed)
-    state = PartialState()
     teacher.to(cfg.train.device)
-    with state.main_process_first():  # the main process labels and caches, the others read the cache
-        labelled, stats = pseudo_label(teacher, processor, items, cfg.distill, cache_dir=cfg.train.output_dir)
+    # every process labels its share of the subset; the shards are gathered into one cache
+    labelled, stats = pseudo_label(teacher, processor, items, cfg.distill, cache_dir=cfg.train.output_dir,
+                                   vocab_size=shared)
     model = apply_lora_and_freezing(model, cfg)
     steps = fix_max_steps(cfg, len(labelled))
     gb = global_batch(cfg)
@@ -233,6 +236,33 @@ def check_vocabularies(teacher_tok, student_tok, teacher_path) -> None:
         )
 
 
+def embedding_rows(model) -> tuple[int, int]:
+    """(input embedding rows, output (lm_head) rows) of a model."""
+    return model.get_input_embeddings().weight.shape[0], model.get_output_embeddings().weight.shape[0]
+
+
+def check_embedding_sizes(teacher, student, tokenizer, teacher_path) -> int:
+    """The vocabulary teacher and student share, checked before any work.
+
+    Checkpoints pad their embeddings past the tokenizer differently (Qwen2-VL-7B has 152,064 rows,
+    Qwen2-VL-2B 151,936, for 151,657 tokens): the distillation loss compares the first
+    ``min(rows)`` logits, which must cover every token of the tokenizer.
+    """
+    t_in, t_out = embedding_rows(teacher)
+    s_in, s_out = embedding_rows(student)
+    shared = min(t_out, s_out)
+    if min(t_in, s_in, shared) < len(tokenizer):
+        raise ClinkdError(
+            f"the embeddings do not cover the tokenizer's {len(tokenizer)} tokens: teacher {teacher_path} has "
+            f"{t_in} input / {t_out} output rows, the student {s_in} / {s_out}; distil between models whose "
+            "embeddings match their tokenizer"
+        )
+    if t_out != s_out:
+        log.info("teacher (%d logits) and student (%d logits) differ in padding rows: distilling over the %d "
+                 "they share", t_out, s_out, shared)
+    return shared
+
+
 STAGES = {"sft": run_sft, "distill": run_distill}
 
 
@@ -240,6 +270,7 @@ def run_stage(cfg: RunConfig, resume: bool = False) -> Path:
     # Let TrainingArguments set up the (distributed) state first: it resets accelerate's state, so a
     # PartialState made before it would leave torchrun processes training alone instead of together.
     _ = cfg.train.device
+    activate_deepspeed(cfg.train)  # this stage's DeepSpeed config (or none); deepspeed.comm on CPU too
     return STAGES[cfg.stage](cfg, resume=resume)
 
 
