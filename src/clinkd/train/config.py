@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +165,13 @@ class ClinkdTrainingArguments(TrainingArguments):
             raise ConfigError("train.max_steps: must be positive (or -1 with train.num_train_epochs > 0)")
         if self.remove_unused_columns:
             raise ConfigError("train.remove_unused_columns: must be false (the collator's image tensors are needed)")
+        if self.deepspeed and not _launched() and importlib.util.find_spec("mpi4py") is None:
+            # DeepSpeed finds its peers from the launcher's variables, else through MPI
+            raise ConfigError(
+                "train.deepspeed: start the run with a launcher, e.g. `torchrun --nproc_per_node N -m clinkd.cli.main "
+                "train ...` (N=1 for one process), `accelerate launch` or `deepspeed`; without the launcher's "
+                "RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT/LOCAL_RANK DeepSpeed looks for MPI (mpi4py), which is not installed"
+            )
         if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
             # accelerate sets up gloo DDP on CPU only when told the run is on CPU; otherwise every
             # torchrun process would silently train alone
@@ -198,6 +206,11 @@ class RunConfig:
 
 
 SECTIONS = ("data", "model", "distill", "rct", "train")
+
+
+def _launched() -> bool:
+    """Whether a distributed launcher (torchrun, accelerate, deepspeed) started this process."""
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"))
 
 
 def _has_accelerator() -> bool:

@@ -23,7 +23,7 @@ from clinkd.data.formats import read_dataset_dir
 from clinkd.errors import ClinkdError
 from clinkd.train.config import RunConfig
 from clinkd.train.data import ConversationCollator, items_from_dataset
-from clinkd.train.distributed import activate_deepspeed, whole_model_loading
+from clinkd.train.distributed import activate_deepspeed, merge_lora, outside_zero3, zero3_active
 from clinkd.train.schedule import ScheduledDataset, curriculum_order, shuffled_order
 from clinkd.train.trainer import ClinKDTrainer
 
@@ -126,14 +126,20 @@ def checkpoint_step(checkpoint: str | None) -> int:
 def save_final(trainer: ClinKDTrainer, model, processor, cfg: RunConfig) -> Path:
     """Write the final model to ``train.output_dir`` (LoRA merged), with processor and run config."""
     out = Path(cfg.train.output_dir)
+    gathered, direct = None, False
     if hasattr(model, "merge_and_unload"):  # peft: merge so that clinkd.model.load reads a plain model
-        model = model.merge_and_unload()
+        model, gathered = merge_lora(model, trainer)  # under ZeRO-3 the merged weights come gathered
         trainer.model = model
-    trainer.save_model(str(out))
+        direct = trainer.is_deepspeed_enabled  # DeepSpeed's engine would save its peft-prefixed module
+    if not direct:
+        trainer.save_model(str(out))
+    elif trainer.args.should_save:
+        model.save_pretrained(out, state_dict=gathered)
     trainer.save_state()  # trainer_state.json: the log history (losses, curriculum, items seen by kind)
     if trainer.is_world_process_zero():
         processor.save_pretrained(out)
         (out / "clinkd_run.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    trainer.accelerator.wait_for_everyone()  # the next stage may load this model on every process
     return out
 
 
@@ -172,8 +178,15 @@ def run_sft(cfg: RunConfig, resume: bool = False) -> Path:
         a = cfg.train
         ahead = fetched_ahead(a.per_device_train_batch_size, max(1, a.world_size), a.dataloader_num_workers,
                               a.dataloader_prefetch_factor)
+        embedder = None
+        if zero3_active():  # loaded whole now: built lazily during training, ZeRO-3 would partition it
+            from clinkd.infer.similarity import Embedder
+
+            with outside_zero3():
+                embedder = Embedder()
+                _ = embedder.model
         rct = ReflectiveCorrection(cfg.rct, dataset, processor, cfg.train.output_dir, max_steps=steps,
-                                   global_batch=gb, lookahead=ahead,
+                                   global_batch=gb, lookahead=ahead, embedder=embedder,
                                    seed=cfg.train.seed, is_main_process=trainer.is_world_process_zero())
         restored = rct.restore(checkpoint_step(checkpoint)) if checkpoint else 0
         if restored:
@@ -191,7 +204,7 @@ def run_distill(cfg: RunConfig, resume: bool = False) -> Path:
 
     ds = prepare_data(cfg)
     base = items_from_dataset(ds, box_style=cfg.data.box_style, max_samples=cfg.data.max_train_samples)
-    with whole_model_loading():  # whole even under ZeRO-3: the main process generates pseudo-labels alone
+    with outside_zero3():  # whole even under ZeRO-3: each process generates pseudo-labels alone
         teacher, t_proc = load(cfg.distill.teacher)
     model, processor = load_model(cfg, share_processor=t_proc)
     check_vocabularies(t_proc.tokenizer, processor.tokenizer, cfg.distill.teacher)
@@ -199,8 +212,9 @@ def run_distill(cfg: RunConfig, resume: bool = False) -> Path:
     items = turn_items(base, cfg.distill.subset, cfg.train.seed)
     teacher.to(cfg.train.device)
     # every process labels its share of the subset; the shards are gathered into one cache
-    labelled, stats = pseudo_label(teacher, processor, items, cfg.distill, cache_dir=cfg.train.output_dir,
-                                   vocab_size=shared)
+    with outside_zero3():  # generate must not sync processes (synced_gpus) for a whole teacher
+        labelled, stats = pseudo_label(teacher, processor, items, cfg.distill, cache_dir=cfg.train.output_dir,
+                                       vocab_size=shared)
     model = apply_lora_and_freezing(model, cfg)
     steps = fix_max_steps(cfg, len(labelled))
     gb = global_batch(cfg)
@@ -237,8 +251,11 @@ def check_vocabularies(teacher_tok, student_tok, teacher_path) -> None:
 
 
 def embedding_rows(model) -> tuple[int, int]:
-    """(input embedding rows, output (lm_head) rows) of a model."""
-    return model.get_input_embeddings().weight.shape[0], model.get_output_embeddings().weight.shape[0]
+    """(input embedding rows, output (lm_head) rows) of a model, partitioned by ZeRO-3 or not."""
+    def rows(weight) -> int:
+        return int(getattr(weight, "ds_shape", weight.shape)[0])  # ZeRO-3 leaves an empty stub + ds_shape
+
+    return rows(model.get_input_embeddings().weight), rows(model.get_output_embeddings().weight)
 
 
 def check_embedding_sizes(teacher, student, tokenizer, teacher_path) -> int:

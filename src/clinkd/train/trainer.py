@@ -18,6 +18,7 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer
 
 from clinkd.train.data import ITEM_KINDS
+from clinkd.train.distributed import prepare_teacher, repair_weight_conversions
 from clinkd.train.losses import causal_lm_loss, distillation_loss
 
 
@@ -35,19 +36,17 @@ class ClinKDTrainer(Trainer):
 
     def __init__(self, *args, teacher=None, alpha: float = 0.5, temperature: float = 0.5, **kwargs):
         super().__init__(*args, **kwargs)
-        self.teacher = teacher
+        repair_weight_conversions(self.model)  # checkpoints keep their stock tensor names under ZeRO-3 too
+        # whole on the device, or partitioned across the processes under DeepSpeed ZeRO-3
+        self.teacher = prepare_teacher(teacher, self) if teacher is not None else None
         self.alpha = alpha
         self.temperature = temperature
-        if teacher is not None:
-            teacher.eval()
-            teacher.requires_grad_(False)
-            teacher.to(self.args.device)
         # our compute_loss normalises by num_items_in_batch itself: ask the Trainer to count answer tokens
         # across gradient-accumulation micro-batches (and devices) and not to rescale again
         self.model_accepts_loss_kwargs = True
         self._parts: dict[str, float] = defaultdict(float)
         self._seen: dict[str, int] = defaultdict(int)  # items trained on since the last log, by kind
-        self._parts_since_step = 0
+        self._parts_since_step: int | None = None  # the step the parts started at (set on the first batch)
         self._last_log_time = time.perf_counter()
 
     def _get_train_sampler(self, train_dataset=None):
@@ -73,6 +72,8 @@ class ClinKDTrainer(Trainer):
         del fresh
 
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
+        if self._parts_since_step is None:  # a resumed run starts counting at its checkpoint's step
+            self._parts_since_step = self.state.global_step
         inputs = dict(inputs)
         labels = inputs.pop("labels")
         kinds = inputs.pop("item_kind", None)  # (B,) codes of ITEM_KINDS: count what this step trains on
@@ -109,6 +110,8 @@ class ClinKDTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training log: add the loss parts and the throughput since the last one
+            if self._parts_since_step is None:
+                self._parts_since_step = 0
             steps = max(1, self.state.global_step - self._parts_since_step)
             names = sorted(self._parts)
             values = torch.tensor([self._parts[k] / steps for k in names], device=self.args.device)
