@@ -85,11 +85,14 @@ def apply_lora_and_freezing(model, cfg: RunConfig):
             raise ClinkdError("model.freeze_vision: this model has no vision tower named 'visual'")
         visual.requires_grad_(False)
     if cfg.model.lora_r > 0:
+        import torch
         from peft import LoraConfig, get_peft_model
 
         lora = LoraConfig(r=cfg.model.lora_r, lora_alpha=cfg.model.lora_alpha, lora_dropout=cfg.model.lora_dropout,
                           target_modules=cfg.model.lora_target_modules, task_type="CAUSAL_LM")
-        model = get_peft_model(model, lora)
+        with torch.random.fork_rng():  # seeded adapters, whatever ran before; the caller's RNG untouched
+            torch.manual_seed(cfg.train.seed)
+            model = get_peft_model(model, lora)
     return model
 
 
