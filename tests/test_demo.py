@@ -66,3 +66,33 @@ def test_training_questions_take_one_turn_per_task_and_image(tmp_path):
         samples = read_samples(path, task=task)
         assert len(samples) == 6 and len({s.id for s in samples}) == 6
         assert len({s.modality for s in samples}) > 1  # drawn across the split, not its first images
+
+
+def test_demo_stages_are_reused_only_with_the_same_key(tmp_path, capsys):
+    """A finished stage is reused when config, starting weights and data are the same; otherwise trained again."""
+    from rich.console import Console
+
+    from clinkd.data import synth
+    from clinkd.demo import train_stage
+    from clinkd.model import build_tiny_processor, init_model_dir
+
+    synth_dir = tmp_path / "data"
+    synth.generate(synth_dir, seed=0, n_images=16)
+    processor = build_tiny_processor(synth.text_corpus(seed=0, n_images=16), vocab_size=512, max_pixels=112 * 112)
+    student_dir = init_model_dir(tmp_path / "student", "tiny-student", processor=processor)
+
+    console = Console(width=200)
+    base = [f"--data.dir={synth_dir}", f"--model.path={student_dir}", "--train.per_device_train_batch_size=2",
+            "--data.max_train_samples=4", "--train.save_steps=100", "--train.disable_tqdm=true"]
+    target = train_stage(console, "s", tmp_path, base + ["--train.max_steps=1"])
+    mtime = (target / "model.safetensors").stat().st_mtime_ns
+    capsys.readouterr()
+    train_stage(console, "s", tmp_path, base + ["--train.max_steps=1"])
+    assert "already trained with these settings" in capsys.readouterr().out
+    assert (target / "model.safetensors").stat().st_mtime_ns == mtime
+    # another config: trained again, saying why
+    train_stage(console, "s", tmp_path, base + ["--train.max_steps=2"])
+    out = capsys.readouterr().out
+    assert "was made otherwise (its config differs)" in out
+    state = json.loads((target / "trainer_state.json").read_text())
+    assert state["global_step"] == 2

@@ -116,16 +116,56 @@ def distill_overrides(spec: DemoSize, student: Path, teacher: Path) -> list[str]
             f"--train.max_steps={spec.distill_steps}"]
 
 
+def fresh_stage(console, folder: Path, key_file: Path, key: dict) -> None:
+    """Remove ``folder`` (data or initial models the demo made) when it was made with another ``key``, saying
+    so, and record the key it is (re)made with."""
+    from clinkd.train.keys import describe_change
+
+    old = json.loads(key_file.read_text(encoding="utf-8")) if key_file.is_file() else None
+    if folder.exists() and old != key:
+        console.print(f"[yellow]{folder} was made otherwise ({describe_change(old, key)}): making it again[/yellow]")
+        shutil.rmtree(folder)
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(json.dumps(key) + "\n", encoding="utf-8")
+
+
+def stage_key(cfg, data: Path) -> dict:
+    """What a demo training stage depends on: its whole run config (output folder aside), the weights of the
+    models it starts from or distils from, and the training data."""
+    from clinkd.train.keys import digest, weights_digest
+
+    config = cfg.to_dict()
+    config["train"].pop("output_dir", None)
+    inputs = {"model": weights_digest(cfg.model.path) if cfg.model.path else None}
+    if cfg.stage == "distill":
+        inputs["teacher"] = weights_digest(cfg.distill.teacher)
+    train = data / "train.json"
+    return {"config": digest(config), "inputs": inputs,
+            "data": digest(train.read_text(encoding="utf-8")) if train.is_file() else None}
+
+
 def train_stage(console, name: str, out: Path, overrides: list[str]) -> Path:
-    """Train ``out/models/<name>`` with ``clinkd train`` overrides, or reuse it when already trained."""
+    """Train ``out/models/<name>`` with ``clinkd train`` overrides, or reuse it when it was trained with the
+    same config, from the same weights, on the same data (``clinkd_stage_key.json``); otherwise it is trained
+    again, with a line saying what changed. An interrupted stage with the same key resumes."""
     from clinkd.train.config import load_run_configs
+    from clinkd.train.keys import describe_change
     from clinkd.train.run import run_stage
 
     target = out / "models" / name
-    if (target / "clinkd_run.yaml").is_file():
-        console.print(f"[dim]{name}: already trained ({target})[/dim]")
-        return target
     (cfg,) = load_run_configs(None, overrides + [f"--train.output_dir={target}", f"--name={name}"])
+    key = stage_key(cfg, Path(cfg.data.dir))
+    key_file = target / "clinkd_stage_key.json"
+    old = json.loads(key_file.read_text(encoding="utf-8")) if key_file.is_file() else None
+    if target.exists() and old != key:
+        console.print(f"[yellow]{name}: {target} was made otherwise ({describe_change(old, key)}): training "
+                      "again[/yellow]")
+        shutil.rmtree(target)
+    elif (target / "clinkd_run.yaml").is_file():
+        console.print(f"[dim]{name}: already trained with these settings ({target})[/dim]")
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(json.dumps(key, indent=1) + "\n", encoding="utf-8")  # before training: a resume checks it
     console.print(f"[b]{name}[/b]: {cfg.stage}, {cfg.train.max_steps} steps, rope {cfg.model.rope}"
                   + (", reflective correction" if cfg.rct.enabled else ""))
     run_stage(cfg, resume=True)
@@ -156,6 +196,8 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
 
     console.rule("[b]1/5 synthetic Med-GRIT benchmark")
     data = out / "data"
+    fresh_stage(console, data, out / "keys" / "data.json",
+                {"images": spec.images, "seed": seed, "test_fraction": spec.test_fraction})
     if not (data / "train.json").is_file():
         clock.run("data", synth.generate, data, seed=seed, n_images=spec.images, test_fraction=spec.test_fraction,
                   progress=True)
@@ -165,6 +207,7 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
 
     console.rule("[b]2/5 tiny models (one tokenizer for all)")
     init = out / "models" / "init"
+    fresh_stage(console, init, out / "keys" / "init.json", {"seed": seed, "sizes": ["tiny-teacher", "tiny-student"]})
     if not (init / "student" / "config.json").is_file():
         processor = clock.run("init", build_tiny_processor, default_corpus())
         clock.run("init", init_model_dir, init / "teacher", "tiny-teacher", seed=seed + 1, processor=processor)

@@ -26,6 +26,7 @@ from clinkd.infer.generate import generate_answers
 from clinkd.infer.similarity import answer_text
 from clinkd.train.config import DistillConfig
 from clinkd.train.data import ConversationCollator, TrainItem
+from clinkd.train.keys import describe_change, digest, weights_digest
 from clinkd.train.losses import confidence_margin, teacher_topk
 
 log = logging.getLogger(__name__)
@@ -166,12 +167,42 @@ def _item(d: dict) -> TrainItem:
     return TrainItem(**{**d, "image": Path(d["image"]), "turns": [tuple(t) for t in d["turns"]]})
 
 
-def _read_cache(cache: Path, n_items: int, top_k: int | None) -> tuple[list[TrainItem], dict] | None:
+def cache_key(teacher, items: list[TrainItem], cfg: DistillConfig, vocab_size: int | None, seed: int | None) -> dict:
+    """Everything a pseudo-label cache depends on: the teacher (folder and weights digest), the items
+    (the subset, hence the seed that drew it), top-k, margin floor, replacement rule and generation
+    settings. A cache is reused only when its stored key equals this one."""
+    folder = getattr(teacher, "name_or_path", None) or ""
+    return {
+        "teacher": str(Path(folder).resolve()) if folder else None,
+        "teacher_weights": weights_digest(folder) if folder and Path(folder).is_dir() else None,
+        "items": digest([[str(it.image), [list(t) for t in it.turns], it.source] for it in items]),
+        "seed": seed,
+        "teacher_logits": cfg.teacher_logits,
+        "top_k": cfg.top_k if cfg.teacher_logits == "cached" else None,
+        "vocab_size": vocab_size,
+        "margin_floor": cfg.margin_floor,
+        "replace_contradicting": cfg.replace_contradicting,
+        "generation": {"decoding": "greedy", "max_new_tokens": cfg.max_new_tokens,
+                       "batch_size": cfg.generation_batch_size},
+    }
+
+
+def _read_cache(cache: Path, key: dict, top_k: int | None, say_why: bool = False):
+    """The cached result when ``cache`` holds one made with ``key``; None otherwise (with a log line saying
+    why when ``say_why``)."""
     if not cache.is_file():
         return None
     data = json.loads(cache.read_text(encoding="utf-8"))
     logits_file = cache.with_suffix(".teacher.pt")
-    if len(data["items"]) != n_items or (top_k is not None and not logits_file.is_file()):
+    if data.get("key") != key:
+        if say_why:
+            log.info("pseudo-label cache %s not reused: %s; labelling again", cache,
+                     describe_change(data.get("key"), key))
+        return None
+    if top_k is not None and not logits_file.is_file():
+        if say_why:
+            log.info("pseudo-label cache %s not reused: its teacher logits %s are missing; labelling again",
+                     cache, logits_file)
         return None
     out = [_item(d) for d in data["items"]]
     if top_k is not None:
@@ -182,7 +213,7 @@ def _read_cache(cache: Path, n_items: int, top_k: int | None) -> tuple[list[Trai
 
 def pseudo_label(
     teacher, processor, items: list[TrainItem], cfg: DistillConfig, cache_dir: str | Path | None = None,
-    *, vocab_size: int | None = None,
+    *, vocab_size: int | None = None, seed: int | None = None,
 ) -> tuple[list[TrainItem], dict]:
     """Pseudo-label single-turn ``items`` with ``teacher``; returns the items to distil on and counts.
 
@@ -193,16 +224,18 @@ def pseudo_label(
     teacher and student share (cached top-k logits are taken within it).
 
     With ``cache_dir``, the result is written to ``cache_dir/pseudo_labels.json`` (and the cached teacher
-    logits to ``pseudo_labels.teacher.pt``) and read back on a second call (a resumed run does not
-    generate again).
+    logits to ``pseudo_labels.teacher.pt``) and read back on a later call made with the same
+    :func:`cache_key` (a resumed run does not generate again); a cache made otherwise is recomputed, with a
+    line saying what changed. ``seed`` (the one that drew the subset) is part of the key.
     """
     rank, world = _rank_world()
     cache = Path(cache_dir) / "pseudo_labels.json" if cache_dir else None
     if cache is None and world > 1:
         raise ValueError("pseudo_label under several processes needs a cache_dir to gather the shards in")
     top_k = cfg.top_k if cfg.teacher_logits == "cached" else None
+    key = cache_key(teacher, items, cfg, vocab_size, seed)
     if cache is not None:
-        found = _read_cache(cache, len(items), top_k)
+        found = _read_cache(cache, key, top_k, say_why=rank == 0)
         if found is not None:
             log.info("pseudo-labels read from %s", cache)
             return found
@@ -222,7 +255,7 @@ def pseudo_label(
         done = _gather_shards(done, Path(cache_dir) / "pseudo_shards", rank, world)
         if rank != 0:  # the main process writes the merged cache; read it back when it is there
             _barrier()
-            found = _read_cache(cache, len(items), top_k)
+            found = _read_cache(cache, key, top_k)
             if found is None:
                 raise RuntimeError(f"the main process did not write the pseudo-label cache {cache}")
             return found
@@ -244,7 +277,7 @@ def pseudo_label(
         if top_k is not None:
             torch.save([o.teacher_topk for o in out], cache.with_suffix(".teacher.pt"))
         tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"stats": stats, "items": [_row(o) for o in out]}, ensure_ascii=False),
+        tmp.write_text(json.dumps({"key": key, "stats": stats, "items": [_row(o) for o in out]}, ensure_ascii=False),
                        encoding="utf-8")
         tmp.replace(cache)  # written last: its presence means the cache is complete
     if world > 1:

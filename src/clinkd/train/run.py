@@ -217,7 +217,7 @@ def run_distill(cfg: RunConfig, resume: bool = False) -> Path:
     # every process labels its share of the subset; the shards are gathered into one cache
     with outside_zero3():  # generate must not sync processes (synced_gpus) for a whole teacher
         labelled, stats = pseudo_label(teacher, processor, items, cfg.distill, cache_dir=cfg.train.output_dir,
-                                       vocab_size=shared)
+                                       vocab_size=shared, seed=cfg.train.seed)
     model = apply_lora_and_freezing(model, cfg)
     steps = fix_max_steps(cfg, len(labelled))
     gb = global_batch(cfg)
