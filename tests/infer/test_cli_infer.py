@@ -13,9 +13,12 @@ def test_infer_a_dataset_folder_writes_one_file_per_task(tmp_path, synth_dir, st
     rc = main(["infer", "--model", str(student_dir), "--data", str(synth_dir), "--out", str(out), "--task", "all",
                "--limit", "2", "--max-new-tokens", "4", "--batch-size", "2"])
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == [f"pred_{t}.jsonl" for t in ("GC", "MII", "RO", "VG")]
-    for p in out.iterdir():
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"pred_{t}{ext}" for t in ("GC", "MII", "RO", "VG") for ext in (".jsonl", ".settings.json"))
+    for p in out.glob("*.jsonl"):
         assert [r.id for r in read_predictions(p)] == [0, 1]
+        settings = json.loads((out / f"{p.stem}.settings.json").read_text())  # the decoding used, beside it
+        assert settings["greedy"]["do_sample"] is False and settings["greedy"]["repetition_penalty"] == 1.0
     assert "MII: " in capsys.readouterr().out
     from clinkd.eval import evaluate
 

@@ -141,3 +141,42 @@ def test_missing_images_are_named_before_any_work(tmp_path, synth_dir, student):
         predict_file(model, synth_dir / "test_RO.json", tmp_path / "p.jsonl", processor=processor,
                      image_dir=tmp_path / "nowhere", **FAST)
     assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_prompts_use_the_box_markup_of_training(tmp_path, synth_dir, student_dir, student, monkeypatch):
+    """Training rewrote questions to ``data.box_style`` (convert_markup); inference prompts the same way,
+    reading the style from the model folder's clinkd_run.yaml; the records keep the test file's question."""
+    import shutil
+
+    from clinkd.data.boxes import convert_markup
+
+    seen = []
+
+    def fake(m, p, ims, prompts, **kw):
+        seen.append(list(prompts))
+        return [["<ref>x</ref>"]] * len(prompts)
+
+    monkeypatch.setattr(predict_mod, "generate_candidates", fake)
+    test = synth_dir / "test_RO.json"
+    questions = [s.prompts()[0] for s in read_samples(test)[:2]]
+    assert all("<box>" in q for q in questions)  # RO questions point at a box
+    folder = tmp_path / "trained"
+    shutil.copytree(student_dir, folder)
+    (folder / "clinkd_run.yaml").write_text("stage: sft\ndata:\n  box_style: qwen2\n", encoding="utf-8")
+    out = tmp_path / "pred_RO.jsonl"
+    predict_file(folder, test, out, limit=2, **FAST)  # default: the folder's data.box_style
+    assert seen[-1] == [convert_markup(q, "qwen2") for q in questions] and "<|box_start|>" in seen[-1][0]
+    recs = [json.loads(line) for line in _lines(out)]
+    assert [r["question"] for r in recs] == [s.turns[0].question for s in read_samples(test)[:2]]
+    # a loaded model remembers its folder; an explicit style wins; raw (or no clinkd_run.yaml) keeps the text
+    model, processor = student
+    predict_file(model, test, tmp_path / "b.jsonl", processor=processor, limit=2, question_box_style="clinkd", **FAST)
+    assert seen[-1] == [convert_markup(q, "clinkd") for q in questions] and "<box_start>" in seen[-1][0]
+    predict_file(folder, test, tmp_path / "c.jsonl", limit=2, question_box_style="raw", **FAST)
+    assert seen[-1] == questions
+    predict_file(model, test, tmp_path / "d.jsonl", processor=processor, limit=2, **FAST)  # hub-like: no yaml
+    assert seen[-1] == questions
+    predict_mod.predict_dataset(folder, synth_dir, tmp_path / "all", tasks="RO", limit=2, **FAST)
+    assert seen[-1] == [convert_markup(q, "qwen2") for q in questions]
+    with pytest.raises(Exception, match="question box style"):
+        predict_file(model, test, tmp_path / "e.jsonl", processor=processor, question_box_style="xml", **FAST)

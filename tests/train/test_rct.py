@@ -118,3 +118,44 @@ def test_round_steps():
     assert round_steps(300, 2) == [100, 200]
     assert round_steps(10, 1) == [5]
     assert round_steps(2, 3) == [1]
+
+
+def test_round_forks_the_random_state_of_every_device(crafted, monkeypatch):
+    """A round draws random numbers (sampling) seeded on every device, and leaves the caller's CPU and CUDA
+    generators as they were: ``fork_rng`` over all CUDA devices, not just the CPU state (issue 11)."""
+    import contextlib
+
+    import torch
+
+    cb, dataset, _, _ = crafted
+    forked = []
+    real_fork = torch.random.fork_rng
+
+    @contextlib.contextmanager
+    def spy_fork(devices=None, enabled=True, **kw):
+        forked.append(list(devices) if devices is not None else None)
+        with real_fork(devices=[], enabled=enabled, **kw):  # no CUDA here: fork the CPU only
+            yield
+
+    monkeypatch.setattr(torch.random, "fork_rng", spy_fork)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    draws = []
+    fake = rct_mod.generate_answers
+
+    def drawing_generate(*args, **kw):
+        draws.append(torch.rand(3).tolist())  # what sampling would consume
+        return fake(*args, **kw)
+
+    monkeypatch.setattr(rct_mod, "generate_answers", drawing_generate)
+    torch.manual_seed(123)
+    torch.rand(5)
+    before = torch.get_rng_state()
+    e1 = cb.run_round(model=None, k=1, step=3)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert forked == [[0, 1]]  # every CUDA device's generator forked
+    first = list(draws)
+    draws.clear()
+    torch.rand(7)  # whatever training drew in between
+    e2 = cb.run_round(model=None, k=1, step=3)  # the same round again: the same random numbers
+    assert draws == first and e2["found"] == e1["found"]

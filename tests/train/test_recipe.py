@@ -39,7 +39,9 @@ def _recipe(out, nproc, accumulation, data, student, teacher):
         f"--distill.distill.teacher={teacher}",
         # precision: fp32 on CPU (bf16 runs too, about 4x slower)
         "--train.bf16=false", "--distill.model.dtype=float32", "--student.model.dtype=float32",
-        # sizes and steps; the global batch is 4 in both runs
+        # sizes and steps; the global batch is 4 in both runs; the 256-px synthetic images stay at their size
+        # (the release pixel budget, 512²–1024², would upscale them to 4x the image tokens)
+        "--model.min_pixels=3136", "--model.max_pixels=65536",
         "--train.max_steps=2", "--train.per_device_train_batch_size=1",
         f"--train.gradient_accumulation_steps={accumulation}", "--data.max_train_samples=8",
         "--distill.distill.max_new_tokens=8", "--distill.distill.generation_batch_size=2", "--distill.distill.subset=0.5",

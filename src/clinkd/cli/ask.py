@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=100, help="answer length limit (100)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
     p.add_argument("--device", default="auto", help="torch device (default: cuda when available, else cpu)")
+    from clinkd.cli.infer import add_pixel_options
+
+    add_pixel_options(p)
     p.set_defaults(func=cmd_ask)
 
 
@@ -33,11 +36,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         raise ClinkdError(f"model directory {args.model} not found")
     if not args.image.is_file():
         raise ClinkdError(f"image {args.image} not found")
-    from clinkd.cli.infer import resolve_device
+    from clinkd.cli.infer import check_pixel_options, resolve_device
     from clinkd.infer.ask import ask_image
 
+    check_pixel_options(args)
+
     ans = ask_image(args.model, args.image, args.question, out=args.out, select=args.select, candidates=args.candidates,
-              max_new_tokens=args.max_new_tokens, seed=args.seed, device=resolve_device(args.device))
+              max_new_tokens=args.max_new_tokens, seed=args.seed, device=resolve_device(args.device),
+              min_pixels=args.min_pixels, max_pixels=args.max_pixels)
     print(ans.text)
     print(f"({len(ans.boxes)} box(es) drawn on {ans.image_out})")
     return 0

@@ -9,6 +9,25 @@ from clinkd.errors import ClinkdError
 
 TASK_CHOICES = ("VG", "RO", "GC", "MII", "all")
 
+def add_pixel_options(p: argparse.ArgumentParser) -> None:
+    """``--min-pixels`` / ``--max-pixels``: the image budget (shared by infer, ask and serve)."""
+    p.add_argument("--min-pixels", type=int, default=None, metavar="N",
+                   help="smallest resized image area in pixels (default: 512*512 for a real checkpoint, a tiny "
+                   "model's own setting)")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="largest resized image area in pixels, i.e. at most N/784 visual tokens an image (default: "
+                   "1024*1024 for a real checkpoint, as the ClinKD release; a tiny model's own setting)")
+
+
+def check_pixel_options(args: argparse.Namespace) -> None:
+    lo, hi = args.min_pixels, args.max_pixels
+    for name, v in (("--min-pixels", lo), ("--max-pixels", hi)):
+        if v is not None and v < 1:
+            raise ClinkdError(f"{name} must be a positive number of pixels, got {v}")
+    if lo is not None and hi is not None and lo > hi:
+        raise ClinkdError(f"--min-pixels ({lo}) is larger than --max-pixels ({hi})")
+
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -45,9 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=None, help="override the 80 / 100 (MII) token limit")
     p.add_argument("--box-style", choices=("qwen", "qwen2", "clinkd", "raw"), default="qwen",
                    help="box markup written in responses; qwen = <box>...</box> (default, what eval reads)")
+    p.add_argument("--question-box-style", choices=("auto", "qwen", "qwen2", "clinkd", "raw"), default="auto",
+                   help="box markup of the questions fed to the model; auto (default) = the model's training "
+                   "markup (data.box_style in its clinkd_run.yaml), raw = the test file's text unchanged")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples of each file")
     p.add_argument("--device", default="auto", help="torch device (default: cuda when available, else cpu)")
+    add_pixel_options(p)
     p.set_defaults(func=cmd_infer)
 
 
@@ -67,13 +90,14 @@ def cmd_infer(args: argparse.Namespace) -> int:
     for name in ("batch_size", "candidates"):
         if getattr(args, name) < 1:
             raise ClinkdError(f"--{name.replace('_', '-')} must be at least 1")
+    check_pixel_options(args)
     from clinkd.infer.predict import predict_dataset, predict_file
 
     common = dict(select=args.select, candidates=args.candidates, temperature=args.temperature, top_p=args.top_p,
                   box_weight=args.box_weight, length_factor=args.length_cap or None, batch_size=args.batch_size,
                   max_new_tokens=args.max_new_tokens,
-                  box_style=args.box_style, seed=args.seed, limit=args.limit, save_candidates=args.save_candidates,
-                  device=resolve_device(args.device))
+                  box_style=args.box_style, question_box_style=args.question_box_style, seed=args.seed, limit=args.limit, save_candidates=args.save_candidates,
+                  device=resolve_device(args.device), min_pixels=args.min_pixels, max_pixels=args.max_pixels)
     if args.data.is_dir():
         if args.out.suffix == ".jsonl":
             raise ClinkdError(f"--data is a folder, so --out must be a folder (got {args.out})")

@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--candidates", type=int, default=4, help="sampled candidates for --select sasg (default 4)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="answer length limit (default 128)")
     p.add_argument("--device", default=None, help="torch device for the model (default: cuda if available, else cpu)")
+    from clinkd.cli.infer import add_pixel_options
+
+    add_pixel_options(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -42,6 +45,12 @@ def check_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--candidates must be at least 1, got {args.candidates}")
     if not args.model.is_dir():
         raise CLIError(f"--model {args.model}: not a directory (build a tiny one with `clinkd model init`)")
+    lo, hi = getattr(args, "min_pixels", None), getattr(args, "max_pixels", None)
+    for name, v in (("--min-pixels", lo), ("--max-pixels", hi)):
+        if v is not None and v < 1:
+            raise CLIError(f"{name} must be a positive number of pixels, got {v}")
+    if lo is not None and hi is not None and lo > hi:
+        raise CLIError(f"--min-pixels ({lo}) is larger than --max-pixels ({hi})")
 
 
 def build_from_args(args: argparse.Namespace):
@@ -53,7 +62,8 @@ def build_from_args(args: argparse.Namespace):
     from clinkd.serve.app import build_app
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, processor = load(args.model)
+    model, processor = load(args.model, min_pixels=getattr(args, "min_pixels", None),
+                            max_pixels=getattr(args, "max_pixels", None))
     model = model.to(device)
     answerer = Answerer(model, processor, select=args.select, candidates=args.candidates,
                         max_new_tokens=args.max_new_tokens)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import PurePath
 
 from clinkd.data.boxes import Box, parse_boxes, parse_refs
@@ -38,7 +39,9 @@ IMG_TAG_RE = re.compile(r"<img>(.*?)</img>", re.S)
 
 
 def modality_of(image: str) -> str:
-    """The modality of an image file name: the part before the first ``_`` (protocol.md §3)."""
+    """The modality of an image file name: the part before the first ``_`` of the name, folders left out
+    and case kept (protocol.md §3), e.g. ``ct_00012.png``, ``images/ct_00012.png`` → ``ct``; a name
+    without ``_`` is its own modality. The one definition (:mod:`clinkd.eval.predictions` uses it)."""
     return PurePath(image).name.split("_")[0]
 
 
@@ -57,10 +60,32 @@ def strip_image_tag(text: str) -> tuple[str, str | None]:
     return rest, m.group(1)
 
 
-def task_from_name(name: str) -> str | None:
-    """The task named in a file name (``test_VG.json`` → ``VG``), or None when none or several are."""
-    tokens = set(re.split(r"[^A-Za-z0-9]+", PurePath(name).stem))
-    found = [t for t in TASKS if t in tokens]
+_NAME_TOKEN = re.compile(r"[^A-Za-z0-9]+")
+_NAME_SUFFIXES = (".jsonl", ".json", ".txt")
+
+
+def tasks_named(name: str | PathLike) -> list[str]:
+    """Every task a file name names, sorted: VG, RO, GC or MII as a token of the file's name.
+
+    The folders are left out, then a ``.json``/``.jsonl``/``.txt`` suffix; the rest is split on
+    non-alphanumerics and compared case-insensitively: ``test_mii.json``, ``Test_MII.json``,
+    ``MedGRIT_MII_test.json``, ``run-3.RO.predictions.jsonl`` and ``dir/test_VG.json`` each name one task;
+    ``VGx.json`` and ``train.json`` none.
+    """
+    base = PurePath(name).name
+    for suffix in _NAME_SUFFIXES:
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    tokens = {t.upper() for t in _NAME_TOKEN.split(base) if t}
+    return sorted(tokens.intersection(TASKS))
+
+
+def task_from_name(name: str | PathLike) -> str | None:
+    """The task named in a file name (``test_VG.json``, ``test_mii.json`` → ``VG``, ``MII``), or None
+    when none or several are (the rules: :func:`tasks_named`). The one task-from-file-name function:
+    :func:`clinkd.eval.predictions.task_from_filename` is this one, raising instead of returning None."""
+    found = tasks_named(name)
     return found[0] if len(found) == 1 else None
 
 

@@ -8,20 +8,19 @@ file and ``image`` the image file name, whose part before the first ``_`` is the
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from clinkd.data.sample import MODALITIES, TASKS, modality_of, tasks_named
 from clinkd.errors import DataError
 
-TASKS: tuple[str, ...] = ("VG", "RO", "GC", "MII")
-"""The four Med-GRIT tasks (protocol.md, "Tasks")."""
-
-MODALITIES: tuple[str, ...] = ("ct", "mr", "x", "pet", "endoscopy", "dermoscopy", "fundus", "ultrasound")
-"""The eight modalities every standard mean is taken over, in the published scripts' order."""
+# TASKS (the four Med-GRIT tasks), MODALITIES (the eight modalities every standard mean is taken over, in
+# the published scripts' order) and modality_of are clinkd.data.sample's: one definition each.
+__all__ = ["MODALITIES", "TASKS", "Prediction", "as_prediction", "group_by_modality", "modality_of",
+           "read_predictions", "task_from_filename"]
 
 _REQUIRED = ("id", "image", "annotation", "response")
 
@@ -71,15 +70,6 @@ class Prediction:
                 raise ValueError(f"'{name}' must be a string, got {type(value).__name__}")
         return cls(id=pid, image=record["image"], question=question,
                    annotation=record["annotation"], response=response)
-
-
-def modality_of(image: str) -> str:
-    """Modality of an image file name: the part before the first ``_`` (protocol.md §3).
-
-    >>> modality_of("ct_00012_liver.png")
-    'ct'
-    """
-    return image.split("_")[0]
 
 
 def as_prediction(item: Prediction | Mapping[str, Any]) -> Prediction:
@@ -132,22 +122,14 @@ def _short(err: Exception) -> str:
     return text if len(text) <= 200 else text[:200] + "…"
 
 
-_TOKEN_SPLIT = re.compile(r"[^A-Za-z0-9]+")
-
-
 def task_from_filename(path: str | PathLike) -> str:
     """The task named in a file name: VG, RO, GC or MII as a token (split on non-alphanumerics,
-    case-insensitive), e.g. ``pred_VG.jsonl``, ``test_MII_pred.jsonl``.
+    case-insensitive, folders left out), e.g. ``pred_VG.jsonl``, ``test_MII_pred.jsonl``, ``test_mii.json``
+    — :func:`clinkd.data.sample.task_from_name`'s rules.
 
     Raises :class:`DataError` when no task or more than one task is named.
     """
-    name = Path(path).name
-    for suffix in (".jsonl", ".json", ".txt"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    tokens = {t.upper() for t in _TOKEN_SPLIT.split(name) if t}
-    found = sorted(tokens.intersection(TASKS))
+    found = tasks_named(path)
     if len(found) == 1:
         return found[0]
     what = "names no task" if not found else f"is ambiguous (names {', '.join(found)})"

@@ -102,6 +102,8 @@ def ask_image(
     seed: int = 0,
     embedder: Embedder | None = None,
     device: str | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
 ) -> Answer:
     """Answer ``question`` about ``image`` and (``draw``) write the annotated copy to ``out``.
 
@@ -112,6 +114,8 @@ def ask_image(
         out: annotated PNG; default :func:`default_output` (``<stem>_answer.png`` beside the image).
         select: ``greedy`` or ``sasg`` (greedy + ``candidates`` samples, semantic medoid).
         max_new_tokens: default 100, the release's setting for image analysis, the longest answers.
+        min_pixels, max_pixels: image budget (:func:`clinkd.model.load`; default: the release's
+            512·512 .. 1024·1024 for a real checkpoint, a tiny model's own).
     """
     from clinkd.data.sample import strip_image_tag
     from clinkd.infer.predict import _load_model
@@ -121,7 +125,7 @@ def ask_image(
     if not question.strip():
         raise ClinkdError("the question is empty")
     pil = load_image(image)  # raises ImageLoadError naming the file
-    model, processor = _load_model(model, processor, device)
+    model, processor = _load_model(model, processor, device, min_pixels, max_pixels)
     n = candidates if select == "sasg" else 0
     with torch.random.fork_rng():  # the seed stays local to this call
         torch.manual_seed(seed)

@@ -3,11 +3,21 @@
 One function serves pseudo-labelling (greedy), reflective correction (several sampled candidates per
 question) and inference. Several candidates of one prompt come from a single ``generate`` call after one
 shared prefill of the prompt (:func:`prefill_shared_cache`).
+
+Decoding settings are complete and explicit. transformers' ``generate`` fills every setting left unset
+from ``model.generation_config`` (``_prepare_generation_config``), so a checkpoint's
+``generation_config.json`` (Qwen2.5-VL ships ``repetition_penalty`` 1.05, sampling on, temperature 1e-6)
+would leak into "greedy" decoding. :func:`generate_batch` therefore swaps in a neutral
+``GenerationConfig`` carrying only the token ids for the duration of the call
+(:func:`neutral_generation_config`) and passes every output-changing field explicitly
+(:func:`decoding_settings`): greedy here is a plain argmax decode.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -15,6 +25,54 @@ from clinkd.model.processor import build_batch
 
 # Text that ends an answer: the chat template closes every turn with <|im_end|>.
 STOP_STRINGS = ("<|im_end|>", "<|endoftext|>")
+
+#: Every generation field that changes which tokens come out, at its neutral value. Callers override
+#: ``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``, ``top_k``, ``num_return_sequences``.
+NEUTRAL_DECODING: dict[str, Any] = {
+    "do_sample": False, "num_beams": 1, "num_beam_groups": 1, "temperature": 1.0, "top_k": None, "top_p": 1.0,
+    "min_p": None, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0,
+    "length_penalty": 1.0, "diversity_penalty": 0.0, "min_length": 0, "min_new_tokens": None,
+    "bad_words_ids": None, "suppress_tokens": None, "begin_suppress_tokens": None, "forced_bos_token_id": None,
+    "forced_eos_token_id": None, "exponential_decay_length_penalty": None, "sequence_bias": None,
+    "renormalize_logits": False, "remove_invalid_values": False, "guidance_scale": None, "watermarking_config": None,
+    "low_memory": None, "penalty_alpha": None, "dola_layers": None, "prompt_lookup_num_tokens": None,
+    "max_length": None, "stop_strings": None, "token_healing": False,
+}
+
+
+def decoding_settings(*, max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
+                      top_p: float = 1.0, top_k: int = 0, num_return_sequences: int = 1) -> dict[str, Any]:
+    """The complete decoding settings of one call (JSON-serialisable): :data:`NEUTRAL_DECODING` with the
+    given values. Greedy (``do_sample=False``) ignores temperature/top-p/top-k, which stay neutral
+    (``top_k`` None: no top-k filter)."""
+    s = dict(NEUTRAL_DECODING, max_new_tokens=int(max_new_tokens), do_sample=bool(do_sample),
+             num_return_sequences=int(num_return_sequences))
+    if do_sample:
+        s.update(temperature=float(temperature), top_p=float(top_p), top_k=int(top_k))
+    return s
+
+
+def _generation_owner(model):
+    """The module whose ``generation_config`` ``generate`` reads (the base model under a peft wrapper)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+@contextlib.contextmanager
+def neutral_generation_config(model, eos_token_id, pad_token_id):
+    """Swap ``model.generation_config`` for one holding only the token ids while the block runs."""
+    from transformers import GenerationConfig
+
+    owner = _generation_owner(model)
+    old = getattr(owner, "generation_config", None)
+    bos = getattr(old, "bos_token_id", None) if old is not None else None
+    owner.generation_config = GenerationConfig(eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                                               bos_token_id=bos)
+    try:
+        yield owner.generation_config
+    finally:
+        owner.generation_config = old
 
 
 def clean_generated(text: str, pad_token: str | None = None) -> str:
@@ -34,8 +92,11 @@ def generate_batch(
     """One ``model.generate`` call on one batch; the cleaned answers, ``num_return_sequences`` per question
     in a row (question-major: ``(b * n,)``).
 
-    ``gen_kwargs`` go to ``generate`` (``max_new_tokens``, ``do_sample``, ``logits_processor``, ...); the stop
-    token (``<|im_end|>``) and padding are set here. The caller handles eval mode and ``no_grad``.
+    ``gen_kwargs`` go to ``generate`` (``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``, ``top_k``,
+    ``num_return_sequences``, and non-setting arguments such as ``logits_processor``); every other
+    decoding field is set to its neutral value (:func:`decoding_settings`) and the model's own
+    ``generation_config`` is out of play for the call (:func:`neutral_generation_config`). The stop token
+    (``<|im_end|>``) and padding are set here. The caller handles eval mode and ``no_grad``.
 
     With ``num_return_sequences = n > 1`` and ``share_prefill`` the ``n`` answers of a prompt share its
     prefill (:func:`prefill_shared_cache`): the prompt runs once through the model, its KV cache is copied
@@ -45,6 +106,13 @@ def generate_batch(
     tok = processor.tokenizer
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else end_id
+    setting_keys = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "num_return_sequences")
+    unknown = set(gen_kwargs) & (set(NEUTRAL_DECODING) - set(setting_keys))
+    if unknown:
+        raise ValueError(f"generate_batch sets {sorted(unknown)} itself (neutral decoding)")
+    settings = decoding_settings(max_new_tokens=gen_kwargs.pop("max_new_tokens", 128),
+                                 **{k: gen_kwargs.pop(k) for k in setting_keys[1:] if k in gen_kwargs})
+    gen_kwargs = {**gen_kwargs, **settings}
     device = next(model.parameters()).device
     batch = build_batch(processor, list(images), list(questions))
     batch = {k: v.to(device) for k, v in batch.items()}
@@ -54,7 +122,8 @@ def generate_batch(
     if share_prefill and n > 1 and prompt_len > 1 and hasattr(getattr(model, "model", None), "rope_deltas"):
         gen_kwargs = {**gen_kwargs, "num_return_sequences": 1}
         batch = prefill_shared_cache(model, batch, n)
-    seqs = model.generate(**batch, eos_token_id=end_id, pad_token_id=pad_id, **gen_kwargs)  # (b * n, L + new)
+    with neutral_generation_config(model, end_id, pad_id):
+        seqs = model.generate(**batch, eos_token_id=end_id, pad_token_id=pad_id, **gen_kwargs)  # (b * n, L + new)
     new = seqs[:, prompt_len:]
     texts = tok.batch_decode(new, skip_special_tokens=False, clean_up_tokenization_spaces=False)
     return [clean_generated(t, tok.pad_token) for t in texts]

@@ -38,7 +38,7 @@ from clinkd.infer.sasg import generate_candidates, select_answers
 from clinkd.infer.similarity import Embedder
 
 __all__ = ["BOX_STYLES", "MAX_NEW_TOKENS", "PredictSummary", "predict_dataset", "predict_file",
-           "read_done_ids", "repair_tail", "resolve_image"]
+           "read_done_ids", "repair_tail", "resolve_image", "settings_path", "training_box_style"]
 
 log = logging.getLogger(__name__)
 
@@ -137,17 +137,115 @@ def _default_image_dir(test_file: Path) -> Path:
     return images if images.is_dir() else test_file.parent
 
 
-def _load_model(model: Any, processor: Any, device: str | None):
+def _load_model(model: Any, processor: Any, device: str | None, min_pixels: int | None = None,
+                max_pixels: int | None = None):
+    """A model folder loaded (with the image budget, :func:`clinkd.model.load`), or a loaded model with its
+    processor (an explicit budget is applied to that processor)."""
     if isinstance(model, (str, PathLike)):
         from clinkd.model import load
 
-        model, loaded = load(model)
+        model, loaded = load(model, min_pixels=min_pixels, max_pixels=max_pixels)
         processor = processor or loaded
+    elif processor is not None and (min_pixels is not None or max_pixels is not None):
+        from clinkd.model.processor import resolve_pixel_budget, set_pixel_budget
+
+        set_pixel_budget(processor, *resolve_pixel_budget(processor, min_pixels, max_pixels))
     if processor is None:
         raise ClinkdError("predict_file needs the processor when given a loaded model (pass processor=...)")
     if device is not None:
         model = model.to(device)
     return model, processor
+
+
+def training_box_style(model: Any) -> str | None:
+    """The box markup a model was trained with: ``data.box_style`` of the ``clinkd_run.yaml`` that
+    ``clinkd train`` writes into its output folder; None when the folder has none (a hub model).
+
+    ``model`` is the model folder, or a loaded model (its ``name_or_path`` is the folder it came from).
+    """
+    folder = model if isinstance(model, (str, PathLike)) else getattr(model, "name_or_path", None)
+    if not folder:
+        return None
+    run = Path(folder) / "clinkd_run.yaml"
+    if not run.is_file():
+        return None
+    import yaml
+
+    try:
+        style = ((yaml.safe_load(run.read_text(encoding="utf-8")) or {}).get("data") or {}).get("box_style")
+    except (OSError, yaml.YAMLError, AttributeError) as err:
+        log.warning("%s: cannot read data.box_style (%s); questions keep their markup", run, err)
+        return None
+    if style is not None and style not in STYLES:
+        log.warning("%s: unknown data.box_style %r; questions keep their markup", run, style)
+        return None
+    return style
+
+
+def _question_style(question_box_style: str | None, model: Any) -> str | None:
+    """The style questions are rewritten to (None: unchanged), ``"auto"`` resolved from the model folder."""
+    if question_box_style == "auto":
+        style = training_box_style(model)
+        if style is not None:
+            log.info("questions rewritten to the %r box markup the model was trained with", style)
+        return style
+    if question_box_style in (None, "raw"):
+        return None
+    if question_box_style not in STYLES:
+        raise ClinkdError(f"unknown question box style {question_box_style!r}; choose from auto, "
+                          f"{', '.join(BOX_STYLES)}")
+    return question_box_style
+
+
+def settings_path(out: str | PathLike) -> Path:
+    """The settings side file of a prediction file: ``pred_VG.jsonl`` → ``pred_VG.settings.json``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.settings.json")
+
+
+def _write_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Write the decoding settings beside the predictions; a resumed file whose earlier settings differ
+    keeps their list under ``"previous"`` (its records then mix settings) and a warning says so."""
+    path = settings_path(out)
+    previous: list = []
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+            previous = old.pop("previous", [])
+            if old != settings:
+                log.warning("%s: earlier records of %s were written with other settings (kept under 'previous')",
+                            path, out.name)
+                previous = [*previous, old]
+        except (OSError, ValueError, AttributeError):
+            log.warning("%s: unreadable settings file replaced", path)
+    data = dict(settings, previous=previous) if previous else settings
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _decoding_record(model: Any, processor: Any, *, select: str, n: int, tokens: int, temperature: float,
+                     top_p: float, length_factor: float | None, box_weight: float, seed: int, batch_size: int,
+                     box_style: str) -> dict[str, Any]:
+    """What decided the answers: the complete ``generate`` settings (greedy, and the SASG samples), the
+    selection, seed, batch grid and the image budget."""
+    from clinkd.infer.generate import decoding_settings
+    from clinkd.model.processor import pixel_budget
+
+    lo, hi = pixel_budget(processor)
+    rec: dict[str, Any] = {
+        "model": str(getattr(model, "name_or_path", "") or ""),
+        "select": select,
+        "greedy": decoding_settings(max_new_tokens=tokens),
+        "seed": seed, "batch_size": batch_size, "box_style": box_style,
+        "min_pixels": lo, "max_pixels": hi,
+        "model_generation_config": "not used: every generate call runs with the settings above",
+    }
+    if n:
+        rec["sampled"] = decoding_settings(max_new_tokens=tokens, do_sample=True, temperature=temperature,
+                                           top_p=top_p, top_k=0, num_return_sequences=n)
+        rec.update(candidates=n, length_factor=length_factor, box_weight=box_weight)
+    return rec
 
 
 def _record(i: int, sample: Sample, response: str, box_style: str) -> dict[str, Any]:
@@ -184,12 +282,15 @@ def predict_file(
     batch_size: int = 8,
     max_new_tokens: int | None = None,
     box_style: str = "qwen",
+    question_box_style: str | None = "auto",
     seed: int = 0,
     limit: int | None = None,
     save_candidates: bool = False,
     embedder: Embedder | None = None,
     device: str | None = None,
     progress: bool | str = True,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
 ) -> PredictSummary:
     """Answer every sample of ``test_file`` and append its record to ``out`` (JSONL), resuming ``out``.
 
@@ -208,11 +309,21 @@ def predict_file(
         batch_size: questions per ``generate`` call (SASG decodes ``batch_size·(candidates+1)`` rows).
         box_style: markup of boxes in ``response``: ``qwen`` (``<box>``, what the published scripts
             read), ``qwen2``, ``clinkd`` or ``raw`` (as generated).
+        question_box_style: markup of boxes in the prompts, converted as training converted its
+            questions (``data.box_style``, :func:`~clinkd.data.boxes.convert_markup`): ``"auto"`` (default)
+            reads it from the model folder's ``clinkd_run.yaml`` (:func:`training_box_style`) and leaves the
+            text unchanged when there is none; ``qwen``, ``qwen2``, ``clinkd``; ``raw``/None: unchanged.
+            Only the prompt changes: the records' ``question`` stays the test file's string.
         seed: sampling seed; batch ``k`` samples under ``seed + k``.
         limit: answer only the first ``limit`` samples (smoke tests).
         save_candidates: add ``"sasg": {"chosen", "candidates", "scores"}`` to SASG records.
         device: move the model there (default: leave it where it is).
         progress: show a progress bar (a string is its label).
+        min_pixels, max_pixels: image budget (:func:`clinkd.model.load`; default: the release's
+            512·512 .. 1024·1024 for a real checkpoint, a tiny model's own).
+
+    The complete decoding settings (every ``generate`` field, greedy and sampled), the seed and the
+    image budget are written beside ``out`` as ``<stem>.settings.json`` (:func:`settings_path`).
     """
     if select not in ("greedy", "sasg"):
         raise ClinkdError(f"unknown selection {select!r}; choose greedy or sasg")
@@ -220,6 +331,9 @@ def predict_file(
         raise ClinkdError(f"unknown box style {box_style!r}; choose from {', '.join(BOX_STYLES)}")
     if batch_size < 1 or (select == "sasg" and candidates < 1):
         raise ClinkdError("batch_size and (for sasg) candidates must be at least 1")
+    if question_box_style not in ("auto", None, *BOX_STYLES):
+        raise ClinkdError(f"unknown question box style {question_box_style!r}; choose from auto, "
+                          f"{', '.join(BOX_STYLES)}")
     test_file, out = Path(test_file), Path(out)
     if not test_file.is_file():
         raise DataError("test file not found", test_file)
@@ -244,9 +358,15 @@ def predict_file(
     if not todo:
         log.info("%s: all %d records already written", out, len(samples))
         return summary
-    model, processor = _load_model(model, processor, device)
+    qstyle = _question_style(question_box_style, model)  # from the folder, before it is loaded
+    model, processor = _load_model(model, processor, device, min_pixels, max_pixels)
     tokens = max_new_tokens or MAX_NEW_TOKENS.get(task, 80)
     n = candidates if select == "sasg" else 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_settings(out, _decoding_record(model, processor, select=select, n=n, tokens=tokens,
+                                          temperature=temperature, top_p=top_p, length_factor=length_factor,
+                                          box_weight=box_weight, seed=seed, batch_size=batch_size,
+                                          box_style=box_style))
     if select == "sasg" and embedder is None:
         embedder = Embedder()
     bar = None
@@ -263,6 +383,8 @@ def predict_file(
                 batch = [samples[i] for i in ids]
                 images = [load_image(resolve_image(s, image_dir)) for s in batch]
                 prompts = [s.prompts()[0] for s in batch]
+                if qstyle is not None:  # the markup training used (the record keeps the test file's)
+                    prompts = [convert_markup(q, qstyle) for q in prompts]  # type: ignore[arg-type]
                 torch.manual_seed(seed + start // batch_size)
                 cands = generate_candidates(model, processor, images, prompts, n=n, max_new_tokens=tokens,
                                             temperature=temperature, top_p=top_p, length_factor=length_factor)
@@ -315,9 +437,12 @@ def predict_dataset(
         found = ", ".join(sorted(files.test)) or "none"
         raise DataError(f"no test file for task(s) {', '.join(absent)} (found: {found})", data_dir)
     kwargs.setdefault("image_dir", files.image_dir)
+    if kwargs.get("question_box_style", "auto") == "auto":  # resolved from the folder, before loading
+        kwargs["question_box_style"] = _question_style("auto", model) or "raw"
     if kwargs.get("select") == "sasg" and kwargs.get("embedder") is None:
         kwargs["embedder"] = Embedder()  # one cache for all tasks
-    model, processor = _load_model(model, processor, kwargs.pop("device", None))
+    model, processor = _load_model(model, processor, kwargs.pop("device", None), kwargs.pop("min_pixels", None),
+                                   kwargs.pop("max_pixels", None))
     out_dir = Path(out_dir)
     return {t: predict_file(model, files.test[t], out_dir / f"pred_{t}.jsonl", processor=processor, task=t, **kwargs)
             for t in wanted}

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from clinkd.errors import ClinkdError
 from clinkd.model.modeling import MODEL_CLASSES, RopeSettings, get_rope_settings, set_rope_settings
-from clinkd.model.processor import ClinkdProcessor
+from clinkd.model.processor import ClinkdProcessor, check_pixel_budget, resolve_pixel_budget, set_pixel_budget
 
 __all__ = ["LoadedModel", "ModelLoadError", "load"]
 
@@ -34,6 +34,8 @@ def load(
     dtype: Any = None,
     device_map: Any = None,
     with_processor: bool = True,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
     **kwargs,
 ) -> LoadedModel:
     """Load a Qwen2-VL / Qwen2.5-VL / Qwen3-VL directory as the matching MCG-RoPE model class.
@@ -48,11 +50,17 @@ def load(
         device_map: passed to ``from_pretrained`` (e.g. ``"auto"``); ``None``: no dispatch.
         with_processor: also load the tokenizer + image processor of ``path`` (image-only
             :class:`ClinkdProcessor`); ``None`` in the result when ``False``.
+        min_pixels, max_pixels: the image budget (resized area in pixels) the processor applies. ``None``:
+            a real checkpoint (saved ``max_pixels`` above 1024·1024, e.g. the hub's 12,845,056) gets the
+            ClinKD release budget 512·512 .. 1024·1024; a folder within it (tiny models, clinkd-saved
+            fine-tunes, which record the budget they trained with) keeps its own
+            (:func:`~clinkd.model.processor.resolve_pixel_budget`).
         **kwargs: further ``from_pretrained`` arguments (e.g. ``attn_implementation``).
 
     Returns:
         :class:`LoadedModel` ``(model, processor)``.
     """
+    check_pixel_budget(min_pixels, max_pixels)
     directory = Path(path)
     if not directory.is_dir():
         raise ModelLoadError(
@@ -103,4 +111,8 @@ def load(
                 f"cannot load the tokenizer/image processor of {directory}: {err} (pass with_processor=False "
                 "to load the model alone)"
             ) from err
+        lo, hi = resolve_pixel_budget(processor, min_pixels, max_pixels)
+        set_pixel_budget(processor, lo, hi)
+        log.info("%s: images resized into %d..%d pixels (at most %d visual tokens each)", directory, lo, hi,
+                 hi // (processor.image_processor.patch_size * processor.image_processor.merge_size) ** 2)
     return LoadedModel(model, processor)

@@ -54,6 +54,14 @@ __all__ = [
 SCHEMES = ("mcg", "stock")
 _ALIASES = {"mrope": "stock", "m-rope": "stock", "mcg-rope": "mcg"}
 CONFIG_KEY = "clinkd_rope"
+#: A plain-language field beside ``clinkd_rope`` for tools that load the folder without clinkd.
+NOTE_KEY = "clinkd_position_ids"
+_NOTES = {
+    "mcg": "MCG-RoPE (clinkd_rope): position ids differ from stock M-RoPE (gaps around images, visual strides); "
+           "stock transformers classes (AutoModelForImageTextToText) load these weights but compute stock M-RoPE "
+           "positions, so answers differ: load with clinkd.model.load, or refuse.",
+    "stock": "stock M-RoPE: the position ids of the stock Qwen-VL classes.",
+}
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,7 @@ def set_rope_settings(config, rope: RopeSettings | dict | str | None) -> RopeSet
     """Record ``rope`` in ``config`` (in place) so that it is saved with the model; returns it."""
     settings = RopeSettings.from_value(rope)
     setattr(config, CONFIG_KEY, settings.to_dict())
+    setattr(config, NOTE_KEY, _NOTES[settings.scheme])
     return settings
 
 

@@ -62,6 +62,14 @@ class ModelConfig:
     stride_h: int = help_field(1, "MCG-RoPE: step between neighbouring visual rows")
     stride_w: int = help_field(1, "MCG-RoPE: step between neighbouring visual columns")
     dtype: Literal["float32", "bfloat16", "float16"] = help_field("float32", "weights' dtype when loading")
+    min_pixels: int | None = help_field(
+        None, "smallest resized image area in pixels (null: 512*512 for a real checkpoint, whose saved max_pixels "
+        "is above 1024*1024 like the hub's 12.8 MP; a tiny or clinkd-saved model keeps its own)"
+    )
+    max_pixels: int | None = help_field(
+        None, "largest resized image area in pixels, at most max_pixels/784 visual tokens an image (null: "
+        "1024*1024, the ClinKD release, for a real checkpoint; a tiny or clinkd-saved model keeps its own)"
+    )
     freeze_vision: bool = help_field(False, "keep the vision tower frozen")
     lora_r: int = help_field(0, "LoRA rank; 0 trains all weights (full fine-tuning)")
     lora_alpha: int = help_field(16, "LoRA scaling")
@@ -78,6 +86,13 @@ class ModelConfig:
                 raise ConfigError(f"model.{k}: must be >= 1")
         if self.lora_r < 0:
             raise ConfigError("model.lora_r: must be >= 0")
+        for k in ("min_pixels", "max_pixels"):
+            v = getattr(self, k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ConfigError(f"model.{k}: must be a positive integer (pixels) or null, got {v!r}")
+        if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
+            raise ConfigError(f"model.min_pixels ({self.min_pixels}) is larger than model.max_pixels "
+                              f"({self.max_pixels})")
 
 
 @dataclass

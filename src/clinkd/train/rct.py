@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 HINT = "{question}\nA reference answer is: {reference}\nAnswer the question."
 
 
+def cuda_devices() -> list[int]:
+    """The CUDA devices whose random generators a round forks: all of them, none without CUDA."""
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
 def round_steps(max_steps: int, rounds: int) -> list[int]:
     """The steps after which correction rounds run: equally spaced, never the last step."""
     steps = sorted({max(1, round(max_steps * r / (rounds + 1))) for r in range(1, rounds + 1)})
@@ -120,10 +125,11 @@ class ReflectiveCorrection(TrainerCallback):
 
     def run_round(self, model, k: int, step: int) -> dict:
         cfg = self.cfg
-        rng_state = torch.get_rng_state()  # training randomness must not depend on the round
         seed = self.seed * 1000 + k
-        torch.manual_seed(seed)
-        try:
+        # training randomness must not depend on the round: the CPU's and every CUDA device's generator are
+        # forked (restored on leaving), and the round is seeded inside, on every device
+        with torch.random.fork_rng(devices=cuda_devices()):
+            torch.manual_seed(seed)
             picks = np.random.default_rng(seed).choice(len(self.pool), size=min(cfg.sample_size, len(self.pool)), replace=False)
             chosen = [self.pool[i] for i in sorted(picks.tolist())]
             items = [self.dataset.items[i] for i, _ in chosen]
@@ -157,8 +163,6 @@ class ReflectiveCorrection(TrainerCallback):
                         meta={"id": src.meta.get("id", ""), "from": "model" if ok else "reference",
                               "wrong_answer": answers[j]},
                     ))
-        finally:
-            torch.set_rng_state(rng_state)
         from_position = step * self.global_batch + self.lookahead  # past the batches already (pre)fetched
         positions = self.dataset.replay(corrections, cfg.replay, from_position, seed)
         entry = {

@@ -17,10 +17,10 @@ from pathlib import Path
 import yaml
 from accelerate import PartialState
 from transformers import TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 from clinkd.data.formats import read_dataset_dir
 from clinkd.errors import ClinkdError
+from clinkd.train.checkpoints import last_complete_checkpoint
 from clinkd.train.config import RunConfig
 from clinkd.train.data import ConversationCollator, items_from_dataset
 from clinkd.train.distributed import activate_deepspeed, merge_lora, outside_zero3, zero3_active
@@ -74,7 +74,8 @@ def load_model(cfg: RunConfig, path: str | None = None, init: str | None = None,
                 init_model_dir(target, size, rope=rope, seed=cfg.train.seed, processor=share_processor)
         path = str(target)
     dtype = getattr(torch, cfg.model.dtype)
-    model, processor = load(path, rope=rope, dtype=dtype)
+    model, processor = load(path, rope=rope, dtype=dtype, min_pixels=cfg.model.min_pixels,
+                            max_pixels=cfg.model.max_pixels)
     return model, processor
 
 
@@ -111,13 +112,29 @@ def fix_max_steps(cfg: RunConfig, n_items: int) -> int:
 
 
 def resume_checkpoint(cfg: RunConfig, resume: bool) -> str | None:
+    """The checkpoint folder to resume from: the newest *complete* ``checkpoint-N`` of ``train.output_dir``.
+
+    Newer folders left empty or half written by a run killed while saving are skipped, each with a
+    warning saying which and why (:func:`clinkd.train.checkpoints.checkpoint_problem`: trainer_state.json
+    readable, every weight file/shard whole, optimizer.pt and scheduler.pt present). A folder without
+    ``optimizer.pt`` counts as incomplete: a run never resumes silently with a fresh optimizer. None
+    without ``resume`` or when there is no checkpoint folder (training starts from the beginning).
+
+    Raises:
+        ClinkdError: there are checkpoint folders but none is complete.
+    """
     out = Path(cfg.train.output_dir)
     if not resume or not out.is_dir():
         return None
-    last = get_last_checkpoint(str(out))
-    if last:
+    last, skipped = last_complete_checkpoint(out)
+    if last is None and skipped:
+        why = "; ".join(f"{p.name}: {reason}" for p, reason in skipped)
+        raise ClinkdError(f"--resume: no complete checkpoint in {out} ({why}). Delete those folders and run "
+                          "without --resume to start over, or point train.output_dir at a run with one")
+    if last is not None:
         log.info("resuming from %s", last)
-    return last
+        return str(last)
+    return None
 
 
 def checkpoint_step(checkpoint: str | None) -> int:
@@ -140,10 +157,31 @@ def save_final(trainer: ClinKDTrainer, model, processor, cfg: RunConfig) -> Path
         model.save_pretrained(out, state_dict=gathered)
     trainer.save_state()  # trainer_state.json: the log history (losses, curriculum, items seen by kind)
     if trainer.is_world_process_zero():
-        processor.save_pretrained(out)
+        processor.save_pretrained(out)  # stock processor_class, flat preprocessor_config.json with the budget
+        keep_processor_files(cfg.model.path, out)
         (out / "clinkd_run.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     trainer.accelerator.wait_for_everyone()  # the next stage may load this model on every process
     return out
+
+
+#: Files of a hub checkpoint's processor that ``processor.save_pretrained`` does not write itself; copied
+#: over so that a fine-tuned hub checkpoint keeps them (slow-tokenizer files, Qwen3-VL's video processor).
+KEPT_PROCESSOR_FILES = ("vocab.json", "merges.txt", "video_preprocessor_config.json")
+
+
+def keep_processor_files(source: str | None, out: Path) -> list[str]:
+    """Copy :data:`KEPT_PROCESSOR_FILES` of the checkpoint fine-tuned (``model.path``) into ``out``."""
+    import shutil
+
+    if not source or not Path(source).is_dir():
+        return []
+    kept = []
+    for name in KEPT_PROCESSOR_FILES:
+        src = Path(source) / name
+        if src.is_file() and not (out / name).exists():
+            shutil.copyfile(src, out / name)
+            kept.append(name)
+    return kept
 
 
 class CurriculumLog(TrainerCallback):

@@ -54,17 +54,20 @@ class ClinKDTrainer(Trainer):
         return SequentialSampler(dataset)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        """Reload a checkpoint's weights through ``from_pretrained``.
+        """Reload a checkpoint's weights through ``from_pretrained``, whole or sharded.
 
-        The stock method loads ``model.safetensors`` with a plain ``load_state_dict``; but
+        The stock method loads ``model.safetensors`` with a plain ``load_state_dict`` (and the shards of
+        ``model.safetensors.index.json`` with ``load_sharded_checkpoint``, non-strict); but
         ``save_pretrained`` writes Qwen2-VL weights under their legacy names (``model.layers.*``) while the
         live module calls them ``model.language_model.layers.*`` (platform.md, the key-mapping trap), so
-        the weights would silently not load. ``from_pretrained`` applies the key mapping.
+        the weights would silently not load. ``from_pretrained`` applies the key mapping, to one file or to
+        the shards a hub-size model is saved in.
         """
         model = model if model is not None else self.model
-        weights = Path(resume_from_checkpoint) / "model.safetensors"
+        folder = Path(resume_from_checkpoint)
+        weights = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
         plain = not hasattr(model, "peft_config")  # peft checkpoints hold adapters: the stock path loads them
-        if not weights.is_file() or not plain or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+        if not weights or not plain or self.is_deepspeed_enabled or self.is_fsdp_enabled:
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
         dtype = next(model.parameters()).dtype
         fresh = type(model).from_pretrained(resume_from_checkpoint, config=model.config, dtype=dtype)
