@@ -83,14 +83,14 @@ def test_tokenizer_json_encodes_like_tiktoken(qwen_tokenizer_json, reference):
 
 
 def test_tokenizer_cache_is_reused(qwen_tokenizer_json, monkeypatch):
-    from clinkd.model import standins
+    from clinkd.model import qwen_vocab
 
     def boom(*args, **kwargs):
         raise AssertionError("rebuilt a cached tokenizer")
 
-    monkeypatch.setattr(standins, "_load_ranks", boom)
+    monkeypatch.setattr(qwen_vocab, "_load_ranks", boom)
     cache_dir = Path(qwen_tokenizer_json).parent.parent
-    assert standins.qwen_tokenizer_json(cache_dir) == qwen_tokenizer_json
+    assert qwen_vocab.qwen_tokenizer_json(cache_dir) == qwen_tokenizer_json
     assert (Path(qwen_tokenizer_json).parent / "vocab.json").is_file()
     assert (Path(qwen_tokenizer_json).parent / "merges.txt").read_text().startswith("#version: 0.2\n")
 

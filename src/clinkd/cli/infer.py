@@ -19,14 +19,11 @@ def add_pixel_options(p: argparse.ArgumentParser) -> None:
                    "1024*1024 for a real checkpoint, as the ClinKD release; a tiny model's own setting)")
 
 
-def check_pixel_options(args: argparse.Namespace) -> None:
-    lo, hi = args.min_pixels, args.max_pixels
-    for name, v in (("--min-pixels", lo), ("--max-pixels", hi)):
-        if v is not None and v < 1:
-            raise ClinkdError(f"{name} must be a positive number of pixels, got {v}")
-    if lo is not None and hi is not None and lo > hi:
-        raise ClinkdError(f"--min-pixels ({lo}) is larger than --max-pixels ({hi})")
+def check_pixel_options(args: argparse.Namespace, error: type[Exception] = ClinkdError) -> None:
+    """Refuse an impossible ``--min-pixels``/``--max-pixels`` before any work (the budget's one check)."""
+    from clinkd.model.processor import check_pixel_budget
 
+    check_pixel_budget(args.min_pixels, args.max_pixels, names=("--min-pixels", "--max-pixels"), error=error)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -45,12 +45,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--candidates must be at least 1, got {args.candidates}")
     if not args.model.is_dir():
         raise CLIError(f"--model {args.model}: not a directory (build a tiny one with `clinkd model init`)")
-    lo, hi = getattr(args, "min_pixels", None), getattr(args, "max_pixels", None)
-    for name, v in (("--min-pixels", lo), ("--max-pixels", hi)):
-        if v is not None and v < 1:
-            raise CLIError(f"{name} must be a positive number of pixels, got {v}")
-    if lo is not None and hi is not None and lo > hi:
-        raise CLIError(f"--min-pixels ({lo}) is larger than --max-pixels ({hi})")
+    from clinkd.cli.infer import check_pixel_options
+
+    check_pixel_options(args, error=CLIError)
 
 
 def build_from_args(args: argparse.Namespace):

@@ -189,12 +189,7 @@ def _question_style(question_box_style: str | None, model: Any) -> str | None:
         if style is not None:
             log.info("questions rewritten to the %r box markup the model was trained with", style)
         return style
-    if question_box_style in (None, "raw"):
-        return None
-    if question_box_style not in STYLES:
-        raise ClinkdError(f"unknown question box style {question_box_style!r}; choose from auto, "
-                          f"{', '.join(BOX_STYLES)}")
-    return question_box_style
+    return None if question_box_style in (None, "raw") else question_box_style  # checked by predict_file
 
 
 def settings_path(out: str | PathLike) -> Path:

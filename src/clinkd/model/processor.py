@@ -27,10 +27,9 @@ loads the folder everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -93,15 +92,21 @@ def pixel_budget(processor) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def check_pixel_budget(min_pixels, max_pixels, what: str = "") -> None:
-    """Refuse a budget that is not two positive integers with ``min <= max`` (``None`` = not given)."""
+def check_pixel_budget(min_pixels, max_pixels, names: tuple[str, str] = ("min_pixels", "max_pixels"),
+                       error: type[Exception] | None = None) -> None:
+    """Refuse a budget that is not two positive integers with ``min <= max`` (``None`` = not given).
+
+    The one check of a budget wherever it comes from: ``names`` are what the user wrote (``--min-pixels``,
+    ``model.min_pixels``) and ``error`` the error class raised (default :class:`~clinkd.errors.ClinkdError`).
+    """
     from clinkd.errors import ClinkdError
 
-    for name, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)):
+    error = error or ClinkdError
+    for name, v in zip(names, (min_pixels, max_pixels)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ClinkdError(f"{what}{name} must be a positive integer, got {v!r}")
+            raise error(f"{name} must be a positive integer number of pixels, got {v!r}")
     if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
-        raise ClinkdError(f"{what}min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels})")
+        raise error(f"{names[0]} ({min_pixels}) is larger than {names[1]} ({max_pixels})")
 
 
 def resolve_pixel_budget(processor, min_pixels: int | None = None, max_pixels: int | None = None) -> tuple[int, int]:

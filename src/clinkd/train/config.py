@@ -86,13 +86,10 @@ class ModelConfig:
                 raise ConfigError(f"model.{k}: must be >= 1")
         if self.lora_r < 0:
             raise ConfigError("model.lora_r: must be >= 0")
-        for k in ("min_pixels", "max_pixels"):
-            v = getattr(self, k)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ConfigError(f"model.{k}: must be a positive integer (pixels) or null, got {v!r}")
-        if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
-            raise ConfigError(f"model.min_pixels ({self.min_pixels}) is larger than model.max_pixels "
-                              f"({self.max_pixels})")
+        from clinkd.model.processor import check_pixel_budget
+
+        check_pixel_budget(self.min_pixels, self.max_pixels, names=("model.min_pixels", "model.max_pixels"),
+                           error=ConfigError)
 
 
 @dataclass

@@ -151,6 +151,18 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def _main_process_value(fn):
+    """``fn()`` computed on the main process and shared with the others (one read of a teacher's weights,
+    not one per process)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return fn()
+    box = [fn() if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def _barrier() -> None:
     import torch.distributed as dist
 
@@ -174,7 +186,8 @@ def cache_key(teacher, items: list[TrainItem], cfg: DistillConfig, vocab_size: i
     folder = getattr(teacher, "name_or_path", None) or ""
     return {
         "teacher": str(Path(folder).resolve()) if folder else None,
-        "teacher_weights": weights_digest(folder) if folder and Path(folder).is_dir() else None,
+        "teacher_weights": _main_process_value(
+            lambda: weights_digest(folder) if folder and Path(folder).is_dir() else None),
         "items": digest([[str(it.image), [list(t) for t in it.turns], it.source] for it in items]),
         "seed": seed,
         "teacher_logits": cfg.teacher_logits,

@@ -45,7 +45,7 @@ class ClinKDTrainer(Trainer):
         # across gradient-accumulation micro-batches (and devices) and not to rescale again
         self.model_accepts_loss_kwargs = True
         self._parts: dict[str, float] = defaultdict(float)
-        self._seen: dict[str, int] = defaultdict(int)  # items trained on since the last log, by kind
+        self._seen = torch.zeros(len(ITEM_KINDS), dtype=torch.long)  # items trained on since the last log, by kind
         self._parts_since_step: int | None = None  # the step the parts started at (set on the first batch)
         self._last_log_time = time.perf_counter()
 
@@ -81,8 +81,7 @@ class ClinKDTrainer(Trainer):
         labels = inputs.pop("labels")
         kinds = inputs.pop("item_kind", None)  # (B,) codes of ITEM_KINDS: count what this step trains on
         if kinds is not None and model.training:
-            for code, n in zip(*torch.unique(kinds.cpu(), return_counts=True)):
-                self._seen[ITEM_KINDS[int(code)]] += int(n)
+            self._seen += torch.bincount(kinds.cpu(), minlength=len(ITEM_KINDS))
         cached = (inputs.pop("teacher_topk_values", None), inputs.pop("teacher_topk_indices", None))
         outputs = model(**inputs)
         logits = outputs.logits  # (B, L, V)
@@ -117,20 +116,21 @@ class ClinKDTrainer(Trainer):
                 self._parts_since_step = 0
             steps = max(1, self.state.global_step - self._parts_since_step)
             names = sorted(self._parts)
-            values = torch.tensor([self._parts[k] / steps for k in names], device=self.args.device)
-            if self.args.world_size > 1 and names:  # every process logs: average their parts
-                values = self.accelerator.gather(values).view(self.args.world_size, -1).mean(0)
-            for k, v in zip(names, values.tolist()):
-                logs[k] = round(v, 4)
-            # items of each kind trained on since the last log, summed over processes: "seen_correction"
-            # counts reflective-correction replays that really reached training
-            seen = torch.tensor([float(self._seen[k]) for k in ITEM_KINDS], device=self.args.device)
+            # loss parts (per-step means) and the items of each kind trained on since the last log, in one
+            # tensor: a single gather when every process logs; parts are averaged, counts summed
+            # ("seen_correction" counts reflective-correction replays that really reached training)
+            values = torch.cat([torch.tensor([self._parts[k] / steps for k in names], dtype=torch.float64),
+                                self._seen.to(torch.float64)]).to(self.args.device)
             if self.args.world_size > 1:
-                seen = self.accelerator.reduce(seen, reduction="sum")
-            for k, v in zip(ITEM_KINDS, seen.tolist()):
+                per_process = self.accelerator.gather(values).view(self.args.world_size, -1)
+                values = torch.cat([per_process[:, : len(names)].mean(0), per_process[:, len(names):].sum(0)])
+            parts, seen = values[: len(names)].tolist(), values[len(names):].tolist()
+            for k, v in zip(names, parts):
+                logs[k] = round(v, 4)
+            for k, v in zip(ITEM_KINDS, seen):
                 if v:
                     logs[f"seen_{k}"] = int(v)
-            self._seen = defaultdict(int)
+            self._seen.zero_()
             now = time.perf_counter()
             n = (self.state.global_step - self._parts_since_step) * self.args.train_batch_size
             n *= self.args.gradient_accumulation_steps * self.args.world_size
