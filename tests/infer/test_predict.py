@@ -30,12 +30,13 @@ def test_records_have_the_published_format(tmp_path, synth_dir, student):
     recs = [json.loads(line) for line in _lines(out)]
     assert [r["id"] for r in recs] == list(range(5))
     for r, smp in zip(recs, samples):
-        assert list(r) == ["id", "image", "question", "annotation", "response"]
+        assert list(r)[:5] == ["id", "image", "question", "annotation", "response"]
+        assert set(r) <= {"id", "image", "question", "annotation", "response", "raw_response"}
         assert r["image"] == smp.image and r["question"] == smp.turns[0].question
         assert r["annotation"] == smp.turns[0].answer and isinstance(r["response"], str)
         assert "<img>" in r["question"]  # the question as the test file has it
     preds = read_predictions(out)  # the evaluator reads every record back, unchanged
-    assert [p.to_dict() for p in preds] == recs
+    assert [p.to_dict() for p in preds] == [{k: v for k, v in r.items() if k != "raw_response"} for r in recs]
 
 
 def test_box_markup_is_rewritten_for_the_published_regex(tmp_path, synth_dir, student, monkeypatch):
@@ -143,40 +144,86 @@ def test_missing_images_are_named_before_any_work(tmp_path, synth_dir, student):
     assert not (tmp_path / "p.jsonl").exists()
 
 
-def test_prompts_use_the_box_markup_of_training(tmp_path, synth_dir, student_dir, student, monkeypatch):
-    """Training rewrote questions to ``data.box_style`` (convert_markup); inference prompts the same way,
-    reading the style from the model folder's clinkd_run.yaml; the records keep the test file's question."""
+def test_prompts_are_written_in_the_models_box_convention(tmp_path, synth_dir, student_dir, student, monkeypatch):
+    """Inference asks in the convention the model was trained in (its config's clinkd_box_convention; an
+    older clinkd folder's clinkd_run.yaml data.box_style); the records keep the test file's question."""
     import shutil
 
+    import clinkd.infer.generate as gen
     from clinkd.data.boxes import convert_markup
 
     seen = []
+    real = gen.build_batch
 
-    def fake(m, p, ims, prompts, **kw):
-        seen.append(list(prompts))
-        return [["<ref>x</ref>"]] * len(prompts)
+    def spy(processor, images, questions, *args, **kwargs):
+        seen.append(list(questions))
+        return real(processor, images, questions, *args, **kwargs)
 
-    monkeypatch.setattr(predict_mod, "generate_candidates", fake)
+    monkeypatch.setattr(gen, "build_batch", spy)
     test = synth_dir / "test_RO.json"
     questions = [s.prompts()[0] for s in read_samples(test)[:2]]
     assert all("<box>" in q for q in questions)  # RO questions point at a box
+    model, processor = student
+    predict_file(model, test, tmp_path / "a.jsonl", processor=processor, limit=2, **FAST)  # tiny model: medgrit
+    assert seen[-1] == questions
+    # a clinkd folder from before clinkd_box_convention: Med-GRIT text in its data.box_style
     folder = tmp_path / "trained"
     shutil.copytree(student_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    del config["clinkd_box_convention"]
+    (folder / "config.json").write_text(json.dumps(config))
     (folder / "clinkd_run.yaml").write_text("stage: sft\ndata:\n  box_style: qwen2\n", encoding="utf-8")
     out = tmp_path / "pred_RO.jsonl"
-    predict_file(folder, test, out, limit=2, **FAST)  # default: the folder's data.box_style
+    predict_file(folder, test, out, limit=2, **FAST)
     assert seen[-1] == [convert_markup(q, "qwen2") for q in questions] and "<|box_start|>" in seen[-1][0]
     recs = [json.loads(line) for line in _lines(out)]
     assert [r["question"] for r in recs] == [s.turns[0].question for s in read_samples(test)[:2]]
-    # a loaded model remembers its folder; an explicit style wins; raw (or no clinkd_run.yaml) keeps the text
-    model, processor = student
-    predict_file(model, test, tmp_path / "b.jsonl", processor=processor, limit=2, question_box_style="clinkd", **FAST)
-    assert seen[-1] == [convert_markup(q, "clinkd") for q in questions] and "<box_start>" in seen[-1][0]
-    predict_file(folder, test, tmp_path / "c.jsonl", limit=2, question_box_style="raw", **FAST)
-    assert seen[-1] == questions
-    predict_file(model, test, tmp_path / "d.jsonl", processor=processor, limit=2, **FAST)  # hub-like: no yaml
-    assert seen[-1] == questions
     predict_mod.predict_dataset(folder, synth_dir, tmp_path / "all", tasks="RO", limit=2, **FAST)
     assert seen[-1] == [convert_markup(q, "qwen2") for q in questions]
+    # a model answering in Qwen3-VL's JSON: the box of the question as bbox_2d
+    monkeypatch.setattr(model.config, "clinkd_box_convention", "qwen3_vl", raising=False)
+    predict_file(model, test, tmp_path / "q3.jsonl", processor=processor, limit=2, **FAST)
+    box = re.search(r"<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>", questions[0]).groups()
+    assert '{"bbox_2d": [%s, %s, %s, %s]}' % box in seen[-1][0] and "<box>" not in seen[-1][0]
+    settings = json.loads((tmp_path / "q3.settings.json").read_text())
+    assert settings["box_convention"] == "qwen3_vl" and settings["questions_converted"] is True
+    # an explicit markup wins; raw keeps the text
+    predict_file(model, test, tmp_path / "b.jsonl", processor=processor, limit=2, question_box_style="clinkd", **FAST)
+    assert seen[-1] == [convert_markup(q, "clinkd") for q in questions] and "<box_start>" in seen[-1][0]
+    predict_file(model, test, tmp_path / "c.jsonl", processor=processor, limit=2, question_box_style="raw", **FAST)
+    assert seen[-1] == questions
     with pytest.raises(Exception, match="question box style"):
         predict_file(model, test, tmp_path / "e.jsonl", processor=processor, question_box_style="xml", **FAST)
+
+
+def test_answers_are_read_back_into_medgrit_with_the_raw_text_beside(tmp_path, synth_dir, student, monkeypatch):
+    """A model answering in Qwen2.5-VL's form (JSON, pixels of the resized image): the record's response
+    is Med-GRIT 0-1000 of the original image, and the model's own text stays beside it as raw_response."""
+    import torch
+
+    from clinkd.data.conventions import resized_size
+    from clinkd.data.images import image_size
+    from clinkd.model.processor import pixel_budget
+
+    model, processor = student
+    monkeypatch.setattr(model.config, "clinkd_box_convention", "qwen2_5_vl", raising=False)
+    raw = '```json\n[{"bbox_2d": [28, 14, 56, 42], "label": "liver"}]\n```'
+    new = processor.tokenizer(raw + "<|im_end|>", add_special_tokens=False, return_tensors="pt")["input_ids"]
+
+    def writes_raw(**kwargs):  # generate: the prompt followed by the tokens of `raw`
+        ids = kwargs["input_ids"]
+        return torch.cat([ids, new.expand(ids.shape[0], -1)], dim=1)
+
+    monkeypatch.setattr(model, "generate", writes_raw)
+    out = tmp_path / "pred_VG.jsonl"
+    predict_file(model, synth_dir / "test_VG.json", out, processor=processor, limit=2, **FAST)
+    rec = json.loads(_lines(out)[0])
+    assert rec["raw_response"] == raw
+    sample = read_samples(synth_dir / "test_VG.json")[0]
+    lo, hi = pixel_budget(processor)
+    w, h = resized_size(*image_size(synth_dir / "images" / sample.image), factor=28, min_pixels=lo, max_pixels=hi)
+    expected = [round(28 * 1000 / w), round(14 * 1000 / h), round(56 * 1000 / w), round(42 * 1000 / h)]
+    assert rec["response"] == "<ref>liver</ref><box>({},{}),({},{})</box>".format(*expected)
+    raw_file = tmp_path / "raw_VG.jsonl"  # box_style raw: the model's own text as the response
+    predict_file(model, synth_dir / "test_VG.json", raw_file, processor=processor, limit=1, box_style="raw", **FAST)
+    assert json.loads(_lines(raw_file)[0])["response"] == raw

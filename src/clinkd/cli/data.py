@@ -58,6 +58,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="input form (default: detected)")
     cv.add_argument("--box-style", choices=["qwen", "qwen2", "clinkd"], default=None,
                     help="rewrite box/ref markup into this style (default: keep)")
+    cv.add_argument("--box-convention", choices=["medgrit", "qwen2_vl", "qwen2_5_vl", "qwen3_vl"], default=None,
+                    help="write every box in this model family's own coordinates and answer form (qwen2_vl: 0-1000 "
+                    "<|box_start|> markup; qwen2_5_vl: absolute pixels of the image as the processor resizes it, "
+                    "JSON bbox_2d; qwen3_vl: 0-1000 JSON bbox_2d); the image sizes assumed are written to "
+                    "<output stem>.boxes.json (default: keep the files' Med-GRIT text)")
+    cv.add_argument("--images", type=Path, default=None,
+                    help="image folder, read for --box-convention (default: the dataset's images/)")
+    cv.add_argument("--min-pixels", type=int, default=None,
+                    help="--box-convention qwen2_5_vl: the processor's min_pixels in the run that will read the "
+                    "output (default 262144 = 512*512, the ClinKD release)")
+    cv.add_argument("--max-pixels", type=int, default=None,
+                    help="--box-convention qwen2_5_vl: the processor's max_pixels (default 1048576 = 1024*1024)")
     cv.set_defaults(func=cmd_convert)
 
     g = dsub.add_parser("gallery", help="a contact sheet of images with their boxes and labels drawn")
@@ -115,17 +127,36 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from clinkd.data.formats import find_dataset_files, read_samples, write_samples
 
+    if args.box_convention is None and (args.min_pixels is not None or args.max_pixels is not None):
+        raise ClinkdError("--min-pixels/--max-pixels apply to --box-convention")
+    if args.box_convention is not None and args.box_style is not None:
+        raise ClinkdError("give --box-style or --box-convention, not both (a convention has its own markup)")
     if args.src.is_dir():
         files = find_dataset_files(args.src)
         pairs = [(p, args.dst / p.name) for p in [*files.train, *files.test.values()]]
         if not pairs:
             raise ClinkdError(f"{args.src}: no data files to convert")
+        image_dir = files.image_dir
     else:
         pairs = [(args.src, args.dst)]
+        image_dir = args.src.parent / "images" if (args.src.parent / "images").is_dir() else args.src.parent
+    image_dir = args.images or image_dir
     for src, dst in pairs:
         samples = read_samples(src, fmt=args.src_format)
+        note = ""
+        if args.box_convention is not None:
+            from clinkd.data.conventions import write_in_convention
+            from clinkd.model.processor import RELEASE_MAX_PIXELS, RELEASE_MIN_PIXELS, check_pixel_budget
+
+            lo, hi = args.min_pixels, args.max_pixels
+            check_pixel_budget(lo, hi, names=("--min-pixels", "--max-pixels"))
+            lo = lo if lo is not None else min(RELEASE_MIN_PIXELS, hi or RELEASE_MIN_PIXELS)
+            hi = hi if hi is not None else max(RELEASE_MAX_PIXELS, lo)
+            samples, side = write_in_convention(samples, dst, args.box_convention, image_dir,
+                                                min_pixels=lo, max_pixels=hi)
+            note = f", boxes in the {args.box_convention} convention; image sizes assumed in {side}"
         write_samples(samples, dst, args.to, box_style=args.box_style)
-        print(f"{src} -> {dst} ({len(samples)} records, {args.to})")
+        print(f"{src} -> {dst} ({len(samples)} records, {args.to}{note})")
     return 0
 
 

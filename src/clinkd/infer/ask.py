@@ -35,14 +35,16 @@ _ITEM_RE = re.compile(
 
 @dataclass
 class Answer:
-    """The answer to one question: its text (box markup in ``<box>`` style), its labelled boxes, where
-    the annotated image went, and, with SASG, the candidates and their agreement scores."""
+    """The answer to one question: its text (read back from the model's box convention into Med-GRIT
+    ``<box>`` markup, 0–1000 of the image), its labelled boxes, where the annotated image went, with SASG
+    the candidates and their agreement scores, and ``raw``: what the model wrote, in its own convention."""
 
     text: str
     boxes: list[tuple[str | None, Box]]
     image_out: Path | None
     candidates: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    raw: str = ""
 
 
 def scan_markup(text: str) -> Iterator[tuple[re.Match, str | None, Box | None]]:
@@ -136,6 +138,7 @@ def ask_image(
     if n:
         (choice,) = select_answers([cands], embedder or Embedder())
         text, scores = choice.answer, choice.scores
+    raw = getattr(text, "raw", text)
     text = convert_markup(text, "qwen")
     boxes = annotations(text)
     target = None
@@ -143,4 +146,4 @@ def ask_image(
         target = Path(out) if out is not None else default_output(image)
         target.parent.mkdir(parents=True, exist_ok=True)
         draw_annotations(pil, boxes).save(target)
-    return Answer(text, boxes, target, list(cands) if n else [], scores)
+    return Answer(text, boxes, target, list(cands) if n else [], scores, raw)

@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from clinkd.model.processor import build_batch
+from clinkd.data.conventions import BoxCodec, Reading
+from clinkd.model.processor import box_codec, build_batch
 
 # Text that ends an answer: the chat template closes every turn with <|im_end|>.
 STOP_STRINGS = ("<|im_end|>", "<|endoftext|>")
@@ -86,11 +87,37 @@ def clean_generated(text: str, pad_token: str | None = None) -> str:
     return text.strip()
 
 
+class Answer(str):
+    """A generated answer: the text in Med-GRIT form (``<ref>..</ref><box>(x1,y1),(x2,y2)</box>``, 0–1000 of
+    the original image) is the string itself; ``raw`` is what the model wrote, in its own box convention,
+    and ``reading`` says which boxes were read and what could not be."""
+
+    raw: str
+    reading: Reading
+
+    def __new__(cls, text: str, raw: str | None = None, reading: Reading | None = None):
+        obj = super().__new__(cls, text)
+        obj.raw = text if raw is None else raw
+        obj.reading = reading if reading is not None else Reading(text)
+        return obj
+
+
+def _size(image) -> tuple[int, int] | None:
+    size = getattr(image, "size", None)
+    return (int(size[0]), int(size[1])) if isinstance(size, tuple) and len(size) == 2 else None
+
+
 def generate_batch(
-    model, processor, images: Sequence, questions: Sequence[str], *, share_prefill: bool = True, **gen_kwargs
-) -> list[str]:
+    model, processor, images: Sequence, questions: Sequence[str], *, share_prefill: bool = True,
+    boxes: BoxCodec | None | str = "auto", **gen_kwargs
+) -> list[Answer]:
     """One ``model.generate`` call on one batch; the cleaned answers, ``num_return_sequences`` per question
     in a row (question-major: ``(b * n,)``).
+
+    Boxes cross the model's boundary here (``boxes``, default ``"auto"``: the model's own convention,
+    :func:`~clinkd.model.processor.box_codec`). The questions, in Med-GRIT form, are written in the
+    model's convention for their image's resized size, and each answer is read back into Med-GRIT form
+    (:class:`Answer`; its ``raw`` keeps the model's text). ``None``: questions and answers pass unchanged.
 
     ``gen_kwargs`` go to ``generate`` (``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``, ``top_k``,
     ``num_return_sequences``, and non-setting arguments such as ``logits_processor``); every other
@@ -114,6 +141,10 @@ def generate_batch(
                                  **{k: gen_kwargs.pop(k) for k in setting_keys[1:] if k in gen_kwargs})
     gen_kwargs = {**gen_kwargs, **settings}
     device = next(model.parameters()).device
+    codec = box_codec(model, processor) if boxes == "auto" else boxes
+    sizes = [_size(im) for im in images]
+    if codec is not None and codec.convert_questions:
+        questions = [codec.to_model(q, sz) for q, sz in zip(questions, sizes)]
     batch = build_batch(processor, list(images), list(questions))
     batch = {k: v.to(device) for k, v in batch.items()}
     prompt_len = batch["input_ids"].shape[1]
@@ -125,8 +156,13 @@ def generate_batch(
     with neutral_generation_config(model, end_id, pad_id):
         seqs = model.generate(**batch, eos_token_id=end_id, pad_token_id=pad_id, **gen_kwargs)  # (b * n, L + new)
     new = seqs[:, prompt_len:]
-    texts = tok.batch_decode(new, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-    return [clean_generated(t, tok.pad_token) for t in texts]
+    texts = [clean_generated(t, tok.pad_token)
+             for t in tok.batch_decode(new, skip_special_tokens=False, clean_up_tokenization_spaces=False)]
+    if codec is None:
+        return [Answer(t) for t in texts]
+    per = max(1, len(texts) // max(1, len(sizes)))
+    readings = [codec.read(t, sizes[i // per]) for i, t in enumerate(texts)]
+    return [Answer(r.text, t, r) for r, t in zip(readings, texts)]
 
 
 def prefill_shared_cache(model, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
@@ -174,11 +210,12 @@ def generate_answers(
     temperature: float = 1.0,
     top_p: float = 1.0,
     progress: bool | str = False,
-) -> list[list[str]]:
+    boxes: BoxCodec | None | str = "auto",
+) -> list[list[Answer]]:
     """Answer each (image, question); returns, per question, ``num_return_sequences`` answers.
 
-    Greedy unless ``do_sample``. Answers keep their box/ref markup (special tokens are not skipped, so
-    ``<|box_start|>`` survives) and stop at ``<|im_end|>``. The model is put in eval mode for the call
+    Greedy unless ``do_sample``. Questions and answers are in Med-GRIT form, converted at the model's
+    boundary (``boxes``, see :func:`generate_batch`); answers stop at ``<|im_end|>``. The model is put in eval mode for the call
     and restored afterwards; seed torch before calling for reproducible sampling.
 
     Args:
@@ -204,7 +241,7 @@ def generate_answers(
     try:
         for start in starts:
             texts = generate_batch(model, processor, images[start : start + batch_size],
-                                   questions[start : start + batch_size], **gen_kwargs)
+                                   questions[start : start + batch_size], boxes=boxes, **gen_kwargs)
             out += [texts[i : i + n] for i in range(0, len(texts), n)]
     finally:
         model.train(was_training)

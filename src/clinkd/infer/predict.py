@@ -6,8 +6,9 @@ One JSON object per line (protocol.md §1)::
      "response": "..."}
 
 ``id`` is the sample's index in the test file, ``question`` and ``annotation`` are the test file's
-strings, ``response`` the model's answer with its box markup (by default rewritten to ``<box>…</box>``,
-which the published regex looks for). With ``save_candidates`` a record also carries
+strings, ``response`` the model's answer read back into Med-GRIT form from the model's box convention
+(0–1000 ``<box>(x1,y1),(x2,y2)</box>``, which the published regex looks for) and ``raw_response`` the
+model's own text when it differs (JSON ``bbox_2d`` in resized-image pixels for Qwen2.5-VL, say). With ``save_candidates`` a record also carries
 ``"sasg": {"chosen", "candidates", "scores"}``; readers of the format ignore extra keys.
 
 Resuming. Records are appended batch by batch, each batch flushed and ``fsync``-ed, so a crash loses
@@ -38,7 +39,7 @@ from clinkd.infer.sasg import generate_candidates, select_answers
 from clinkd.infer.similarity import Embedder
 
 __all__ = ["BOX_STYLES", "MAX_NEW_TOKENS", "PredictSummary", "predict_dataset", "predict_file",
-           "read_done_ids", "repair_tail", "resolve_image", "settings_path", "training_box_style"]
+           "read_done_ids", "repair_tail", "resolve_image", "settings_path"]
 
 log = logging.getLogger(__name__)
 
@@ -157,39 +158,17 @@ def _load_model(model: Any, processor: Any, device: str | None, min_pixels: int 
     return model, processor
 
 
-def training_box_style(model: Any) -> str | None:
-    """The box markup a model was trained with: ``data.box_style`` of the ``clinkd_run.yaml`` that
-    ``clinkd train`` writes into its output folder; None when the folder has none (a hub model).
+def _question_codec(question_box_style: str | None, model: Any, processor: Any) -> Any:
+    """The model's box codec (:func:`~clinkd.model.processor.box_codec`), told to leave the prompts alone
+    when ``question_box_style`` is ``raw``/None or a markup the caller converts them to itself."""
+    import dataclasses
 
-    ``model`` is the model folder, or a loaded model (its ``name_or_path`` is the folder it came from).
-    """
-    folder = model if isinstance(model, (str, PathLike)) else getattr(model, "name_or_path", None)
-    if not folder:
-        return None
-    run = Path(folder) / "clinkd_run.yaml"
-    if not run.is_file():
-        return None
-    import yaml
+    from clinkd.model.processor import box_codec
 
-    try:
-        style = ((yaml.safe_load(run.read_text(encoding="utf-8")) or {}).get("data") or {}).get("box_style")
-    except (OSError, yaml.YAMLError, AttributeError) as err:
-        log.warning("%s: cannot read data.box_style (%s); questions keep their markup", run, err)
-        return None
-    if style is not None and style not in STYLES:
-        log.warning("%s: unknown data.box_style %r; questions keep their markup", run, style)
-        return None
-    return style
-
-
-def _question_style(question_box_style: str | None, model: Any) -> str | None:
-    """The style questions are rewritten to (None: unchanged), ``"auto"`` resolved from the model folder."""
-    if question_box_style == "auto":
-        style = training_box_style(model)
-        if style is not None:
-            log.info("questions rewritten to the %r box markup the model was trained with", style)
-        return style
-    return None if question_box_style in (None, "raw") else question_box_style  # checked by predict_file
+    codec = box_codec(model, processor)
+    if question_box_style != "auto":
+        codec = dataclasses.replace(codec, convert_questions=False)
+    return codec
 
 
 def settings_path(out: str | PathLike) -> Path:
@@ -221,7 +200,7 @@ def _write_settings(out: Path, settings: dict[str, Any]) -> None:
 
 def _decoding_record(model: Any, processor: Any, *, select: str, n: int, tokens: int, temperature: float,
                      top_p: float, length_factor: float | None, box_weight: float, seed: int, batch_size: int,
-                     box_style: str) -> dict[str, Any]:
+                     box_style: str, boxes: Any) -> dict[str, Any]:
     """What decided the answers: the complete ``generate`` settings (greedy, and the SASG samples), the
     selection, seed, batch grid and the image budget."""
     from clinkd.infer.generate import decoding_settings
@@ -234,6 +213,7 @@ def _decoding_record(model: Any, processor: Any, *, select: str, n: int, tokens:
         "greedy": decoding_settings(max_new_tokens=tokens),
         "seed": seed, "batch_size": batch_size, "box_style": box_style,
         "min_pixels": lo, "max_pixels": hi,
+        "box_convention": boxes.convention.key, "questions_converted": boxes.convert_questions,
         "model_generation_config": "not used: every generate call runs with the settings above",
     }
     if n:
@@ -243,12 +223,17 @@ def _decoding_record(model: Any, processor: Any, *, select: str, n: int, tokens:
     return rec
 
 
-def _record(i: int, sample: Sample, response: str, box_style: str) -> dict[str, Any]:
-    if box_style != "raw":
-        response = convert_markup(response, box_style)  # type: ignore[arg-type]
+def _record(i: int, sample: Sample, answer: str, box_style: str) -> dict[str, Any]:
+    """One prediction record: ``response`` in Med-GRIT form (the answer as read back from the model's box
+    convention, in ``box_style`` markup), ``raw_response`` the model's own text when that differs."""
+    raw = getattr(answer, "raw", answer)
+    response = raw if box_style == "raw" else convert_markup(str(answer), box_style)  # type: ignore[arg-type]
     turn = sample.turns[0]
-    return {"id": i, "image": Path(sample.image).name, "question": turn.question, "annotation": turn.answer,
-            "response": response}
+    rec = {"id": i, "image": Path(sample.image).name, "question": turn.question, "annotation": turn.answer,
+           "response": response}
+    if raw != response:
+        rec["raw_response"] = raw
+    return rec
 
 
 def _append(f, records: list[dict]) -> None:
@@ -302,12 +287,14 @@ def predict_file(
         length_factor: SASG: cut (and drop) samples longer than this × the greedy answer + 8 tokens
             (:class:`~clinkd.infer.sasg.AnchoredLength`); ``None``: keep all.
         batch_size: questions per ``generate`` call (SASG decodes ``batch_size·(candidates+1)`` rows).
-        box_style: markup of boxes in ``response``: ``qwen`` (``<box>``, what the published scripts
-            read), ``qwen2``, ``clinkd`` or ``raw`` (as generated).
-        question_box_style: markup of boxes in the prompts, converted as training converted its
-            questions (``data.box_style``, :func:`~clinkd.data.boxes.convert_markup`): ``"auto"`` (default)
-            reads it from the model folder's ``clinkd_run.yaml`` (:func:`training_box_style`) and leaves the
-            text unchanged when there is none; ``qwen``, ``qwen2``, ``clinkd``; ``raw``/None: unchanged.
+        box_style: markup of boxes in ``response``, the answer read back from the model's box convention
+            into Med-GRIT 0–1000 (:mod:`clinkd.data.conventions`): ``qwen`` (``<box>``, what the published
+            scripts read), ``qwen2``, ``clinkd``; or ``raw``: the model's own text. The model's own text is
+            kept as ``raw_response`` whenever it differs from ``response``.
+        question_box_style: boxes in the prompts. ``"auto"`` (default): written in the model's box
+            convention (``config.clinkd_box_convention``; a hub checkpoint's family's own, see
+            :func:`~clinkd.model.modeling.get_box_convention`), as training wrote them; ``qwen``,
+            ``qwen2``, ``clinkd``: that markup, 0–1000; ``raw``/None: the test file's text unchanged.
             Only the prompt changes: the records' ``question`` stays the test file's string.
         seed: sampling seed; batch ``k`` samples under ``seed + k``.
         limit: answer only the first ``limit`` samples (smoke tests).
@@ -353,15 +340,16 @@ def predict_file(
     if not todo:
         log.info("%s: all %d records already written", out, len(samples))
         return summary
-    qstyle = _question_style(question_box_style, model)  # from the folder, before it is loaded
     model, processor = _load_model(model, processor, device, min_pixels, max_pixels)
+    qstyle = None if question_box_style in ("auto", "raw", None) else question_box_style
+    codec = _question_codec(question_box_style, model, processor)
     tokens = max_new_tokens or MAX_NEW_TOKENS.get(task, 80)
     n = candidates if select == "sasg" else 0
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_settings(out, _decoding_record(model, processor, select=select, n=n, tokens=tokens,
                                           temperature=temperature, top_p=top_p, length_factor=length_factor,
                                           box_weight=box_weight, seed=seed, batch_size=batch_size,
-                                          box_style=box_style))
+                                          box_style=box_style, boxes=codec))
     if select == "sasg" and embedder is None:
         embedder = Embedder()
     bar = None
@@ -378,11 +366,12 @@ def predict_file(
                 batch = [samples[i] for i in ids]
                 images = [load_image(resolve_image(s, image_dir)) for s in batch]
                 prompts = [s.prompts()[0] for s in batch]
-                if qstyle is not None:  # the markup training used (the record keeps the test file's)
+                if qstyle is not None:  # a markup asked for (the record keeps the test file's question)
                     prompts = [convert_markup(q, qstyle) for q in prompts]  # type: ignore[arg-type]
                 torch.manual_seed(seed + start // batch_size)
                 cands = generate_candidates(model, processor, images, prompts, n=n, max_new_tokens=tokens,
-                                            temperature=temperature, top_p=top_p, length_factor=length_factor)
+                                            temperature=temperature, top_p=top_p, length_factor=length_factor,
+                                            boxes=codec)
                 if n:
                     chosen = select_answers(cands, embedder, box_weight)  # type: ignore[arg-type]
                     answers = [c.answer for c in chosen]
@@ -432,8 +421,6 @@ def predict_dataset(
         found = ", ".join(sorted(files.test)) or "none"
         raise DataError(f"no test file for task(s) {', '.join(absent)} (found: {found})", data_dir)
     kwargs.setdefault("image_dir", files.image_dir)
-    if kwargs.get("question_box_style", "auto") == "auto":  # resolved from the folder, before loading
-        kwargs["question_box_style"] = _question_style("auto", model) or "raw"
     if kwargs.get("select") == "sasg" and kwargs.get("embedder") is None:
         kwargs["embedder"] = Embedder()  # one cache for all tasks
     model, processor = _load_model(model, processor, kwargs.pop("device", None), kwargs.pop("min_pixels", None),

@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from clinkd.infer.generate import generate_batch
+from clinkd.data.conventions import BoxCodec
+from clinkd.infer.generate import Answer, generate_batch
 from clinkd.infer.similarity import Embedder, answer_text, select_medoid
 
 __all__ = ["AnchoredLength", "GreedyRows", "Selection", "generate_candidates", "select_answers"]
@@ -118,13 +119,16 @@ def generate_candidates(
     top_p: float = 0.9,
     length_factor: float | None = 2.0,
     length_slack: int = 8,
-) -> list[list[str]]:
+    boxes: BoxCodec | None | str = "auto",
+) -> list[list[Answer]]:
     """The greedy answer followed by up to ``n`` sampled answers per question: ``[[greedy, s1..], ...]``.
 
     One ``generate`` call for the whole batch (``b`` questions → ``b·(n+1)`` rows); seed torch before
     calling for reproducible samples. ``n = 0`` gives plain greedy answers. With ``length_factor``,
     samples still running at ``length_factor`` × the greedy length + ``length_slack`` tokens are cut and
-    dropped (:class:`AnchoredLength`); ``None`` keeps every sample up to ``max_new_tokens``.
+    dropped (:class:`AnchoredLength`); ``None`` keeps every sample up to ``max_new_tokens``. Boxes are
+    converted at the model's boundary (``boxes``, :func:`~clinkd.infer.generate.generate_batch`), so the
+    candidates' box agreement compares Med-GRIT boxes of the original image.
     """
     if len(images) != len(questions):
         raise ValueError(f"{len(images)} images for {len(questions)} questions")
@@ -134,7 +138,8 @@ def generate_candidates(
     model.eval()
     try:
         if n == 0:
-            texts = generate_batch(model, processor, images, questions, max_new_tokens=max_new_tokens, do_sample=False)
+            texts = generate_batch(model, processor, images, questions, max_new_tokens=max_new_tokens, do_sample=False,
+                                   boxes=boxes)
             return [[t] for t in texts]
         group = n + 1
         extra = {}
@@ -146,7 +151,7 @@ def generate_candidates(
         texts = generate_batch(
             model, processor, images, questions, max_new_tokens=max_new_tokens, do_sample=True,
             num_return_sequences=group, temperature=temperature, top_p=top_p, top_k=0,
-            logits_processor=LogitsProcessorList([GreedyRows(group)]), **extra,
+            logits_processor=LogitsProcessorList([GreedyRows(group)]), boxes=boxes, **extra,
         )  # (b * group,)
     finally:
         model.train(was_training)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from transformers import (
@@ -38,6 +39,8 @@ from transformers.conversion_mapping import (
     register_checkpoint_conversion_mapping,
 )
 
+from clinkd.data.boxes import STYLES
+from clinkd.data.conventions import Convention, convention_named, native_convention
 from clinkd.errors import ClinkdError
 from clinkd.model.rope import mcg_position_ids
 
@@ -47,7 +50,9 @@ __all__ = [
     "McgQwen2_5_VLForConditionalGeneration",
     "McgQwen3VLForConditionalGeneration",
     "RopeSettings",
+    "get_box_convention",
     "get_rope_settings",
+    "set_box_convention",
     "set_rope_settings",
 ]
 
@@ -118,6 +123,45 @@ def set_rope_settings(config, rope: RopeSettings | dict | str | None) -> RopeSet
     setattr(config, CONFIG_KEY, settings.to_dict())
     setattr(config, NOTE_KEY, _NOTES[settings.scheme])
     return settings
+
+
+#: How the model writes boxes (:mod:`clinkd.data.conventions`), saved in its config like ``clinkd_rope``.
+BOX_CONVENTION_KEY = "clinkd_box_convention"
+
+
+def get_box_convention(config) -> Convention:
+    """The box convention a model answers in: ``config.clinkd_box_convention`` when recorded (clinkd-trained
+    and tiny models), else its family's own (a hub checkpoint). A folder trained by a clinkd from before
+    the key existed has a ``clinkd_run.yaml`` instead: Med-GRIT text in its ``data.box_style``."""
+    key = getattr(config, BOX_CONVENTION_KEY, None)
+    if key:
+        return convention_named(key)
+    style = _run_box_style(getattr(config, "_name_or_path", None) or getattr(config, "name_or_path", None))
+    if style is not None:
+        return convention_named("medgrit" if style == "qwen" else f"medgrit:{style}")
+    return native_convention(config.model_type)
+
+
+def set_box_convention(config, convention: Convention) -> Convention:
+    """Record ``convention`` in ``config`` (in place) so that it is saved with the model; returns it."""
+    setattr(config, BOX_CONVENTION_KEY, convention.key)
+    return convention
+
+
+def _run_box_style(folder) -> str | None:
+    """``data.box_style`` of the ``clinkd_run.yaml`` in ``folder`` (None when there is none)."""
+    if not folder or not (Path(folder) / "clinkd_run.yaml").is_file():
+        return None
+    import yaml
+
+    run = Path(folder) / "clinkd_run.yaml"
+    try:
+        style = ((yaml.safe_load(run.read_text(encoding="utf-8")) or {}).get("data") or {}).get("box_style", "qwen")
+    except (OSError, yaml.YAMLError, AttributeError) as err:
+        raise ClinkdError(f"{run}: cannot read data.box_style ({err})") from err
+    if style not in STYLES:
+        raise ClinkdError(f"{run}: unknown data.box_style {style!r}; choose from {', '.join(STYLES)}")
+    return style
 
 
 class _McgRopeMixin:

@@ -34,10 +34,12 @@ from pathlib import Path
 
 import torch
 from transformers import Qwen2VLProcessor
+
+from clinkd.data.conventions import BoxCodec
 from transformers.image_utils import SizeDict
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-__all__ = ["CHAT_TEMPLATE", "IGNORE_INDEX", "RELEASE_MAX_PIXELS", "RELEASE_MIN_PIXELS", "STOCK_PROCESSOR_CLASSES",
+__all__ = ["CHAT_TEMPLATE", "IGNORE_INDEX", "box_codec", "RELEASE_MAX_PIXELS", "RELEASE_MIN_PIXELS", "STOCK_PROCESSOR_CLASSES",
            "ClinkdProcessor", "build_batch", "check_pixel_budget", "make_image_processor", "pixel_budget",
            "resolve_pixel_budget", "set_pixel_budget"]
 
@@ -90,6 +92,17 @@ def pixel_budget(processor) -> tuple[int, int]:
     lo = get("shortest_edge") or get("min_pixels") or getattr(ip, "min_pixels", None)
     hi = get("longest_edge") or get("max_pixels") or getattr(ip, "max_pixels", None)
     return int(lo), int(hi)
+
+
+def box_codec(model, processor) -> BoxCodec:
+    """The model's box convention bound to the processor's resize (patch × merge factor, pixel budget):
+    what converts boxes at the model's boundary (:mod:`clinkd.data.conventions`)."""
+    from clinkd.model.modeling import get_box_convention
+
+    ip = getattr(processor, "image_processor", processor)
+    lo, hi = pixel_budget(processor)
+    factor = int(getattr(ip, "patch_size", 14)) * int(getattr(ip, "merge_size", 2))
+    return BoxCodec(get_box_convention(model.config), factor=factor, min_pixels=lo, max_pixels=hi)
 
 
 def check_pixel_budget(min_pixels, max_pixels, names: tuple[str, str] = ("min_pixels", "max_pixels"),

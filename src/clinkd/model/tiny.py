@@ -18,7 +18,8 @@ import torch
 from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
 
 from clinkd.errors import ClinkdError
-from clinkd.model.modeling import MODEL_CLASSES, RopeSettings, set_rope_settings
+from clinkd.data.conventions import CONVENTIONS
+from clinkd.model.modeling import MODEL_CLASSES, RopeSettings, set_box_convention, set_rope_settings
 from clinkd.model.processor import CHAT_TEMPLATE, ClinkdProcessor, make_image_processor
 from clinkd.model.tokenizer import build_tokenizer
 
@@ -91,6 +92,7 @@ def tiny_config(size: str, tokenizer, family: str = "qwen2_vl", rope: RopeSettin
                       patch_size=16, num_position_embeddings=256, deepstack_visual_indexes=[0])
         config = Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
     set_rope_settings(config, rope)
+    set_box_convention(config, CONVENTIONS["medgrit"])  # tiny models learn the Med-GRIT text as it is
     return config
 
 

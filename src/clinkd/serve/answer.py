@@ -212,7 +212,7 @@ class Result:
     """What the app shows for one answered request."""
 
     question: str  # as sent to the model
-    answer: str  # raw, with markup
+    answer: str  # what the model wrote, in its own box convention
     text: str  # :func:`readable` answer
     image: Image.Image  # upload with the asked region and the answer's boxes drawn
     rows: list[list[str]]  # :func:`box_rows`
@@ -231,4 +231,5 @@ def ask(answerer, path, task: str, question: str = "", object_name: str = "", re
     w, h = image.size
     text = readable(answer, w, h) or ("(no readable text: see Details, raw answer)" if answer.strip()
                                       else "(the model gave an empty answer)")
-    return Result(question_text, answer, text, draw_annotations(image, items), box_rows(items, w, h), seconds)
+    return Result(question_text, getattr(answer, "raw", answer), text, draw_annotations(image, items),
+                  box_rows(items, w, h), seconds)

@@ -39,11 +39,21 @@ class DataConfig:
     synth_images: int = help_field(480, "images of the synthetic benchmark generated when missing")
     synth_seed: int = help_field(0, "seed of the synthetic benchmark generated when missing")
     max_train_samples: int | None = help_field(None, "use at most this many training records (None: all)")
+    box_convention: Literal["auto", "native", "medgrit"] = help_field(
+        "auto", "coordinates and answer form of boxes in training text: native = the model family's own "
+        "(Qwen2-VL 0-1000 <|box_start|> markup, Qwen2.5-VL absolute pixels of the resized image in JSON "
+        "bbox_2d, Qwen3-VL 0-1000 JSON), medgrit = the files' own text; auto = what the starting model "
+        "answers in (native for a hub checkpoint, medgrit for a tiny model, its own for a clinkd fine-tune)"
+    )
     box_style: Literal["qwen", "qwen2", "clinkd"] = help_field(
-        "qwen", "box/ref markup of the training text (qwen: <box>..</box>, as Med-GRIT writes it)"
+        "qwen", "box/ref markup of the training text with box_convention medgrit (qwen: <box>..</box>, as "
+        "Med-GRIT writes it)"
     )
 
     def __post_init__(self):
+        if self.box_convention == "native" and self.box_style != "qwen":
+            raise ConfigError("data.box_style: applies to data.box_convention medgrit; native writes each "
+                              "family's own form (leave box_style at qwen)")
         if self.synth_images < 16:
             raise ConfigError("data.synth_images: must be at least 16 (two images per modality)")
         if self.max_train_samples is not None and self.max_train_samples <= 0:

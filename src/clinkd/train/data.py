@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from clinkd.data.boxes import convert_markup
+from clinkd.data.conventions import BoxCodec
 from clinkd.data.formats import Dataset
 from clinkd.data.images import load_image
 from clinkd.data.sample import Sample, strip_image_tag
@@ -103,17 +104,25 @@ def assistant_label_mask(input_ids: torch.Tensor, header_ids: Sequence[int], end
 class ConversationCollator:
     """Items → a padded batch with ``labels`` on the assistant answers (see module docstring)."""
 
-    def __init__(self, processor, system: str | None = None):
+    def __init__(self, processor, system: str | None = None, boxes: BoxCodec | None = None):
         self.processor = processor
+        #: the model's box convention: items hold Med-GRIT text, converted here per image (its resized size)
+        self.boxes = boxes
         tok = processor.tokenizer
         self.header_ids = tok.encode("<|im_start|>assistant\n", add_special_tokens=False)
         self.end_id = tok.convert_tokens_to_ids("<|im_end|>")
         self.system = system
 
-    def texts(self, items: Sequence[TrainItem]) -> list[str]:
+    def texts(self, items: Sequence[TrainItem], sizes: Sequence[tuple[int, int]] | None = None) -> list[str]:
+        """Each item rendered with the chat template, questions and answers in the model's box convention
+        (``sizes``: the original ``(width, height)`` of each item's image)."""
         out = []
-        for it in items:
-            msgs = _messages(it.turns)
+        for k, it in enumerate(items):
+            turns = it.turns
+            if self.boxes is not None and not self.boxes.identity:
+                size = sizes[k] if sizes is not None else None
+                turns = [(self.boxes.to_model(q, size), self.boxes.to_model(a, size)) for q, a in turns]
+            msgs = _messages(turns)
             if self.system:
                 msgs = [{"role": "system", "content": self.system}] + msgs
             out.append(self.processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=False))
@@ -133,9 +142,9 @@ class ConversationCollator:
         old = tok.padding_side
         tok.padding_side = "right"
         try:
-            batch = dict(
-                self.processor(images=self.load_images(items), text=self.texts(items), padding=True, return_tensors="pt")
-            )
+            images = self.load_images(items)
+            texts = self.texts(items, [im.size for im in images])
+            batch = dict(self.processor(images=images, text=texts, padding=True, return_tensors="pt"))
         finally:
             tok.padding_side = old
         answer = assistant_label_mask(batch["input_ids"], self.header_ids, self.end_id)

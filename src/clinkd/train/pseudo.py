@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 from clinkd.data.boxes import parse_boxes, parse_refs
+from clinkd.data.conventions import BoxCodec
 from clinkd.data.images import load_image
 from clinkd.infer.generate import generate_answers
 from clinkd.infer.similarity import answer_text
+from clinkd.model.modeling import get_box_convention
 from clinkd.train.config import DistillConfig
 from clinkd.train.data import ConversationCollator, TrainItem
 from clinkd.train.keys import describe_change, digest, weights_digest
@@ -108,7 +110,7 @@ def _label_chunk(teacher, processor, collator, chunk: list[TrainItem], cfg: Dist
     """
     images = [load_image(it.image) for it in chunk]
     questions = [it.turns[0][0] for it in chunk]
-    answers = [a[0] for a in generate_answers(
+    answers = [str(a[0]) for a in generate_answers(
         teacher, processor, images, questions, max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.generation_batch_size)]
     labelled = [TrainItem(image=it.image, turns=[(q, a)], source=it.source, kind="pseudo", meta=dict(it.meta))
@@ -226,7 +228,7 @@ def _read_cache(cache: Path, key: dict, top_k: int | None, say_why: bool = False
 
 def pseudo_label(
     teacher, processor, items: list[TrainItem], cfg: DistillConfig, cache_dir: str | Path | None = None,
-    *, vocab_size: int | None = None, seed: int | None = None,
+    *, vocab_size: int | None = None, seed: int | None = None, boxes: BoxCodec | None = None,
 ) -> tuple[list[TrainItem], dict]:
     """Pseudo-label single-turn ``items`` with ``teacher``; returns the items to distil on and counts.
 
@@ -240,6 +242,10 @@ def pseudo_label(
     logits to ``pseudo_labels.teacher.pt``) and read back on a later call made with the same
     :func:`cache_key` (a resumed run does not generate again); a cache made otherwise is recomputed, with a
     line saying what changed. ``seed`` (the one that drew the subset) is part of the key.
+
+    Boxes: the teacher is asked and answers in its own box convention (``generate_answers`` converts at
+    its boundary); pseudo-labels are kept in Med-GRIT form like the ground truth, and ``boxes`` (the
+    student's codec) writes them in the student's convention for the teacher pass, as training will.
     """
     rank, world = _rank_world()
     cache = Path(cache_dir) / "pseudo_labels.json" if cache_dir else None
@@ -247,6 +253,8 @@ def pseudo_label(
         raise ValueError("pseudo_label under several processes needs a cache_dir to gather the shards in")
     top_k = cfg.top_k if cfg.teacher_logits == "cached" else None
     key = cache_key(teacher, items, cfg, vocab_size, seed)
+    key["boxes"] = {"teacher": get_box_convention(teacher.config).key,
+                    "student": boxes.describe() if boxes is not None else None}
     if cache is not None:
         found = _read_cache(cache, key, top_k, say_why=rank == 0)
         if found is not None:
@@ -255,7 +263,7 @@ def pseudo_label(
     bs = cfg.generation_batch_size
     chunks = [items[i : i + bs] for i in range(0, len(items), bs)]
     mine = list(range(rank, len(chunks), world))
-    collator = ConversationCollator(processor)
+    collator = ConversationCollator(processor, boxes=boxes)
     done: dict[int, tuple[list[TrainItem], list[float]]] = {}
     from tqdm.auto import tqdm
 

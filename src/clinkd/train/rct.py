@@ -158,10 +158,10 @@ class ReflectiveCorrection(TrainerCallback):
                     corrected += ok
                     src = items[j]
                     corrections.append(TrainItem(
-                        image=src.image, turns=[(questions[j], cand[best] if ok else refs[j])],
+                        image=src.image, turns=[(questions[j], str(cand[best]) if ok else refs[j])],
                         source=f"rct round {k}", kind="correction",
                         meta={"id": src.meta.get("id", ""), "from": "model" if ok else "reference",
-                              "wrong_answer": answers[j]},
+                              "wrong_answer": str(answers[j])},
                     ))
         from_position = step * self.global_batch + self.lookahead  # past the batches already (pre)fetched
         positions = self.dataset.replay(corrections, cfg.replay, from_position, seed)

@@ -18,8 +18,11 @@ import yaml
 from accelerate import PartialState
 from transformers import TrainerCallback
 
+from clinkd.data.conventions import Convention, convention_named, native_convention
 from clinkd.data.formats import read_dataset_dir
 from clinkd.errors import ClinkdError
+from clinkd.model.modeling import get_box_convention, set_box_convention
+from clinkd.model.processor import box_codec
 from clinkd.train.checkpoints import last_complete_checkpoint
 from clinkd.train.config import RunConfig
 from clinkd.train.data import ConversationCollator, items_from_dataset
@@ -76,7 +79,22 @@ def load_model(cfg: RunConfig, path: str | None = None, init: str | None = None,
     dtype = getattr(torch, cfg.model.dtype)
     model, processor = load(path, rope=rope, dtype=dtype, min_pixels=cfg.model.min_pixels,
                             max_pixels=cfg.model.max_pixels)
+    conv = set_box_convention(model.config, training_box_convention(cfg, model.config))
+    log.info("boxes in training text: %s convention (%s)", conv.key, path)
     return model, processor
+
+
+def training_box_convention(cfg: RunConfig, config) -> Convention:
+    """The box convention a run trains in (``data.box_convention`` for the model of ``config``): ``native``
+    the family's own, ``medgrit`` the files' text in ``data.box_style``, ``auto`` what the model answers
+    in already (:func:`~clinkd.model.modeling.get_box_convention`: native for a hub checkpoint, medgrit
+    for a tiny model) — Med-GRIT text whenever ``data.box_style`` asks for a markup of its own."""
+    setting, style = cfg.data.box_convention, cfg.data.box_style
+    if setting == "native":
+        return native_convention(config.model_type)
+    if setting == "medgrit" or style != "qwen":
+        return convention_named("medgrit" if style == "qwen" else f"medgrit:{style}")
+    return get_box_convention(config)
 
 
 def apply_lora_and_freezing(model, cfg: RunConfig):
@@ -204,14 +222,15 @@ class CurriculumLog(TrainerCallback):
 def run_sft(cfg: RunConfig, resume: bool = False) -> Path:
     """Supervised fine-tuning on every training record, with reflective correction when enabled."""
     ds = prepare_data(cfg)
-    items = items_from_dataset(ds, box_style=cfg.data.box_style, max_samples=cfg.data.max_train_samples)
+    items = items_from_dataset(ds, max_samples=cfg.data.max_train_samples)
     model, processor = load_model(cfg)
     model = apply_lora_and_freezing(model, cfg)
     steps = fix_max_steps(cfg, len(items))
     gb = global_batch(cfg)
     dataset = ScheduledDataset(items, shuffled_order(len(items), steps * gb, cfg.train.seed))
     trainer = ClinKDTrainer(model=model, args=cfg.train, train_dataset=dataset,
-                            data_collator=ConversationCollator(processor), processing_class=processor)
+                            data_collator=ConversationCollator(processor, boxes=box_codec(model, processor)),
+                            processing_class=processor)
     checkpoint = resume_checkpoint(cfg, resume)
     if cfg.rct.enabled:
         from clinkd.train.rct import ReflectiveCorrection, fetched_ahead
@@ -244,18 +263,24 @@ def run_distill(cfg: RunConfig, resume: bool = False) -> Path:
     from clinkd.train.pseudo import pseudo_label, turn_items
 
     ds = prepare_data(cfg)
-    base = items_from_dataset(ds, box_style=cfg.data.box_style, max_samples=cfg.data.max_train_samples)
+    base = items_from_dataset(ds, max_samples=cfg.data.max_train_samples)
     with outside_zero3():  # whole even under ZeRO-3: each process generates pseudo-labels alone
         teacher, t_proc = load(cfg.distill.teacher)
     model, processor = load_model(cfg, share_processor=t_proc)
     check_vocabularies(t_proc.tokenizer, processor.tokenizer, cfg.distill.teacher)
     shared = check_embedding_sizes(teacher, model, processor.tokenizer, cfg.distill.teacher)
     items = turn_items(base, cfg.distill.subset, cfg.train.seed)
+    codec = box_codec(model, processor)
+    t_conv = get_box_convention(teacher.config)
+    if t_conv != codec.convention:
+        log.warning("the teacher answers in the %s box convention, the student trains in %s: pseudo-labels are "
+                    "read back into Med-GRIT form and written in %s, and the teacher's logits are taken on text "
+                    "in a form it was not trained in", t_conv.key, codec.convention.key, codec.convention.key)
     teacher.to(cfg.train.device)
     # every process labels its share of the subset; the shards are gathered into one cache
     with outside_zero3():  # generate must not sync processes (synced_gpus) for a whole teacher
         labelled, stats = pseudo_label(teacher, processor, items, cfg.distill, cache_dir=cfg.train.output_dir,
-                                       vocab_size=shared, seed=cfg.train.seed)
+                                       vocab_size=shared, seed=cfg.train.seed, boxes=codec)
     model = apply_lora_and_freezing(model, cfg)
     steps = fix_max_steps(cfg, len(labelled))
     gb = global_batch(cfg)
@@ -267,7 +292,7 @@ def run_distill(cfg: RunConfig, resume: bool = False) -> Path:
         del teacher
         teacher = None
     trainer = ClinKDTrainer(model=model, args=cfg.train, train_dataset=dataset,
-                            data_collator=ConversationCollator(processor), processing_class=processor,
+                            data_collator=ConversationCollator(processor, boxes=codec), processing_class=processor,
                             teacher=teacher, alpha=cfg.distill.alpha, temperature=cfg.distill.temperature)
     trainer.add_callback(CurriculumLog(phases, gb))
     if trainer.is_world_process_zero():
