@@ -72,3 +72,43 @@ def test_a_cache_without_a_key_is_not_trusted(setup, caplog):
     cache.write_text(json.dumps(data))
     _, log = _label(setup, caplog)
     assert "records no key" in log
+
+
+def test_a_teacher_in_another_box_convention_is_read_into_medgrit(setup, monkeypatch):
+    """A Qwen2.5-VL-convention teacher answers in JSON pixels of the resized image: its pseudo-labels are
+    read back to Med-GRIT 0-1000 before the contradiction check and stored like the ground truth; the
+    student's convention (medgrit here) is what the teacher pass scores, and both are in the cache key."""
+    import torch
+
+    from clinkd.data.boxes import parse_boxes
+    from clinkd.data.conventions import CONVENTIONS, BoxCodec
+    from clinkd.data.images import image_size
+    from clinkd.model.processor import box_codec
+
+    teacher, processor, items, cfg, out, _ = setup
+    monkeypatch.setattr(teacher.config, "clinkd_box_convention", "qwen2_5_vl", raising=False)
+    grounded = [it for it in items if len(parse_boxes(it.turns[0][1])) == 1 and "<ref>" in it.turns[0][1]][:1]
+    assert grounded, "the fixture's subset has a grounding answer"
+    (item,) = grounded
+    ref = item.turns[0][1]
+    codec = box_codec(teacher, processor)
+    raw = codec.to_model(ref, image_size(item.image))  # what a teacher that knows the answer writes
+    assert "bbox_2d" in raw
+    tok = processor.tokenizer
+    new = torch.tensor([tok(raw + "<|im_end|>", add_special_tokens=False)["input_ids"]])
+
+    def generate(**kwargs):
+        ids = kwargs["input_ids"]
+        return torch.cat([ids, new.expand(ids.shape[0], -1)], dim=1)
+
+    monkeypatch.setattr(teacher, "generate", generate)
+    cfg = dataclasses.replace(cfg, margin_floor=0.0, max_new_tokens=new.shape[1] + 2)
+    student = BoxCodec(CONVENTIONS["medgrit"])
+    (labelled,), stats = pseudo_label(teacher, processor, [item], cfg, cache_dir=out, seed=0, boxes=student)
+    assert labelled.kind == "pseudo" and stats["replaced_contradicting"] == 0
+    (got,), (want,) = parse_boxes(labelled.turns[0][1]), parse_boxes(ref)
+    assert got.iou(want) > 0.9 and "bbox_2d" not in labelled.turns[0][1]
+    import json
+
+    key = json.loads((out / "pseudo_labels.json").read_text())["key"]["boxes"]
+    assert key["teacher"] == "qwen2_5_vl" and key["student"]["box_convention"] == "medgrit"
