@@ -66,10 +66,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     cv.add_argument("--images", type=Path, default=None,
                     help="image folder, read for --box-convention (default: the dataset's images/)")
     cv.add_argument("--min-pixels", type=int, default=None,
-                    help="--box-convention qwen2_5_vl: the processor's min_pixels in the run that will read the "
-                    "output (default 262144 = 512*512, the ClinKD release)")
+                    help="--box-convention: min_pixels of the HF image processor that will read the output (its "
+                    "checkpoint's preprocessor_config.json; default the hub's: 3136 for Qwen2/2.5-VL, 65536 for "
+                    "Qwen3-VL). Absolute coordinates (qwen2_5_vl) are pixels of the image it resizes to")
     cv.add_argument("--max-pixels", type=int, default=None,
-                    help="--box-convention qwen2_5_vl: the processor's max_pixels (default 1048576 = 1024*1024)")
+                    help="--box-convention: that processor's max_pixels (default the hub's: 12845056 for "
+                    "Qwen2/2.5-VL, 16777216 for Qwen3-VL)")
     cv.set_defaults(func=cmd_convert)
 
     g = dsub.add_parser("gallery", help="a contact sheet of images with their boxes and labels drawn")
@@ -145,16 +147,22 @@ def cmd_convert(args: argparse.Namespace) -> int:
         samples = read_samples(src, fmt=args.src_format)
         note = ""
         if args.box_convention is not None:
-            from clinkd.data.conventions import write_in_convention
-            from clinkd.model.processor import RELEASE_MAX_PIXELS, RELEASE_MIN_PIXELS, check_pixel_budget
+            from clinkd.data.conventions import HUB_PIXEL_BUDGETS, write_in_convention
+            from clinkd.model.processor import check_pixel_budget
 
             lo, hi = args.min_pixels, args.max_pixels
             check_pixel_budget(lo, hi, names=("--min-pixels", "--max-pixels"))
-            lo = lo if lo is not None else min(RELEASE_MIN_PIXELS, hi or RELEASE_MIN_PIXELS)
-            hi = hi if hi is not None else max(RELEASE_MAX_PIXELS, lo)
+            hub_lo, hub_hi = HUB_PIXEL_BUDGETS[args.box_convention]
+            lo = lo if lo is not None else min(hub_lo, hi or hub_lo)
+            hi = hi if hi is not None else max(hub_hi, lo)
             samples, side = write_in_convention(samples, dst, args.box_convention, image_dir,
                                                 min_pixels=lo, max_pixels=hi)
             note = f", boxes in the {args.box_convention} convention; image sizes assumed in {side}"
+            areas = [w * h for w, h in (v["size"] for v in json.loads(side.read_text())["images"].values())]
+            if areas and args.box_convention == "qwen2_5_vl":
+                print(f"LLaMA-Factory: keep image_max_pixels >= {max(areas)} and image_min_pixels <= {min(areas)} "
+                      "(its defaults: 589824 and 1024) so that it does not rescale the images before the "
+                      f"processor, and the processor's own budget at {lo}..{hi}", file=sys.stderr)
         write_samples(samples, dst, args.to, box_style=args.box_style)
         print(f"{src} -> {dst} ({len(samples)} records, {args.to}{note})")
     return 0

@@ -60,10 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="questions per generate call (8)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="override the 80 / 100 (MII) token limit")
     p.add_argument("--box-style", choices=("qwen", "qwen2", "clinkd", "raw"), default="qwen",
-                   help="box markup written in responses; qwen = <box>...</box> (default, what eval reads)")
+                   help="box markup of responses, read back from the model's box convention into Med-GRIT 0-1000; "
+                   "qwen = <box>...</box> (default, what eval reads); raw = the model's own text (always kept "
+                   "as raw_response when it differs)")
     p.add_argument("--question-box-style", choices=("auto", "qwen", "qwen2", "clinkd", "raw"), default="auto",
-                   help="box markup of the questions fed to the model; auto (default) = the model's training "
-                   "markup (data.box_style in its clinkd_run.yaml), raw = the test file's text unchanged")
+                   help="boxes of the questions fed to the model; auto (default) = the model's box convention "
+                   "(the one it was trained in, a hub checkpoint's family's own); qwen/qwen2/clinkd = that "
+                   "markup, 0-1000; raw = the test file's text unchanged")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples of each file")
     p.add_argument("--device", default="auto", help="torch device (default: cuda when available, else cpu)")

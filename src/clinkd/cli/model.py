@@ -60,12 +60,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from clinkd.model.loading import load
+    from clinkd.model.modeling import get_box_convention
 
     model, processor = load(args.path, with_processor=False)
     info = {
         "class": type(model).__name__,
         "model_type": model.config.model_type,
         "rope": model.rope_settings.to_dict(),
+        "box_convention": get_box_convention(model.config).key,
         "parameters": sum(p.numel() for p in model.parameters()),
         "vocab_size": model.config.text_config.vocab_size,
     }

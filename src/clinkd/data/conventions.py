@@ -492,6 +492,10 @@ class BoxCodec:
 # -- datasets in a family's convention ------------------------------------------------------------------
 #: patch size × merge size of each family's processor (Qwen3-VL: 16-pixel patches)
 FACTORS = {"medgrit": 28, "qwen2_vl": 28, "qwen2_5_vl": 28, "qwen3_vl": 32}
+#: (min_pixels, max_pixels) of the hub checkpoints' processors: what another trainer (LLaMA-Factory) feeds
+#: the model when it leaves the processor as shipped
+HUB_PIXEL_BUDGETS = {"medgrit": (3136, 12845056), "qwen2_vl": (3136, 12845056), "qwen2_5_vl": (3136, 12845056),
+                     "qwen3_vl": (65536, 16777216)}
 
 
 def write_in_convention(samples, dst, convention: str, image_dir, *, min_pixels: int, max_pixels: int):
@@ -531,7 +535,9 @@ def write_in_convention(samples, dst, convention: str, image_dir, *, min_pixels:
     side.write_text(json.dumps({
         "box_convention": conv.key, "frame": conv.frame, "form": conv.form, "factor": codec.factor,
         "min_pixels": lo, "max_pixels": hi,
-        "note": "resized = (width, height) the processor feeds the model (transformers smart_resize); absolute "
-                "coordinates are pixels of that image, so read this data with the same min/max pixels",
+        "note": "resized = (width, height) the HF image processor feeds the model (transformers smart_resize with "
+                "min_pixels/max_pixels above); absolute coordinates are pixels of that image, so train with that "
+                "processor budget and without any other rescaling (LLaMA-Factory: image_max_pixels at least the "
+                "largest image area, image_min_pixels at most the smallest)",
         "images": sizes}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return out, side

@@ -19,12 +19,32 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from clinkd.errors import ImageLoadError
+from clinkd.errors import DataError, ImageLoadError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 # Default windows (centre, width) when a DICOM file carries none; CT in Hounsfield units.
 DEFAULT_WINDOWS: dict[str, tuple[float, float]] = {"CT": (40.0, 400.0)}
+
+
+def image_path(image_dir: str | os.PathLike, name: str, source: str | os.PathLike | None = None,
+               record: int | str | None = None) -> Path:
+    """``image_dir / name`` for an image named by a data record, refused when it leaves ``image_dir``.
+
+    An absolute path, or one whose ``..`` or symbolic links lead outside the image folder, is a
+    :class:`~clinkd.errors.DataError` (naming ``source`` and ``record`` when given): a record never makes
+    clinkd read, or reveal the existence of, a file outside the data it was given.
+    """
+    folder = Path(image_dir)
+    if not name or Path(name).is_absolute() or Path(name).anchor or "\x00" in name:
+        raise DataError(f"image path {name!r} is not a path inside the image folder {folder}", source, record)
+    path = folder / name
+    root = folder.resolve()
+    try:
+        path.resolve().relative_to(root)
+    except ValueError:
+        raise DataError(f"image path {name!r} leaves the image folder {folder}", source, record) from None
+    return path
 
 
 def image_kind(path: str | os.PathLike) -> str:

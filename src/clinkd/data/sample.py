@@ -37,6 +37,19 @@ TASK_NAMES: dict[str, str] = {
 
 IMG_TAG_RE = re.compile(r"<img>(.*?)</img>", re.S)
 
+#: Special tokens that structure a chat: user text holding one could close its turn and open another (a
+#: spoofed system or assistant turn) or fake an image slot. The grounding tokens (``<|box_start|>``,
+#: ``<|object_ref_start|>`` …) are not among them: questions legitimately carry boxes.
+CHAT_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+    "<|image_pad|>", "<|video_pad|>", "<|quad_start|>", "<|quad_end|>",
+)
+
+
+def special_tokens_in(text: str) -> list[str]:
+    """The chat special tokens (:data:`CHAT_SPECIAL_TOKENS`) that ``text`` contains, in that order."""
+    return [t for t in CHAT_SPECIAL_TOKENS if t in text]
+
 
 def modality_of(image: str) -> str:
     """The modality of an image file name: the part before the first ``_`` of the name, folders left out
