@@ -96,3 +96,25 @@ def test_demo_stages_are_reused_only_with_the_same_key(tmp_path, capsys):
     assert "was made otherwise (its config differs)" in out
     state = json.loads((target / "trainer_state.json").read_text())
     assert state["global_step"] == 2
+
+
+def test_the_demo_never_writes_into_or_deletes_a_users_folder(tmp_path, capsys):
+    """--out naming a folder the demo did not write is refused (with --fresh too: nothing deleted); a path
+    under a file is refused; the demo's own folder is reused, or emptied by --fresh."""
+    from clinkd.cli.main import main
+    from clinkd.demo import DEMO_MARKER, demo_folder
+
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("years of work")
+    for extra in ([], ["--fresh"]):
+        assert main(["demo", "--out", str(mine), "--size", "tiny", *extra]) == 2
+        assert "did not write" in capsys.readouterr().err
+    assert (mine / "chapter1.tex").read_text() == "years of work" and len(list(mine.iterdir())) == 1
+    assert main(["demo", "--out", str(mine / "chapter1.tex" / "demo"), "--size", "tiny"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    ours = demo_folder(tmp_path / "demo", fresh=False)
+    (ours / "stage.json").write_text("{}")
+    assert demo_folder(ours, fresh=False) == ours and (ours / "stage.json").exists()
+    demo_folder(ours, fresh=True)
+    assert [p.name for p in ours.iterdir()] == [DEMO_MARKER]

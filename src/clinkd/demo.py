@@ -172,6 +172,29 @@ def train_stage(console, name: str, out: Path, overrides: list[str]) -> Path:
     return target
 
 
+#: written first into a demo's folder: what marks a folder as the demo's own (reused, or deleted by --fresh)
+DEMO_MARKER = ".clinkd-demo"
+
+
+def demo_folder(out: str | os.PathLike, fresh: bool) -> Path:
+    """The demo's output folder, checked before any work: a new or empty folder, or one an earlier demo
+    wrote (its marker, or the stage keys of a demo from before the marker). Any other folder is refused —
+    ``--fresh`` deletes only a demo's own folder, never something a user made."""
+    from clinkd.errors import ClinkdError
+    from clinkd.paths import output_dir
+
+    out = Path(out)
+    ours = (out / DEMO_MARKER).is_file() or ((out / "keys").is_dir() and (out / "stage_seconds.json").is_file())
+    if out.is_dir() and any(out.iterdir()) and not ours:
+        raise ClinkdError(f"{out} holds files that the demo did not write; give a new or empty --out folder")
+    if fresh and ours:
+        shutil.rmtree(out)
+    out = output_dir(out, force=True, what="demo folder")
+    (out / DEMO_MARKER).write_text("written by clinkd demo; `clinkd demo --fresh` may delete this folder\n",
+                                   encoding="utf-8")
+    return out
+
+
 def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int = 0, fresh: bool = False) -> dict:
     """Run the demo into ``out`` and return what it writes to ``results.json``."""
     from rich.console import Console
@@ -187,10 +210,7 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
 
     spec = SIZES[size] if isinstance(size, str) else size
     console = Console()
-    out = Path(out)
-    if fresh and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = demo_folder(out, fresh)
     clock = _Clock(out / "stage_seconds.json")
     t_start = time.perf_counter()
 
