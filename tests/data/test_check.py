@@ -23,7 +23,7 @@ def _broken_dataset(root):
                                           "<ref>liver</ref><box>(10,20),(30,40)</box>"]]},          # 0 fine
         {"id": "ct_1", "conversations": [["<img>ct_1.png</img>\nq", "<box>(10,20),(1200,40)</box>"]]},  # 1 out of range
         {"id": "mr_2", "conversations": [["<img>mr_2.png</img>\nq", "<box>(300,20),(30,40)</box>"]]},   # 2 inverted
-        {"id": "mr_2", "conversations": [["<img>mr_2.png</img>\nq", "<box>(3,2),(x,4)</box>"]]},        # 3 unparseable
+        {"id": "mr_2", "conversations": [["<img>mr_2.png</img>\nq", "<box>(3,2),(x,4)</box>"]]},        # 3 unparseable, repeats 2
         {"id": "brain_9", "conversations": [["<img>brain_9.png</img>\nq", "a"]]},                      # 4 modality + missing
         {"id": "x_3", "conversations": [["<img>x_3.png</img>\nq", "a"]]},                              # 5 undecodable
         {"id": "ct_1"},                                                                                 # 6 missing field
@@ -45,11 +45,12 @@ def test_check_reports_every_problem_with_location(tmp_path):
     assert any("outside 0-1000" in m for m in by_record[(vg, 1)])
     assert any("inverted" in m for m in by_record[(vg, 2)])
     assert any("cannot parse box" in m for m in by_record[(vg, 3)])
+    assert any("duplicate record" in m and "record 2" in m for m in by_record[(vg, 3)])  # same image and question
     assert any("unknown modality 'brain'" in m for m in by_record[(vg, 4)])
     assert any("image not found" in m for m in by_record[(vg, 4)])
     assert any("cannot be decoded" in m for m in by_record[(vg, 5)])
     assert any("missing field(s): conversations" in m for m in by_record[(vg, 6)])
-    assert len(report.problems) == 8
+    assert len(report.problems) == 9
 
 
 def test_check_cli_exit_status(tmp_path, capsys):

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from clinkd.data.images import load_image
+from clinkd.data.images import image_size, load_image
 from clinkd.errors import ImageLoadError
 
 NIB_DATA = Path(nibabel.__file__).parent / "tests" / "data"
@@ -91,3 +91,34 @@ def test_truncated_dicom_is_a_clear_error(tmp_path):
     with pytest.raises(ImageLoadError) as err:
         load_image(bad)
     assert str(bad) in str(err.value)
+
+
+def test_ybr_dicom_is_converted_to_rgb_once():
+    # pydicom gives YBR_FULL(_422) pixel data as RGB already; converting again gave false colours.
+    rgb = np.asarray(load_image(_dicom("SC_rgb_dcmtk_+eb+cr.dcm"))).astype(int)
+    for name in ("SC_rgb_jpeg_dcmtk.dcm", "SC_ybr_full_422_uncompressed.dcm"):
+        assert np.abs(np.asarray(load_image(_dicom(name))).astype(int) - rgb).mean() < 5, name
+
+
+def test_multiframe_dicom_decodes_only_the_frame_asked():
+    import pydicom
+
+    path = _dicom("SC_rgb_rle_2frame.dcm")
+    frames = pydicom.dcmread(path).pixel_array
+    for i in (0, 1):
+        assert np.array_equal(np.asarray(load_image(path, frame=i)), frames[i])
+    with pytest.raises(ImageLoadError, match="frame 2 out of range: the file has 2 frames"):
+        load_image(path, frame=2)
+
+
+def test_deflated_dicom_decodes():
+    import pydicom
+
+    path = _dicom("image_dfl.dcm")
+    assert load_image(path).size == (pydicom.dcmread(path).Columns, pydicom.dcmread(path).Rows)
+
+
+def test_image_size_reads_only_headers_and_agrees_with_load_image():
+    for path in (_dicom("CT_small.dcm"), _dicom("SC_rgb_rle_2frame.dcm"), _dicom("image_dfl.dcm"),
+                 NIB_DATA / "anatomical.nii", NIB_DATA / "example4d.nii.gz"):
+        assert image_size(path) == load_image(path).size, path

@@ -25,29 +25,32 @@ def test_on_task_shows_the_fields_a_task_needs():
 def test_on_upload_previews_or_refuses(png, tmp_path):
     from clinkd.serve.app import on_upload
 
-    _, image, status = on_upload(str(png), MB)
-    assert image.size == (300, 200) and status.startswith("Loaded scan.png (300x200 pixels)")
+    _, image, status, kept = on_upload(str(png), MB)
+    assert image.size == (300, 200) and status.startswith("Loaded scan.png (300x200 pixels)") and kept is image
+    assert png.is_file()  # outside gradio's upload folder: never deleted
     bad = tmp_path / "report.pdf"
     bad.write_bytes(b"%PDF-1.4")
     with pytest.warns(UserWarning, match="report.pdf: not an accepted image file"):
-        cleared, image, status = on_upload(str(bad), MB)
-    assert cleared is None and image is None and status.startswith("Refused: report.pdf: not an accepted")
+        cleared, image, status, kept = on_upload(str(bad), MB)
+    assert cleared is None and image is None and kept is None
+    assert status.startswith("Refused: report.pdf: not an accepted")
     with pytest.warns(UserWarning, match="the limit is"):
         assert on_upload(str(png), 100)[2].startswith("Refused: scan.png is 0.0 MB")
 
 
 def test_on_ask_answers_and_refuses(answerer, png):
+    from clinkd.serve.answer import read_upload
     from clinkd.serve.app import on_ask
 
-    image, text, raw, rows, sent, status = on_ask(answerer, str(png), "GC: describe a region", "", "",
-                                                  "(0,0),(500,500)", MB)
+    kept = read_upload(png, MB)
+    image, text, raw, rows, sent, status = on_ask(answerer, kept, "GC: describe a region", "", "", "(0,0),(500,500)")
     assert sent == "Describe the region <box>(0,0),(500,500)</box>." and rows[0][0] == "asked region"
     assert image.size == (300, 200) and text and status.startswith("Answered in") and "1 box drawn" in status
     with pytest.warns(UserWarning, match="type a question"):
-        *_, status = on_ask(answerer, str(png), FREE, "  ", "", "", MB)
+        *_, status = on_ask(answerer, kept, FREE, "  ", "", "")
     assert status == "Refused: type a question, or choose a task"
     with pytest.warns(UserWarning, match="upload an image first"):
-        assert on_ask(answerer, None, "MII: analyse the image", "", "", "", MB)[-1].startswith("Refused: upload")
+        assert on_ask(answerer, None, "MII: analyse the image", "", "", "")[-1].startswith("Refused: upload")
 
 
 def test_build_app_header_and_components(answerer, model_dir):
@@ -64,7 +67,10 @@ def test_build_app_header_and_components(answerer, model_dir):
 
 class FakeApp:
     def __init__(self):
-        self.kwargs = None
+        self.kwargs = self.queue_kwargs = None
+
+    def queue(self, **kwargs):
+        self.queue_kwargs = kwargs
 
     def launch(self, **kwargs):
         self.kwargs = kwargs
@@ -77,7 +83,7 @@ def test_launch_is_local_and_offline():
     launch(app, max_upload_mb=2)
     kw = app.kwargs
     assert kw["server_name"] == "127.0.0.1" and kw["server_port"] == 7860 and kw["max_file_size"] == 2 * MB
-    assert kw["share"] is False and kw["ssr_mode"] is False and kw["mcp_server"] is False
+    assert kw["share"] is False and kw["ssr_mode"] is False and kw["mcp_server"] is False and kw["auth"] is None
 
 
 def test_cli_serve_binds_loopback_by_default(monkeypatch, model_dir):
@@ -88,8 +94,9 @@ def test_cli_serve_binds_loopback_by_default(monkeypatch, model_dir):
     monkeypatch.setattr(clinkd.serve.app, "launch", lambda app, **kw: seen.update(kw, app=app))
     assert main(["serve", "--model", str(model_dir), "--port", "7999", "--max-upload-mb", "5"]) == 0
     assert seen["host"] == "127.0.0.1" and seen["port"] == 7999 and seen["max_upload_mb"] == 5 and seen["block"]
-    assert main(["serve", "--model", str(model_dir), "--host", "0.0.0.0", "--select", "sasg"]) == 0
-    assert seen["host"] == "0.0.0.0"
+    assert main(["serve", "--model", str(model_dir), "--host", "0.0.0.0", "--auth", "ana:s3:cret", "--select",
+                 "sasg"]) == 0
+    assert seen["host"] == "0.0.0.0" and seen["auth"] == ("ana", "s3:cret")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -110,5 +117,6 @@ def test_cli_serve_help_lists_options(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     out = capsys.readouterr().out
-    for option in ("--model", "--host", "--port", "--max-upload-mb", "--select"):
+    for option in ("--model", "--host", "--port", "--max-upload-mb", "--select", "--auth", "--insecure",
+                   "--max-question-chars", "--queue-size"):
         assert option in out

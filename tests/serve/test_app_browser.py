@@ -7,6 +7,7 @@ is skipped. The page must render with no request leaving 127.0.0.1 (the machine 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import time
@@ -36,16 +37,20 @@ def free_port() -> int:
 
 @pytest.fixture()
 def served(answerer, model_dir):
-    """The app on a free loopback port, in this process's threads; yields its URL."""
+    """The app on a free loopback port, in this process's threads, with its private temporary folder (as
+    ``clinkd serve`` does); yields its URL."""
     from clinkd.serve.app import build_app, launch
+    from clinkd.serve.uploads import private_temp_dir
 
     port = free_port()
-    app = build_app(answerer, model_path=model_dir, max_upload_mb=1)
-    launch(app, host="127.0.0.1", port=port, max_upload_mb=1, block=False, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        app.close()
+    with private_temp_dir() as folder:
+        app = build_app(answerer, model_path=model_dir, max_upload_mb=1)
+        launch(app, host="127.0.0.1", port=port, max_upload_mb=1, block=False, quiet=True)
+        try:
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            app.close()
+    assert not folder.exists()
 
 
 @pytest.fixture()
@@ -132,6 +137,8 @@ def test_ask_in_browser(served, browser, png, tmp_path):
     question.send_keys("What is the object in <box>(250,200),(700,650)</box>?")
     browser.find_element(By.ID, "clinkd-ask").click()
     wait_value(browser, status_css, lambda v: v.startswith("Answered"), "answer status")
+    uploads = Path(os.environ["GRADIO_TEMP_DIR"])  # the served app's private folder
+    assert not [*uploads.rglob("fake.png"), *uploads.rglob("scan.png")], "an upload outlived its reading"
     answer = wait_value(browser, "#clinkd-answer textarea", bool, "answer text")
     assert answer.strip()
     assert "asked region" in browser.find_element(By.ID, "clinkd-boxes").text

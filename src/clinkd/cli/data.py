@@ -9,6 +9,8 @@ from pathlib import Path
 
 from clinkd.errors import ClinkdError
 
+MIN_SYNTH_IMAGES = 16  # two per modality: one for training, one for testing
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="build, check, describe and convert Med-GRIT data")
@@ -19,19 +21,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         "synth",
         help="write the built-in synthetic Med-GRIT benchmark",
         description="Write DIR/images/<modality>_<n>.png, DIR/train.json and DIR/test_{VG,RO,GC,MII}.json "
-        "in exactly the Med-GRIT format. Same seed, same bytes.",
+        "in exactly the Med-GRIT format. Same seed, same bytes. A folder that already holds something is "
+        "refused unless --force.",
     )
-    s.add_argument("--out", required=True, type=Path, help="output folder")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    s.add_argument("--images", type=int, default=None, help="number of images, at least 16 (default 480)")
-    s.add_argument("--test-fraction", type=float, default=0.2, help="share of images in the test split")
+    s.add_argument("--out", required=True, type=Path, help="output folder (new or empty, unless --force)")
+    s.add_argument("--seed", type=int, default=0, help="random seed, >= 0 (default 0)")
+    s.add_argument("--images", type=int, default=None,
+                   help=f"number of images, at least {MIN_SYNTH_IMAGES} (default 480)")
+    s.add_argument("--test-fraction", type=float, default=0.2,
+                   help="share of images in the test split, between 0 and 1 exclusive (default 0.2)")
+    s.add_argument("--force", action="store_true",
+                   help="write into a folder that already holds files (files of the same names are overwritten)")
     s.set_defaults(func=cmd_synth)
 
     c = dsub.add_parser(
         "check",
         help="validate a data file or dataset folder, reporting every problem",
-        description="Report every problem at once (bad JSON, missing fields, unknown modality, bad boxes, "
-        "missing or undecodable images) with file and record index. Exit status 1 when any.",
+        description="Report every problem at once (bad JSON, missing fields, repeated records, unknown "
+        "modality, bad boxes, unbalanced <box>/<ref> tags, chat special tokens, image paths leaving the image "
+        "folder, missing or undecodable images) with file and record index. Every image is decoded, refused "
+        "over CLINKD_MAX_IMAGE_PIXELS pixels (default 67108864) or CLINKD_MAX_VOLUME_VOXELS voxels (default "
+        "536870912) as its header declares them. Exit status 1 when there is any problem.",
     )
     c.add_argument("path", type=Path, help="a JSON data file or a dataset folder")
     c.add_argument("--images", type=Path, default=None, help="image folder (default: images/ beside the data)")
@@ -76,20 +86,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     g = dsub.add_parser("gallery", help="a contact sheet of images with their boxes and labels drawn")
     g.add_argument("path", type=Path, help="a dataset folder")
-    g.add_argument("--out", required=True, type=Path, help="output PNG")
-    g.add_argument("-n", type=int, default=16, help="number of images (default 16)")
+    g.add_argument("--out", required=True, type=Path, help="output PNG (not a file of the dataset)")
+    g.add_argument("-n", type=int, default=16, help="number of images, at least 1 (default 16)")
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=cmd_gallery)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from clinkd.data import synth
+    from clinkd.paths import output_dir
 
+    if args.seed < 0:
+        raise ClinkdError(f"--seed must be 0 or more, got {args.seed}")
+    if not 0.0 < args.test_fraction < 1.0:
+        raise ClinkdError(f"--test-fraction must be between 0 and 1, exclusive (got {args.test_fraction}): the "
+                          "dataset needs both a training and a test split")
     kwargs = {"seed": args.seed, "test_fraction": args.test_fraction, "progress": True}
     if args.images is not None:
-        if args.images < 16:
-            raise ClinkdError("--images must be at least 16 (two per modality: one for training, one for testing)")
+        if args.images < MIN_SYNTH_IMAGES:
+            raise ClinkdError(f"--images must be at least {MIN_SYNTH_IMAGES} (two per modality: one for training, "
+                              f"one for testing), got {args.images}")
         kwargs["n_images"] = args.images
+    output_dir(args.out, force=args.force, what="--out folder")
     summary = synth.generate(args.out, **kwargs)
     print(json.dumps(summary, indent=1, default=str))
     return 0
@@ -98,6 +116,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from clinkd.data.check import check_path
 
+    if args.max_shown < 0:
+        raise ClinkdError(f"--max-shown must be 0 or more, got {args.max_shown}")
+    if args.images is not None and not args.images.is_dir():
+        raise ClinkdError(f"--images {args.images}: not a folder (give the folder that holds the images)")
     report = check_path(args.path, args.images, check_images=not args.no_images)
     for p in report.problems[: args.max_shown]:
         print(p)
@@ -168,9 +190,26 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_dataset_file(out: Path, dataset: Path) -> None:
+    """Refuse an output path that is one of the dataset's data files or lies in its image folder: writing
+    there would destroy what the command reads."""
+    from clinkd.data.formats import find_dataset_files
+
+    files = find_dataset_files(dataset)
+    target = out.resolve()
+    inputs = {p.resolve() for p in [*files.train, *files.test.values(), files.root / "dataset_info.json"]}
+    if target in inputs or (files.image_dir != files.root and target.is_relative_to(files.image_dir.resolve())):
+        raise ClinkdError(f"--out {out} is a file of the dataset {dataset}; write the gallery somewhere else")
+
+
 def cmd_gallery(args: argparse.Namespace) -> int:
     from clinkd.data.gallery import make_gallery
+    from clinkd.paths import output_file
 
+    if args.n < 1:
+        raise ClinkdError(f"-n must be at least 1, got {args.n}")
+    _refuse_dataset_file(args.out, args.path)
+    output_file(args.out, what="--out")
     out = make_gallery(args.path, args.out, n=args.n, seed=args.seed)
     print(out)
     return 0

@@ -42,10 +42,13 @@ BOX_BODY_RE = re.compile(
     rf"\(\s{{0,8}}({_NUM})\s{{0,8}},\s{{0,8}}({_NUM})\s{{0,8}}\)\s{{0,8}},\s{{0,8}}"
     rf"\(\s{{0,8}}({_NUM})\s{{0,8}},\s{{0,8}}({_NUM})\s{{0,8}}\)"
 )
-_BOX_TAG_RE = re.compile(
-    r"(?:<box>|<\|box_start\|>|<box_start>)(.*?)(?:</box>|<\|box_end\|>|<box_end>)", re.S
-)
-_REF_TAG_RE = re.compile(r"(?:<ref>|<\|object_ref_start\|>)(.*?)(?:</ref>|<\|object_ref_end\|>)", re.S)
+_BOX_OPEN = r"(?:<box>|<\|box_start\|>|<box_start>)"
+_REF_OPEN = r"(?:<ref>|<\|object_ref_start\|>)"
+# A body never runs past the next opening tag of its kind ("tempered" lazy match): on unclosed tags each
+# match attempt stops at the next opener, so matching stays linear in the text (a plain ``.*?`` re-scans
+# to the end from every opener: quadratic, minutes on a long hostile answer).
+_BOX_TAG_RE = re.compile(rf"{_BOX_OPEN}((?:(?!{_BOX_OPEN}).)*?)(?:</box>|<\|box_end\|>|<box_end>)", re.S)
+_REF_TAG_RE = re.compile(rf"{_REF_OPEN}((?:(?!{_REF_OPEN}).)*?)(?:</ref>|<\|object_ref_end\|>)", re.S)
 _ALL_DELIMS_RE = re.compile(
     "|".join(re.escape(d) for d in sorted({d for s in STYLES.values() for d in s}, key=len, reverse=True))
 )

@@ -1,24 +1,30 @@
 """Validation of Med-GRIT files and dataset folders: every problem at once, each located.
 
-``clinkd data check PATH`` reports bad JSON, missing fields, malformed conversations, unknown modalities,
-unparseable, out-of-range or inverted boxes, and images that are missing or cannot be decoded, each with
-its file and record index, and exits non-zero when there is any.
+``clinkd data check PATH`` reports bad JSON, missing fields, malformed conversations, repeated record
+ids, unknown modalities, unparseable, out-of-range or inverted boxes, unclosed or unbalanced box and ref
+tags, chat special tokens in questions or answers, image paths that leave the image folder, and images
+that are missing or cannot be decoded (every pixel, within the decoded-size limits of
+:mod:`clinkd.data.images`), each with its file and record index, and exits non-zero when there is any.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
-from clinkd.data.boxes import find_box_tags, parse_box_body
-from clinkd.data.formats import Problem, find_dataset_files, parse_records, read_json
-from clinkd.data.images import image_kind, load_image
-from clinkd.data.sample import MODALITIES, Sample
+from clinkd.data.boxes import STYLES, find_box_tags, parse_box_body
+from clinkd.data.formats import Problem, detect_format, find_dataset_files, parse_records, read_json
+from clinkd.data.images import image_path, verify_image
+from clinkd.data.sample import MODALITIES, Sample, special_tokens_in
 from clinkd.errors import BoxParseError, DataError, ImageLoadError
+
+# Every ref/box delimiter of every markup style, opening tag -> its closing tag.
+_CLOSER: dict[str, str] = {o: c for ro, rc, bo, bc in STYLES.values() for o, c in ((ro, rc), (bo, bc))}
+_TAG_RE = re.compile("|".join(re.escape(t) for t in sorted({*_CLOSER, *_CLOSER.values()}, key=len, reverse=True)))
+MAX_MARKUP_PROBLEMS = 3  # per text: a text of a million stray tags is one problem, not a million
 
 
 @dataclass
@@ -35,8 +41,66 @@ class CheckReport:
         return not self.problems
 
 
+def markup_problems(text: str) -> list[str]:
+    """Unclosed, unopened, mismatched or nested ref/box tags in ``text`` (every style: ``<ref>``/``<box>``,
+    ``<|object_ref_start|>``/``<|box_start|>``, ``<box_start>``); at most :data:`MAX_MARKUP_PROBLEMS`,
+    then a count. Tags never nest: each opening tag is closed by its own closing tag before the next.
+
+    >>> markup_problems("<ref>liver</ref><box>(1,2),(3,4)</box>")
+    []
+    >>> markup_problems("<ref>liver<box>(1,2),(3,4)</box>")
+    ['<ref> is not closed before <box>']
+    >>> markup_problems("<box>(1,2),(3,4)<|box_end|> </ref>")
+    ['<box> is closed by <|box_end|> (expected </box>)', '</ref> closes nothing (no tag is open)']
+    """
+    out: list[str] = []
+    open_tag: str | None = None
+    for m in _TAG_RE.finditer(text):
+        tag = m.group(0)
+        if tag in _CLOSER:
+            if open_tag is not None:
+                out.append(f"{open_tag} is not closed before {tag}")
+            open_tag = tag
+        elif open_tag is None:
+            out.append(f"{tag} closes nothing (no tag is open)")
+        else:
+            if _CLOSER[open_tag] != tag:
+                out.append(f"{open_tag} is closed by {tag} (expected {_CLOSER[open_tag]})")
+            open_tag = None
+    if open_tag is not None:
+        out.append(f"{open_tag} is never closed")
+    if len(out) > MAX_MARKUP_PROBLEMS:
+        out = out[:MAX_MARKUP_PROBLEMS] + [f"and {len(out) - MAX_MARKUP_PROBLEMS} more tag problem(s)"]
+    return out
+
+
+def token_problems(text: str) -> list[str]:
+    """Chat special tokens in one question or answer text (:func:`clinkd.data.sample.special_tokens_in`)."""
+    tokens = special_tokens_in(text)
+    if not tokens:
+        return []
+    return [f"holds chat special token(s) {', '.join(tokens)}, which would end or fake a chat turn; remove them"]
+
+
+def box_problems(text: str) -> list[str]:
+    """Unparseable, out-of-range or inverted boxes in a text whose tags are balanced."""
+    out = []
+    for body in find_box_tags(text):
+        try:
+            box, _ = parse_box_body(body)
+        except BoxParseError as err:
+            out.append(err.reason)
+            continue
+        out += box.problems()
+    return out
+
+
 def sample_problems(sample: Sample) -> list[str]:
-    """What is wrong with one sample's content (modality, boxes); empty when nothing."""
+    """What is wrong with one sample's content (modality, special tokens, tags, boxes); empty when nothing.
+
+    The boxes of a text are parsed only when its tags are balanced: the markup problem is the one to fix
+    first, and matching tag pairs across thousands of stray opening tags would take quadratic time.
+    """
     out = []
     if sample.modality not in MODALITIES:
         out.append(
@@ -45,30 +109,40 @@ def sample_problems(sample: Sample) -> list[str]:
         )
     for t_i, turn in enumerate(sample.turns):
         for where, text in (("question", turn.question), ("answer", turn.answer)):
-            for body in find_box_tags(text):
-                try:
-                    box, _ = parse_box_body(body)
-                except BoxParseError as err:
-                    out.append(f"turn {t_i} {where}: {err.reason}")
-                    continue
-                out += [f"turn {t_i} {where}: {p}" for p in box.problems()]
+            found = token_problems(text) + (markup_problems(text) or box_problems(text))
+            out += [f"turn {t_i} {where}: {p}" for p in found]
     return out
 
 
 def image_problem(path: Path) -> str | None:
-    """Why an image cannot be used (None when it can): missing, or not decodable."""
+    """Why an image cannot be used (None when it can): missing, damaged, over the decoded-size limits, or
+    not decodable — every pixel is decoded, as training will (:func:`clinkd.data.images.verify_image`)."""
     if not path.is_file():
         return f"image not found: {path}"
     try:
-        if image_kind(path) == "raster":
-            with Image.open(path) as im:
-                im.verify()  # checks the file's structure without decoding every pixel
-        else:
-            load_image(path)
-    except (OSError, SyntaxError, ValueError, ImageLoadError) as err:
-        reason = err.reason if isinstance(err, ImageLoadError) else f"{type(err).__name__}: {err}"
-        return f"image cannot be decoded: {path}: {reason}"
+        verify_image(path)
+    except ImageLoadError as err:
+        return f"image cannot be decoded: {path}: {err.reason}"
     return None
+
+
+def duplicate_ids(samples: Iterable[tuple[int, Sample]], fmt: str | None) -> dict[int, int]:
+    """``{record index: index of the earlier record it repeats}`` for ``(record index, sample)`` pairs.
+
+    In the training and ShareGPT forms a record holds every turn about its image, so a repeated id is a
+    repeated record. In the test form the id is the image's name and a task file may ask several
+    questions about one image: a record repeats another when it has the same id and the same question
+    (it would be scored twice, or against two different answers).
+    """
+    first: dict[tuple[str, str], int] = {}
+    out = {}
+    for idx, sample in samples:
+        key = (sample.id, sample.turns[0].question if fmt == "test" else "")
+        if key in first:
+            out[idx] = first[key]
+        else:
+            first[key] = idx
+    return out
 
 
 def check_file(
@@ -98,10 +172,21 @@ def check_file(
     # Records that failed to parse are absent from `samples`: map samples back to record indices.
     bad = {p.record for p in problems}
     indices = [i for i in range(len(data) if isinstance(data, list) else 0) if i not in bad]
+    fmt = detect_format(data)
+    with_ids = [(i, s) for i, s in zip(indices, samples) if fmt != "sharegpt" or "id" in data[i]]
+    repeats = duplicate_ids(with_ids, fmt)
     for idx, sample in zip(indices, samples):
         report.problems += [Problem(str(path), idx, m) for m in sample_problems(sample)]
+        if idx in repeats:
+            what = "and question are" if fmt == "test" else "is"
+            report.problems.append(Problem(str(path), idx, f"duplicate record: its id {sample.id!r} {what} those "
+                                           f"of record {repeats[idx]}; remove it or give it its own id"))
+        try:
+            img = image_path(image_dir, sample.image)
+        except DataError as err:
+            report.problems.append(Problem(str(path), idx, err.reason))
+            continue
         if check_images:
-            img = image_dir / sample.image
             if img not in cache:
                 cache[img] = image_problem(img)
                 report.n_images += 1

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from clinkd.data.boxes import Style, convert_markup
+from clinkd.data.images import image_path
 from clinkd.data.sample import IMG_TAG_RE, TASKS, Sample, Turn, image_tag, task_from_name
 from clinkd.errors import DataError
 
@@ -48,18 +49,30 @@ class Problem:
 
 # -- JSON -------------------------------------------------------------------------------------------
 def read_json(path: str | os.PathLike) -> Any:
-    """Load a JSON file; bad JSON raises :class:`DataError` with the line and column."""
+    """Load a JSON file. Anything that is not one — a folder, an unreadable, empty or non-UTF-8 file, bad
+    JSON (with its line and column), nesting too deep for the parser, a number too long to convert —
+    raises :class:`DataError` naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError("is a folder, not a JSON data file", path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError("file not found", path) from None
     except UnicodeDecodeError as err:
-        raise DataError(f"not UTF-8 text ({err.reason} at byte {err.start})", path) from None
+        raise DataError(f"not UTF-8 text ({err.reason} at byte {err.start}); save the file as UTF-8", path) from None
+    except OSError as err:
+        raise DataError(f"cannot read the file: {err.strerror or err}", path) from None
+    if not text.strip():
+        raise DataError("the file is empty (expected a JSON list of records)", path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}", path) from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply to read (records are at most a few levels deep)", path) from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        raise DataError(f"invalid JSON: {err}", path) from None
 
 
 def _dump(obj: Any, path: Path) -> None:
@@ -87,6 +100,37 @@ def detect_format(data: Any) -> Format | None:
 
 
 # -- records -> samples -----------------------------------------------------------------------------
+def _is_text(value: Any) -> bool:
+    """A string that can be written back as UTF-8 (JSON's ``\\ud800`` escapes give lone surrogates that
+    cannot)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_speaker(who: Any, want: set[str], where: str, rule: str) -> None:
+    """Refuse a speaker (a message's ``from`` or ``role``) not in ``want``: ``where`` says which message
+    (``"messages[1] has role"``), ``rule`` what is expected. A list or an object is refused, not looked up."""
+    if not isinstance(who, str) or who not in want:
+        kind = "" if isinstance(who, str) else f" (a {type(who).__name__}, not a string)"
+        raise ValueError(f"{where} {_shown(who)}{kind}; {rule}")
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages about values of any size."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _is_id(value: Any) -> bool:
+    """A record id: a string or an integer (not a boolean)."""
+    return _is_text(value) or isinstance(value, int) and not isinstance(value, bool)
+
+
 def _image_from_text(text: str) -> str | None:
     m = IMG_TAG_RE.search(text)
     return m.group(1) if m else None
@@ -94,14 +138,14 @@ def _image_from_text(text: str) -> str | None:
 
 def _from_test(rec: dict, task: str | None) -> Sample:
     rid, conv = rec["id"], rec["conversations"]
-    if not isinstance(rid, str):
+    if not _is_text(rid):
         raise ValueError(f"'id' must be a string, got {type(rid).__name__}")
     if not isinstance(conv, list) or not conv:
         raise ValueError("'conversations' must be a non-empty list of [question, answer] pairs")
     turns = []
     for i, pair in enumerate(conv):
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
-            raise ValueError(f"conversations[{i}] must be [question, answer] strings")
+        if not (isinstance(pair, list) and len(pair) == 2 and all(_is_text(x) for x in pair)):
+            raise ValueError(f"conversations[{i}] must be [question, answer] strings (UTF-8 text)")
         turns.append(Turn(pair[0], pair[1]))
     image = _image_from_text(turns[0].question) or f"{rid}.png"
     return Sample(id=rid, image=image, turns=turns, task=task)
@@ -109,19 +153,16 @@ def _from_test(rec: dict, task: str | None) -> Sample:
 
 def _from_train(rec: dict) -> Sample:
     rid, conv = rec["id"], rec["conversations"]
-    if not isinstance(rid, (str, int)):
-        raise ValueError(f"'id' must be a string, got {type(rid).__name__}")
+    if not _is_id(rid):
+        raise ValueError(f"'id' must be a string or an integer, got {type(rid).__name__}")
     if not isinstance(conv, list) or not conv:
         raise ValueError("'conversations' must be a non-empty list of {from, value} messages")
     turns = []
     for i, msg in enumerate(conv):
-        if not (isinstance(msg, dict) and isinstance(msg.get("value"), str) and "from" in msg):
+        if not (isinstance(msg, dict) and _is_text(msg.get("value")) and "from" in msg):
             raise ValueError(f"conversations[{i}] must be {{'from': ..., 'value': str}}")
         want = _USER if i % 2 == 0 else _ASSISTANT
-        if msg["from"] not in want:
-            raise ValueError(
-                f"conversations[{i}] is from {msg['from']!r}; turns must alternate user, assistant"
-            )
+        _check_speaker(msg["from"], want, f"conversations[{i}] is from", "turns must alternate user, assistant")
         if i % 2 == 1:
             turns.append(Turn(conv[i - 1]["value"], msg["value"]))
     if len(conv) % 2:
@@ -132,24 +173,25 @@ def _from_train(rec: dict) -> Sample:
 
 def _from_sharegpt(rec: dict) -> Sample:
     msgs, images = rec["messages"], rec.get("images") or []
-    if not isinstance(images, list) or len(images) != 1 or not isinstance(images[0], str):
+    if not isinstance(images, list) or len(images) != 1 or not _is_text(images[0]):
         raise ValueError("'images' must be a list of exactly one image path")
     image = images[0]
     if not isinstance(msgs, list) or not msgs:
         raise ValueError("'messages' must be a non-empty list")
     turns = []
     for i, msg in enumerate(msgs):
-        if not (isinstance(msg, dict) and isinstance(msg.get("content"), str) and "role" in msg):
+        if not (isinstance(msg, dict) and _is_text(msg.get("content")) and "role" in msg):
             raise ValueError(f"messages[{i}] must be {{'role': ..., 'content': str}}")
         want = _USER if i % 2 == 0 else _ASSISTANT
-        if msg["role"] not in want:
-            raise ValueError(f"messages[{i}] has role {msg['role']!r}; roles must alternate user, assistant")
+        _check_speaker(msg["role"], want, f"messages[{i}] has role", "roles must alternate user, assistant")
         if i % 2 == 1:
             question = msgs[i - 1]["content"].replace(SHAREGPT_IMAGE_TOKEN, image_tag(image), 1)
             turns.append(Turn(question, msg["content"]))
     if len(msgs) % 2:
         raise ValueError("the last user message has no assistant answer")
     rid = rec.get("id", Path(image).stem)
+    if not _is_id(rid):
+        raise ValueError(f"'id' must be a string or an integer, got {type(rid).__name__}")
     return Sample(id=str(rid), image=image, turns=turns)
 
 
@@ -329,8 +371,11 @@ class Dataset:
     def image_dir(self) -> Path:
         return self.files.image_dir
 
-    def image_path(self, sample: Sample) -> Path:
-        return self.image_dir / sample.image
+    def image_path(self, sample: Sample, source: str | os.PathLike | None = None,
+                   record: int | str | None = None) -> Path:
+        """The file of ``sample``'s image; a path leaving the image folder raises :class:`DataError`
+        (naming ``source`` and ``record`` when given), see :func:`clinkd.data.images.image_path`."""
+        return image_path(self.image_dir, sample.image, source, record)
 
 
 def read_dataset_dir(root: str | os.PathLike) -> Dataset:

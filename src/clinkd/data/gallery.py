@@ -1,6 +1,8 @@
 """A contact sheet of a dataset folder: images with their boxes and labels drawn, captioned.
 
-Works on any folder :func:`clinkd.data.formats.read_dataset_dir` reads (synthetic or real Med-GRIT).
+Works on any folder :func:`clinkd.data.formats.read_dataset_dir` reads (synthetic or real Med-GRIT), and
+any image :func:`clinkd.data.images.load_image` reads (within its decoded-size limits); a record whose
+image path leaves the image folder is refused, naming its file and record.
 What is drawn for a sample, turn by turn: the boxes of the answer with the name of the ``<ref>``
 before them (VG, MII), and, when the answer has no box, the box of the question labelled with the
 answer (RO: the name; GC: the object a caption names when it names one the synthetic generator
@@ -9,6 +11,7 @@ knows, else the start of the caption).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from os import PathLike
@@ -20,17 +23,24 @@ from PIL import Image, ImageDraw
 from clinkd.data.boxes import Box, parse_box_body, parse_boxes
 from clinkd.data.draw import draw_annotations, font
 from clinkd.data.formats import read_dataset_dir
+from clinkd.data.images import load_image
 from clinkd.data.sample import MODALITIES, MODALITY_NAMES, Sample, strip_image_tag
 from clinkd.data.synth.templates import CATALOGUE, SYNONYMS_BY_MODALITY
-from clinkd.errors import BoxParseError, DataError
+from clinkd.errors import BoxParseError, DataError, ImageLoadError
+
+log = logging.getLogger(__name__)
 
 TILE = 256  # px, the side of an image tile
 CAPTION = 34  # px, the caption strip under each tile
 LABEL_CHARS = 28
 
+# Bodies never run past the next opening tag of their kind ("tempered" ``.*?``), so that matching stays
+# linear in the text's length even when it holds thousands of unclosed opening tags (issue 13).
+_BOX_OPEN = r"(?:<box>|<\|box_start\|>|<box_start>)"
 _TAGS = re.compile(
-    r"<ref>(?P<ref>.*?)</ref>|<\|object_ref_start\|>(?P<ref2>.*?)<\|object_ref_end\|>"
-    r"|(?:<box>|<\|box_start\|>|<box_start>)(?P<box>.*?)(?:</box>|<\|box_end\|>|<box_end>)",
+    r"<ref>(?P<ref>(?:(?!<ref>).)*?)</ref>"
+    r"|<\|object_ref_start\|>(?P<ref2>(?:(?!<\|object_ref_start\|>).)*?)<\|object_ref_end\|>"
+    rf"|{_BOX_OPEN}(?P<box>(?:(?!{_BOX_OPEN}).)*?)(?:</box>|<\|box_end\|>|<box_end>)",
     re.S,
 )
 _MARKUP = re.compile(r"<[^<>]{1,40}>")
@@ -94,7 +104,8 @@ def annotations(sample: Sample) -> list[tuple[str | None, Box]]:
     return items
 
 
-def _select(entries: list[tuple[Sample, str]], n: int, seed: int, per_modality: bool) -> list[tuple[Sample, str]]:
+def _select(entries: list[tuple], n: int, seed: int, per_modality: bool) -> list[tuple]:
+    """``n`` of ``entries`` (tuples of a sample, its task, ...) drawn with ``seed``; see :func:`make_gallery`."""
     rng = np.random.default_rng(seed)
     order = [int(i) for i in rng.permutation(len(entries))]
     if not per_modality:
@@ -118,18 +129,21 @@ def _select(entries: list[tuple[Sample, str]], n: int, seed: int, per_modality: 
 
 
 def _tile(path: Path, sample: Sample, task: str) -> Image.Image:
+    """One tile: the image scaled into ``TILE`` px with its annotations, or a note saying why it is not
+    shown (the reason is logged), and a caption."""
     tile = Image.new("RGB", (TILE, TILE + CAPTION), (24, 24, 24))
     try:
-        with Image.open(path) as im:
-            im.load()
-            img = im.convert("RGB")
+        img = load_image(path)
+    except ImageLoadError as err:
+        log.warning("gallery: %s", err)
+        note = "image missing" if not path.is_file() else "image unreadable"
+        ImageDraw.Draw(tile).text((8, TILE // 2), note, fill=(255, 90, 90), font=font(14))
+    else:
         scale = min(TILE / img.width, TILE / img.height)
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                          Image.Resampling.BILINEAR)
         img = draw_annotations(img, annotations(sample), font_size=12, line_width=2)
         tile.paste(img, ((TILE - img.width) // 2, (TILE - img.height) // 2))
-    except (OSError, ValueError):
-        ImageDraw.Draw(tile).text((8, TILE // 2), "image missing", fill=(255, 90, 90), font=font(14))
     draw = ImageDraw.Draw(tile)
     name = MODALITY_NAMES.get(sample.modality, sample.modality)
     draw.text((6, TILE + 3), f"{name} · {task}", fill=(255, 255, 255), font=font(14))
@@ -145,21 +159,24 @@ def make_gallery(dataset_dir: str | PathLike, out_png: str | PathLike, *, n: int
     ``train``). With ``per_modality`` they are taken round-robin over the modalities present (each
     modality showing different tasks first), else at random. The sheet is a grid of
     ``ceil(sqrt(k))`` columns of ``TILE`` × ``TILE + CAPTION`` px tiles for the ``k`` samples chosen.
-    Raises :class:`DataError` when the folder holds no sample.
+    Raises :class:`DataError` when the folder holds no sample, or a chosen sample's image path leaves
+    the image folder.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     ds = read_dataset_dir(dataset_dir)
-    entries = [(s, task) for task, samples in ds.test.items() for s in samples]
-    entries += [(s, "train") for s in ds.train]
+    # (sample, task, file, record index): every record of a file read is a sample, in order.
+    entries = [(s, task, ds.files.test[task], i) for task, samples in ds.test.items() for i, s in enumerate(samples)]
+    entries += [(s, "train", src, i) for s, (src, i) in zip(ds.train, ds.train_origin)]
     if not entries:
         raise DataError("no samples found (expected train.json or test_<TASK>.json files)", dataset_dir)
     chosen = _select(entries, n, seed, per_modality)
     cols = math.ceil(math.sqrt(len(chosen)))
     rows = math.ceil(len(chosen) / cols)
     sheet = Image.new("RGB", (cols * TILE, rows * (TILE + CAPTION)), (0, 0, 0))
-    for i, (sample, task) in enumerate(chosen):
-        sheet.paste(_tile(ds.image_path(sample), sample, task), ((i % cols) * TILE, (i // cols) * (TILE + CAPTION)))
+    for i, (sample, task, source, record) in enumerate(chosen):
+        path = ds.image_path(sample, source, record)
+        sheet.paste(_tile(path, sample, task), ((i % cols) * TILE, (i // cols) * (TILE + CAPTION)))
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out, format="PNG")

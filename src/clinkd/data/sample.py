@@ -150,7 +150,13 @@ class Sample:
         return [b for t in self.turns for b in t.answer_boxes]
 
 
-_MARKUP_RE = re.compile(r"<box>.*?</box>|<\|box_start\|>.*?<\|box_end\|>|<box_start>.*?<box_end>|<[^<>]{1,40}>", re.S)
+# A box body never runs past the next opening tag of its kind ("tempered" ``.*?``): matching stays linear
+# in the text's length even when it holds thousands of unclosed opening tags (issue 13).
+_MARKUP_RE = re.compile(
+    r"<box>(?:(?!<box>).)*?</box>|<\|box_start\|>(?:(?!<\|box_start\|>).)*?<\|box_end\|>"
+    r"|<box_start>(?:(?!<box_start>).)*?<box_end>|<[^<>]{1,40}>",
+    re.S,
+)
 
 
 def guess_task(turn: Turn) -> str:

@@ -15,7 +15,8 @@ import numpy as np
 
 from clinkd.data.boxes import Box, parse_boxes
 
-_BOX_RE = re.compile(r"<box>.*?</box>|<\|box_start\|>.*?<\|box_end\|>|<box_start>.*?<box_end>", re.S)
+_BOX_RE = re.compile(r"<box>(?:(?!<box>).)*?</box>|<\|box_start\|>(?:(?!<\|box_start\|>).)*?<\|box_end\|>"
+                     r"|<box_start>(?:(?!<box_start>).)*?<box_end>", re.S)  # tempered: linear on unclosed tags
 _TAG_RE = re.compile(r"</?ref>|<\|object_ref_(?:start|end)\|>|<\|im_end\|>|<\|endoftext\|>")
 
 

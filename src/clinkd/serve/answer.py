@@ -3,9 +3,13 @@
 One request is ``(uploaded file, task, free question, object name, region)``:
 
 1. :func:`read_upload` refuses a file over the size limit, of a kind the app does not take, or that
-   does not decode (:class:`~clinkd.errors.ImageLoadError`'s reason), and returns an RGB image.
+   does not decode (:class:`~clinkd.errors.ImageLoadError`'s reason, the decoded-size budget of
+   :func:`~clinkd.data.images.load_image` included), and returns an RGB image. It is the one place
+   the app decodes an upload, once: the app keeps the image and deletes the file.
 2. :func:`build_question` turns a task preset (the first phrasing of each Med-GRIT task in
-   :mod:`clinkd.data.synth.templates`) or the free question into the text sent to the model.
+   :mod:`clinkd.data.synth.templates`) or the free question into the text sent to the model, after
+   :func:`check_text` refused a field that is too long or holds a chat special token (``<|im_end|>``
+   ... with which typed text could fake a turn of the conversation).
 3. :class:`Answerer` answers it: greedy, or SASG (the semantic medoid of the greedy answer and N sampled
    candidates, docs/method.md §4, via :func:`clinkd.infer.similarity.select_medoid`).
 4. :func:`grounded_items` / :func:`readable` / :func:`box_rows` turn the markup into what is shown: the
@@ -27,13 +31,16 @@ from PIL import Image
 from clinkd.data.boxes import Box, parse_box_body
 from clinkd.data.draw import draw_annotations
 from clinkd.data.images import load_image
+from clinkd.data.sample import special_tokens_in
 from clinkd.data.synth.templates import GC_QUESTIONS, MII_QUESTIONS, RO_QUESTIONS, VG_QUESTIONS
 from clinkd.errors import BoxParseError, ClinkdError, ImageLoadError
 from clinkd.infer.ask import annotations, scan_markup
+from clinkd.serve.limits import MAX_QUESTION_CHARS
 
 __all__ = [
-    "ACCEPTED_SUFFIXES", "ASKED_LABEL", "FREE", "TASKS", "Answerer", "Result", "ServeError", "TaskSpec", "ask",
-    "box_rows", "build_question", "grounded_items", "parse_region", "read_upload", "readable",
+    "ACCEPTED_SUFFIXES", "ASKED_LABEL", "FREE", "MAX_QUESTION_CHARS", "TASKS", "Answerer", "Result", "ServeError",
+    "TaskSpec", "ask", "box_rows", "build_question", "check_text", "grounded_items", "parse_region", "read_upload",
+    "readable",
 ]
 
 ACCEPTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".nii", ".nii.gz")
@@ -88,6 +95,19 @@ def read_upload(path: str | Path | None, max_bytes: int) -> Image.Image:
         raise ServeError(f"{name} is not a readable image: {err.reason}") from None
 
 
+def check_text(what: str, text: str | None, max_chars: int = MAX_QUESTION_CHARS) -> str:
+    """``text`` (a typed field, named ``what`` in messages) unchanged, or :class:`ServeError` when it is
+    longer than ``max_chars`` or holds a chat special token (:func:`clinkd.data.sample.special_tokens_in`)."""
+    text = text or ""
+    if len(text) > max_chars:
+        raise ServeError(f"the {what} is {len(text):,} characters long; the limit is {max_chars:,}. Shorten it")
+    tokens = special_tokens_in(text)
+    if tokens:
+        raise ServeError(f"the {what} contains the special token{'s' * (len(tokens) > 1)} {', '.join(tokens)}, "
+                         "which only the app may write; remove it")
+    return text
+
+
 def parse_region(text: str) -> Box:
     """``(x1,y1),(x2,y2)`` on the 0–1000 scale (``<box>`` tags allowed) → a valid :class:`Box`."""
     body = re.sub(r"</?box>|<\|box_(?:start|end)\|>|<box_(?:start|end)>", "", text or "").strip()
@@ -104,21 +124,28 @@ def parse_region(text: str) -> Box:
     return box
 
 
-def build_question(task: str, question: str = "", object_name: str = "", region: str = "") -> str:
-    """The text sent to the model for a task preset (by dropdown label or key) or a free question."""
+def build_question(task: str, question: str = "", object_name: str = "", region: str = "", *,
+                   max_chars: int = MAX_QUESTION_CHARS) -> str:
+    """The text sent to the model for a task preset (by dropdown label or key) or a free question.
+
+    Only the field the task uses is read and checked (:func:`check_text`, at most ``max_chars``): the
+    hidden ones may still hold what was typed for another task.
+    """
     spec = TASKS.get(task) or next((t for t in TASKS.values() if t.key == task), None)
     if spec is None:
-        raise ServeError(f"unknown task {task!r}; choose one of {list(TASKS)}")
+        raise ServeError(f"unknown task {str(task)[:60]!r}; choose one of {list(TASKS)}")
     if spec.template is None:
-        if not (question or "").strip():
+        question = check_text("question", question, max_chars)
+        if not question.strip():
             raise ServeError("type a question, or choose a task")
         return question.strip()
     if spec.needs_object:
-        name = " ".join((object_name or "").split())
+        name = " ".join(check_text("object name", object_name, max_chars).split())
         if not name:
             raise ServeError(f"{spec.key} needs the name of the object to locate (e.g. liver)")
         return spec.template.format(ref=f"<ref>{name}</ref>")
     if spec.needs_region:
+        region = check_text("region", region, max_chars)
         return spec.template.format(box=parse_region(region).rounded().to_markup("qwen"))
     return spec.template
 
@@ -219,11 +246,15 @@ class Result:
     seconds: float
 
 
-def ask(answerer, path, task: str, question: str = "", object_name: str = "", region: str = "", *,
-        max_bytes: int = 20 * 2**20) -> Result:
-    """The whole request: check and read the upload, build the question, answer, draw. Raises ServeError."""
-    question_text = build_question(task, question, object_name, region)  # cheap checks first
-    image = read_upload(path, max_bytes)
+def ask(answerer, upload: Image.Image | str | Path | None, task: str, question: str = "", object_name: str = "",
+        region: str = "", *, max_bytes: int = 20 * 2**20, max_question_chars: int = MAX_QUESTION_CHARS) -> Result:
+    """The whole request: build the question, read the upload, answer, draw. Raises ServeError.
+
+    ``upload`` is the image :func:`read_upload` returned (the app's way: decoded once, when uploaded),
+    or the path of an uploaded file, read here; None when nothing was uploaded.
+    """
+    question_text = build_question(task, question, object_name, region, max_chars=max_question_chars)  # cheap first
+    image = upload if isinstance(upload, Image.Image) else read_upload(upload, max_bytes)
     start = time.perf_counter()
     answer = answerer(image, question_text)
     seconds = time.perf_counter() - start
