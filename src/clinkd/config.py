@@ -3,7 +3,13 @@
 Every field is a typed dataclass field; its ``metadata["help"]`` is its documentation. Loading checks
 every key and every type before any work starts: an unknown key, a value of the wrong type or an
 impossible value (checked by the dataclass's ``__post_init__``) raises :class:`ConfigError` naming the
-key, e.g. ``train.max_steps: expected int, got 'ten'``.
+key, e.g. ``train.max_steps: expected int, got 'ten'``. A number is finite: ``.inf`` or ``nan`` in any
+numeric field is refused (a learning rate of ``.inf`` would train a model of NaN weights).
+
+YAML is read with YAML 1.2's booleans (only ``true``/``false``, any case): ``no``, ``off``, ``yes`` and
+``on`` stay text, so that ``--train.save_strategy=no`` is the strategy ``"no"`` as typed, while a
+boolean field still takes them (``--rct.enabled=yes``). A config file that cannot be read (a folder, not
+UTF-8, nested too deeply, expanding to too many values) is a :class:`ConfigError` naming the file.
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import math
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -26,6 +34,78 @@ T = TypeVar("T")
 
 class ConfigError(ClinkdError):
     """A configuration key that is unknown, of the wrong type or impossible."""
+
+
+class _NotFinite(ConfigError):
+    """A number that is infinite or NaN (preferred over a union's generic message)."""
+
+
+class _InvalidYaml(ConfigError):
+    """Text that does not parse as YAML."""
+
+
+#: the words a boolean field takes besides true/false (YAML 1.1's booleans, which the loader keeps as text)
+BOOL_WORDS = {"yes": True, "on": True, "no": False, "off": False}
+#: nesting depth and (expanded) number of values a configuration may have: far above any real recipe,
+#: far below what exhausts the recursion limit or the memory (a "billion laughs" of YAML aliases)
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with YAML 1.2's booleans: only true/false (any case) are booleans."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+def _check_shape(data: Any, where: str) -> None:
+    """Refuse data nested deeper than :data:`MAX_DEPTH`, holding more than :data:`MAX_VALUES` values once
+    aliases are expanded, or referring to itself (YAML anchors can do all three)."""
+    sizes: dict[int, tuple[int, int]] = {}  # id -> (depth, expanded size), each container measured once
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, done = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        key = id(node)
+        children = [c for c in (node.values() if isinstance(node, dict) else node) if isinstance(c, (dict, list))]
+        if done:
+            open_.discard(key)
+            depth = 1 + max((sizes[id(c)][0] for c in children), default=0)
+            size = len(node) + sum(sizes[id(c)][1] for c in children)
+            sizes[key] = (depth, size)
+            if depth > MAX_DEPTH:
+                raise ConfigError(f"{where}: nested more than {MAX_DEPTH} levels deep")
+            if size > MAX_VALUES:
+                raise ConfigError(f"{where}: more than {MAX_VALUES} values (once YAML aliases are expanded)")
+            continue
+        if key in sizes:
+            continue
+        open_.add(key)  # open: on the path from the top to the node being measured
+        stack.append((node, True))
+        for c in children:
+            if id(c) in open_:
+                raise ConfigError(f"{where}: a YAML alias refers to the value that contains it")
+            stack.append((c, False))
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """Parse YAML ``text`` (YAML 1.2 booleans) and check its shape; errors are ConfigErrors naming ``where``."""
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 -- a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise _InvalidYaml(f"{where}: invalid YAML: {' '.join(str(err).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply") from None
+    _check_shape(data, where)
+    return data
 
 
 def help_field(default: Any = dataclasses.MISSING, help: str = "", **kw) -> Any:  # noqa: A002
@@ -55,7 +135,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             try:
                 return _coerce(value, arg, key)
             except ConfigError as err:
-                errors.append(str(err))
+                errors.append(err)
+        for err in errors:
+            if isinstance(err, _NotFinite):
+                raise err
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if origin is typing.Literal:
         if value not in typing.get_args(tp):
@@ -87,16 +170,23 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if tp is bool:
             if isinstance(value, bool):
                 return value
+            if isinstance(value, str) and value.lower() in BOOL_WORDS:
+                return BOOL_WORDS[value.lower()]
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
         if tp is float:
+            number = None
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-            if isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string
+                number = float(value)
+            elif isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string
                 try:
-                    return float(value)
+                    number = float(value)
                 except ValueError:
                     pass
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
+            if number is None:
+                raise ConfigError(f"{key}: expected a number, got {value!r}")
+            if not math.isfinite(number):
+                raise _NotFinite(f"{key}: expected a finite number, got {value!r}")
+            return number
         if tp is int:
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
@@ -126,10 +216,10 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
         raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)  # YAML keys may be numbers or null too
     if unknown:
         key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        close = difflib.get_close_matches(unknown[0], list(fields), n=3)
+        close = difflib.get_close_matches(str(unknown[0]), list(fields), n=3)
         hint = f"did you mean {' or '.join(close)}?" if close else f"known keys: {', '.join(sorted(fields)[:40])}"
         more = f" ({len(unknown) - 1} more unknown key(s))" if len(unknown) > 1 else ""
         raise ConfigError(f"{key}: unknown key; {hint}{more}")
@@ -180,8 +270,8 @@ def parse_overrides(args: list[str]) -> dict:
             i += 1
         i += 1
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
+            value = load_yaml_text(raw, f"override --{key}") if raw != "" else ""
+        except _InvalidYaml:  # not YAML: the text as typed
             value = raw
         if isinstance(value, str):
             try:  # YAML 1.1 reads 1e-4 as a string
@@ -207,13 +297,23 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
+    """A YAML config file as a mapping (see the module docstring); a ConfigError naming the file when it
+    cannot be read, is not UTF-8 YAML, or is not a mapping."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a YAML config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read the config file (permission denied)") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+                          "a config file is UTF-8 YAML") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err.strerror or err})") from None
+    data = load_yaml_text(text, str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     return data

@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                "Qwen3-VL-2B-Instruct"],
                       help="hub-layout stand-in of this checkpoint (Qwen2-VL-2B-Instruct, Qwen2-VL-7B-Instruct, "
                       "Qwen2.5-VL-3B-Instruct, Qwen3-VL-2B-Instruct); --rope/--family/--*-pixels do not apply")
-    i.add_argument("--out", required=True, type=Path, help="output folder")
+    i.add_argument("--out", required=True, type=Path, help="output folder (new or empty, unless --force)")
+    i.add_argument("--force", action="store_true",
+                   help="write into --out even when it holds files (those of the same names are overwritten)")
     i.add_argument("--rope", default="mcg", choices=["mcg", "stock"], help="position-id scheme (default mcg)")
     i.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
     i.add_argument("--family", default="qwen2_vl", choices=["qwen2_vl", "qwen2_5_vl", "qwen3_vl"],
@@ -44,6 +46,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from clinkd.paths import output_dir
+
+    # before any work: never mix a new model's files into a folder holding another (e.g. a trained model)
+    created = not args.out.exists()
+    output_dir(args.out, force=args.force, what="--out")
+    try:
+        return _init(args)
+    except BaseException:
+        if created and args.out.is_dir() and not any(args.out.iterdir()):
+            args.out.rmdir()  # leave no empty folder behind a failed init
+        raise
+
+
+def _init(args: argparse.Namespace) -> int:
     if args.like:
         from clinkd.model.standins import build_standin
 

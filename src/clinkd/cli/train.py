@@ -28,6 +28,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from clinkd.train.config import field_docs, load_run_configs
 
+    if args.config is not None and str(args.config).startswith("--"):
+        # argparse takes an option holding a space (--model.lora_target_modules='[q_proj, v_proj]') for the
+        # positional argument: it is an override, and the recipe file, if any, is among the others
+        overrides = [str(args.config), *args.overrides]
+        files = [a for a in overrides if not a.startswith("--")]
+        args.config = Path(files[0]) if files else None
+        args.overrides = [a for a in overrides if a not in files[:1]]
     if args.help_config:
         for key, default, doc in field_docs():
             print(f"{key:34s} {default:>16s}  {doc}")

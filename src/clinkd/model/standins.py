@@ -65,6 +65,7 @@ from pathlib import Path
 
 from clinkd.errors import ClinkdError
 from clinkd.model.qwen_vocab import QWEN2_VOCAB_SIZE, qwen_tiktoken_path, qwen_tokenizer_json
+from clinkd.paths import output_dir
 
 __all__ = ["STANDINS", "StandinSpec", "build_standin", "qwen_tokenizer_json", "qwen_tiktoken_path"]
 
@@ -664,12 +665,11 @@ def build_standin(name: str, out: str | Path, *, seed: int = 0, tokenizer_json: 
     if name not in STANDINS:
         raise ClinkdError(f"unknown stand-in {name!r}; choose from {sorted(STANDINS)}")
     spec = STANDINS[name]
-    out = Path(out)
     start = time.perf_counter()
     tokenizer_json = Path(tokenizer_json) if tokenizer_json is not None else qwen_tokenizer_json()
     if not tokenizer_json.is_file():
         raise ClinkdError(f"tokenizer file {tokenizer_json} does not exist; build it with qwen_tokenizer_json()")
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out, force=True, what="model folder")  # a file, or a path under one: refused before writing
     _write_weights(spec, out, seed)
     # save_pretrained wrote transformers 5's nested config and a generation config from the model config;
     # the hub's files are these

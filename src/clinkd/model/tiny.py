@@ -22,6 +22,7 @@ from clinkd.data.conventions import CONVENTIONS
 from clinkd.model.modeling import MODEL_CLASSES, RopeSettings, set_box_convention, set_rope_settings
 from clinkd.model.processor import CHAT_TEMPLATE, ClinkdProcessor, make_image_processor
 from clinkd.model.tokenizer import build_tokenizer
+from clinkd.paths import output_dir
 
 __all__ = ["SIZES", "TinySpec", "build_tiny_model", "build_tiny_processor", "init_model_dir", "tiny_config"]
 
@@ -140,19 +141,19 @@ def init_model_dir(
     corpus: Iterable[str] | None = None, processor: ClinkdProcessor | None = None,
     min_pixels: int = 56 * 56, max_pixels: int = 224 * 224,
 ) -> Path:
-    """Write a complete tiny model directory to ``out`` and return its path.
+    """Write a complete tiny model directory to ``out`` and return its path (files of the same names in an
+    existing ``out`` are overwritten: the CLI refuses a non-empty folder without ``--force``).
 
     The tokenizer is trained on ``corpus`` (default: :func:`default_corpus`) unless a ``processor`` is
     given — pass the same processor to build a teacher and a student that share one vocabulary.
     """
-    out = Path(out)
+    out = output_dir(out, force=True, what="model folder")  # a file, or a path under one: refused before work
     if processor is None:
         processor = build_tiny_processor(
             default_corpus() if corpus is None else corpus, min_pixels=min_pixels, max_pixels=max_pixels,
             patch_size=16 if family == "qwen3_vl" else 14,
         )
     model = build_tiny_model(size, processor.tokenizer, family=family, rope=rope, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())

@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import importlib.util
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -96,6 +97,10 @@ class ModelConfig:
                 raise ConfigError(f"model.{k}: must be >= 1")
         if self.lora_r < 0:
             raise ConfigError("model.lora_r: must be >= 0")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"model.lora_dropout: must be in [0, 1), got {self.lora_dropout}")
+        if self.lora_r > 0 and not self.lora_target_modules:
+            raise ConfigError("model.lora_target_modules: LoRA (model.lora_r > 0) needs at least one module name")
         from clinkd.model.processor import check_pixel_budget
 
         check_pixel_budget(self.min_pixels, self.max_pixels, names=("model.min_pixels", "model.max_pixels"),
@@ -198,7 +203,22 @@ class ClinkdTrainingArguments(TrainingArguments):
             # accelerate sets up gloo DDP on CPU only when told the run is on CPU; otherwise every
             # torchrun process would silently train alone
             self.use_cpu = True
+        self._check_precision()
         super().__post_init__()
+
+    def _check_precision(self) -> None:
+        """Mixed precision the machine can run, refused up front otherwise: on CPU accelerate silently
+        drops fp16 (no autocast, no loss scaling), and transformers' own bf16 message names no key."""
+        if (self.fp16 or self.fp16_full_eval) and (self.use_cpu or not _has_accelerator(any_kind=True)):
+            where = "with train.use_cpu=true" if self.use_cpu else "on this machine, which has no GPU"
+            raise ConfigError(f"train.fp16: float16 mixed precision needs a GPU; it would be ignored {where}. Drop "
+                              "train.fp16, or train in bfloat16 on the CPU with --train.bf16=true --train.use_cpu=true")
+        if (self.bf16 or self.bf16_full_eval) and not self.use_cpu:
+            from transformers.utils import is_torch_bf16_gpu_available, is_torch_xla_available
+
+            if not is_torch_bf16_gpu_available() and not is_torch_xla_available():
+                raise ConfigError("train.bf16: this machine has no GPU with bfloat16 support; add --train.use_cpu=true "
+                                  "to train in bfloat16 on the CPU, or drop train.bf16")
 
 
 @dataclass
@@ -235,9 +255,12 @@ def _launched() -> bool:
     return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"))
 
 
-def _has_accelerator() -> bool:
+def _has_accelerator(any_kind: bool = False) -> bool:
+    """CUDA or XPU; with ``any_kind`` any device torch knows (MPS, NPU, ... too)."""
     import torch
 
+    if any_kind and hasattr(torch, "accelerator"):
+        return torch.accelerator.is_available()
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
@@ -255,9 +278,18 @@ def load_run_configs(path: str | Path | None, overrides: list[str] | None = None
         return [cfg]
     if not isinstance(stages, dict) or not stages:
         raise ConfigError("stages: expected a mapping of stage name -> sections")
+    for name in stages:
+        if not isinstance(name, str) or not _STAGE_NAME.fullmatch(name) or name in (".", ".."):
+            raise ConfigError(f"stages.{name}: a stage name is letters, digits, '_', '-' or '.' (it names the "
+                              "stage's output folder)")
     per_stage = {k: extra.pop(k) for k in list(extra) if k in stages}
+    for name, value in per_stage.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"override --{name}: {name} is a stage; give --{name}.section.key=value")
     base = deep_merge(raw, extra)
-    out_root = Path(base.get("train", {}).get("output_dir", "runs/train"))
+    out_root = _section(base, "train").get("output_dir", "runs/train")
+    if not isinstance(out_root, str):
+        raise ConfigError(f"train.output_dir: expected a path, got {out_root!r}")
     configs = []
     for name, spec in stages.items():
         if not isinstance(spec, dict):
@@ -265,8 +297,9 @@ def load_run_configs(path: str | Path | None, overrides: list[str] | None = None
         merged = deep_merge(deep_merge(copy.deepcopy(base), spec), per_stage.get(name, {}))
         merged["name"] = name
         merged.setdefault("train", {})
-        if "output_dir" not in spec.get("train", {}) and "output_dir" not in per_stage.get(name, {}).get("train", {}):
-            merged["train"]["output_dir"] = str(out_root / name)
+        own = "output_dir" in _section(spec, "train") or "output_dir" in _section(per_stage.get(name, {}), "train")
+        if not own and isinstance(merged["train"], dict):
+            merged["train"]["output_dir"] = str(Path(out_root) / name)
         configs.append(_build(merged, prefix=f"stages.{name}."))
     names = [c.name for c in configs]
     outs = {c.name: c.train.output_dir for c in configs}
@@ -281,6 +314,15 @@ def load_run_configs(path: str | Path | None, overrides: list[str] | None = None
                 else:
                     c.distill.teacher = outs[ref]
     return configs
+
+
+_STAGE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _section(data: dict, name: str) -> dict:
+    """``data[name]`` when it is a mapping, else an empty one (from_dict reports the wrong type)."""
+    value = data.get(name)
+    return value if isinstance(value, dict) else {}
 
 
 def _build(data: dict, prefix: str) -> RunConfig:

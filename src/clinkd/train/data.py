@@ -18,7 +18,7 @@ import torch
 from clinkd.data.boxes import convert_markup
 from clinkd.data.conventions import BoxCodec
 from clinkd.data.formats import Dataset
-from clinkd.data.images import load_image
+from clinkd.data.images import image_path, image_size, load_image
 from clinkd.data.sample import Sample, strip_image_tag
 from clinkd.errors import DataError, ImageLoadError
 
@@ -44,30 +44,66 @@ class TrainItem:
 
 
 def sample_to_item(sample: Sample, image_dir: Path, source: str = "", box_style: str | None = None) -> TrainItem:
+    """``sample`` as a training item; its image path must stay inside ``image_dir`` (a
+    :class:`~clinkd.errors.DataError` naming ``source`` otherwise)."""
     turns = []
     for t in sample.turns:
         q, a = strip_image_tag(t.question)[0], t.answer
         if box_style is not None:
             q, a = convert_markup(q, box_style), convert_markup(a, box_style)
         turns.append((q, a))
-    return TrainItem(image=image_dir / sample.image, turns=turns, source=source, meta={"id": sample.id})
+    image = image_path(image_dir, sample.image, source or None)
+    return TrainItem(image=image, turns=turns, source=source, meta={"id": sample.id})
+
+
+#: problems listed in the error raised by :func:`items_from_dataset` (the rest are counted)
+SHOWN_PROBLEMS = 5
 
 
 def items_from_dataset(ds: Dataset, box_style: str | None = None, max_samples: int | None = None) -> list[TrainItem]:
-    """Every training record as an item; a missing image is an error naming its record, raised now."""
-    items, missing = [], []
+    """Every training record as an item, its image checked now, before any training step.
+
+    Each distinct image has its header read (:func:`~clinkd.data.images.image_size`: cheap, no decoding).
+    Every problem — an image path leaving the image folder, a missing image, one that cannot be read — is
+    collected, and one :class:`~clinkd.errors.DataError` lists them (the first few in full, each with its
+    file and record), rather than a failure at the step that first meets the image.
+    """
+    items, problems = [], []
+    checked: dict[Path, str | None] = {}  # image -> its problem (None: fine), each image read once
     for i, s in enumerate(ds.train[: max_samples or None]):
         path, record = ds.train_origin[i] if i < len(ds.train_origin) else (ds.files.root, i)
-        item = sample_to_item(s, ds.image_dir, source=f"{path} [record {record}]", box_style=box_style)
-        if not item.image.is_file():
-            missing.append(f"{item.source} (id {s.id}): image not found: {item.image}")
+        source = f"{path} [record {record}]"
+        try:
+            item = sample_to_item(s, ds.image_dir, source=source, box_style=box_style)
+        except DataError as err:
+            problems.append(f"{source} (id {s.id}): {err.reason}")
+            continue
+        if item.image not in checked:
+            checked[item.image] = _image_problem(item.image)
+        if checked[item.image] is not None:
+            problems.append(f"{source} (id {s.id}): {checked[item.image]}")
         items.append(item)
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise DataError(f"{missing[0]}{more}; run `clinkd data check {ds.files.root}` for the full list", ds.files.root)
+    if problems:
+        shown = "; ".join(problems[:SHOWN_PROBLEMS])
+        more = ""
+        if len(problems) > SHOWN_PROBLEMS:
+            more = (f" (and {len(problems) - SHOWN_PROBLEMS} more; run `clinkd data check {ds.files.root}` for the "
+                    "full list)")
+        raise DataError(f"{len(problems)} training record(s) cannot be used: {shown}{more}", ds.files.root)
     if not items:
         raise DataError("no training records", ds.files.root)
     return items
+
+
+def _image_problem(image: Path) -> str | None:
+    """Why the image of a training record cannot be used (None when its header reads)."""
+    if not image.is_file():
+        return f"image not found: {image}"
+    try:
+        image_size(image)
+    except ImageLoadError as err:
+        return f"unreadable image {image}: {err.reason}"
+    return None
 
 
 def _messages(turns: Sequence[tuple[str, str]], with_image: bool = True) -> list[dict]:

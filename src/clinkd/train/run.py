@@ -18,11 +18,13 @@ import yaml
 from accelerate import PartialState
 from transformers import TrainerCallback
 
+from clinkd.config import ConfigError
 from clinkd.data.conventions import Convention, convention_named, native_convention
 from clinkd.data.formats import read_dataset_dir
 from clinkd.errors import ClinkdError
 from clinkd.model.modeling import get_box_convention, set_box_convention
 from clinkd.model.processor import box_codec
+from clinkd.paths import output_dir
 from clinkd.train.checkpoints import last_complete_checkpoint
 from clinkd.train.config import RunConfig
 from clinkd.train.data import ConversationCollator, items_from_dataset
@@ -107,12 +109,30 @@ def apply_lora_and_freezing(model, cfg: RunConfig):
         import torch
         from peft import LoraConfig, get_peft_model
 
+        check_lora_targets(model, cfg.model.lora_target_modules)
         lora = LoraConfig(r=cfg.model.lora_r, lora_alpha=cfg.model.lora_alpha, lora_dropout=cfg.model.lora_dropout,
                           target_modules=cfg.model.lora_target_modules, task_type="CAUSAL_LM")
         with torch.random.fork_rng():  # seeded adapters, whatever ran before; the caller's RNG untouched
             torch.manual_seed(cfg.train.seed)
             model = get_peft_model(model, lora)
     return model
+
+
+def check_lora_targets(model, targets: list[str]) -> None:
+    """Every name of ``model.lora_target_modules`` must name modules of ``model`` the way peft matches them
+    (the whole dotted name, or its last parts): peft refuses only when *no* name matches, with a traceback,
+    and silently skips the others."""
+    import torch
+
+    names = [n for n, _ in model.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+                        - {str(i) for i in range(100)})  # positions in a Sequential name no layer kind
+        raise ConfigError(
+            f"model.lora_target_modules: {', '.join(map(repr, missing))} names no module of {type(model).__name__}; "
+            f"its linear layers are named {', '.join(linear[:24])}{' ...' if len(linear) > 24 else ''}"
+        )
 
 
 def global_batch(cfg: RunConfig) -> int:
@@ -164,6 +184,7 @@ def checkpoint_step(checkpoint: str | None) -> int:
 def save_final(trainer: ClinKDTrainer, model, processor, cfg: RunConfig) -> Path:
     """Write the final model to ``train.output_dir`` (LoRA merged), with processor and run config."""
     out = Path(cfg.train.output_dir)
+    trainer.check_weights_finite(what=f"the final model ({out})")  # never a model of NaN weights
     gathered, direct = None, False
     if hasattr(model, "merge_and_unload"):  # peft: merge so that clinkd.model.load reads a plain model
         model, gathered = merge_lora(model, trainer)  # under ZeRO-3 the merged weights come gathered
@@ -349,6 +370,24 @@ def check_embedding_sizes(teacher, student, tokenizer, teacher_path) -> int:
 STAGES = {"sft": run_sft, "distill": run_distill}
 
 
+def check_output_dirs(configs: list[RunConfig]) -> None:
+    """Every stage's ``train.output_dir`` can be written (not a file, not under one, not read-only), checked
+    before any stage starts; each is created. A folder that already holds files is fine: ``--resume``
+    continues from its checkpoints, and a pipeline's earlier stages leave their models there."""
+    for cfg in configs:
+        what = f"train.output_dir of stage {cfg.name}" if len(configs) > 1 else "train.output_dir"
+        out = Path(cfg.train.output_dir).resolve()
+        for key, value in (("model.path", cfg.model.path), ("distill.teacher", cfg.distill.teacher),
+                           ("data.dir", cfg.data.dir)):
+            if value and Path(value).resolve() == out:
+                raise ClinkdError(f"{what} {cfg.train.output_dir} is the {key}: training would overwrite it; give "
+                                  "another train.output_dir")
+        try:
+            output_dir(cfg.train.output_dir, force=True, what=what)
+        except OSError as err:  # e.g. a name too long, or a read-only file system
+            raise ClinkdError(f"{what} {cfg.train.output_dir}: cannot create it ({err.strerror or err})") from None
+
+
 def run_stage(cfg: RunConfig, resume: bool = False) -> Path:
     # Let TrainingArguments set up the (distributed) state first: it resets accelerate's state, so a
     # PartialState made before it would leave torchrun processes training alone instead of together.
@@ -358,7 +397,9 @@ def run_stage(cfg: RunConfig, resume: bool = False) -> Path:
 
 
 def run_pipeline(configs: list[RunConfig], resume: bool = False) -> list[Path]:
-    """Run stages in order; with ``resume``, a stage whose final model exists is skipped."""
+    """Run stages in order; with ``resume``, a stage whose final model exists is skipped. Every output
+    folder is checked first (:func:`check_output_dirs`)."""
+    check_output_dirs(configs)
     outs = []
     for cfg in configs:
         out = Path(cfg.train.output_dir)

@@ -9,6 +9,7 @@ stock Trainer's.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer
 
+from clinkd.errors import ClinkdError
 from clinkd.train.data import ITEM_KINDS
 from clinkd.train.distributed import prepare_teacher, repair_weight_conversions
 from clinkd.train.losses import causal_lm_loss, distillation_loss
@@ -24,6 +26,9 @@ from clinkd.train.losses import causal_lm_loss, distillation_loss
 
 class ClinKDTrainer(Trainer):
     """``Trainer`` whose loss is CE over answer tokens, or the distillation loss when a teacher is given.
+
+    Training stops with a :class:`~clinkd.errors.ClinkdError` as soon as a training loss is not finite
+    (the run diverged), and no checkpoint is written from weights that are not all finite.
 
     Args:
         teacher: a frozen model sharing the student's tokenizer; kept in eval mode, never updated, run on
@@ -70,7 +75,8 @@ class ClinKDTrainer(Trainer):
         if not weights or not plain or self.is_deepspeed_enabled or self.is_fsdp_enabled:
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
         dtype = next(model.parameters()).dtype
-        fresh = type(model).from_pretrained(resume_from_checkpoint, config=model.config, dtype=dtype)
+        fresh = type(model).from_pretrained(resume_from_checkpoint, config=model.config, dtype=dtype,
+                                            use_safetensors=True)  # never a pickle
         model.load_state_dict(fresh.state_dict(), strict=True)
         del fresh
 
@@ -107,8 +113,58 @@ class ClinKDTrainer(Trainer):
         else:
             loss = causal_lm_loss(logits, labels, num_items_in_batch)
             self._parts["ce"] += float(loss.detach()) * w
+        if model.training:
+            self._check_loss(loss.detach())
         loss = loss * scale
         return (loss, outputs) if return_outputs else loss
+
+    def _check_loss(self, loss: torch.Tensor) -> None:
+        """Stop a diverged run before its NaN gradients reach the weights (and a checkpoint). With several
+        processes the verdict is shared (one tiny all-reduce), so that all stop together instead of the
+        others waiting for the one that stopped."""
+        value = float(loss)  # the loss parts above already waited for it
+        total = value
+        if self.args.world_size > 1:
+            total = float(self.accelerator.reduce(loss.float().reshape(1), reduction="sum"))
+        if not math.isfinite(total):
+            step = self.state.global_step + 1
+            where = f"the loss is {value}" if not math.isfinite(value) else "the loss of another process is not finite"
+            raise ClinkdError(
+                f"training stopped at step {step}: {where}, the run diverged. Lower train.learning_rate (now "
+                f"{self.args.learning_rate:g}) or add warm-up (train.warmup_steps); no weights of this step were saved"
+            )
+
+    def nonfinite_weights(self, model=None) -> list[str]:
+        """Names of the trained parameters (``requires_grad``) that are no longer finite on any process; [] when
+        all are. Frozen weights never change, so they are not read."""
+        model = model if model is not None else self.model
+        named = []
+        for n, p in model.named_parameters():
+            if p.requires_grad:
+                t = getattr(p, "ds_tensor", p)  # DeepSpeed ZeRO-3: this process's partition
+                named.append((n, t.to_local() if hasattr(t, "to_local") else t))  # FSDP2 DTensor: the local shard
+        if not named:
+            return []
+        with torch.no_grad():
+            # a sum is NaN/inf when any value is, and needs no tensor-sized temporary (one sync in all)
+            bad = torch.stack([~torch.isfinite(t.sum(dtype=torch.float32)).to(self.args.device) for _, t in named])
+            if self.args.world_size > 1:  # partitions differ between processes: agree on the verdict
+                bad = self.accelerator.reduce(bad.int(), reduction="sum").bool()
+        return [n for (n, _), b in zip(named, bad.tolist()) if b]
+
+    def check_weights_finite(self, model=None, what: str = "the model") -> None:
+        """Raise a ClinkdError naming some parameters when a trained weight is infinite or NaN (nothing saved)."""
+        bad = self.nonfinite_weights(model)
+        if bad:
+            raise ClinkdError(
+                f"training stopped at step {self.state.global_step}: {len(bad)} weight tensors are no longer finite "
+                f"numbers (e.g. {', '.join(bad[:3])}), so {what} was not saved; the run diverged: lower "
+                f"train.learning_rate (now {self.args.learning_rate:g})"
+            )
+
+    def _save_checkpoint(self, model, trial) -> None:
+        self.check_weights_finite(what=f"checkpoint-{self.state.global_step}")
+        super()._save_checkpoint(model, trial)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training log: add the loss parts and the throughput since the last one
