@@ -71,8 +71,8 @@ def test_pseudo_labelling_is_shared_across_processes(tmp_path, synth_dir, studen
     assert f"process 0 of 2 labelled {per[0]} of {n}" in log and f"process 1 of 2 labelled {per[1]} of {n}" in log
     # the gathered cache is the one-process cache, item for item and logit for logit
     assert two == one
-    t1 = torch.load(tmp_path / "one" / "pseudo_labels.teacher.pt")
-    t2 = torch.load(tmp_path / "two" / "pseudo_labels.teacher.pt")
+    t1 = torch.load(tmp_path / "one" / "pseudo_labels.teacher.pt", weights_only=True)
+    t2 = torch.load(tmp_path / "two" / "pseudo_labels.teacher.pt", weights_only=True)
     assert len(t1) == len(t2) == n
     for (v1, i1), (v2, i2) in zip(t1, t2):
         assert torch.equal(v1, v2) and torch.equal(i1, i2)

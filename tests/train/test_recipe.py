@@ -80,8 +80,8 @@ def test_release_recipe_under_torchrun_ends_where_one_process_does(tmp_path, syn
     p1 = json.loads((one / "distill" / "pseudo_labels.json").read_text())
     p2 = json.loads((two / "distill" / "pseudo_labels.json").read_text())
     assert p1["items"] == p2["items"] and p2["stats"]["labelled_per_process"] == [8, 8]
-    t1 = torch.load(one / "distill" / "pseudo_labels.teacher.pt")
-    t2 = torch.load(two / "distill" / "pseudo_labels.teacher.pt")
+    t1 = torch.load(one / "distill" / "pseudo_labels.teacher.pt", weights_only=True)
+    t2 = torch.load(two / "distill" / "pseudo_labels.teacher.pt", weights_only=True)
     assert all(torch.equal(a[1], b[1]) and int(a[1].max()) < 151936 for a, b in zip(t1, t2))
 
     # reflective correction ran the same round in both

@@ -69,9 +69,9 @@ def test_distill_stage(tmp_path, synth_dir, student_dir, teacher_dir, caplog, mo
     assert "curriculum phase 1 at step 0" in caplog.text
     cached = json.loads((out / "pseudo_labels.json").read_text())
     assert len(cached["items"]) == n and all(0.0 <= it["margin"] <= 1.0 for it in cached["items"])
-    assert (out / "pseudo_labels.teacher.pt").is_file() == (mode == "cached")
+    assert (out / "pseudo_labels.teacher.pt", weights_only=True).is_file() == (mode == "cached")
     if mode == "cached":
-        topk = torch.load(out / "pseudo_labels.teacher.pt")
+        topk = torch.load(out / "pseudo_labels.teacher.pt", weights_only=True)
         assert len(topk) == n and all(v.shape[1] == 16 and v.shape == i.shape for v, i in topk)
     model, _ = load(out)
     assert model.config.text_config.vocab_size == load(teacher_dir)[0].config.text_config.vocab_size
@@ -102,7 +102,7 @@ def test_distill_from_a_teacher_with_more_embedding_rows(tmp_path, synth_dir, st
         f"--train.output_dir={tmp_path / 'kd'}"])
     out = run_distill(cfg)
     rows = load(student_dir)[0].get_output_embeddings().weight.shape[0]
-    topk = torch.load(out / "pseudo_labels.teacher.pt")
+    topk = torch.load(out / "pseudo_labels.teacher.pt", weights_only=True)
     assert all(int(i.max()) < rows for _, i in topk)
     assert all(v.shape[1] == (top_k or rows) for v, _ in topk)
 
