@@ -207,6 +207,7 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
     from clinkd.infer.similarity import Embedder
     from clinkd.model import init_model_dir, load
     from clinkd.model.tiny import build_tiny_processor, default_corpus
+    from clinkd.train.keys import weights_digest
 
     spec = SIZES[size] if isinstance(size, str) else size
     console = Console()
@@ -260,6 +261,10 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
     embedder = Embedder()  # loaded on first use, shared by every SASG file
     for row in ROWS + [TEACHER]:
         name, select = row["name"], row["settings"]["selection"]
+        # predictions of a model that was trained again are stale: made again (a prediction file refuses
+        # to be resumed by another run)
+        fresh_stage(console, out / "predictions" / slug(name), out / "keys" / f"predictions-{slug(name)}.json",
+                    {"model": weights_digest(models[name]), "selection": select})
         model, processor = clock.run(f"infer {name}", load, models[name])  # once per row, not per task
         preds[name] = {}
         for task in TASKS:

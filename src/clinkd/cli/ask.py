@@ -32,18 +32,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    from clinkd.cli.infer import check_pixel_options, resolve_device
+    from clinkd.infer.ask import ask_image, check_question
+    from clinkd.infer.predict import check_decoding_args
+
+    check_decoding_args(select=args.select, candidates=args.candidates, max_new_tokens=args.max_new_tokens,
+                        seed=args.seed, cli=True)
+    check_question(args.question)
     if not args.model.is_dir():
         raise ClinkdError(f"model directory {args.model} not found")
     if not args.image.is_file():
         raise ClinkdError(f"image {args.image} not found")
-    from clinkd.cli.infer import check_pixel_options, resolve_device
-    from clinkd.infer.ask import ask_image
-
     check_pixel_options(args)
-
+    device = resolve_device(args.device)
+    # ask_image checks --out (a writable image file, not the input) before loading anything
     ans = ask_image(args.model, args.image, args.question, out=args.out, select=args.select, candidates=args.candidates,
-              max_new_tokens=args.max_new_tokens, seed=args.seed, device=resolve_device(args.device),
-              min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+                    max_new_tokens=args.max_new_tokens, seed=args.seed, device=device,
+                    min_pixels=args.min_pixels, max_pixels=args.max_pixels)
     print(ans.text)
     print(f"({len(ans.boxes)} box(es) drawn on {ans.image_out})")
     return 0

@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "dataset folder (--data DIR --out OUTDIR, writing OUTDIR/pred_<TASK>.jsonl for each --task). Each line "
         "is {id, image, question, annotation, response}, the format `clinkd eval` and the published scripts "
         "read. Rerunning the same command resumes: ids already written are skipped and a torn last line "
-        "is removed.",
+        "is removed. An existing --out must be a prediction file of the same test file written with the same "
+        "model and settings (recorded in PRED.settings.json); anything else is refused, never changed.",
         epilog="Max new tokens default to the release settings: 80, and 100 for MII. With --select sasg each "
         "question gets the greedy answer plus --candidates sampled ones (one generate call), and the "
         "candidate the others agree with most (sentence embeddings + box IoU) is written.",
@@ -75,29 +76,48 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def resolve_device(name: str) -> str:
+    """``--device``: ``auto`` → cuda when available, else cpu; anything else must name a device torch has
+    here (``cpu``, ``cuda``, ``cuda:1``, ``mps``), checked before any work."""
     import torch
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ClinkdError(f"--device {name!r} is not a torch device; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ClinkdError(f"--device {name}: this machine has {count} usable CUDA device(s); use auto or cpu")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ClinkdError(f"--device {name}: MPS is not available here; use auto or cpu")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ClinkdError(f"--device {name}: clinkd runs on cpu, cuda or mps")
     return name
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
+    from clinkd.infer.predict import check_decoding_args
+
+    check_decoding_args(select=args.select, candidates=args.candidates, temperature=args.temperature,
+                        top_p=args.top_p, box_weight=args.box_weight, length_factor=args.length_cap or None,
+                        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit,
+                        seed=args.seed, cli=True)
     if not args.model.is_dir():
         raise ClinkdError(f"model directory {args.model} not found")
     if not args.data.exists():
         raise ClinkdError(f"--data {args.data} not found (give a test file or a dataset folder)")
-    for name in ("batch_size", "candidates"):
-        if getattr(args, name) < 1:
-            raise ClinkdError(f"--{name.replace('_', '-')} must be at least 1")
     check_pixel_options(args)
+    device = resolve_device(args.device)
     from clinkd.infer.predict import predict_dataset, predict_file
 
     common = dict(select=args.select, candidates=args.candidates, temperature=args.temperature, top_p=args.top_p,
                   box_weight=args.box_weight, length_factor=args.length_cap or None, batch_size=args.batch_size,
-                  max_new_tokens=args.max_new_tokens,
-                  box_style=args.box_style, question_box_style=args.question_box_style, seed=args.seed, limit=args.limit, save_candidates=args.save_candidates,
-                  device=resolve_device(args.device), min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+                  max_new_tokens=args.max_new_tokens, box_style=args.box_style,
+                  question_box_style=args.question_box_style, seed=args.seed, limit=args.limit,
+                  save_candidates=args.save_candidates, device=device, min_pixels=args.min_pixels,
+                  max_pixels=args.max_pixels)
     if args.data.is_dir():
         if args.out.suffix == ".jsonl":
             raise ClinkdError(f"--data is a folder, so --out must be a folder (got {args.out})")

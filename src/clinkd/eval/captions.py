@@ -16,6 +16,11 @@ on the group, and every JVM is started once:
 
 CIDEr's IDF is computed over each group's own references, as a separate run would. The arithmetic
 is pycocoevalcap's (see :mod:`clinkd.eval.ngram`).
+
+Captions are scored whole, as pycocoevalcap scores them. ``max_tokens`` (``clinkd eval
+--max-caption-tokens``, off by default, outside the standard reading) cuts each tokenised caption to
+that many tokens, for files whose runaway answers METEOR cannot align; :attr:`CaptionScorer.cut` says
+which captions it touched.
 """
 
 from __future__ import annotations
@@ -46,11 +51,13 @@ POOLED = "__pooled__"
 
 @dataclass
 class CaptionTask:
-    """Input of one task: cleaned responses, references, and the groups (name → sample indices)."""
+    """Input of one task: cleaned responses, references, and the groups (name → sample indices);
+    ``labels`` (optional) name each sample in error messages, e.g. ``pred_GC.jsonl line 5 (id 4)``."""
 
     hyps: Sequence[str]
     refs: Sequence[str]
     groups: Mapping[str, Sequence[int]]
+    labels: Sequence[str] | None = None
 
 
 @dataclass
@@ -63,7 +70,8 @@ class CaptionResult:
 
 
 def score_caption_tasks(
-    tasks: Mapping[str, CaptionTask], *, spice: bool | None = None, progress: bool = False
+    tasks: Mapping[str, CaptionTask], *, spice: bool | None = None, progress: bool = False,
+    max_tokens: int | None = None,
 ) -> dict[str, CaptionResult]:
     """Score every group of every task with one tokenizer run and one METEOR process.
 
@@ -72,8 +80,10 @@ def score_caption_tasks(
         spice: ``True`` to require SPICE, ``False`` to skip it, ``None`` (default) to compute it when
             the CoreNLP jars are present and report it unavailable otherwise.
         progress: show a progress bar over groups.
+        max_tokens: cut every tokenised caption to this many tokens (``None``, the default and the
+            standard reading: whole captions).
     """
-    scorer = CaptionScorer(tasks, spice=spice, progress=progress)
+    scorer = CaptionScorer(tasks, spice=spice, progress=progress, max_tokens=max_tokens)
     scorer.start()
     return scorer.finish()
 
@@ -88,8 +98,11 @@ class CaptionScorer:
     """
 
     def __init__(self, tasks: Mapping[str, CaptionTask], *, spice: bool | None = None,
-                 progress: bool = False) -> None:
+                 progress: bool = False, max_tokens: int | None = None) -> None:
         self.tasks = tasks
+        self.max_tokens = max_tokens
+        #: task → {"responses": indices, "references": indices} of the captions ``max_tokens`` cut
+        self.cut: dict[str, dict[str, set[int]]] = {n: {"responses": set(), "references": set()} for n in tasks}
         self.names = [n for n in tasks if len(tasks[n].hyps)]
         self.spice = spice
         self.progress = progress
@@ -131,6 +144,8 @@ class CaptionScorer:
             log.info("tokenising %d documents, %d captions (one PTB tokenizer run)", len(docs),
                      sum(map(len, docs)))
             tokens = coco_java.ptb_tokenize_docs(docs)
+            if self.max_tokens is not None:
+                tokens = self._bound(tokens)
             box["tokens"] = [(tokens[2 * k], tokens[2 * k + 1]) for k in range(len(self.jobs))]
             self._tokens_ready.set()
             log.debug("tokenised after %.1f s", time.perf_counter() - self._t0)
@@ -142,7 +157,10 @@ class CaptionScorer:
             box["pairs"] = pairs
             log.info("METEOR over %d distinct caption pairs, %d groups (one JVM)", len(pairs),
                      len(self.jobs))
-            stats = meteor.stats([h for h, _ in pairs], [[r] for _, r in pairs])
+            try:
+                stats = meteor.stats([h for h, _ in pairs], [[r] for _, r in pairs])
+            except coco_java.MeteorDied as err:
+                raise self._meteor_failure(list(pairs), err) from None
             log.debug("METEOR statistics done after %.1f s", time.perf_counter() - self._t0)
             box["meteor"] = meteor.evaluate_summed_many(
                 [[stats[pairs[p]] for p in zip(th, tr)] for th, tr in box["tokens"]])  # type: ignore[attr-defined]
@@ -150,6 +168,54 @@ class CaptionScorer:
         except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = err
             self._tokens_ready.set()
+
+    def _where(self, k: int) -> tuple[str, int]:
+        """(task, index in the task) of global sample index ``k``."""
+        for name in self.names:
+            if k < len(self.tasks[name].hyps):
+                return name, k
+            k -= len(self.tasks[name].hyps)
+        raise IndexError(k)
+
+    def _bound(self, tokens: list[list[str]]) -> list[list[str]]:
+        """Every caption cut to ``max_tokens`` tokens, the cut ones noted in :attr:`cut`."""
+        limit = self.max_tokens
+        assert limit is not None
+        out = []
+        for d, doc in enumerate(tokens):
+            kind, idx = ("responses", "references")[d % 2], self.jobs[d // 2][2]
+            cut = []
+            for j, text in enumerate(doc):
+                words = text.split(" ")
+                if len(words) > limit:
+                    name, i = self._where(idx[j])
+                    self.cut[name][kind].add(i)
+                    text = " ".join(words[:limit])
+                cut.append(text)
+            out.append(cut)
+        return out
+
+    def _meteor_failure(self, pairs: list[tuple[str, str]], err: coco_java.MeteorDied) -> coco_java.JavaToolError:
+        """The error saying which caption METEOR died on and what to do, when it died on a long one (its
+        aligner runs out of memory there); else ``err`` itself (Java not working)."""
+        if err.answered >= len(pairs):
+            return err
+        hyp, ref = pairs[err.answered]
+        if max(len(hyp.split()), len(ref.split())) <= coco_java.MAX_TOKENS:
+            return err
+        where = "a caption"
+        for (_, _, idx), (th, tr) in zip(self.jobs, self._box["tokens"]):  # type: ignore[arg-type]
+            both = list(zip(th, tr))
+            if (hyp, ref) in both:
+                task, i = self._where(idx[both.index((hyp, ref))])
+                labels = self.tasks[task].labels
+                where = labels[i] if labels is not None else f"{task} sample {i}"
+                break
+        return coco_java.JavaToolError(
+            f"METEOR's process died on {where}: a response of {len(hyp.split())} tokens against a reference of "
+            f"{len(ref.split())} (its aligner runs out of memory on such captions; pycocoevalcap's METEOR fails on "
+            f"it too). Pass --max-caption-tokens {coco_java.MAX_TOKENS} to score captions cut to that many tokens "
+            "(not the standard reading; the report counts the captions cut), or fix the response")
 
     def close(self) -> None:
         """Stop the METEOR JVM without collecting results (``finish`` does it otherwise)."""

@@ -9,11 +9,15 @@ one tokenizer run covers every caption of every task, and one METEOR process sco
   own punctuation filter. The tokenizer splits lines on more than ``\\n`` (``\\r``, ``\\x0b``,
   ``\\x0c``, ``\\x85``, U+2028/2029 — checked), so such characters are replaced by spaces first and
   lone surrogates by U+FFFD; each output must have exactly one line per caption, or we fail loudly
-  rather than misalign scores (pycocoevalcap's ``zip`` would silently drop or shift captions).
+  rather than misalign scores (pycocoevalcap's ``zip`` would silently drop or shift captions). Captions
+  are tokenised whole, as pycocoevalcap tokenises them: no length bound here (the evaluator's
+  ``max_caption_tokens`` is an explicit, counted option).
 * METEOR: the same jar and flags as ``pycocoevalcap.meteor.Meteor``, the same ``SCORE``/``EVAL``
   protocol (so the numbers are identical), but lines are streamed by a writer thread instead of one
   blocking round trip per caption, and a group's corpus score is one ``EVAL`` of its aggregated
-  statistics (:func:`aggregate_stats`, METEOR's own aggregation rule).
+  statistics (:func:`aggregate_stats`, METEOR's own aggregation rule). METEOR's aligner runs out of its
+  2 GB on a response of some 20,000 words that often match its reference (pycocoevalcap's does too);
+  the process then ends, and :class:`MeteorDied` says after how many answers.
 * SPICE: needs the Stanford CoreNLP 3.6.0 jars that pycocoevalcap *downloads* on first use. We only
   look for the files and never call the downloader.
 """
@@ -32,10 +36,10 @@ from pathlib import Path
 
 from clinkd.errors import ClinkdError
 
-MAX_CHARS = 100_000
-"""Captions are cut to this many characters before tokenising (a reference is a few hundred)."""
 MAX_TOKENS = 2_000
-"""…and to this many tokens after: caption metrics of a runaway response stay bounded in time."""
+"""The caption bound clinkd suggests when one is needed to stay alive (``--max-caption-tokens``, off by
+default): far above any Med-GRIT answer (a reference is a few dozen words), far below what METEOR
+cannot align."""
 
 _PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
                            ".", "?", "!", ",", ":", "-", "--", "...", ";"])
@@ -44,6 +48,14 @@ _PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RC
 
 class JavaToolError(ClinkdError, RuntimeError):
     """A Java-based metric cannot run (no Java, a tool failing); the message says what to do."""
+
+
+class MeteorDied(JavaToolError):
+    """The METEOR process ended mid-stream after ``answered`` output lines (the next input killed it)."""
+
+    def __init__(self, message: str, answered: int):
+        super().__init__(message)
+        self.answered = answered
 
 
 def package_dir() -> Path:
@@ -62,8 +74,7 @@ def java_available() -> str | None:
 
 def sanitize_line(text: str) -> str:
     """One caption as one tokenizer line: line breaks of any kind and other control characters
-    become spaces, lone surrogates U+FFFD; cut to :data:`MAX_CHARS`."""
-    text = text[:MAX_CHARS]
+    become spaces, lone surrogates U+FFFD; nothing is cut."""
     if text.isascii() and text.isprintable():
         return text
     out = []
@@ -89,7 +100,8 @@ def ptb_tokenize(texts: Sequence[str]) -> list[str]:
 
 
 def ptb_tokenize_docs(docs: Sequence[Sequence[str]]) -> list[list[str]]:
-    """Tokenise several documents in one JVM, each exactly as its own ``PTBTokenizer.tokenize`` call.
+    """Tokenise several documents in one JVM, each exactly as its own ``PTBTokenizer.tokenize`` call
+    (whole captions: nothing is cut).
 
     The tokenizer is *not* line-local: whether ``a.``, ``etc.``, ``no.`` or ``e.g.`` at the end of a
     line keeps its period depends on how the next line starts (or on the end of the file). So each
@@ -110,8 +122,8 @@ def ptb_tokenize_docs(docs: Sequence[Sequence[str]]) -> list[list[str]]:
         if lines is None:
             raise JavaToolError("the PTB tokenizer output does not line up with its input "
                                "(a caption holds characters it treats as line breaks)")
-        result.append([" ".join([w for w in line.rstrip().split(" ")
-                                 if w not in _PUNCTUATIONS][:MAX_TOKENS]) for line in lines])
+        result.append([" ".join([w for w in line.rstrip().split(" ") if w not in _PUNCTUATIONS])
+                       for line in lines])
     return result
 
 
@@ -259,8 +271,8 @@ class MeteorProcess:
             if not chunk:
                 writer.join(timeout=5)
                 why = f" ({error[0]})" if error else ""
-                raise JavaToolError("the METEOR process ended unexpectedly" + why +
-                                   " (is Java working? ~2 GB of memory is needed)")
+                raise MeteorDied("the METEOR process ended unexpectedly" + why +
+                                 " (is Java working? ~2 GB of memory is needed)", seen)
             chunks.append(chunk)
             seen += chunk.count(b"\n")
         writer.join()

@@ -82,6 +82,7 @@ def read_predictions(
     skip_invalid: bool = False,
     *,
     skipped: list[tuple[int, str]] | None = None,
+    lines: list[int] | None = None,
 ) -> list[Prediction]:
     """Read a JSONL prediction file.
 
@@ -91,11 +92,14 @@ def read_predictions(
             and the 1-based line number (``err.path``, ``err.record``); when True it is left out and, if ``skipped`` is a list,
             ``(line_no, reason)`` is appended to it.
         skipped: optional list collecting the skipped lines.
+        lines: optional list collecting the 1-based line number of each prediction returned.
 
     Blank lines are ignored (they are not records). Lines are decoded as UTF-8; undecodable bytes make
     the line invalid.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise DataError("not a prediction file (a folder or a special file); give JSONL files", path)
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -107,6 +111,8 @@ def read_predictions(
         try:
             record = json.loads(line.decode("utf-8"))
             out.append(Prediction.from_dict(record))
+            if lines is not None:
+                lines.append(line_no)
         except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
             reason = f"line {line_no} is not a valid prediction record ({_short(err)})"
             if not skip_invalid:

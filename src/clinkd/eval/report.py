@@ -9,10 +9,15 @@
                          "per_modality": {...}, "unavailable": {"SPICE": "reason"}},
                   "MII": {... the same ..., "mBMR": x}},
      "strict": {... the same tasks: means over present modalities, "pooled", "ci95", counts ...},
-     "inputs": [...], "conventions": {...}, "settings": {...}}
+     "inputs": [...], "settings": {...},
+     "conventions": {... the rules, as text ...,
+                     "caption_length": {"max_tokens": null | N, "note", ("responses_cut", "references_cut")},
+                     "published_pipeline": {"note", "what": {case: text}, "counts": {task: {case: n}}}}}
 
 A metric that could not be computed is ``null``, and the block's ``unavailable`` map says why
-(never 0). NaN never reaches the JSON (it is written as ``null``).
+(never 0). NaN never reaches the JSON (it is written as ``null``). ``conventions.published_pipeline``
+counts the records on which the published scripts themselves would fail or misalign (see
+:data:`clinkd.eval.evaluator.PIPELINE`).
 """
 
 from __future__ import annotations
@@ -118,8 +123,19 @@ def render_markdown(report: Report, plot_files: dict[str, list[str]] | None = No
         lines.append("")
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
-    lines += ["## Conventions", ""] + [f"- **{k}**: {v}" for k, v in report.to_dict()["conventions"].items()
-                                       if k != "modalities"]
+    conventions = report.to_dict()["conventions"]
+    lines += ["## Conventions", ""] + [f"- **{k}**: {v}" for k, v in conventions.items() if isinstance(v, str)]
+    length = conventions.get("caption_length")
+    if length:
+        cut = ", ".join(f"{t}: {n} response(s), {length['references_cut'][t]} reference(s)"
+                        for t, n in (length.get("responses_cut") or {}).items())
+        lines.append(f"- **caption_length**: {length['note']}" + (f" — cut: {cut}" if cut else ""))
+    pipeline = conventions.get("published_pipeline")
+    if pipeline:
+        lines.append(f"- **published_pipeline**: {pipeline['note']}" + ("" if pipeline["counts"] else " (none here)"))
+        for task, counts in pipeline["counts"].items():
+            for case, n in counts.items():
+                lines.append(f"  - {task}, {n} × {case}: {pipeline['what'][case]}")
     return "\n".join(lines) + "\n"
 
 

@@ -19,11 +19,16 @@ import torch
 from clinkd.data.boxes import Box, BoxParseError, convert_markup, parse_box_body
 from clinkd.data.draw import draw_annotations
 from clinkd.data.images import NIFTI_SUFFIXES, load_image
-from clinkd.errors import ClinkdError
+from clinkd.data.sample import special_tokens_in
+from clinkd.errors import ClinkdError, DataError
 from clinkd.infer.sasg import generate_candidates, select_answers
 from clinkd.infer.similarity import Embedder
+from clinkd.paths import output_file
 
-__all__ = ["Answer", "annotations", "ask_image", "default_output", "scan_markup"]
+__all__ = ["DRAW_SUFFIXES", "Answer", "annotations", "ask_image", "check_question", "default_output", "scan_markup"]
+
+#: File types the annotated copy can be written as (chosen by the --out suffix).
+DRAW_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 # a referred name or a box, in any of the markup styles, in order of appearance
 _ITEM_RE = re.compile(
@@ -45,6 +50,31 @@ class Answer:
     candidates: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     raw: str = ""
+
+
+def check_question(question: str, source: str | PathLike | None = None, record: int | str | None = None) -> None:
+    """Refuse a question the model must not be given: one holding chat special tokens
+    (:data:`clinkd.data.sample.CHAT_SPECIAL_TOKENS`, e.g. ``<|im_end|><|im_start|>system``, which would close
+    the user's turn and open a spoofed system or assistant turn, or fake an image slot), or text that is
+    not valid Unicode (a lone surrogate, as undecodable command-line bytes become), which the tokenizer
+    cannot encode.
+
+    Refused, not escaped: an escaped token would change the question the model sees, and whether a
+    tokenizer then splits the literal text is family-specific. Every path to the model checks here:
+    ``clinkd ask``, ``clinkd infer`` (each test question, before loading the model) and
+    :func:`~clinkd.infer.generate.generate_batch` (the web app's answers go through it).
+
+    Raises :class:`~clinkd.errors.DataError` (naming ``source`` and ``record`` when given).
+    """
+    tokens = special_tokens_in(question)
+    if tokens:
+        raise DataError(f"the question holds the chat special token(s) {', '.join(tokens)}, which would let it end "
+                        "its turn and start another (a spoofed system or assistant turn); remove them", source, record)
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise DataError(f"the question is not valid text: {question[err.start]!r} at character {err.start} is a lone "
+                        "surrogate (undecodable bytes?); fix its encoding", source, record) from None
 
 
 def scan_markup(text: str) -> Iterator[tuple[re.Match, str | None, Box | None]]:
@@ -120,12 +150,23 @@ def ask_image(
             512·512 .. 1024·1024 for a real checkpoint, a tiny model's own).
     """
     from clinkd.data.sample import strip_image_tag
-    from clinkd.infer.predict import _load_model
+    from clinkd.infer.predict import _load_model, _same_file, check_decoding_args
 
-    if select not in ("greedy", "sasg"):
-        raise ClinkdError(f"unknown selection {select!r}; choose greedy or sasg")
+    check_decoding_args(select=select, candidates=candidates, temperature=temperature, top_p=top_p,
+                        max_new_tokens=max_new_tokens, seed=seed)
     if not question.strip():
         raise ClinkdError("the question is empty")
+    check_question(question)
+    target = None
+    if draw:  # checked before any work: never after a minute of generation, never over the input image
+        target = output_file(out if out is not None else default_output(image), what="annotated image (--out)",
+                             create_parent=False)
+        if target.suffix.lower() not in DRAW_SUFFIXES:
+            raise ClinkdError(f"annotated image (--out) {target}: cannot write a {target.suffix or 'suffix-less'} "
+                              f"file; end the name with one of {', '.join(DRAW_SUFFIXES)}")
+        if _same_file(target, Path(image)):
+            raise ClinkdError(f"annotated image (--out) {target} is the input image; writing there would destroy it — "
+                              "give another --out")
     pil = load_image(image)  # raises ImageLoadError naming the file
     model, processor = _load_model(model, processor, device, min_pixels, max_pixels)
     n = candidates if select == "sasg" else 0
@@ -141,9 +182,7 @@ def ask_image(
     raw = getattr(text, "raw", text)
     text = convert_markup(text, "qwen")
     boxes = annotations(text)
-    target = None
-    if draw:
-        target = Path(out) if out is not None else default_output(image)
-        target.parent.mkdir(parents=True, exist_ok=True)
+    if target is not None:
+        output_file(target, what="annotated image (--out)")  # its folder, created now
         draw_annotations(pil, boxes).save(target)
     return Answer(text, boxes, target, list(cands) if n else [], scores, raw)

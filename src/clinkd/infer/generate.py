@@ -130,6 +130,10 @@ def generate_batch(
     ``n`` times, and ``generate`` goes on from there. Plain ``generate`` would repeat every prompt ``n``
     times before the first forward (``_expand_inputs_for_generation``) and prefill ``n·b`` rows.
     """
+    from clinkd.infer.ask import check_question  # user text never opens a chat turn (issue 13)
+
+    for q in questions:
+        check_question(q)
     tok = processor.tokenizer
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else end_id

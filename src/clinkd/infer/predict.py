@@ -8,22 +8,32 @@ One JSON object per line (protocol.md §1)::
 ``id`` is the sample's index in the test file, ``question`` and ``annotation`` are the test file's
 strings, ``response`` the model's answer read back into Med-GRIT form from the model's box convention
 (0–1000 ``<box>(x1,y1),(x2,y2)</box>``, which the published regex looks for) and ``raw_response`` the
-model's own text when it differs (JSON ``bbox_2d`` in resized-image pixels for Qwen2.5-VL, say). With ``save_candidates`` a record also carries
-``"sasg": {"chosen", "candidates", "scores"}``; readers of the format ignore extra keys.
+model's own text when it differs (JSON ``bbox_2d`` in resized-image pixels for Qwen2.5-VL, say). With
+``save_candidates`` a record also carries ``"sasg": {"chosen", "candidates", "scores"}``; readers of the
+format ignore extra keys.
 
 Resuming. Records are appended batch by batch, each batch flushed and ``fsync``-ed, so a crash loses
-at most the batch in flight. On start an existing file is repaired (a last line without newline or
-that is not valid JSON is cut off) and the ids it holds are skipped. Batches are always the same
-slices ``[k·B, (k+1)·B)`` of the (limited) test file, and sampling is seeded per batch, so a resumed run
-writes exactly the records an uninterrupted run would have written.
+at most the batch in flight. Batches are always the same slices ``[k·B, (k+1)·B)`` of the (limited)
+test file, and sampling is seeded per batch, so a resumed run writes exactly the records an
+uninterrupted run would have written.
+
+Nothing a user made is lost (issue 13). Before anything is written or cut, an existing ``out`` must be
+a clinkd prediction file of this test file (:func:`~clinkd.infer.resume.inspect_prediction_file`: every
+complete line a record with the published fields, matching its test sample, no id twice; only a torn
+last line — a crash mid-write — may be cut), and neither it nor its side file may be the test file.
+The side file ``<stem>.settings.json`` (:func:`settings_path`) records what produced the records
+(:func:`~clinkd.infer.resume.run_identity`: model folder and weights, test file content, task, samples,
+selection and decoding settings) beside the complete decoding settings; a resume whose run differs is
+refused, saying what differs and how to go on.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -32,14 +42,32 @@ import torch
 
 from clinkd.data.boxes import STYLES, convert_markup
 from clinkd.data.formats import find_dataset_files, read_samples
-from clinkd.data.images import load_image
+from clinkd.data.images import image_path, load_image
 from clinkd.data.sample import TASKS, Sample, task_from_name
 from clinkd.errors import ClinkdError, DataError
+from clinkd.infer.ask import check_question
+from clinkd.infer.resume import (
+    PUBLISHED_FIELDS,
+    FileState,
+    _is_int,
+    cut_to,
+    decoding_differences,
+    inspect_prediction_file,
+    read_done_ids,
+    read_settings,
+    repair_tail,
+    run_differences,
+    run_identity,
+    settings_path,
+    write_settings,
+)
 from clinkd.infer.sasg import generate_candidates, select_answers
 from clinkd.infer.similarity import Embedder
+from clinkd.paths import output_file
 
-__all__ = ["BOX_STYLES", "MAX_NEW_TOKENS", "PredictSummary", "predict_dataset", "predict_file",
-           "read_done_ids", "repair_tail", "resolve_image", "settings_path"]
+__all__ = ["BOX_STYLES", "MAX_NEW_TOKENS", "PUBLISHED_FIELDS", "PredictSummary", "check_decoding_args",
+           "inspect_prediction_file", "predict_dataset", "predict_file", "read_done_ids", "repair_tail",
+           "resolve_image", "run_identity", "settings_path"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +75,8 @@ log = logging.getLogger(__name__)
 MAX_NEW_TOKENS: dict[str | None, int] = {"VG": 80, "RO": 80, "GC": 80, "MII": 100, None: 80}
 #: ``raw`` keeps the model's markup; the others rewrite box/ref delimiters (``qwen``: ``<box>…</box>``).
 BOX_STYLES: tuple[str, ...] = (*STYLES, "raw")
+# Largest seed: batch k samples under seed + k, which torch takes up to 2**64 - 1.
+_MAX_SEED = 2**63
 
 
 @dataclass
@@ -61,76 +91,76 @@ class PredictSummary:
     repaired: int  # bytes cut from a torn last line
 
 
-# -- resume -----------------------------------------------------------------------------------------
-def repair_tail(path: str | PathLike) -> int:
-    """Cut a torn last record off a JSONL file; returns the number of bytes removed (0 when intact).
+# -- arguments --------------------------------------------------------------------------------------
+_CLI_NAMES = {"length_factor": "--length-cap"}
 
-    A last line is torn when it lacks its newline or is not valid JSON (a crash mid-write). Lines
-    before it are left alone (they were fsync-ed whole).
+
+def _name(arg: str, cli: bool) -> str:
+    return _CLI_NAMES.get(arg, "--" + arg.replace("_", "-")) if cli else arg
+
+
+def check_decoding_args(*, select: str = "greedy", candidates: int | None = None, temperature: float | None = None,
+                        top_p: float | None = None, box_weight: float | None = None,
+                        length_factor: float | None = None, batch_size: int | None = None,
+                        max_new_tokens: int | None = None, limit: int | None = None, seed: int | None = None,
+                        cli: bool = False) -> None:
+    """Refuse impossible selection and generation settings before any work, naming the option.
+
+    ``None`` means "not given" (a default applies). Sampling settings (temperature, candidates, box
+    weight, length cap) are checked for ``select="sasg"`` only, greedy decoding ignoring them; ``top_p``
+    is checked whenever given. ``cli`` names the options as the command line spells them (``--top-p``).
+    Raises :class:`~clinkd.errors.ClinkdError`.
     """
-    path = Path(path)
-    if not path.is_file():
-        return 0
-    data = path.read_bytes()
-    keep = len(data)
-    if data and not data.endswith(b"\n"):
-        keep = data.rfind(b"\n") + 1  # 0 when the only line is torn
-    else:
-        body = data[:-1]
-        start = body.rfind(b"\n") + 1
-        last = body[start:]
-        if last.strip():
-            try:
-                json.loads(last.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                keep = start
-    removed = len(data) - keep
-    if removed:
-        with open(path, "r+b") as f:
-            f.truncate(keep)
-            f.flush()
-            os.fsync(f.fileno())
-        log.warning("%s: removed a torn last record (%d bytes) before resuming", path, removed)
-    return removed
+    def bad(arg: str, rule: str, value: Any) -> ClinkdError:
+        return ClinkdError(f"{_name(arg, cli)} must be {rule}, got {value!r}")
 
-
-def read_done_ids(path: str | PathLike, samples: list[Sample] | None = None) -> set[int]:
-    """The ids already in a prediction file (call :func:`repair_tail` first).
-
-    With ``samples`` (the test file's samples), every record must match its sample's image: a file
-    written for another test file raises :class:`DataError` rather than being silently extended.
-    """
-    path = Path(path)
-    done: set[int] = set()
-    if not path.is_file():
-        return done
-    for line_no, line in enumerate(path.read_bytes().split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line.decode("utf-8"))
-            rid = rec["id"]
-            if isinstance(rid, bool) or not isinstance(rid, int):
-                raise ValueError(f"'id' must be an integer, got {rid!r}")
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-            raise DataError(f"not a prediction record ({err}); cannot resume into this file — move it away or fix "
-                            "the line", path, record=f"line {line_no}") from None
-        if samples is not None:
-            if not 0 <= rid < len(samples) or rec.get("image") != Path(samples[rid].image).name:
-                raise DataError(f"record id {rid} (image {rec.get('image')!r}) does not match the test file; was "
-                                "this file written for another test file? Use another --out", path,
-                                record=f"line {line_no}")
-        done.add(rid)
-    return done
+    if select not in ("greedy", "sasg"):
+        raise ClinkdError(f"unknown selection {select!r}; choose greedy or sasg")
+    for arg, value, lowest, rule in (("batch_size", batch_size, 1, "a whole number of at least 1"),
+                                     ("max_new_tokens", max_new_tokens, 1, "a whole number of at least 1"),
+                                     ("limit", limit, 1, "a whole number of at least 1 (leave it out to answer "
+                                                         "every sample)"),
+                                     ("seed", seed, 0, f"a whole number from 0 to {_MAX_SEED - 1}")):
+        if value is not None and (not _is_int(value) or value < lowest or (arg == "seed" and value >= _MAX_SEED)):
+            raise bad(arg, rule, value)
+    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+        raise bad("top_p", "in (0, 1] (the share of probability mass sampled from)", top_p)
+    if select != "sasg":
+        return
+    if candidates is not None and (not _is_int(candidates) or candidates < 1):
+        raise bad("candidates", "a whole number of at least 1 for SASG (sampled answers besides greedy)", candidates)
+    if temperature is not None and not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
+                                        and temperature > 0):
+        raise bad("temperature", "a finite number above 0 when sampling (SASG)", temperature)
+    if box_weight is not None and not (isinstance(box_weight, (int, float)) and 0 <= box_weight <= 1):
+        raise bad("box_weight", "between 0 and 1", box_weight)
+    if length_factor is not None and not (isinstance(length_factor, (int, float)) and math.isfinite(length_factor)
+                                          and length_factor > 0):
+        raise bad("length_factor", "a finite number above 0" + (" (0: no cap)" if cli else " (None: no cap)"),
+                  length_factor)
 
 
 # -- inputs -----------------------------------------------------------------------------------------
-def resolve_image(sample: Sample, image_dir: Path) -> Path:
-    """``image_dir / sample.image``, else ``image_dir / <file name>`` (paths inside ``<img>`` tags vary)."""
-    for cand in (image_dir / sample.image, image_dir / Path(sample.image).name):
+def resolve_image(sample: Sample, image_dir: Path, source: str | PathLike | None = None,
+                  record: int | str | None = None) -> Path:
+    """``image_dir / sample.image``, else ``image_dir / <file name>`` (paths inside ``<img>`` tags vary).
+
+    A path leaving the image folder (absolute, ``..``, a link out) is never used
+    (:func:`clinkd.data.images.image_path`): its file name is looked for in the folder instead, and when
+    that is not a usable name either, :class:`~clinkd.errors.DataError` names ``source`` and ``record``.
+    """
+    candidates, refused = [], None
+    for name in (sample.image, Path(sample.image).name):
+        try:
+            candidates.append(image_path(image_dir, name, source, record))
+        except DataError as err:
+            refused = err
+    if refused is not None and not candidates:
+        raise refused
+    for cand in candidates:
         if cand.is_file():
             return cand
-    return image_dir / sample.image
+    return candidates[0]
 
 
 def _default_image_dir(test_file: Path) -> Path:
@@ -171,31 +201,14 @@ def _question_codec(question_box_style: str | None, model: Any, processor: Any) 
     return codec
 
 
-def settings_path(out: str | PathLike) -> Path:
-    """The settings side file of a prediction file: ``pred_VG.jsonl`` → ``pred_VG.settings.json``."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}.settings.json")
-
-
-def _write_settings(out: Path, settings: dict[str, Any]) -> None:
-    """Write the decoding settings beside the predictions; a resumed file whose earlier settings differ
-    keeps their list under ``"previous"`` (its records then mix settings) and a warning says so."""
-    path = settings_path(out)
-    previous: list = []
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-            previous = old.pop("previous", [])
-            if old != settings:
-                log.warning("%s: earlier records of %s were written with other settings (kept under 'previous')",
-                            path, out.name)
-                previous = [*previous, old]
-        except (OSError, ValueError, AttributeError):
-            log.warning("%s: unreadable settings file replaced", path)
-    data = dict(settings, previous=previous) if previous else settings
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same resolved path, or the same inode (a hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _decoding_record(model: Any, processor: Any, *, select: str, n: int, tokens: int, temperature: float,
@@ -236,15 +249,223 @@ def _record(i: int, sample: Sample, answer: str, box_style: str) -> dict[str, An
     return rec
 
 
+def _line(record: dict) -> str:
+    """One JSONL line; ASCII escapes when the text cannot be UTF-8 (a lone surrogate in a test file)."""
+    text = json.dumps(record, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(record)
+    return text + "\n"
+
+
 def _append(f, records: list[dict]) -> None:
     """Write whole lines, then flush and fsync: after a crash the file ends at a batch boundary or
-    with one torn line, which :func:`repair_tail` removes."""
-    f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    with one torn line, which the next run cuts (:func:`inspect_prediction_file`)."""
+    f.write("".join(_line(r) for r in records))
     f.flush()
     os.fsync(f.fileno())
 
 
 # -- the run ----------------------------------------------------------------------------------------
+@dataclass
+class _Options:
+    """The settings of a run (:func:`predict_file`'s arguments of the same names)."""
+
+    select: str = "greedy"
+    candidates: int = 5
+    temperature: float = 0.7
+    top_p: float = 0.9
+    box_weight: float = 0.5
+    length_factor: float | None = 2.0
+    batch_size: int = 8
+    max_new_tokens: int | None = None
+    box_style: str = "qwen"
+    question_box_style: str | None = "auto"
+    seed: int = 0
+    limit: int | None = None
+    save_candidates: bool = False
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+
+    @property
+    def n(self) -> int:
+        """Sampled candidates per question (0: greedy)."""
+        return self.candidates if self.select == "sasg" else 0
+
+
+@dataclass
+class _Plan:
+    """One prediction file's run, checked and ready: nothing has been written yet."""
+
+    test_file: Path
+    out: Path
+    task: str | None
+    samples: list[Sample]
+    image_dir: Path
+    state: FileState
+    previous: dict[str, Any] | None  # the side file, when it speaks for records in ``out``
+    run: dict[str, Any]
+    todo: list[int]
+    starts: list[int]
+    tokens: int
+    settings: dict[str, Any] = field(default_factory=dict)  # the decoding record, once the model is loaded
+    summary: PredictSummary | None = None
+
+
+def _prepare(model: Any, test_file: str | PathLike, out: str | PathLike, task: str | None,
+             image_dir: str | PathLike | None, o: _Options) -> _Plan:
+    """Every check of a run that needs no model, in an order that touches nothing."""
+    check_decoding_args(select=o.select, candidates=o.candidates, temperature=o.temperature, top_p=o.top_p,
+                        box_weight=o.box_weight, length_factor=o.length_factor, batch_size=o.batch_size,
+                        max_new_tokens=o.max_new_tokens, limit=o.limit, seed=o.seed)
+    if o.box_style not in BOX_STYLES:
+        raise ClinkdError(f"unknown box style {o.box_style!r}; choose from {', '.join(BOX_STYLES)}")
+    if o.question_box_style not in ("auto", None, *BOX_STYLES):
+        raise ClinkdError(f"unknown question box style {o.question_box_style!r}; choose from auto, "
+                          f"{', '.join(BOX_STYLES)}")
+    test_file, out = Path(test_file), Path(out)
+    if not test_file.is_file():
+        raise DataError("test file not found", test_file)
+    side = settings_path(out)
+    output_file(out, what="prediction file", create_parent=False)
+    output_file(side, what="settings side file", create_parent=False)
+    for path, what in ((out, "the prediction file (--out)"), (side, f"the settings side file of {out.name}")):
+        if _same_file(path, test_file):
+            raise ClinkdError(f"{what} {path} is the test file {test_file}; writing there would destroy it — give "
+                              "another --out")
+    task = task or task_from_name(test_file.name)
+    samples = read_samples(test_file, fmt="test", task=task)[: o.limit]
+    for i, s in enumerate(samples):
+        check_question(s.prompts()[0], test_file, i)
+    image_dir = Path(image_dir) if image_dir is not None else _default_image_dir(test_file)
+    state = inspect_prediction_file(out, samples)
+    previous = read_settings(side, in_use=bool(state.done))
+    tokens = o.max_new_tokens or MAX_NEW_TOKENS.get(task, 80)
+    run = run_identity(model, test_file, samples, task=task, image_dir=image_dir, select=o.select,
+                       candidates=o.candidates, temperature=o.temperature, top_p=o.top_p, box_weight=o.box_weight,
+                       length_factor=o.length_factor, max_new_tokens=tokens, seed=o.seed, batch_size=o.batch_size,
+                       box_style=o.box_style, question_box_style=o.question_box_style, min_pixels=o.min_pixels,
+                       max_pixels=o.max_pixels)
+    # fixed batch grid: a resumed run recomputes a half-written batch whole, as the first run computed it
+    b = o.batch_size
+    grid = [range(s, min(s + b, len(samples))) for s in range(0, len(samples), b)]
+    todo = [i for ids in grid for i in ids if i not in state.done]
+    starts = [ids.start for ids in grid if any(i not in state.done for i in ids)]
+    if not state.done:
+        previous = None  # nothing in the file: an old side file speaks for nothing
+    elif previous is None or "run" not in previous:
+        log.warning("%s: no record of the run that wrote its %d record(s) (no %s, or one from an older clinkd); "
+                    "they are checked against the test file only", out, len(state.done), side.name)
+    else:
+        diffs = run_differences(previous["run"], run)
+        if diffs and todo:
+            raise ClinkdError(f"{out} was written by another run; what differs: {'; '.join(diffs)}. Rerun with "
+                              f"the settings recorded in {side.name}, give a new --out, or delete {out.name} and "
+                              f"{side.name} to start over")
+        if diffs:
+            log.warning("%s is complete, written by another run (what differs: %s); nothing to do", out,
+                        "; ".join(diffs))
+    missing = [(i, p) for i in todo if not (p := resolve_image(samples[i], image_dir, test_file, i)).is_file()]
+    if missing:
+        i, p = missing[0]
+        raise DataError(f"image {p} not found ({len(missing)} image(s) missing; pass --images DIR?)", test_file, i)
+    summary = PredictSummary(out, task, len(samples), len(state.done), 0, 0)
+    return _Plan(test_file, out, task, samples, image_dir, state, previous, run, todo, starts, tokens,
+                 summary=summary)
+
+
+def _settle(plan: _Plan, model: Any, processor: Any, o: _Options) -> Any:
+    """With the model loaded: the decoding record, checked against the one that wrote the file's records
+    (the pixel budget and box convention are known only now). Returns the box codec."""
+    codec = _question_codec(o.question_box_style, model, processor)
+    plan.settings = _decoding_record(model, processor, select=o.select, n=o.n, tokens=plan.tokens,
+                                     temperature=o.temperature, top_p=o.top_p, length_factor=o.length_factor,
+                                     box_weight=o.box_weight, seed=o.seed, batch_size=o.batch_size,
+                                     box_style=o.box_style, boxes=codec)
+    diffs = decoding_differences(plan.previous, plan.settings) if plan.previous is not None else []
+    if diffs:
+        side = settings_path(plan.out)
+        raise ClinkdError(f"{plan.out} was written by another run; what differs: {'; '.join(diffs)}. Rerun with "
+                          f"the settings recorded in {side.name}, give a new --out, or delete {plan.out.name} and "
+                          f"{side.name} to start over")
+    return codec
+
+
+def _execute(plan: _Plan, model: Any, processor: Any, codec: Any, o: _Options, embedder: Embedder | None,
+             progress: bool | str) -> None:
+    """Cut a torn last line, write the side file, then answer and append batch by batch."""
+    samples, out, n, summary = plan.samples, plan.out, o.n, plan.summary
+    assert summary is not None
+    output_file(out, what="prediction file")  # its folder, created now
+    summary.repaired = cut_to(out, plan.state.keep) if plan.state.torn else 0
+    write_settings(out, {**plan.settings, "run": plan.run})
+    qstyle = None if o.question_box_style in ("auto", "raw", None) else o.question_box_style
+    if n and embedder is None:
+        embedder = Embedder()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        label = progress if isinstance(progress, str) else f"{plan.task or plan.test_file.stem} ({o.select})"
+        bar = tqdm(total=len(samples), initial=summary.done_before, desc=label, unit="q")
+    try:
+        with torch.random.fork_rng(), open(out, "a", encoding="utf-8") as f:  # seeds below stay local
+            if plan.state.newline:  # a last record written whole but for its newline
+                f.write("\n")
+            for start in plan.starts:
+                ids = range(start, min(start + o.batch_size, len(samples)))
+                batch = [samples[i] for i in ids]
+                images = [load_image(resolve_image(s, plan.image_dir, plan.test_file, i)) for i, s in zip(ids, batch)]
+                prompts = [s.prompts()[0] for s in batch]
+                if qstyle is not None:  # a markup asked for (the record keeps the test file's question)
+                    prompts = [convert_markup(q, qstyle) for q in prompts]  # type: ignore[arg-type]
+                torch.manual_seed(o.seed + start // o.batch_size)
+                cands = generate_candidates(model, processor, images, prompts, n=n, max_new_tokens=plan.tokens,
+                                            temperature=o.temperature, top_p=o.top_p,
+                                            length_factor=o.length_factor, boxes=codec)
+                if n:
+                    chosen = select_answers(cands, embedder, o.box_weight)  # type: ignore[arg-type]
+                    answers = [c.answer for c in chosen]
+                else:
+                    answers = [c[0] for c in cands]
+                records = []
+                for k, (i, s, a) in enumerate(zip(ids, batch, answers)):
+                    if i in plan.state.done:
+                        continue
+                    rec = _record(i, s, a, o.box_style)
+                    if n and o.save_candidates:
+                        rec["sasg"] = chosen[k].to_dict()
+                    records.append(rec)
+                _append(f, records)
+                summary.written += len(records)
+                if bar is not None:
+                    bar.update(len(records))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _predict(model: Any, processor: Any, jobs: list[tuple[Path, Path, str | None]], image_dir: Any,
+             o: _Options, device: str | None, embedder: Embedder | None, progress: bool | str) -> list[PredictSummary]:
+    """Check every job (test file, prediction file, task), then load the model once and run them."""
+    plans = [_prepare(model, test, out, task, image_dir, o) for test, out, task in jobs]
+    busy = [p for p in plans if p.todo]
+    for p in plans:
+        if not p.todo:
+            log.info("%s: all %d records already written", p.out, len(p.samples))
+            if p.state.torn:  # a torn copy of a record also written whole
+                p.summary.repaired = cut_to(p.out, p.state.keep)  # type: ignore[union-attr]
+    if busy:
+        model, processor = _load_model(model, processor, device, o.min_pixels, o.max_pixels)
+        codecs = [_settle(p, model, processor, o) for p in busy]  # every file checked before any is written
+        if o.n and embedder is None:
+            embedder = Embedder()  # one cache for all files
+        for p, codec in zip(busy, codecs):
+            _execute(p, model, processor, codec, o, embedder, progress)
+    return [p.summary for p in plans]  # type: ignore[misc]
+
+
 def predict_file(
     model: Any,
     test_file: str | PathLike,
@@ -278,7 +499,8 @@ def predict_file(
         model: a model directory (loaded with :func:`clinkd.model.load`) or a loaded model (then pass
             ``processor``).
         test_file: a Med-GRIT test file (``[{"id", "conversations": [[question, answer]]}]``).
-        out: the prediction file; created, or repaired and resumed when it exists.
+        out: the prediction file; created, or resumed when it exists (it must then be a prediction
+            file of this test file written by the same run, see the module docstring).
         task: VG/RO/GC/MII; default from the file name. Chooses the default ``max_new_tokens``
             (:data:`MAX_NEW_TOKENS`: 80, 100 for MII).
         image_dir: where the images are; default ``images/`` beside the test file (else its folder).
@@ -304,94 +526,19 @@ def predict_file(
         min_pixels, max_pixels: image budget (:func:`clinkd.model.load`; default: the release's
             512·512 .. 1024·1024 for a real checkpoint, a tiny model's own).
 
-    The complete decoding settings (every ``generate`` field, greedy and sampled), the seed and the
-    image budget are written beside ``out`` as ``<stem>.settings.json`` (:func:`settings_path`).
+    The complete decoding settings (every ``generate`` field, greedy and sampled), the seed, the image
+    budget and the run's identity (:func:`run_identity`, under ``"run"``) are written beside ``out`` as
+    ``<stem>.settings.json`` (:func:`settings_path`). Every check that needs no model (the arguments,
+    the files, the questions, the images, the recorded run) is made before the model is loaded, and
+    nothing is written or cut before every check has passed. Bad input raises
+    :class:`~clinkd.errors.ClinkdError` (:class:`~clinkd.errors.DataError` naming file and record).
     """
-    if select not in ("greedy", "sasg"):
-        raise ClinkdError(f"unknown selection {select!r}; choose greedy or sasg")
-    if box_style not in BOX_STYLES:
-        raise ClinkdError(f"unknown box style {box_style!r}; choose from {', '.join(BOX_STYLES)}")
-    if batch_size < 1 or (select == "sasg" and candidates < 1):
-        raise ClinkdError("batch_size and (for sasg) candidates must be at least 1")
-    if question_box_style not in ("auto", None, *BOX_STYLES):
-        raise ClinkdError(f"unknown question box style {question_box_style!r}; choose from auto, "
-                          f"{', '.join(BOX_STYLES)}")
-    test_file, out = Path(test_file), Path(out)
-    if not test_file.is_file():
-        raise DataError("test file not found", test_file)
-    task = task or task_from_name(test_file.name)
-    samples = read_samples(test_file, fmt="test", task=task)
-    if limit is not None:
-        samples = samples[:limit]
-    image_dir = Path(image_dir) if image_dir is not None else _default_image_dir(test_file)
-    if out.is_dir():
-        raise ClinkdError(f"{out} is a folder; give a .jsonl file to write the predictions to")
-    repaired = repair_tail(out)
-    done = read_done_ids(out, samples)
-    # fixed batch grid: a resumed run recomputes a half-written batch whole, as the first run computed it
-    grid = [range(s, min(s + batch_size, len(samples))) for s in range(0, len(samples), batch_size)]
-    todo = [i for ids in grid for i in ids if i not in done]
-    starts = [ids.start for ids in grid if any(i not in done for i in ids)]
-    missing = [(i, p) for i in todo if not (p := resolve_image(samples[i], image_dir)).is_file()]
-    if missing:
-        i, p = missing[0]
-        raise DataError(f"image {p} not found ({len(missing)} image(s) missing; pass --images DIR?)", test_file, i)
-    summary = PredictSummary(out, task, len(samples), len(done & set(range(len(samples)))), 0, repaired)
-    if not todo:
-        log.info("%s: all %d records already written", out, len(samples))
-        return summary
-    model, processor = _load_model(model, processor, device, min_pixels, max_pixels)
-    qstyle = None if question_box_style in ("auto", "raw", None) else question_box_style
-    codec = _question_codec(question_box_style, model, processor)
-    tokens = max_new_tokens or MAX_NEW_TOKENS.get(task, 80)
-    n = candidates if select == "sasg" else 0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _write_settings(out, _decoding_record(model, processor, select=select, n=n, tokens=tokens,
-                                          temperature=temperature, top_p=top_p, length_factor=length_factor,
-                                          box_weight=box_weight, seed=seed, batch_size=batch_size,
-                                          box_style=box_style, boxes=codec))
-    if select == "sasg" and embedder is None:
-        embedder = Embedder()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        label = progress if isinstance(progress, str) else f"{task or test_file.stem} ({select})"
-        bar = tqdm(total=len(samples), initial=summary.done_before, desc=label, unit="q")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with torch.random.fork_rng(), open(out, "a", encoding="utf-8") as f:  # seeds below stay local
-            for start in starts:
-                ids = range(start, min(start + batch_size, len(samples)))
-                batch = [samples[i] for i in ids]
-                images = [load_image(resolve_image(s, image_dir)) for s in batch]
-                prompts = [s.prompts()[0] for s in batch]
-                if qstyle is not None:  # a markup asked for (the record keeps the test file's question)
-                    prompts = [convert_markup(q, qstyle) for q in prompts]  # type: ignore[arg-type]
-                torch.manual_seed(seed + start // batch_size)
-                cands = generate_candidates(model, processor, images, prompts, n=n, max_new_tokens=tokens,
-                                            temperature=temperature, top_p=top_p, length_factor=length_factor,
-                                            boxes=codec)
-                if n:
-                    chosen = select_answers(cands, embedder, box_weight)  # type: ignore[arg-type]
-                    answers = [c.answer for c in chosen]
-                else:
-                    answers = [c[0] for c in cands]
-                records = []
-                for k, (i, s, a) in enumerate(zip(ids, batch, answers)):
-                    if i in done:
-                        continue
-                    rec = _record(i, s, a, box_style)
-                    if n and save_candidates:
-                        rec["sasg"] = chosen[k].to_dict()
-                    records.append(rec)
-                _append(f, records)
-                summary.written += len(records)
-                if bar is not None:
-                    bar.update(len(records))
-    finally:
-        if bar is not None:
-            bar.close()
+    o = _Options(select=select, candidates=candidates, temperature=temperature, top_p=top_p, box_weight=box_weight,
+                 length_factor=length_factor, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                 box_style=box_style, question_box_style=question_box_style, seed=seed, limit=limit,
+                 save_candidates=save_candidates, min_pixels=min_pixels, max_pixels=max_pixels)
+    (summary,) = _predict(model, processor, [(Path(test_file), Path(out), task)], image_dir, o, device, embedder,
+                          progress)
     return summary
 
 
@@ -402,12 +549,18 @@ def predict_dataset(
     *,
     tasks: str | list[str] = "all",
     processor: Any = None,
+    image_dir: str | PathLike | None = None,
+    embedder: Embedder | None = None,
+    device: str | None = None,
+    progress: bool | str = True,
     **kwargs: Any,
 ) -> dict[str, PredictSummary]:
     """Answer the test files of a dataset folder: ``out_dir/pred_<TASK>.jsonl`` for each task.
 
-    ``tasks``: ``"all"`` (every test file present) or task codes. ``kwargs`` go to :func:`predict_file`
-    (``image_dir`` defaults to the folder's images). The model is loaded once.
+    ``tasks``: ``"all"`` (every test file present) or task codes. ``kwargs`` are :func:`predict_file`'s
+    settings (``image_dir`` defaults to the folder's images). Every task's files are checked as
+    :func:`predict_file` checks one before the model is loaded (once) and anything is written;
+    ``out_dir`` may not be the dataset or the image folder.
     """
     files = find_dataset_files(data_dir)
     if tasks == "all":
@@ -420,11 +573,13 @@ def predict_dataset(
     if absent:
         found = ", ".join(sorted(files.test)) or "none"
         raise DataError(f"no test file for task(s) {', '.join(absent)} (found: {found})", data_dir)
-    kwargs.setdefault("image_dir", files.image_dir)
-    if kwargs.get("select") == "sasg" and kwargs.get("embedder") is None:
-        kwargs["embedder"] = Embedder()  # one cache for all tasks
-    model, processor = _load_model(model, processor, kwargs.pop("device", None), kwargs.pop("min_pixels", None),
-                                   kwargs.pop("max_pixels", None))
-    out_dir = Path(out_dir)
-    return {t: predict_file(model, files.test[t], out_dir / f"pred_{t}.jsonl", processor=processor, task=t, **kwargs)
-            for t in wanted}
+    out_dir, image_dir = Path(out_dir), Path(image_dir or files.image_dir)
+    for folder, what in ((Path(data_dir), "the dataset folder (--data)"), (image_dir, "the image folder")):
+        if _same_file(out_dir, folder):
+            raise ClinkdError(f"the output folder {out_dir} is {what}; give another --out folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ClinkdError(f"output folder {out_dir} is a file; give a folder")
+    o = _Options(**kwargs)
+    summaries = _predict(model, processor, [(files.test[t], out_dir / f"pred_{t}.jsonl", t) for t in wanted],
+                         image_dir, o, device, embedder, progress)
+    return dict(zip(wanted, summaries))
