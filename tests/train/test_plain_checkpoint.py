@@ -18,7 +18,7 @@ from transformers.processing_utils import ProcessorMixin
 from transformers.utils import is_torchvision_available
 
 from clinkd.model import load
-from clinkd.model.processor import RELEASE_MAX_PIXELS, RELEASE_MIN_PIXELS, ClinkdProcessor, pixel_budget
+from clinkd.model.processor import ClinkdProcessor, pixel_budget
 
 
 def _image() -> Image.Image:
@@ -73,6 +73,9 @@ def test_model_init_writes_a_plain_checkpoint(tmp_path):
     assert config["architectures"] == ["McgQwen2VLForConditionalGeneration"]  # architecture-dispatching tools refuse
 
 
+BUDGET = (128 * 128, 256 * 256)
+
+
 def test_a_fine_tuned_hub_checkpoint_stays_a_hub_checkpoint(tmp_path, synth_dir, hub_standin):
     from clinkd.train.config import load_run_configs
     from clinkd.train.run import run_sft
@@ -81,6 +84,8 @@ def test_a_fine_tuned_hub_checkpoint_stays_a_hub_checkpoint(tmp_path, synth_dir,
     (cfg,) = load_run_configs(None, [
         "--train.per_device_train_batch_size=1", "--data.max_train_samples=1", "--train.disable_tqdm=true",
         f"--data.dir={synth_dir}", f"--model.path={hub}", "--train.max_steps=1", "--model.dtype=bfloat16",
+        # a small budget keeps the step cheap (the release default for hub folders: tests/infer/test_pixel_budget.py)
+        f"--model.min_pixels={BUDGET[0]}", f"--model.max_pixels={BUDGET[1]}",
         "--train.save_steps=1000", f"--train.output_dir={tmp_path / 'ft'}"])
     out = run_sft(cfg)
     # saved in the dtype it trained in (the hub's bf16)
@@ -99,8 +104,8 @@ def test_a_fine_tuned_hub_checkpoint_stays_a_hub_checkpoint(tmp_path, synth_dir,
     hub_template = json.loads((hub / "chat_template.json").read_text())["chat_template"]
     assert (out / "chat_template.jinja").read_text() == hub_template
     assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(hub).get_vocab()
-    check_stock_processor_parts(out, (RELEASE_MIN_PIXELS, RELEASE_MAX_PIXELS))
-    assert pixel_budget(load(out)[1]) == (RELEASE_MIN_PIXELS, RELEASE_MAX_PIXELS)
+    check_stock_processor_parts(out, BUDGET)
+    assert pixel_budget(load(out)[1]) == BUDGET
     check_stock_model(out)
     check_stock_auto_processor(out)
     assert "clinkd_position_ids" in json.loads((out / "config.json").read_text())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from clinkd.data.boxes import STYLES, find_box_tags, parse_box_body
 from clinkd.data.formats import Problem, detect_format, find_dataset_files, parse_records, read_json
-from clinkd.data.images import image_path, verify_image
+from clinkd.data.images import image_path, image_size, verify_image
 from clinkd.data.sample import MODALITIES, Sample, special_tokens_in
 from clinkd.errors import BoxParseError, DataError, ImageLoadError
 
@@ -114,15 +114,17 @@ def sample_problems(sample: Sample) -> list[str]:
     return out
 
 
-def image_problem(path: Path) -> str | None:
+def image_problem(path: Path, decode: bool = True) -> str | None:
     """Why an image cannot be used (None when it can): missing, damaged, over the decoded-size limits, or
-    not decodable — every pixel is decoded, as training will (:func:`clinkd.data.images.verify_image`)."""
+    not decodable — every pixel is decoded, as training will (:func:`clinkd.data.images.verify_image`).
+    ``decode=False`` reads the header only (:func:`~clinkd.data.images.image_size`: what training checks
+    of every image before its first step, cheaply)."""
     if not path.is_file():
         return f"image not found: {path}"
     try:
-        verify_image(path)
+        verify_image(path) if decode else image_size(path)
     except ImageLoadError as err:
-        return f"image cannot be decoded: {path}: {err.reason}"
+        return f"image cannot be {'decoded' if decode else 'read'}: {path}: {err.reason}"
     return None
 
 

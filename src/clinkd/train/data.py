@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 
 from clinkd.data.boxes import convert_markup
+from clinkd.data.check import image_problem
 from clinkd.data.conventions import BoxCodec
 from clinkd.data.formats import Dataset
-from clinkd.data.images import image_path, image_size, load_image
+from clinkd.data.images import image_path, load_image
 from clinkd.data.sample import Sample, strip_image_tag
 from clinkd.errors import DataError, ImageLoadError
 
@@ -79,7 +80,7 @@ def items_from_dataset(ds: Dataset, box_style: str | None = None, max_samples: i
             problems.append(f"{source} (id {s.id}): {err.reason}")
             continue
         if item.image not in checked:
-            checked[item.image] = _image_problem(item.image)
+            checked[item.image] = image_problem(item.image, decode=False)
         if checked[item.image] is not None:
             problems.append(f"{source} (id {s.id}): {checked[item.image]}")
         items.append(item)
@@ -93,17 +94,6 @@ def items_from_dataset(ds: Dataset, box_style: str | None = None, max_samples: i
     if not items:
         raise DataError("no training records", ds.files.root)
     return items
-
-
-def _image_problem(image: Path) -> str | None:
-    """Why the image of a training record cannot be used (None when its header reads)."""
-    if not image.is_file():
-        return f"image not found: {image}"
-    try:
-        image_size(image)
-    except ImageLoadError as err:
-        return f"unreadable image {image}: {err.reason}"
-    return None
 
 
 def _messages(turns: Sequence[tuple[str, str]], with_image: bool = True) -> list[dict]:
