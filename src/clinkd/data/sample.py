@@ -13,6 +13,7 @@ from os import PathLike
 from pathlib import PurePath
 
 from clinkd.data.boxes import Box, parse_boxes, parse_refs
+from clinkd.errors import DataError
 
 # The eight Med-GRIT modalities, as the image file names spell them (protocol.md).
 MODALITIES: tuple[str, ...] = ("ct", "mr", "x", "pet", "endoscopy", "dermoscopy", "fundus", "ultrasound")
@@ -49,6 +50,31 @@ CHAT_SPECIAL_TOKENS: tuple[str, ...] = (
 def special_tokens_in(text: str) -> list[str]:
     """The chat special tokens (:data:`CHAT_SPECIAL_TOKENS`) that ``text`` contains, in that order."""
     return [t for t in CHAT_SPECIAL_TOKENS if t in text]
+
+
+def check_question(question: str, source: str | PathLike | None = None, record: int | str | None = None) -> None:
+    """Refuse a question the model must not be given: one holding chat special tokens
+    (:data:`clinkd.data.sample.CHAT_SPECIAL_TOKENS`, e.g. ``<|im_end|><|im_start|>system``, which would close
+    the user's turn and open a spoofed system or assistant turn, or fake an image slot), or text that is
+    not valid Unicode (a lone surrogate, as undecodable command-line bytes become), which the tokenizer
+    cannot encode.
+
+    Refused, not escaped: an escaped token would change the question the model sees, and whether a
+    tokenizer then splits the literal text is family-specific. Every path to the model checks here:
+    ``clinkd ask``, ``clinkd infer`` (each test question, before loading the model) and
+    :func:`~clinkd.infer.generate.generate_batch` (the web app's answers go through it).
+
+    Raises :class:`~clinkd.errors.DataError` (naming ``source`` and ``record`` when given).
+    """
+    tokens = special_tokens_in(question)
+    if tokens:
+        raise DataError(f"the question holds the chat special token(s) {', '.join(tokens)}, which would let it end "
+                        "its turn and start another (a spoofed system or assistant turn); remove them", source, record)
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise DataError(f"the question is not valid text: {question[err.start]!r} at character {err.start} is a lone "
+                        "surrogate (undecodable bytes?); fix its encoding", source, record) from None
 
 
 def modality_of(image: str) -> str:

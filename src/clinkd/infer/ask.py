@@ -19,8 +19,8 @@ import torch
 from clinkd.data.boxes import Box, BoxParseError, convert_markup, parse_box_body
 from clinkd.data.draw import draw_annotations
 from clinkd.data.images import NIFTI_SUFFIXES, load_image
-from clinkd.data.sample import special_tokens_in
-from clinkd.errors import ClinkdError, DataError
+from clinkd.data.sample import check_question
+from clinkd.errors import ClinkdError
 from clinkd.infer.sasg import generate_candidates, select_answers
 from clinkd.infer.similarity import Embedder
 from clinkd.paths import output_file
@@ -50,31 +50,6 @@ class Answer:
     candidates: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     raw: str = ""
-
-
-def check_question(question: str, source: str | PathLike | None = None, record: int | str | None = None) -> None:
-    """Refuse a question the model must not be given: one holding chat special tokens
-    (:data:`clinkd.data.sample.CHAT_SPECIAL_TOKENS`, e.g. ``<|im_end|><|im_start|>system``, which would close
-    the user's turn and open a spoofed system or assistant turn, or fake an image slot), or text that is
-    not valid Unicode (a lone surrogate, as undecodable command-line bytes become), which the tokenizer
-    cannot encode.
-
-    Refused, not escaped: an escaped token would change the question the model sees, and whether a
-    tokenizer then splits the literal text is family-specific. Every path to the model checks here:
-    ``clinkd ask``, ``clinkd infer`` (each test question, before loading the model) and
-    :func:`~clinkd.infer.generate.generate_batch` (the web app's answers go through it).
-
-    Raises :class:`~clinkd.errors.DataError` (naming ``source`` and ``record`` when given).
-    """
-    tokens = special_tokens_in(question)
-    if tokens:
-        raise DataError(f"the question holds the chat special token(s) {', '.join(tokens)}, which would let it end "
-                        "its turn and start another (a spoofed system or assistant turn); remove them", source, record)
-    try:
-        question.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise DataError(f"the question is not valid text: {question[err.start]!r} at character {err.start} is a lone "
-                        "surrogate (undecodable bytes?); fix its encoding", source, record) from None
 
 
 def scan_markup(text: str) -> Iterator[tuple[re.Match, str | None, Box | None]]:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from clinkd.data.conventions import BoxCodec, Reading
+from clinkd.data.sample import check_question
 from clinkd.model.processor import box_codec, build_batch
 
 # Text that ends an answer: the chat template closes every turn with <|im_end|>.
@@ -130,7 +131,6 @@ def generate_batch(
     ``n`` times, and ``generate`` goes on from there. Plain ``generate`` would repeat every prompt ``n``
     times before the first forward (``_expand_inputs_for_generation``) and prefill ``n·b`` rows.
     """
-    from clinkd.infer.ask import check_question  # user text never opens a chat turn (issue 13)
 
     for q in questions:
         check_question(q)

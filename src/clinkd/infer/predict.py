@@ -43,9 +43,8 @@ import torch
 from clinkd.data.boxes import STYLES, convert_markup
 from clinkd.data.formats import find_dataset_files, read_samples
 from clinkd.data.images import image_path, load_image
-from clinkd.data.sample import TASKS, Sample, task_from_name
+from clinkd.data.sample import TASKS, Sample, check_question, task_from_name
 from clinkd.errors import ClinkdError, DataError
-from clinkd.infer.ask import check_question
 from clinkd.infer.resume import (
     PUBLISHED_FIELDS,
     FileState,
