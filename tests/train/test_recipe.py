@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.multiprocess
+# slow: two launches of the whole recipe (about 3 minutes on 2 cores); its parts run in the default suite
+# (tests/train/test_ddp.py, test_deepspeed.py, test_plain_checkpoint.py): `pytest -m slow` runs it
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 pytest.importorskip("deepspeed", reason="the recipe runs DeepSpeed ZeRO-3: pip install -e '.[test]'")
 
 RECIPE = Path(__file__).parents[2] / "configs" / "qwen2vl-7b-medgrit.yaml"
