@@ -83,14 +83,20 @@ def test_sasg_candidates_are_compared_as_medgrit_boxes(qwen25, embedder):
     assert choice.index != 0 and parse_boxes(choice.answer)[0].iou(Box(100, 100, 500, 500)) > 0.8
 
 
-def test_ask_draws_the_boxes_where_the_model_meant_them(qwen25, tmp_path):
-    from clinkd.infer.ask import ask_image
-
-    model, processor, writes, _ = qwen25
+def _scan_answered(tmp_path, processor, writes):
+    """A black 320x200 scan, and the model made to answer with the liver at (250,100),(500,400) in its pixels."""
     path = tmp_path / "scan.png"
     Image.fromarray(np.zeros((200, 320, 3), dtype=np.uint8)).save(path)
     px, _ = _pixels_of(Box(250, 100, 500, 400), (320, 200), processor)
     writes(RAW % tuple(px))
+    return path, px
+
+
+def test_ask_draws_the_boxes_where_the_model_meant_them(qwen25, tmp_path):
+    from clinkd.infer.ask import ask_image
+
+    model, processor, writes, _ = qwen25
+    path, px = _scan_answered(tmp_path, processor, writes)
     ans = ask_image(model, path, "Where is the liver?", processor=processor, max_new_tokens=40)
     ((label, box),) = ans.boxes
     assert label == "liver" and ans.raw == RAW % tuple(px)
@@ -104,10 +110,7 @@ def test_the_web_app_shows_original_pixels_and_the_raw_answer(qwen25, tmp_path):
     from clinkd.serve.answer import Answerer, ask
 
     model, processor, writes, _ = qwen25
-    path = tmp_path / "scan.png"
-    Image.fromarray(np.zeros((200, 320, 3), dtype=np.uint8)).save(path)
-    px, _ = _pixels_of(Box(250, 100, 500, 400), (320, 200), processor)
-    writes(RAW % tuple(px))
+    path, px = _scan_answered(tmp_path, processor, writes)
     result = ask(Answerer(model, processor, max_new_tokens=40), path, "VG", object_name="liver")
     assert result.answer == RAW % tuple(px)  # Details: what the model wrote
     ((label, box_text, pixels),) = result.rows

@@ -22,6 +22,7 @@ The scheme and its four parameters live in the model config as ``config.clinkd_r
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,7 +151,14 @@ def set_box_convention(config, convention: Convention) -> Convention:
 
 def _run_box_style(folder) -> str | None:
     """``data.box_style`` of the ``clinkd_run.yaml`` in ``folder`` (None when there is none)."""
-    if not folder or not (Path(folder) / "clinkd_run.yaml").is_file():
+    return _read_run_box_style(str(folder)) if folder else None
+
+
+@functools.lru_cache(maxsize=64)
+def _read_run_box_style(folder: str) -> str | None:
+    """Read once per process: :func:`get_box_convention` runs on every generate call (a legacy folder's
+    YAML is not re-read per batch)."""
+    if not (Path(folder) / "clinkd_run.yaml").is_file():
         return None
     import yaml
 
