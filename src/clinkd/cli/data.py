@@ -10,6 +10,7 @@ from pathlib import Path
 from clinkd.errors import ClinkdError
 
 MIN_SYNTH_IMAGES = 16  # two per modality: one for training, one for testing
+DEFAULT_SHAPES_IMAGES = 2000  # clinkd.data.synth.shapes.DEFAULT_SHAPES_IMAGES (not imported: keeps --help fast)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,17 +20,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = dsub.add_parser(
         "synth",
-        help="write the built-in synthetic Med-GRIT benchmark",
+        help="write the built-in synthetic Med-GRIT benchmark (or generic shapes pretraining data)",
         description="Write DIR/images/<modality>_<n>.png, DIR/train.json and DIR/test_{VG,RO,GC,MII}.json "
-        "in exactly the Med-GRIT format. Same seed, same bytes. A folder that already holds something is "
+        "in exactly the Med-GRIT format. --domain shapes writes generic (non-medical) pretraining data "
+        "instead: DIR/images/shapes_<n>.png and DIR/train.json only (grounding, referring, description and "
+        "counting of coloured shapes). Same seed, same bytes. A folder that already holds something is "
         "refused unless --force.",
     )
+    s.add_argument("--domain", choices=["medgrit", "shapes"], default="medgrit",
+                   help="medgrit: the synthetic Med-GRIT benchmark (default); shapes: generic pretraining data "
+                   "for a student base, a train.json only")
     s.add_argument("--out", required=True, type=Path, help="output folder (new or empty, unless --force)")
     s.add_argument("--seed", type=int, default=0, help="random seed, >= 0 (default 0)")
     s.add_argument("--images", type=int, default=None,
-                   help=f"number of images, at least {MIN_SYNTH_IMAGES} (default 480)")
-    s.add_argument("--test-fraction", type=float, default=0.2,
-                   help="share of images in the test split, between 0 and 1 exclusive (default 0.2)")
+                   help=f"number of images, at least {MIN_SYNTH_IMAGES} for medgrit (default 480), at least 1 "
+                   f"for shapes (default {DEFAULT_SHAPES_IMAGES})")
+    s.add_argument("--test-fraction", type=float, default=None,
+                   help="share of images in the test split, between 0 and 1 exclusive (default 0.2); ignored by "
+                   "--domain shapes, which writes no test split")
     s.add_argument("--force", action="store_true",
                    help="write into a folder that already holds files (files of the same names are overwritten)")
     s.set_defaults(func=cmd_synth)
@@ -98,6 +106,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     if args.seed < 0:
         raise ClinkdError(f"--seed must be 0 or more, got {args.seed}")
+    if args.domain == "shapes":
+        return _synth_shapes(args)
+    if args.test_fraction is None:
+        args.test_fraction = 0.2
     if not 0.0 < args.test_fraction < 1.0:
         raise ClinkdError(f"--test-fraction must be between 0 and 1, exclusive (got {args.test_fraction}): the "
                           "dataset needs both a training and a test split")
@@ -110,6 +122,26 @@ def cmd_synth(args: argparse.Namespace) -> int:
     output_dir(args.out, force=args.force, what="--out folder")
     summary = synth.generate(args.out, **kwargs)
     print(json.dumps(summary, indent=1, default=str))
+    return 0
+
+
+def _synth_shapes(args: argparse.Namespace) -> int:
+    import time
+
+    from clinkd.data.synth import generate_shapes
+    from clinkd.paths import output_dir
+
+    n = DEFAULT_SHAPES_IMAGES if args.images is None else args.images
+    if n < 1:
+        raise ClinkdError(f"--images must be at least 1, got {n}")
+    if args.test_fraction is not None:
+        print("note: --test-fraction is ignored by --domain shapes (it writes train.json only)", file=sys.stderr)
+    output_dir(args.out, force=args.force, what="--out folder")
+    t0 = time.perf_counter()
+    out = generate_shapes(args.out, seed=args.seed, n_images=n, progress=True)
+    summary = {"out_dir": str(out), "domain": "shapes", "seed": args.seed, "images": n,
+               "files": {"train": str(out / "train.json")}, "seconds": round(time.perf_counter() - t0, 3)}
+    print(json.dumps(summary, indent=1))
     return 0
 
 

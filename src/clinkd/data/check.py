@@ -18,7 +18,7 @@ from pathlib import Path
 from clinkd.data.boxes import STYLES, find_box_tags, parse_box_body
 from clinkd.data.formats import Problem, detect_format, find_dataset_files, parse_records, read_json
 from clinkd.data.images import image_path, image_size, verify_image
-from clinkd.data.sample import MODALITIES, Sample, special_tokens_in
+from clinkd.data.sample import MODALITIES, PRETRAINING_MODALITIES, Sample, special_tokens_in
 from clinkd.errors import BoxParseError, DataError, ImageLoadError
 
 # Every ref/box delimiter of every markup style, opening tag -> its closing tag.
@@ -102,10 +102,11 @@ def sample_problems(sample: Sample) -> list[str]:
     first, and matching tag pairs across thousands of stray opening tags would take quadratic time.
     """
     out = []
-    if sample.modality not in MODALITIES:
+    if sample.modality not in MODALITIES and sample.modality not in PRETRAINING_MODALITIES:
         out.append(
             f"unknown modality {sample.modality!r} from image name {sample.image!r} "
-            f"(names must start with one of {', '.join(MODALITIES)} followed by '_')"
+            f"(names must start with one of {', '.join(MODALITIES)} followed by '_'; or, for pretraining "
+            f"data, {', '.join(PRETRAINING_MODALITIES)})"
         )
     for t_i, turn in enumerate(sample.turns):
         for where, text in (("question", turn.question), ("answer", turn.answer)):

@@ -17,6 +17,10 @@ from clinkd.errors import DataError
 
 # The eight Med-GRIT modalities, as the image file names spell them (protocol.md).
 MODALITIES: tuple[str, ...] = ("ct", "mr", "x", "pet", "endoscopy", "dermoscopy", "fundus", "ultrasound")
+#: Image-name prefixes of generic (non-Med-GRIT) pretraining data, e.g. :mod:`clinkd.data.synth.shapes`.
+#: Valid in data files (``clinkd data check`` accepts them) but never one of :data:`MODALITIES`: the Med-GRIT
+#: protocol averages over exactly those eight.
+PRETRAINING_MODALITIES: tuple[str, ...] = ("shapes",)
 MODALITY_NAMES: dict[str, str] = {
     "ct": "CT",
     "mr": "MRI",
