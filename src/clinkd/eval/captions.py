@@ -62,7 +62,11 @@ class CaptionTask:
 
 @dataclass
 class CaptionResult:
-    """Per group: metric → score (``None`` where unavailable) and per-sample arrays for bootstraps."""
+    """Per group: metric → score (``None`` where unavailable) and per-sample arrays for bootstraps:
+    ``ROUGE_L``, ``CIDEr`` (with the group's IDF), ``SPICE`` scores ``(n,)``; ``BLEU_stats`` ``(n, 10)``
+    (:func:`clinkd.eval.ngram.bleu_stats_matrix`) and ``METEOR_stats`` ``(n, 23)``
+    (:func:`clinkd.eval.coco_java.additive_stats`), whose column sums give the group's corpus BLEU and
+    METEOR (:func:`~clinkd.eval.ngram.bleu_from_totals`, :func:`~clinkd.eval.coco_java.meteor_from_stats`)."""
 
     scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
     per_sample: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
@@ -162,8 +166,11 @@ class CaptionScorer:
             except coco_java.MeteorDied as err:
                 raise self._meteor_failure(list(pairs), err) from None
             log.debug("METEOR statistics done after %.1f s", time.perf_counter() - self._t0)
-            box["meteor"] = meteor.evaluate_summed_many(
-                [[stats[pairs[p]] for p in zip(th, tr)] for th, tr in box["tokens"]])  # type: ignore[attr-defined]
+            index = [[pairs[p] for p in zip(th, tr)] for th, tr in box["tokens"]]  # type: ignore[attr-defined]
+            box["meteor"] = meteor.evaluate_summed_many([[stats[k] for k in idx] for idx in index])
+            # per-sample additive rows (bootstraps of corpus METEOR), parsed once per distinct pair
+            rows = np.array([coco_java.additive_stats(line) for line in stats]).reshape(-1, coco_java.STATS_WIDTH)
+            box["meteor_stats"] = [rows[np.asarray(idx, dtype=np.intp)] for idx in index]
             log.debug("METEOR EVALs done after %.1f s", time.perf_counter() - self._t0)
         except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = err
@@ -239,8 +246,11 @@ class CaptionScorer:
                 raise self._box["error"]  # type: ignore[misc]
         finally:
             self._meteor.close()
-        for (name, group, _), score in zip(self.jobs, self._box["meteor"]):  # type: ignore[arg-type]
+        meteor: list[float] = self._box["meteor"]  # type: ignore[assignment]
+        meteor_stats: list[np.ndarray] = self._box["meteor_stats"]  # type: ignore[assignment]
+        for (name, group, _), score, stats in zip(self.jobs, meteor, meteor_stats):
             results[name].scores[group]["METEOR"] = float(score)
+            results[name].per_sample[group]["METEOR_stats"] = stats
         self._spice(tokens, results)
         for res in results.values():
             res.spice_reason = self.spice_reason
@@ -276,7 +286,8 @@ class CaptionScorer:
             scores["ROUGE_L"] = float(np.mean(rouge_each))
             scores["CIDEr"], cider_each = ngram.cider(ch, cr)
             results[name].scores[group] = scores
-            results[name].per_sample[group] = {"ROUGE_L": rouge_each, "CIDEr": cider_each}
+            results[name].per_sample[group] = {"ROUGE_L": rouge_each, "CIDEr": cider_each,
+                                               "BLEU_stats": ngram.bleu_stats_matrix(bleu_stats)}
             bar.update(1)
         bar.close()
 

@@ -34,6 +34,8 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from clinkd.errors import ClinkdError
 
 MAX_TOKENS = 2_000
@@ -289,22 +291,72 @@ STATS_WIDTH = 23
 chunks tstWordMatches refWordMatches — METEOR 1.5's statistics line."""
 
 
+def additive_stats(line: str) -> list[float]:
+    """One segment's ``SCORE`` statistics line as the row METEOR's ``addStats`` adds to a corpus: every
+    field as it is, except the chunk count (field 20) of a segment matched perfectly (all words of both
+    sides matched, one chunk), which adds nothing. A corpus's statistics are the sum of its segments'
+    rows, so a resampled corpus (a bootstrap, :mod:`clinkd.eval.paired`) is a weighted sum of them."""
+    r = [float(x) for x in line.split()]
+    if len(r) != STATS_WIDTH:
+        raise JavaToolError(f"unexpected METEOR statistics line {line!r}")
+    test_matches = sum(r[4 + 4 * i] + r[6 + 4 * i] for i in range(4))
+    ref_matches = sum(r[5 + 4 * i] + r[7 + 4 * i] for i in range(4))
+    if test_matches == r[0] and ref_matches == r[1] and r[20] == 1.0:
+        r[20] = 0.0
+    return r
+
+
 def aggregate_stats(stats: Sequence[str]) -> str:
     """The statistics line of a corpus: METEOR's ``addStats`` over the segments' lines."""
     if not stats:
         raise ValueError("METEOR needs at least one caption per group")
     total = [0.0] * STATS_WIDTH
     for line in stats:
-        r = [float(x) for x in line.split()]
-        if len(r) != STATS_WIDTH:
-            raise JavaToolError(f"unexpected METEOR statistics line {line!r}")
-        test_matches = sum(r[4 + 4 * i] + r[6 + 4 * i] for i in range(4))
-        ref_matches = sum(r[5 + 4 * i] + r[7 + 4 * i] for i in range(4))
-        perfect = test_matches == r[0] and ref_matches == r[1] and r[20] == 1.0
-        for k in range(STATS_WIDTH):
-            if k != 20 or not perfect:
-                total[k] += r[k]
+        for k, v in enumerate(additive_stats(line)):
+            total[k] += v
     return " ".join(repr(v) for v in total)
+
+
+METEOR_PARAMETERS = {"alpha": 0.85, "beta": 0.2, "gamma": 0.6, "delta": 0.75}
+"""METEOR 1.5's parameters for ``-l en`` (task ``default``, as pycocoevalcap runs it: no ``-t``)."""
+METEOR_MODULE_WEIGHTS = (1.0, 0.6, 0.8, 0.6)
+"""Its weights of the exact, stem, synonym and paraphrase matching stages."""
+
+
+def meteor_from_stats(stats: np.ndarray) -> np.ndarray:
+    """METEOR scores of aggregated statistics rows, vectorised: ``(..., 23) -> (...)``.
+
+    ``MeteorScorer.computeMetrics`` of meteor-1.5.jar (what ``EVAL`` prints for a corpus), operation
+    for operation in its order, so that a corpus's row (the sum of :func:`additive_stats` rows) gives
+    the score METEOR's ``EVAL`` gives; equality with the JVM is asserted by the tests. NaN scores (no
+    words, no matches) are 0 and negative ones are clipped to 0, as there.
+    """
+    a, b, g, d = (METEOR_PARAMETERS[k] for k in ("alpha", "beta", "gamma", "delta"))
+    s = np.asarray(stats, dtype=np.float64)
+    test_len, ref_len, test_fn, ref_fn = s[..., 0], s[..., 1], s[..., 2], s[..., 3]
+    test_wlen = d * (test_len - test_fn) + (1.0 - d) * test_fn
+    ref_wlen = d * (ref_len - ref_fn) + (1.0 - d) * ref_fn
+    test_w = np.zeros_like(test_len)
+    ref_w = np.zeros_like(ref_len)
+    for i, w in enumerate(METEOR_MODULE_WEIGHTS):  # content matches of every stage, then function words
+        test_w = test_w + s[..., 4 + 4 * i] * w * d
+    for i, w in enumerate(METEOR_MODULE_WEIGHTS):
+        ref_w = ref_w + s[..., 5 + 4 * i] * w * d
+    for i, w in enumerate(METEOR_MODULE_WEIGHTS):
+        test_w = test_w + s[..., 6 + 4 * i] * w * (1.0 - d)
+    for i, w in enumerate(METEOR_MODULE_WEIGHTS):
+        ref_w = ref_w + s[..., 7 + 4 * i] * w * (1.0 - d)
+    test_total = sum(s[..., 4 + 4 * i] + s[..., 6 + 4 * i] for i in range(4))
+    ref_total = sum(s[..., 5 + 4 * i] + s[..., 7 + 4 * i] for i in range(4))
+    chunks, word_matches = s[..., 20], s[..., 21] + s[..., 22]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = test_w / test_wlen
+        recall = ref_w / ref_wlen
+        f_mean = 1.0 / (((1.0 - a) / precision) + (a / recall))
+        perfect = (test_total == test_len) & (ref_total == ref_len) & (chunks == 1)
+        frag = np.where(perfect, 0.0, chunks / (word_matches / 2))
+        score = f_mean * (1.0 - g * np.power(frag, b))
+    return np.where(np.isnan(score), 0.0, np.maximum(score, 0.0))
 
 
 def _score_line(hyp: str, refs: Sequence[str]) -> str:

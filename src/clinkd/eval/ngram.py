@@ -74,6 +74,39 @@ def bleu(stats: Sequence[dict]) -> list[float]:
     return [float(s) for s in scores]
 
 
+def bleu_stats_matrix(stats: Sequence[dict]) -> np.ndarray:
+    """Per-caption BLEU statistics as rows ``[testlen, reflen, guess_1..4, correct_1..4]``: ``(n, 10)``.
+
+    Every field is a count that :meth:`BleuScorer.compute_score` sums over a corpus (``reflen`` is the one
+    reference's length, what ``option="closest"`` picks), so a resampled corpus's totals are a weighted
+    sum of these rows and :func:`bleu_from_totals` gives its BLEU.
+    """
+    rows = [[s["testlen"], s["reflen"][0], *s["guess"], *s["correct"]] for s in stats]
+    return np.array(rows, dtype=np.float64).reshape(-1, 2 + 2 * N)
+
+
+def bleu_from_totals(totals: np.ndarray) -> np.ndarray:
+    """Corpus BLEU-1..4 from summed :func:`bleu_stats_matrix` rows, vectorised: ``(..., 10) -> (..., 4)``.
+
+    :meth:`BleuScorer.compute_score`'s corpus formula, in its order: the running product of
+    ``(correct_k + 1e-15) / (guess_k + 1e-9)``, its ``1/k``-th power, times the brevity penalty
+    ``exp(1 - 1/ratio)`` when ``ratio = (testlen + 1e-15) / (reflen + 1e-9) < 1``. Equal to :func:`bleu`
+    on the same captions (NumPy's ``exp``/``pow`` may differ from ``math``'s in the last bit).
+    """
+    t = np.asarray(totals, dtype=np.float64)
+    small, tiny = 1e-9, 1e-15
+    out = []
+    prod = np.ones(t.shape[:-1])
+    for k in range(N):
+        prod = prod * ((t[..., 2 + N + k] + tiny) / (t[..., 2 + k] + small))
+        out.append(prod ** (1.0 / (k + 1)))
+    scores = np.stack(out, axis=-1)
+    ratio = (t[..., 0] + tiny) / (t[..., 1] + small)
+    with np.errstate(divide="ignore", over="ignore"):
+        penalty = np.where(ratio < 1, np.exp(1 - 1 / ratio), 1.0)
+    return scores * penalty[..., None]
+
+
 # -------------------------------------------------------------------------------------- ROUGE-L
 
 

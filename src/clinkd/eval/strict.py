@@ -44,8 +44,22 @@ IOU_THRESHOLD = 0.5
 CI_CAPTION_METRICS = ("ROUGE_L", "CIDEr", "SPICE")
 
 
-def _rng(seed: int, task: str) -> np.random.Generator:
+def task_rng(seed: int, task: str) -> np.random.Generator:
+    """The bootstrap generator of one task: seeded by ``(seed, task)``, so each task's draws are the
+    same whatever other tasks are scored (the strict reading and :mod:`clinkd.eval.paired` share it)."""
     return np.random.default_rng([seed, TASKS.index(task) if task in TASKS else 99])
+
+
+def resample_counts(sizes: Sequence[int], n_boot: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Stratified bootstrap draws: per group of ``n_g`` samples, ``(B, n_g)`` counts of how often each
+    sample is drawn when ``n_g`` are drawn with replacement (multinomial counts, so a resample's sum of a
+    per-sample quantity is ``counts @ x``). Groups are drawn in order from ``rng``."""
+    return [rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) for n in sizes]
+
+
+def percentile_ci(values: np.ndarray) -> np.ndarray:
+    """95% percentile interval of bootstrap replicates: ``(B, m) -> (m, 2)`` (2.5% and 97.5%)."""
+    return np.percentile(values, [2.5, 97.5], axis=0).T
 
 
 def bootstrap_ci(
@@ -64,18 +78,14 @@ def bootstrap_ci(
         rng: the seeded generator.
 
     Returns ``(m, 2)`` lower/upper 2.5%/97.5% percentiles. Each resample draws ``n_g`` samples with
-    replacement within each group (as multinomial counts, so the cost is ``B × n_g`` per group).
+    replacement within each group (:func:`resample_counts`, so the cost is ``B × n_g`` per group).
     """
     if n_boot <= 0 or not per_group:
         return None
-    sums, sizes = [], []
-    for x in per_group:
-        n = x.shape[0]
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)  # (B, n_g)
-        sums.append(counts @ x)  # (B, k)
-        sizes.append(n)
-    values = statistic(sums, sizes)  # (B, m)
-    return np.percentile(values, [2.5, 97.5], axis=0).T
+    sizes = [x.shape[0] for x in per_group]
+    counts = resample_counts(sizes, n_boot, rng)  # [(B, n_g)]
+    sums = [c @ x for c, x in zip(counts, per_group)]  # [(B, k)]
+    return percentile_ci(statistic(sums, sizes))  # statistic: (B, m)
 
 
 def _ci_dict(names: Sequence[str], ci: np.ndarray | None) -> dict[str, list[float]]:
@@ -137,7 +147,7 @@ def vg_strict(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]], 
     in_mean = [m for m in present if per[m]["n_scored"]]
     out: dict[str, Any] = {k: (float(np.mean([per[m][k] for m in in_mean])) if in_mean else None)
                            for k in VG_HEADLINE}
-    ci = bootstrap_ci([mats[m] for m in in_mean], _vg_stat, bootstrap, _rng(seed, "VG"))
+    ci = bootstrap_ci([mats[m] for m in in_mean], _vg_stat, bootstrap, task_rng(seed, "VG"))
     pooled = np.concatenate([mats[m] for m in MODALITIES]).sum(axis=0)
     out.update(
         ci95=_ci_dict(VG_HEADLINE, ci),
@@ -167,7 +177,7 @@ def ro_strict(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]], 
     acc = float(np.mean([per[m]["accuracy"] for m in present])) if present else None
     ci = bootstrap_ci([correct[list(groups[m])][:, None] for m in present],
                       lambda s, n: np.mean([x / k for x, k in zip(s, n)], axis=0),
-                      bootstrap, _rng(seed, "RO"))
+                      bootstrap, task_rng(seed, "RO"))
     known = [i for m in MODALITIES for i in groups.get(m, ())]
     out: dict[str, Any] = {
         "accuracy": acc,
@@ -211,7 +221,7 @@ def captions_strict(task: str, result: CaptionResult, groups: Mapping[str, Seque
     ci_metrics = [k for k in CI_CAPTION_METRICS if out.get(k) is not None]
     mats = [np.stack([result.per_sample[m][k] for k in ci_metrics], axis=1) for m in present]
     ci = bootstrap_ci(mats, lambda s, n: np.mean([x / k for x, k in zip(s, n)], axis=0),
-                      bootstrap, _rng(seed, task)) if ci_metrics else None
+                      bootstrap, task_rng(seed, task)) if ci_metrics else None
     out.update(
         ci95=_ci_dict(ci_metrics, ci),
         ci_note="CIs only for metrics whose score is a mean of per-sample scores (ROUGE_L, CIDEr "
