@@ -1,6 +1,13 @@
 """The demo pipeline at its tiny size: every stage runs and the results have the documented shape."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
 
 import clinkd.train.rct as rct_mod
 from clinkd.cli.main import main
@@ -26,11 +33,56 @@ def test_tiny_demo_end_to_end(tmp_path, monkeypatch):
     # the teacher's own answers are reported beside the ablation, not in it
     assert results["teacher"]["name"] == "teacher (reference)" and set(results["teacher"]["metrics"]) == {
         "VG", "RO", "GC", "MII"}
-    assert "| *teacher (reference)* |" in md and "standard error" in md and "Pseudo-labels: the teacher answered" in md
+    assert "| *teacher (reference)* |" in md and "Pseudo-labels: the teacher answered" in md
+    assert "Differences from the baseline" in md and "95% intervals" in md
+    for r in results["rows"][1:]:
+        assert set(r["vs_baseline"]) == {"VG", "RO", "GC", "MII"}
+        d = r["vs_baseline"]["VG"]["recall@0.5"]
+        assert d["ci95"][0] <= d["difference"] <= d["ci95"][1]
     # stage times survive in the output folder, so a rerun that reuses stages still reports their cost
     stages = json.loads((out / "stage_seconds.json").read_text())
-    assert stages == results["stage_seconds"] and stages["teacher"] > 0
-    assert results["total_seconds"] >= stages["teacher"]
+    assert stages == results["stage_seconds"] and stages["baseline"] > 0
+    assert results["total_seconds"] >= stages["baseline"]
+    # every row starts from the shipped student base; the KD rows distil from the shipped teacher
+    from clinkd.model.pretrained import pretrained_card, pretrained_path
+
+    assert results["pretrained"]["teacher"]["sha256"] == pretrained_card("teacher")["sha256"]
+    distill = yaml.safe_load((out / "models" / "distill" / "clinkd_run.yaml").read_text())
+    assert Path(distill["distill"]["teacher"]) == pretrained_path("teacher")
+    for stage in ("baseline", "mcg", "distill"):
+        run = yaml.safe_load((out / "models" / stage / "clinkd_run.yaml").read_text())
+        assert Path(run["model"]["path"]) == pretrained_path("student-base")
+    assert results["threads"]["OMP_DYNAMIC"] == "FALSE"
+
+
+def _comparable(results: dict) -> dict:
+    """results.json without what a rerun may change: times, the machine line."""
+    results = dict(results)
+    for key in ("wall_seconds", "total_seconds", "stage_seconds", "machine"):
+        results.pop(key)
+    results["rows"] = [{k: v for k, v in r.items() if k != "seconds"} for r in results["rows"]]
+    results["teacher"] = {k: v for k, v in results["teacher"].items() if k != "seconds"}
+    return results
+
+
+@pytest.mark.slow
+def test_tiny_demo_gives_the_same_bits_beside_a_cpu_burning_process(tmp_path):
+    """Twice from scratch, in fresh processes: once on a quiet machine, once while other processes keep every
+    core busy. Training and inference must not depend on the load (thread pools pinned: clinkd.runtime)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "clinkd.cli.main", "demo", "--size", "tiny", "--out"]
+    subprocess.run(cmd + [str(tmp_path / "quiet")], check=True, env=env, capture_output=True)
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        subprocess.run(cmd + [str(tmp_path / "busy")], check=True, env=env, capture_output=True)
+    finally:
+        for b in burners:
+            b.kill()
+    quiet, busy = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("quiet", "busy"))
+    assert _comparable(quiet) == _comparable(busy)
+    for stage in ("baseline", "mcg", "distill", "kd-sft", "kd-sft-rct"):
+        a, b = (tmp_path / d / "models" / stage / "model.safetensors" for d in ("quiet", "busy"))
+        assert a.read_bytes() == b.read_bytes(), stage
 
 
 def _diagnose():

@@ -1,8 +1,9 @@
 """``clinkd demo``: the whole ClinKD story on the built-in synthetic benchmark, in one command.
 
-It builds the synthetic Med-GRIT benchmark, trains the tiny teacher, distils the tiny student, fine-tunes
-it with reflective correction, answers the test split with SASG and evaluates everything with the
-standard Med-GRIT protocol — as an ablation on the same data and the same student step budget:
+It builds the synthetic Med-GRIT benchmark and fine-tunes the shipped, pretrained tiny student base (the
+stand-in for Qwen2-VL-Instruct, :mod:`clinkd.model.pretrained`) the ClinKD way: distillation from the
+shipped teacher (trained far longer on far more data), SFT with reflective correction, SASG at answer
+time — as an ablation on the same data and the same student step budget, every row from the same weights:
 
 | row | student rope | distillation | reflective correction | selection |
 |---|---|---|---|---|
@@ -12,10 +13,11 @@ standard Med-GRIT protocol — as an ablation on the same data and the same stud
 | + RCT | MCG | yes | yes | greedy |
 | ClinKD | MCG | yes | yes | SASG |
 
-Every student starts from the same initial weights and takes ``distill_steps + sft_steps`` optimizer
-steps (rows without distillation spend them all on SFT). The numbers are measured, never adjusted;
-``results.md`` says which improved on the row above and on the baseline. Finished stages are reused
-when the demo is run again into the same folder (``--fresh`` starts over).
+Every student takes ``distill_steps + sft_steps`` optimizer steps (rows without distillation spend them
+all on SFT). The numbers are measured, never adjusted; each comes with a 95% bootstrap interval, and
+``results.md`` gives each row's paired difference from the baseline with its interval (rows answer the
+same questions). Finished stages are reused when the demo is run again into the same folder (``--fresh``
+starts over).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from clinkd.data.sample import TASKS
+from clinkd.errors import ClinkdError
 
 METRICS = {  # the columns of results.md: task -> metric names of report.json's standard reading
     "VG": ["recall@0.5"],
@@ -43,9 +46,10 @@ METRICS = {  # the columns of results.md: task -> metric names of report.json's 
 class DemoSize:
     """The demo's budget. ``full`` fits 20 minutes on 2 cores; ``tiny`` runs in seconds (tests)."""
 
-    images: int = 1200
-    test_fraction: float = 0.1  # 1080 training images: a student's 1920 conversations see each < 2 times
-    teacher_steps: int = 200
+    images: int = 1600
+    # 480 test images: 480 questions per task (60 per modality), so that paired differences of ~0.05 between
+    # rows are resolvable; 1120 training images, each seen < 2 times in a student's 1920 conversations
+    test_fraction: float = 0.3
     distill_steps: int = 60
     sft_steps: int = 180
     batch: int = 8
@@ -63,7 +67,7 @@ class DemoSize:
 
 SIZES = {
     "full": DemoSize(),
-    "tiny": DemoSize(images=16, test_fraction=0.2, teacher_steps=2, distill_steps=1, sft_steps=2, batch=2,
+    "tiny": DemoSize(images=16, test_fraction=0.2, distill_steps=1, sft_steps=2, batch=2,
                      distill_subset=0.1, pseudo_max_new_tokens=8, rct_sample=2, rct_candidates=2, sasg_candidates=2, infer_batch=8,
                      test_limit=4, max_new_tokens=8),
 }
@@ -202,14 +206,18 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
     from clinkd.data import synth
     from clinkd.data.formats import find_dataset_files, read_dataset_dir
     from clinkd.data.gallery import make_gallery
-    from clinkd.eval import evaluate
+    from clinkd.eval.paired import headline_intervals
     from clinkd.infer.predict import predict_file
     from clinkd.infer.similarity import Embedder
-    from clinkd.model import init_model_dir, load
-    from clinkd.model.tiny import build_tiny_processor, default_corpus
+    from clinkd.model import load
+    from clinkd.runtime import pinned_settings
+    from clinkd.model.pretrained import RESERVED_DATA_SEEDS, pretrained_card, pretrained_path
     from clinkd.train.keys import weights_digest
 
     spec = SIZES[size] if isinstance(size, str) else size
+    if seed in RESERVED_DATA_SEEDS:
+        raise ClinkdError(f"--seed {seed} drew the shipped checkpoints' pretraining or validation data "
+                          f"(seeds {', '.join(map(str, RESERVED_DATA_SEEDS))}); choose another seed")
     console = Console()
     out = demo_folder(out, fresh)
     clock = _Clock(out / "stage_seconds.json")
@@ -226,26 +234,23 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
     make_gallery(data, out / "gallery.png", n=16, seed=seed)
     console.print(f"{len(ds.train)} training records, test files: {', '.join(sorted(ds.test))}; gallery: {out / 'gallery.png'}")
 
-    console.rule("[b]2/5 tiny models (one tokenizer for all)")
-    init = out / "models" / "init"
-    fresh_stage(console, init, out / "keys" / "init.json", {"seed": seed, "sizes": ["tiny-teacher", "tiny-student"]})
-    if not (init / "student" / "config.json").is_file():
-        processor = clock.run("init", build_tiny_processor, default_corpus())
-        clock.run("init", init_model_dir, init / "teacher", "tiny-teacher", seed=seed + 1, processor=processor)
-        clock.run("init", init_model_dir, init / "student", "tiny-student", seed=seed, processor=processor)
+    console.rule("[b]2/5 the shipped pretrained models")
+    student_base, teacher = pretrained_path("student-base"), pretrained_path("teacher")
+    for name, path in (("student base", student_base), ("teacher", teacher)):
+        c = pretrained_card(path.name)
+        console.print(f"{name}: {path} ({c['parameters'] / 1e6:.2f} M parameters, {c['steps']} pretraining "
+                      f"steps; validation {', '.join(f'{k} {v:.3f}' for k, v in c['validation'].items())})")
 
     console.rule("[b]3/5 training")
     common = common_overrides(data, spec, seed)
     student_budget = spec.distill_steps + spec.sft_steps
-    teacher = clock.run("teacher", train_stage, console, "teacher", out, common + [
-        f"--model.path={init / 'teacher'}", "--model.rope=mcg", f"--train.max_steps={spec.teacher_steps}"])
     models = {}
     models["baseline"] = clock.run("baseline", train_stage, console, "baseline", out, common + [
-        f"--model.path={init / 'student'}", "--model.rope=stock", f"--train.max_steps={student_budget}"])
+        f"--model.path={student_base}", "--model.rope=stock", f"--train.max_steps={student_budget}"])
     models["+ MCG-RoPE"] = clock.run("+ MCG-RoPE", train_stage, console, "mcg", out, common + [
-        f"--model.path={init / 'student'}", "--model.rope=mcg", f"--train.max_steps={student_budget}"])
+        f"--model.path={student_base}", "--model.rope=mcg", f"--train.max_steps={student_budget}"])
     distilled = clock.run("distill", train_stage, console, "distill", out,
-                          common + distill_overrides(spec, init / "student", teacher))
+                          common + distill_overrides(spec, student_base, teacher))
     models["+ pseudo-KD"] = clock.run("+ pseudo-KD", train_stage, console, "kd-sft", out, common + [
         f"--model.path={distilled}", "--model.rope=mcg", f"--train.max_steps={spec.sft_steps}"])
     models["+ RCT"] = clock.run("+ RCT", train_stage, console, "kd-sft-rct", out, common + [
@@ -275,23 +280,22 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
                       progress=f"{name} {task}")
             preds[name][task] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
-    console.rule("[b]5/5 evaluation (standard Med-GRIT protocol)")
+    console.rule("[b]5/5 evaluation (standard Med-GRIT protocol, paired bootstrap intervals)")
+    # every row in one caption run; the values equal clinkd.eval.evaluate's standard reading
+    stats = clock.run("evaluation", headline_intervals, preds, reference="baseline", seed=seed)
     rows = []
     for row in ROWS + [TEACHER]:
         name = row["name"]
-        report = clock.run(f"eval {name}", evaluate, preds[name], strict=False, spice=False)
-        rows.append({"name": name, "settings": row["settings"], "metrics": report.standard, "seconds": {}})
+        rows.append({"name": name, "settings": row["settings"], "metrics": stats["standard"][name],
+                     "intervals": stats["rows"][name], "vs_baseline": stats.get("differences", {}).get(name),
+                     "seconds": {}})
     reference = rows.pop()
-    reference["seconds"] = {"training": clock.seconds.get("teacher", 0.0),
-                            "inference": clock.seconds.get(f"infer {reference['name']}", 0.0),
-                            "evaluation": clock.seconds.get(f"eval {reference['name']}", 0.0)}
+    reference["seconds"] = {"inference": clock.seconds.get(f"infer {reference['name']}", 0.0)}
     stage_of = {"baseline": ["baseline"], "+ MCG-RoPE": ["+ MCG-RoPE"], "+ pseudo-KD": ["distill", "+ pseudo-KD"],
                 "+ RCT": ["distill", "+ RCT"], "ClinKD": ["distill", "+ RCT"]}
     for r in rows:
         secs = {k: clock.seconds.get(k, 0.0) for k in stage_of[r["name"]]}
-        secs["teacher (shared)"] = clock.seconds.get("teacher", 0.0) if r["settings"]["distillation"] else 0.0
         secs["inference"] = clock.seconds.get(f"infer {r['name']}", 0.0)
-        secs["evaluation"] = clock.seconds.get(f"eval {r['name']}", 0.0)
         r["seconds"] = secs
     results = {
         "rows": rows,
@@ -301,7 +305,14 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
         "total_seconds": round(sum(clock.seconds.values()), 1),  # every stage's work, over reruns too
         "stage_seconds": clock.seconds,
         "machine": _machine(),
+        "threads": pinned_settings(),
+        "pretrained": {n: {k: c[k] for k in ("parameters", "steps", "data_seed", "validation", "sha256")}
+                       for n, c in (("student-base", pretrained_card("student-base")),
+                                    ("teacher", pretrained_card("teacher")))},
+        "seed": seed,
         "distill_stats": _read_json(distilled / "distill_stats.json"),
+        "resolution": stats.get("resolution"),
+        "n_questions": stats.get("n_questions"),
     }
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
     (out / "results.md").write_text(render_results(results), encoding="utf-8")
@@ -357,18 +368,71 @@ def compare(rows: list[dict]) -> list[str]:
     return lines
 
 
+HEADLINE = [("VG", "recall@0.5"), ("RO", "accuracy"), ("GC", "CIDEr"), ("MII", "mBMR")]
+
+
+def _ci(entry: dict | None) -> str:
+    if not entry or entry.get("ci95") is None:
+        return "n/a"
+    lo, hi = entry["ci95"]
+    return f"[{lo:.3f}, {hi:.3f}]"
+
+
+def intervals_table(results: dict) -> list[str]:
+    """Each row's headline numbers with their 95% intervals (stratified bootstrap over the questions)."""
+    head = ["row"] + [f"{t} {k}" for t, k in HEADLINE]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results["rows"] + [results["teacher"]]:
+        cells = [r["name"]]
+        for t, k in HEADLINE:
+            e = (r.get("intervals") or {}).get(t, {}).get(k)
+            cells.append("n/a" if not e else f"{e['value']:.3f} {_ci(e)}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def differences_table(results: dict) -> list[str]:
+    """Each row minus the baseline, question by question (paired bootstrap): the difference, its 95%
+    interval, and **bold** where the interval excludes 0 (beyond noise)."""
+    head = ["row − baseline"] + [f"{t} {k}" for t, k in HEADLINE]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results["rows"][1:] + [results["teacher"]]:
+        cells = [r["name"]]
+        for t, k in HEADLINE:
+            e = (r.get("vs_baseline") or {}).get(t, {}).get(k)
+            if not e:
+                cells.append("n/a")
+                continue
+            text = f"{e['difference']:+.3f} {_ci(e)}"
+            cells.append(f"**{text}**" if e["beyond_noise"] else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def noise(results: dict) -> str:
-    """One sentence on how far apart two rows must be to mean something: the binomial standard error of
-    the baseline's VG recall and RO accuracy at the test split's size."""
+    """One sentence on what the test split can resolve: the half-widths of the paired intervals."""
+    res = results.get("resolution") or {}
     parts = []
-    for task, key in (("VG", "recall@0.5"), ("RO", "accuracy")):
-        block = results["rows"][0]["metrics"].get(task) or {}
-        n, p = block.get("n_samples"), block.get(key)
-        if n and p is not None:
-            parts.append(f"{task} {key} {p:.3f} over {n} questions has a standard error of "
-                         f"{math.sqrt(max(p * (1 - p), 1 / n) / n):.3f}")
-    return ("Read differences against sampling noise: " + "; ".join(parts) + ". A gap of less than about two "
-            "standard errors between two rows is not evidence either way.") if parts else ""
+    for t, k in HEADLINE:
+        e = (res.get(t) or {}).get(k) or {}
+        if e.get("min_half_width") is not None:
+            parts.append(f"{t} {k} ±{e['min_half_width']:.3f}–{e['max_half_width']:.3f}")
+    n = (results.get("n_questions") or {})
+    sizes = ", ".join(f"{t} {(n.get(t) or {}).get('total', '?')}" for t, _ in HEADLINE if t in n)
+    return ("Questions per task: " + sizes + ". Half-widths of the paired 95% intervals against the baseline: "
+            + "; ".join(parts) + ". A difference inside its interval's reach is not evidence either way; "
+            "bold differences are beyond noise.") if parts else ""
+
+
+def _pretrained_lines(pretrained: dict | None) -> list[str]:
+    if not pretrained:
+        return []
+    out = []
+    for name, c in pretrained.items():
+        out.append(f"- **{name}**: {c['parameters'] / 1e6:.2f} M parameters, {c['steps']} pretraining steps on "
+                   f"data seed {c['data_seed']} (`clinkd model init --size {name}` writes it; its model card says how "
+                   "it was made); validation " + ", ".join(f"{k} {v:.3f}" for k, v in c["validation"].items()) + ".")
+    return ["The shipped pretrained checkpoints (scripts/pretrain_tiny.py):", "", *out, ""]
 
 
 def _pseudo_label_line(stats: dict | None) -> list[str]:
@@ -403,21 +467,32 @@ def render_results(results: dict, brief: bool = False) -> str:
         "metrics for GC and MII; SPICE left out, it cannot run offline).",
         "",
         f"Budget: {b['images']} images ({b.get('test_fraction', 0.2):.0%} held out for the test split); "
-        f"teacher {b['teacher_steps']} steps; every student "
+        f"data seed {results.get('seed', 0)}; every student starts from the shipped student base and takes "
         f"{b['distill_steps'] + b['sft_steps']} steps at batch {b['batch']} (rows with KD: {b['distill_steps']} "
         f"distillation + {b['sft_steps']} SFT); SASG with {b['sasg_candidates']} sampled candidates besides the greedy answer.",
         "",
         *lines,
         "",
-        "The last line, in italics, is the teacher's own greedy answers: not a row of the ablation, but the "
-        "ceiling the pseudo-labels come from.",
+        "The last line, in italics, is the shipped teacher's own greedy answers: not a row of the ablation, "
+        "but the ceiling the pseudo-labels come from.",
         "",
+        *_pretrained_lines(results.get("pretrained")),
         *_pseudo_label_line(results.get("distill_stats")),
+        "## Headline numbers with 95% intervals",
+        "",
+        "Stratified bootstrap over the test questions (resampled within each modality, 1000 times).",
+        "",
+        *intervals_table(results),
+        "",
+        "## Differences from the baseline (paired: the same questions)",
+        "",
+        *differences_table(results),
+        "",
+        noise(results),
+        "",
         "## What changed, row by row (measured, not adjusted)",
         "",
         *compare(rows),
-        "",
-        noise(results),
         "",
         "## Wall time per stage (s)",
         "",

@@ -15,6 +15,9 @@ import sys
 
 from clinkd import __version__
 from clinkd.errors import ClinkdError
+from clinkd.runtime import pin_cpu_threads
+
+pin_cpu_threads()  # before any command imports torch: the same bits whatever else the machine runs
 
 # Order is the order shown by --help: data → model → train → infer → eval, then the user-facing tools.
 COMMANDS: tuple[str, ...] = ("data", "model", "train", "infer", "eval", "ask", "demo", "serve")

