@@ -1,6 +1,9 @@
 # clinkd — set-up and the two README commands.
 #   make demo   install everything into .venv, then run the main job (clinkd demo)
-#   make test   install everything into .venv, then run the default test suite
+#   make test   install everything into .venv, then run the default test suite. Chromium for the browser
+#               test comes from scripts/install_browser.sh, which needs root or passwordless sudo; without
+#               them the browser test is skipped (saying how to enable it), except under CI=true, where
+#               a browser that cannot be installed fails the run.
 # Both are idempotent: the install step re-runs only when pyproject.toml changes.
 #
 # TORCH: the torch requirement installed first and kept by a constraints file. The default is the CPU

@@ -11,4 +11,6 @@ Architecture (one subpackage per stage):
 - :mod:`clinkd.cli`   — the ``clinkd`` command.
 """
 
+# The one place the version is written: pyproject.toml reads it ([tool.setuptools.dynamic]), statically,
+# so keep it a plain string literal.
 __version__ = "0.1.0"

@@ -1,7 +1,9 @@
 """The web app in a real browser: Debian's headless Chromium driven by selenium + chromedriver.
 
-``scripts/install_browser.sh`` installs both (``make test`` runs it first); without Chromium the test
-is skipped. The page must render with no request leaving 127.0.0.1 (the machine is offline).
+``scripts/install_browser.sh`` installs both (``make test`` runs it first, and installs only with root or
+passwordless sudo); ``CLINKD_CHROMIUM`` / ``CLINKD_CHROMEDRIVER`` name other binaries. Without them the
+test is skipped, saying how to enable it; under CI (``CI=true``) it fails instead, since CI must run it.
+The page must render with no request leaving 127.0.0.1 (the machine is offline).
 """
 
 from __future__ import annotations
@@ -11,17 +13,61 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="Debian's chromium and chromium-driver are not installed (run scripts/install_browser.sh)",
-)
+ENABLE = ("run `sudo bash scripts/install_browser.sh` (Debian's chromium and chromium-driver), or set "
+          "CLINKD_CHROMIUM=/path/to/chromium and CLINKD_CHROMEDRIVER=/path/to/chromedriver")
+
+
+def in_ci(environ: Mapping[str, str]) -> bool:
+    """``CI`` set as CI services set it (``true``; ``1`` and ``yes`` too), as scripts/install_browser.sh reads it."""
+    return environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+Which = Callable[[str], str | None]  # shutil.which's shape
+
+
+def find_browser(environ: Mapping[str, str], which: Which) -> tuple[str | None, str | None, str | None]:
+    """``(chromium, chromedriver, problem)``: each binary from its ``CLINKD_*`` variable if set (which must name an
+    executable), else from PATH; ``problem`` says what is missing, None when both are found."""
+    found, missing = [], []
+    for variable, names in (("CLINKD_CHROMIUM", ("chromium", "chromium-browser")),
+                            ("CLINKD_CHROMEDRIVER", ("chromedriver",))):
+        if environ.get(variable):
+            path = which(environ[variable])
+            what = f"{variable}={environ[variable]} is not an executable file"
+        else:
+            path = next(filter(None, map(which, names)), None)
+            what = f"no {' or '.join(names)} on PATH"
+        found.append(path)
+        if path is None:
+            missing.append(what)
+    return found[0], found[1], "; ".join(missing) or None
+
+
+def skip_reason(environ: Mapping[str, str], which: Which) -> str | None:
+    """Why the browser test is skipped, or None to run it: when the browser is found, and under CI whatever
+    happens (there a missing browser fails the test, see ``browser_binaries``)."""
+    problem = find_browser(environ, which)[2]
+    if problem is None or in_ci(environ):
+        return None
+    return f"no browser for the web-app test ({problem}); to enable it, {ENABLE}"
+
+
+def require_browser(problem: str | None) -> None:
+    """Fail (not skip) the browser test when the browser is missing: what CI must see."""
+    if problem is not None:
+        pytest.fail(f"CI must run the browser test, but {problem}; {ENABLE}", pytrace=False)
+
+
+CHROMIUM, CHROMEDRIVER, PROBLEM = find_browser(os.environ, shutil.which)
+SKIP = skip_reason(os.environ, shutil.which)
+needs_browser = pytest.mark.skipif(SKIP is not None, reason=SKIP or "")
+
 # Offline, as root, in a container: no sandbox, no GPU, no background calls to Google's hosts.
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -53,19 +99,28 @@ def served(answerer, model_dir):
     assert not folder.exists()
 
 
+@pytest.fixture(scope="session")
+def browser_binaries():
+    """``(chromium, chromedriver)``; reached without them only under CI (elsewhere the test is skipped), where
+    it fails. Session-scoped and first in the test's arguments, so that it fails before the model is built."""
+    require_browser(PROBLEM)
+    return CHROMIUM, CHROMEDRIVER
+
+
 @pytest.fixture()
-def browser(tmp_path):
+def browser(browser_binaries, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
+    chromium, chromedriver = browser_binaries
     opts = Options()
-    opts.binary_location = CHROMIUM
+    opts.binary_location = chromium
     for flag in FLAGS:
         opts.add_argument(flag)
     opts.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
     opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # to list every request the page made
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=opts)
     try:
         yield driver
     finally:
@@ -114,7 +169,8 @@ def requested_urls(driver) -> set[str]:
     return urls
 
 
-def test_ask_in_browser(served, browser, png, tmp_path):
+@needs_browser
+def test_ask_in_browser(browser_binaries, served, browser, png, tmp_path):
     from selenium.webdriver.common.by import By
 
     started = time.monotonic()
@@ -162,3 +218,55 @@ def test_ask_in_browser(served, browser, png, tmp_path):
     upload(browser, big)
     wait_text(browser, 'exceed the maximum allowed size of 1.0 Mb: "big.png"', "oversize refusal")
     assert time.monotonic() - started < 60
+
+
+# The skip rule, on made-up environments: `which` is a lookup table of the executables that exist.
+
+
+def which_of(*present: str) -> Which:
+    return lambda name: name if name in present else None
+
+
+def test_a_browser_on_path_runs_the_test():
+    which = which_of("chromium", "chromedriver")
+    assert find_browser({}, which) == ("chromium", "chromedriver", None)
+    assert skip_reason({}, which) is None
+    assert find_browser({}, which_of("chromium-browser", "chromedriver"))[:2] == ("chromium-browser", "chromedriver")
+
+
+def test_no_browser_outside_ci_skips_saying_how_to_enable_it():
+    for environ in ({}, {"CI": "false"}, {"CI": ""}, {"CI": "0"}):
+        reason = skip_reason(environ, which_of("chromedriver"))
+        assert reason is not None and "no chromium or chromium-browser on PATH" in reason
+        assert "sudo bash scripts/install_browser.sh" in reason and "CLINKD_CHROMIUM=/path/to/chromium" in reason
+    reason = skip_reason({}, which_of())
+    assert "chromium-browser on PATH; no chromedriver on PATH" in reason
+
+
+def test_no_browser_in_ci_runs_the_test_and_fails_it():
+    for value in ("true", "True", "1", "yes"):
+        assert skip_reason({"CI": value}, which_of()) is None
+    problem = find_browser({"CI": "true"}, which_of())[2]
+    with pytest.raises(pytest.fail.Exception, match="CI must run the browser test, but no chromium"):
+        require_browser(problem)
+    require_browser(None)  # a browser found: nothing to say
+
+
+def test_the_variables_name_the_binaries_before_path():
+    environ = {"CLINKD_CHROMIUM": "/opt/chrome/chrome", "CLINKD_CHROMEDRIVER": "/opt/chrome/chromedriver"}
+    which = which_of("chromium", "chromedriver", "/opt/chrome/chrome", "/opt/chrome/chromedriver")
+    assert find_browser(environ, which) == ("/opt/chrome/chrome", "/opt/chrome/chromedriver", None)
+    assert find_browser({"CLINKD_CHROMIUM": "/opt/chrome/chrome"}, which)[:2] == ("/opt/chrome/chrome", "chromedriver")
+    # a variable naming nothing executable is reported, not replaced by PATH's binary
+    wrong = {"CLINKD_CHROMIUM": "/nowhere/chrome"}
+    chromium, _, problem = find_browser(wrong, which)
+    assert chromium is None and problem == "CLINKD_CHROMIUM=/nowhere/chrome is not an executable file"
+    assert problem in skip_reason(wrong, which)
+
+
+def test_the_real_which_accepts_a_path(tmp_path):
+    chrome = tmp_path / "chrome"
+    chrome.write_text("#!/bin/sh\n")
+    assert find_browser({"CLINKD_CHROMIUM": str(chrome)}, shutil.which)[0] is None  # not executable yet
+    chrome.chmod(0o755)
+    assert find_browser({"CLINKD_CHROMIUM": str(chrome)}, shutil.which)[0] == str(chrome)
