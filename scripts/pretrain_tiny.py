@@ -116,35 +116,47 @@ def train(name: str, out: Path, data: Path, processor, scale: float) -> tuple[Pa
     return target, time.perf_counter() - t0
 
 
-def validate(model_dir: Path, validation: Path, out: Path, limit: int | None) -> dict:
-    """Greedy answers to the validation questions, scored with the standard Med-GRIT reading."""
+HEADLINE = {"VG recall@0.5": ("VG", "recall@0.5"), "RO accuracy": ("RO", "accuracy"),
+            "GC CIDEr": ("GC", "CIDEr"), "MII mBMR": ("MII", "mBMR")}
+
+
+def answer(model_dir: Path, validation: Path, out: Path, limit: int | None) -> dict[str, list[dict]]:
+    """Greedy answers of ``model_dir`` to the validation questions (``out/pred_<TASK>.jsonl``)."""
     from clinkd.data.formats import find_dataset_files
-    from clinkd.eval import evaluate
     from clinkd.infer.predict import predict_file
     from clinkd.model import load
 
     model, processor = load(model_dir)
-    files = find_dataset_files(validation)
     preds = {}
-    for task, test_file in sorted(files.test.items()):
+    for task, test_file in sorted(find_dataset_files(validation).test.items()):
         path = out / f"pred_{task}.jsonl"
         predict_file(model, test_file, path, processor=processor, batch_size=32, limit=limit, seed=0,
                      progress=f"{model_dir.name} {task}")
         preds[task] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    report = evaluate(preds, strict=False, spice=False)
-    headline = {"VG recall@0.5": ("VG", "recall@0.5"), "RO accuracy": ("RO", "accuracy"),
-                "GC CIDEr": ("GC", "CIDEr"), "MII mBMR": ("MII", "mBMR")}
-    return {label: round(report.standard[t][k], 4) for label, (t, k) in headline.items()
-            if report.standard.get(t, {}).get(k) is not None}
+    return preds
+
+
+def score(preds_by_model: dict[str, dict[str, list[dict]]]) -> dict[str, dict]:
+    """The standard Med-GRIT reading of each model's validation answers, with 95% bootstrap intervals
+    (all models in one caption run)."""
+    from clinkd.eval.paired import headline_intervals
+
+    stats = headline_intervals(preds_by_model, seed=0)
+    out = {}
+    for name, rows in stats["rows"].items():
+        entries = {label: rows.get(t, {}).get(k) for label, (t, k) in HEADLINE.items()}
+        out[name] = {"validation": {lb: round(e["value"], 4) for lb, e in entries.items() if e},
+                     "validation_ci95": {lb: [round(v, 4) for v in e["ci95"]] for lb, e in entries.items() if e}}
+    return out
 
 
 def card(name: str, record: dict) -> str:
     """The model card (``README.md``) of a shipped checkpoint."""
     what = {
-        "student-base": "the demo's stand-in for a pretrained instruct model (Qwen2-VL-Instruct): trained on the "
+        "student-base": "The demo's stand-in for a pretrained instruct model (Qwen2-VL-Instruct): trained on the "
                         "generic shapes domain (grounding, referring, description, counting), never on a "
                         "medical image or the benchmark's task forms; stock M-RoPE.",
-        "teacher": "the demo's stand-in for a stronger model: the tiny-teacher shape (about 4x the student's "
+        "teacher": "The demo's stand-in for a stronger model: the tiny-teacher shape (about 4x the student's "
                    "parameters) trained far longer, on far more synthetic Med-GRIT data than the demo's "
                    "training split, from seeds the demo never uses; MCG-RoPE.",
     }[name]
@@ -161,12 +173,17 @@ def card(name: str, record: dict) -> str:
         f"- Data: {record['data']}",
         f"- Machine: {record['machine']['cpus']} CPUs ({record['machine']['machine']}, "
         f"{record['machine']['cpu_capability']}), {record['machine']['threads']} threads, torch "
-        f"{record['machine']['torch']}; {record['seconds'] / 60:.1f} minutes of training.",
+        f"{record['machine']['torch']}; {record['seconds'] / 60:.1f} minutes of training (wall time"
+        + (f"; {record['machine_note']})." if record.get("machine_note") else ")."),
         f"- Weights: `model.safetensors` (float32, SHA-256 `{record['sha256']}`).", "",
         "## Validation (greedy, standard Med-GRIT reading)", "",
         f"On the synthetic Med-GRIT validation set (seed {SEEDS['validation']}, {record['validation_questions']} "
         "questions per task; never the demo's test split):", "",
-        "| metric | value |", "|---|---:|", *[f"| {k} | {v:.3f} |" for k, v in scores.items()], "",
+        "| metric | value | 95% interval |", "|---|---:|---|",
+        *[f"| {k} | {v:.3f} | " + ("[{:.3f}, {:.3f}]".format(*record["validation_ci95"][k])
+                                   if k in record.get("validation_ci95", {}) else "n/a") + " |"
+          for k, v in scores.items()], "",
+        "Intervals: stratified bootstrap over the questions (`clinkd.eval.paired`).", "",
         "## Reproducing", "",
         "The same command on the same kind of machine gives the same bits (the CPU thread pools are pinned). "
         "Another CPU (other SIMD kernels) or thread count gives other bits; the validation scores then agree "
@@ -194,11 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     folders = make_data(args.out, args.steps_scale, names)
     processor = build_tiny_processor(default_corpus())  # one tokenizer for both
     command = "python scripts/pretrain_tiny.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    trained = {}
     for name in names:
         data = folders["shapes"] if name == "student-base" else folders["teacher"]
-        model_dir, seconds = train(name, args.out, data, processor, args.steps_scale)
-        scores = validate(model_dir, folders["validation"], args.out / "validation" / name, args.validation_limit)
-        print(f"{name}: validation {scores}")
+        trained[name] = train(name, args.out, data, processor, args.steps_scale)
+    scores = score({name: answer(model_dir, folders["validation"], args.out / "validation" / name, args.validation_limit)
+                    for name, (model_dir, _) in trained.items()})
+    for name, (model_dir, seconds) in trained.items():
+        print(f"{name}: validation {scores[name]['validation']}")
         b = BUDGET[name]
         import safetensors.torch
 
@@ -215,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{max(16, int(b['images'] * args.steps_scale))} --test-fraction 0` (all eight modalities, all four tasks)"),
             "data_seed": SEEDS["shapes"] if name == "student-base" else SEEDS["teacher_data"],
             "validation_seed": SEEDS["validation"], "validation_questions": min(n_val, args.validation_limit or n_val),
-            "validation": scores, "machine": _machine(), "seconds": round(seconds, 1),
+            **scores[name], "machine": _machine(), "seconds": round(seconds, 1),
             "sha256": _sha256(model_dir / "model.safetensors"),
         }
         write_card(model_dir, record)

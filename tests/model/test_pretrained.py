@@ -13,7 +13,7 @@ from clinkd.model.pretrained import NAMES, PRETRAINED_DIR, RESERVED_DATA_SEEDS, 
 
 CARD_KEYS = {"name", "shape", "parameters", "command", "init_seed", "train_seed", "steps", "batch", "learning_rate",
              "data", "data_seed", "validation_seed", "validation_questions", "validation", "machine", "seconds",
-             "sha256"}
+             "sha256", "validation_ci95"}
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -25,6 +25,8 @@ def test_a_smoke_run_makes_both_checkpoints_with_cards(pretrain, tmp_path):
         card = json.loads((folder / "card.json").read_text())
         assert card["shape"] == shape and card["steps"] == 3 if name == "teacher" else card["steps"] == 2
         assert card["validation_questions"] == 2 and set(card["validation"]) >= {"VG recall@0.5", "RO accuracy"}
+        for k, (lo, hi) in card["validation_ci95"].items():
+            assert lo <= card["validation"][k] <= hi
         assert "--steps-scale 0.002" in card["command"] and card["machine"]["threads"] >= 1
         state = json.loads((folder / "trainer_state.json").read_text())
         assert state["global_step"] == card["steps"]
