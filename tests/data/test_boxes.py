@@ -99,3 +99,30 @@ def test_iou_and_validity():
     assert any("inverted" in p for p in Box(10, 0, 5, 5).problems())
     assert any("outside" in p for p in Box(0, 0, 1001, 5).problems())
     assert Box(math.nan, 0, 1, 1).problems() == ["coordinates are not finite numbers"]
+
+
+def test_tag_patterns_have_one_home():
+    """Every reader spells the box and ref tags from clinkd.data.boxes (issue 15), each keeping its own
+    body rule: the sources match exactly the tags of STYLES, whole."""
+    import re
+
+    from clinkd.data import boxes
+    from clinkd.eval.grounding import STRICT_TAGS
+
+    assert boxes.BOX_TAGS == (("<box>", "</box>"), ("<|box_start|>", "<|box_end|>"), ("<box_start>", "<box_end>"))
+    assert boxes.REF_TAGS == (("<ref>", "</ref>"), ("<|object_ref_start|>", "<|object_ref_end|>"))
+    assert STRICT_TAGS == boxes.BOX_TAGS
+    every = {d for s in STYLES.values() for d in s}
+    for pattern, tags in [(boxes.BOX_OPEN, {o for o, _ in boxes.BOX_TAGS}),
+                          (boxes.BOX_CLOSE, {c for _, c in boxes.BOX_TAGS}),
+                          (boxes.REF_OPEN, {"<ref>", "<|object_ref_start|>"}),
+                          (boxes.REF_CLOSE, {"</ref>", "<|object_ref_end|>"}),
+                          (boxes.BOX_DELIMITERS, {t for pair in boxes.BOX_TAGS for t in pair}),
+                          (boxes.REF_DELIMITERS, {t for pair in boxes.REF_TAGS for t in pair})]:
+        assert {t for t in every if re.fullmatch(pattern, t)} == tags, pattern
+    text = "".join(sorted(every))
+    assert sorted(boxes.DELIMITERS_RE.findall(text)) == sorted(every)  # whole, never cut by a shorter one
+    # a paired box tag closes with its own closer; its tempered body never runs past the next opener
+    assert re.findall(boxes.PAIRED_BOX_TAGS, "<box><box>(1,2),(3,4)</box> <box_start>x</box>", re.S) == [
+        "<box>(1,2),(3,4)</box>"]
+    assert re.fullmatch(boxes.paired("<ref>", "</ref>", "name"), "<ref>liver</ref>").group("name") == "liver"

@@ -246,7 +246,7 @@ def test_cli_synth_domain_shapes(tmp_path, capsys, shapes_dir):
 
 def test_the_collator_labels_every_answer(shapes_dir):
     from clinkd.model import build_tiny_processor
-    from clinkd.train.data import ConversationCollator, items_from_dataset
+    from clinkd.train.dataset import ConversationCollator, items_from_dataset
 
     ds = read_dataset_dir(shapes_dir)
     corpus = [x for s in ds.train for t in s.turns for x in (t.question, t.answer)] + S.shapes_vocabulary()

@@ -100,3 +100,52 @@ def test_hungarian_beats_greedy_and_counts_half_as_a_match():
     tp, assigned = one_to_one_match(ious)
     assert assigned.tolist() == [0.6, 0.5]
     assert tp == 2  # 0.5 >= 0.5 counts in the strict reading
+
+
+def test_strict_matching_maximises_matches_not_total_iou():
+    """Issue 15: the diagonal has the larger total IoU (1.40) but one match; the anti-diagonal has two."""
+    tp, assigned = one_to_one_match(np.array([[0.95, 0.50], [0.50, 0.45]]))
+    assert tp == 2 and assigned.tolist() == [0.5, 0.5]
+    # three annotation boxes, two predictions: total IoU alone picks 0.9 + 0.49 (one match)
+    tp, assigned = one_to_one_match(np.array([[0.9, 0.52], [0.51, 0.0], [0.0, 0.49]]))
+    assert tp == 2 and assigned.tolist() == [0.52, 0.51, 0.0]
+    # the transpose: two annotation boxes, three predictions
+    tp, assigned = one_to_one_match(np.array([[0.9, 0.51, 0.0], [0.52, 0.0, 0.49]]))
+    assert tp == 2 and assigned.tolist() == [0.51, 0.52]
+
+
+def test_strict_matching_prefers_the_larger_total_iou_among_maximal_matchings():
+    # two matches either way; the crossed pairs have the larger total (0.9 + 0.9 + 0.3)
+    tp, assigned = one_to_one_match(np.array([[0.6, 0.9, 0.0], [0.9, 0.6, 0.0], [0.0, 0.0, 0.3]]))
+    assert tp == 2 and assigned.tolist() == [0.9, 0.9, 0.3]
+
+
+def _naive_best_matching(ious: np.ndarray, threshold: float = 0.5) -> tuple[int, float]:
+    """(matches, total IoU) of the best one-to-one assignment, by trying them all."""
+    from itertools import permutations
+
+    n, m = ious.shape
+    if n <= m:
+        pairs = ([(i, c) for i, c in enumerate(cols)] for cols in permutations(range(m), n))
+    else:
+        pairs = ([(r, j) for j, r in enumerate(rows)] for rows in permutations(range(n), m))
+    best = (0, 0.0)
+    for assignment in pairs:
+        vals = [ious[i, j] for i, j in assignment]
+        key = (sum(v >= threshold for v in vals), float(sum(vals)))
+        if key[0] > best[0] or (key[0] == best[0] and key[1] > best[1] + 1e-12):
+            best = key
+    return best
+
+
+def test_strict_matching_equals_the_exhaustive_search():
+    rng = np.random.default_rng(15)
+    levels = np.array([0.0, 0.3, 0.45, 0.49, 0.5, 0.51, 0.6, 0.8, 0.95])  # 0.5 itself counts
+    for _ in range(400):
+        n, m = rng.integers(1, 5, size=2)
+        ious = rng.choice(levels, size=(n, m)) if rng.random() < 0.5 else rng.random((n, m))
+        tp, assigned = one_to_one_match(ious)
+        want_tp, want_total = _naive_best_matching(ious)
+        assert tp == want_tp, ious
+        assert assigned.sum() == pytest.approx(want_total, abs=1e-9), ious
+        assert assigned.shape == (n,) and np.count_nonzero(assigned) <= min(n, m)

@@ -4,7 +4,7 @@ import pytest
 
 from clinkd.errors import DataError
 from clinkd.eval import Prediction, read_predictions
-from clinkd.eval.predictions import modality_of, task_from_filename
+from clinkd.eval.predictions import group_by_modality, modality_of, task_from_filename
 
 
 def test_read_valid_file(tmp_path, records):
@@ -63,3 +63,12 @@ def test_modality_is_the_prefix_as_is():
     assert modality_of("x_chest_1.png") == "x"
     assert modality_of("CT_1.png") == "CT"  # not lower-cased, like the scripts
     assert modality_of("noprefix.png") == "noprefix.png"
+
+
+def test_prediction_modality_leaves_folders_out():
+    """The one modality rule (clinkd.data.sample.modality_of, issue 15): the published scripts see bare file
+    names; a prediction whose image carries a folder is still scored under its modality."""
+    for image in ["ct_00012.png", "images/ct_00012.png", "/data/med_grit/images/ct_00012.png"]:
+        assert Prediction(id=0, image=image, question="", annotation="", response="").modality == "ct"
+    assert group_by_modality([Prediction(0, "a_b/x_1.png", "", "", ""), Prediction(1, "x_2.png", "", "", "")]) \
+        == {"x": [0, 1]}

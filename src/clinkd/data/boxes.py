@@ -42,15 +42,71 @@ BOX_BODY_RE = re.compile(
     rf"\(\s{{0,8}}({_NUM})\s{{0,8}},\s{{0,8}}({_NUM})\s{{0,8}}\)\s{{0,8}},\s{{0,8}}"
     rf"\(\s{{0,8}}({_NUM})\s{{0,8}},\s{{0,8}}({_NUM})\s{{0,8}}\)"
 )
-_BOX_OPEN = r"(?:<box>|<\|box_start\|>|<box_start>)"
-_REF_OPEN = r"(?:<ref>|<\|object_ref_start\|>)"
-# A body never runs past the next opening tag of its kind ("tempered" lazy match): on unclosed tags each
-# match attempt stops at the next opener, so matching stays linear in the text (a plain ``.*?`` re-scans
-# to the end from every opener: quadratic, minutes on a long hostile answer).
-_BOX_TAG_RE = re.compile(rf"{_BOX_OPEN}((?:(?!{_BOX_OPEN}).)*?)(?:</box>|<\|box_end\|>|<box_end>)", re.S)
-_REF_TAG_RE = re.compile(rf"{_REF_OPEN}((?:(?!{_REF_OPEN}).)*?)(?:</ref>|<\|object_ref_end\|>)", re.S)
-_ALL_DELIMS_RE = re.compile(
-    "|".join(re.escape(d) for d in sorted({d for s in STYLES.values() for d in s}, key=len, reverse=True))
+
+# -- tag patterns: the one home of every reader's box/ref regex (issue 15) ---------------------------
+# The sources below are regex text, for readers that compose them with their own groups; each reader keeps
+# its own rule for bodies (tempered, bounded or plain ``.*?``), these only spell the tags.
+
+#: ``(open, close)`` of the box tags of every style, in :data:`STYLES` order: ``<box>``, ``<|box_start|>``,
+#: ``<box_start>``.
+BOX_TAGS: tuple[tuple[str, str], ...] = tuple((bo, bc) for _, _, bo, bc in STYLES.values())
+#: ``(open, close)`` of the ref tags: ``<ref>``, ``<|object_ref_start|>``.
+REF_TAGS: tuple[tuple[str, str], ...] = tuple(dict.fromkeys((ro, rc) for ro, rc, _, _ in STYLES.values()))
+
+
+def _any_of(tags) -> str:
+    return "(?:" + "|".join(re.escape(t) for t in tags) + ")"
+
+
+#: regex: any box opening tag, e.g. ``(?:<box>|<\|box_start\|>|<box_start>)``
+BOX_OPEN = _any_of(o for o, _ in BOX_TAGS)
+#: regex: any box closing tag
+BOX_CLOSE = _any_of(c for _, c in BOX_TAGS)
+#: regex: any ref opening tag
+REF_OPEN = _any_of(o for o, _ in REF_TAGS)
+#: regex: any ref closing tag
+REF_CLOSE = _any_of(c for _, c in REF_TAGS)
+#: regex: any box delimiter, opening or closing
+BOX_DELIMITERS = _any_of(t for pair in BOX_TAGS for t in pair)
+#: regex: any ref delimiter, opening or closing
+REF_DELIMITERS = _any_of(t for pair in REF_TAGS for t in pair)
+#: regex: anything tag-like, ``<…>`` of 1 to 40 characters (markup dropped when counting words)
+ANY_TAG = r"<[^<>]{1,40}>"
+
+
+def tempered(open_: str) -> str:
+    """Regex of a lazy tag body that never runs past the next ``open_`` (a regex): a "tempered" ``.*?``.
+
+    On unclosed tags each match attempt stops at the next opener, so matching stays linear in the text (a
+    plain ``.*?`` re-scans to the end from every opener: quadratic, minutes on a long hostile answer;
+    issue 13). Compile with ``re.S`` for bodies that may span lines.
+    """
+    return rf"(?:(?!{open_}).)*?"
+
+
+def paired(open_tag: str, close_tag: str, group: str | None = None) -> str:
+    """Regex of one literal tag pair with a tempered body, captured as ``group`` when given.
+
+    >>> re.fullmatch(paired("<ref>", "</ref>", "name"), "<ref>liver</ref>").group("name")
+    'liver'
+    """
+    o, c = re.escape(open_tag), re.escape(close_tag)
+    body = tempered(o)
+    if group is not None:
+        body = f"(?P<{group}>{body})"
+    return f"{o}{body}{c}"
+
+
+#: regex: a box tag closed by its own style's closer (``<box>…</box>``, …), no group
+PAIRED_BOX_TAGS = "|".join(paired(o, c) for o, c in BOX_TAGS)
+
+#: any box opener to any box closer, the body (group 1) tempered: what :func:`find_box_tags` reads
+BOX_TAG_RE = re.compile(rf"{BOX_OPEN}({tempered(BOX_OPEN)}){BOX_CLOSE}", re.S)
+#: any ref opener to any ref closer, the name (group 1) tempered: what :func:`parse_refs` reads
+REF_TAG_RE = re.compile(rf"{REF_OPEN}({tempered(REF_OPEN)}){REF_CLOSE}", re.S)
+#: every ref/box delimiter of every style, longest first (so that no delimiter is cut by a shorter one)
+DELIMITERS_RE = re.compile(
+    "|".join(re.escape(d) for d in sorted({d for s in STYLES.values() for d in s}, key=lambda d: (-len(d), d)))
 )
 
 
@@ -192,12 +248,12 @@ def parse_boxes(text: str) -> list[Box]:
 
 def find_box_tags(text: str) -> list[str]:
     """The raw bodies of every box tag in ``text`` (any style), parsed or not."""
-    return _BOX_TAG_RE.findall(text)
+    return BOX_TAG_RE.findall(text)
 
 
 def parse_refs(text: str) -> list[str]:
     """Every referred-object name in ``text`` (any style), in order."""
-    return [r.strip() for r in _REF_TAG_RE.findall(text)]
+    return [r.strip() for r in REF_TAG_RE.findall(text)]
 
 
 def convert_markup(text: str, to: Style) -> str:
@@ -210,7 +266,7 @@ def convert_markup(text: str, to: Style) -> str:
     mapping = {}
     for ro, rc, bo, bc in STYLES.values():
         mapping.update({ro: ref_open, rc: ref_close, bo: box_open, bc: box_close})
-    return _ALL_DELIMS_RE.sub(lambda m: mapping[m.group(0)], text)
+    return DELIMITERS_RE.sub(lambda m: mapping[m.group(0)], text)
 
 
 def detect_style(text: str) -> Style | None:

@@ -10,12 +10,11 @@ that are missing or cannot be decoded (every pixel, within the decoded-size limi
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clinkd.data.boxes import STYLES, find_box_tags, parse_box_body
+from clinkd.data.boxes import DELIMITERS_RE, STYLES, find_box_tags, parse_box_body
 from clinkd.data.formats import Problem, detect_format, find_dataset_files, parse_records, read_json
 from clinkd.data.images import image_path, image_size, verify_image
 from clinkd.data.sample import MODALITIES, PRETRAINING_MODALITIES, Sample, special_tokens_in
@@ -23,7 +22,6 @@ from clinkd.errors import BoxParseError, DataError, ImageLoadError
 
 # Every ref/box delimiter of every markup style, opening tag -> its closing tag.
 _CLOSER: dict[str, str] = {o: c for ro, rc, bo, bc in STYLES.values() for o, c in ((ro, rc), (bo, bc))}
-_TAG_RE = re.compile("|".join(re.escape(t) for t in sorted({*_CLOSER, *_CLOSER.values()}, key=len, reverse=True)))
 MAX_MARKUP_PROBLEMS = 3  # per text: a text of a million stray tags is one problem, not a million
 
 
@@ -55,7 +53,7 @@ def markup_problems(text: str) -> list[str]:
     """
     out: list[str] = []
     open_tag: str | None = None
-    for m in _TAG_RE.finditer(text):
+    for m in DELIMITERS_RE.finditer(text):
         tag = m.group(0)
         if tag in _CLOSER:
             if open_tag is not None:

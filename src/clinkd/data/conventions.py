@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from clinkd.data.boxes import NORM, STYLES, Box, Style, format_grounding
+from clinkd.data.boxes import BOX_CLOSE, BOX_OPEN, NORM, REF_CLOSE, REF_OPEN, STYLES, Box, Style, format_grounding
 from clinkd.errors import ClinkdError
 
 __all__ = ["CONVENTIONS", "NATIVE", "BoxCodec", "Convention", "Reading", "convention_named", "native_convention",
@@ -149,8 +149,7 @@ def _numbers(body: str) -> tuple[list[float], bool] | None:
 
 # -- segments: text, refs and groundings in markup ----------------------------------------------------
 _TAG_RE = re.compile(
-    r"(?P<ref>(?:<ref>|<\|object_ref_start\|>)(?P<name>.{0,500}?)(?:</ref>|<\|object_ref_end\|>))"
-    r"|(?P<box>(?:<box>|<\|box_start\|>|<box_start>)(?P<body>.{0,500}?)(?:</box>|<\|box_end\|>|<box_end>))",
+    rf"(?P<ref>{REF_OPEN}(?P<name>.{{0,500}}?){REF_CLOSE})|(?P<box>{BOX_OPEN}(?P<body>.{{0,500}}?){BOX_CLOSE})",
     re.S,
 )
 

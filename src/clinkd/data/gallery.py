@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clinkd.data.boxes import Box, parse_box_body, parse_boxes
+from clinkd.data.boxes import ANY_TAG, BOX_CLOSE, BOX_OPEN, REF_TAGS, Box, paired, parse_box_body, parse_boxes, tempered
 from clinkd.data.draw import draw_annotations, font
 from clinkd.data.formats import read_dataset_dir
 from clinkd.data.images import load_image
@@ -35,15 +35,14 @@ CAPTION = 34  # px, the caption strip under each tile
 LABEL_CHARS = 28
 
 # Bodies never run past the next opening tag of their kind ("tempered" ``.*?``), so that matching stays
-# linear in the text's length even when it holds thousands of unclosed opening tags (issue 13).
-_BOX_OPEN = r"(?:<box>|<\|box_start\|>|<box_start>)"
+# linear in the text's length even when it holds thousands of unclosed opening tags (issue 13). A ref is
+# closed by its own style's closer, a box by any box closer.
 _TAGS = re.compile(
-    r"<ref>(?P<ref>(?:(?!<ref>).)*?)</ref>"
-    r"|<\|object_ref_start\|>(?P<ref2>(?:(?!<\|object_ref_start\|>).)*?)<\|object_ref_end\|>"
-    rf"|{_BOX_OPEN}(?P<box>(?:(?!{_BOX_OPEN}).)*?)(?:</box>|<\|box_end\|>|<box_end>)",
+    f"{paired(*REF_TAGS[0], 'ref')}|{paired(*REF_TAGS[1], 'ref2')}"
+    f"|{BOX_OPEN}(?P<box>{tempered(BOX_OPEN)}){BOX_CLOSE}",
     re.S,
 )
-_MARKUP = re.compile(r"<[^<>]{1,40}>")
+_MARKUP = re.compile(ANY_TAG)
 
 
 def grounded_boxes(text: str) -> list[tuple[str | None, Box]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import PurePath
 
-from clinkd.data.boxes import Box, parse_boxes, parse_refs
+from clinkd.data.boxes import ANY_TAG, PAIRED_BOX_TAGS, Box, parse_boxes, parse_refs
 from clinkd.errors import DataError
 
 # The eight Med-GRIT modalities, as the image file names spell them (protocol.md).
@@ -180,13 +180,8 @@ class Sample:
         return [b for t in self.turns for b in t.answer_boxes]
 
 
-# A box body never runs past the next opening tag of its kind ("tempered" ``.*?``): matching stays linear
-# in the text's length even when it holds thousands of unclosed opening tags (issue 13).
-_MARKUP_RE = re.compile(
-    r"<box>(?:(?!<box>).)*?</box>|<\|box_start\|>(?:(?!<\|box_start\|>).)*?<\|box_end\|>"
-    r"|<box_start>(?:(?!<box_start>).)*?<box_end>|<[^<>]{1,40}>",
-    re.S,
-)
+# A whole box tag (its body tempered: linear on unclosed tags, issue 13), or any other tag.
+_MARKUP_RE = re.compile(f"{PAIRED_BOX_TAGS}|{ANY_TAG}", re.S)
 
 
 def guess_task(turn: Turn) -> str:

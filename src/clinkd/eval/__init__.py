@@ -7,7 +7,8 @@
 Modules: :mod:`~clinkd.eval.predictions` (records, reader), :mod:`~clinkd.eval.cleaning`,
 :mod:`~clinkd.eval.grounding` (boxes, IoU, matching), :mod:`~clinkd.eval.classification` (RO),
 :mod:`~clinkd.eval.captions` + :mod:`~clinkd.eval.coco_java` (pycocoevalcap with one JVM each),
-:mod:`~clinkd.eval.standard`, :mod:`~clinkd.eval.strict`, :mod:`~clinkd.eval.report` (+ plots),
+:mod:`~clinkd.eval.standard`, :mod:`~clinkd.eval.strict`, :mod:`~clinkd.eval.paired` (intervals and paired
+differences of the standard reading across models), :mod:`~clinkd.eval.report` (+ plots),
 :mod:`~clinkd.eval.naive` (the slow per-modality reference used to check equality).
 """
 

@@ -91,7 +91,8 @@ CONVENTIONS = {
     "unavailable": "a metric that could not be computed is null and its reason is given in the "
                    "task block's 'unavailable' map, e.g. {'SPICE': 'reason'}; never 0",
     "iou": "continuous area (x2-x1)*(y2-y1) on the 0-1000 grid, no +1; standard hit: IoU > 0.5; "
-           "strict match: IoU >= 0.5 after one-to-one Hungarian assignment",
+           "strict match: IoU >= 0.5 after the one-to-one assignment with the most such pairs (then the largest "
+           "total IoU)",
     "other_modalities": "image prefixes outside the eight are scored under other_modalities and "
                         "left out of every mean",
     "duplicate_ids": "a prediction file holding one id twice is refused (each test sample is scored once); "

@@ -22,16 +22,14 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from clinkd.data.boxes import BOX_TAGS
+
 Box = tuple[float, float, float, float]
 
 _FALLBACK = re.compile(r"\(\d+,\d+\),\(\d+,\d+\)")
 _NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?")
 
-STRICT_TAGS: tuple[tuple[str, str], ...] = (
-    ("<box>", "</box>"),
-    ("<|box_start|>", "<|box_end|>"),
-    ("<box_start>", "<box_end>"),
-)
+STRICT_TAGS: tuple[tuple[str, str], ...] = BOX_TAGS
 """Box tags the strict reading accepts: Qwen-VL, Qwen2-VL and the ClinKD release (protocol.md, Files)."""
 
 
@@ -162,12 +160,24 @@ def many_to_one_found(ious: np.ndarray, threshold: float = 0.5) -> int:
 
 
 def one_to_one_match(ious: np.ndarray, threshold: float = 0.5) -> tuple[int, np.ndarray]:
-    """Strict VG matching: the Hungarian assignment (``scipy.optimize.linear_sum_assignment``)
-    maximising total IoU between annotation boxes (rows) and predicted boxes (columns); an assigned
-    pair is a true positive when its IoU is **>= threshold** (the COCO/VOC convention).
+    """Strict VG matching: the one-to-one assignment of annotation boxes (rows) to predicted boxes
+    (columns) with the most pairs of IoU **>= threshold** (true positives, the COCO/VOC convention);
+    among those, the one with the largest total IoU.
+
+    Maximising total IoU alone can cost a match (issue 15): with IoUs ``[[0.95, 0.50], [0.50, 0.45]]``
+    the diagonal has the larger total (1.40) but one pair at 0.5, the anti-diagonal two:
+
+    >>> one_to_one_match(np.array([[0.95, 0.50], [0.50, 0.45]]))
+    (2, array([0.5, 0.5]))
+
+    Solved as one Hungarian assignment (``scipy.optimize.linear_sum_assignment``) on the weights
+    ``K * [IoU >= threshold] + IoU`` with ``K = min(rows, cols) + 1``: a pair over the threshold is
+    worth more than any total IoU can add up to, so the assignment maximises the count first and the
+    total IoU second.
 
     Returns ``(true_positives, assigned_iou)`` where ``assigned_iou[i]`` is the IoU of the prediction
-    assigned to annotation box ``i`` (0 when none is).
+    assigned to annotation box ``i`` (0 when none is); the strict reading's mean IoU is its sum over
+    the annotation boxes.
     """
     n_gt = ious.shape[0]
     assigned = np.zeros(n_gt, dtype=np.float64)
@@ -177,6 +187,7 @@ def one_to_one_match(ious: np.ndarray, threshold: float = 0.5) -> tuple[int, np.
         flat = int(np.argmax(ious))
         rows, cols = np.unravel_index([flat], ious.shape)
     else:
-        rows, cols = linear_sum_assignment(ious, maximize=True)
+        weights = (min(ious.shape) + 1.0) * (ious >= threshold) + ious  # (n_gt, n_pred)
+        rows, cols = linear_sum_assignment(weights, maximize=True)
     assigned[rows] = ious[rows, cols]
     return int((assigned[rows] >= threshold).sum()), assigned

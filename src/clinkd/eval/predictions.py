@@ -38,7 +38,9 @@ class Prediction:
 
     @property
     def modality(self) -> str:
-        """``image.split("_")[0]``, exactly as the published scripts take it (case kept)."""
+        """:func:`~clinkd.data.sample.modality_of`: ``image.split("_")[0]`` as the published scripts take it
+        (case kept) on the file names they write, folders left out (``images/ct_1.png`` is ``ct``, not
+        ``images/ct``, which no mean would count)."""
         return modality_of(self.image)
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,10 +3,10 @@
 Beside, never instead of, the standard reading:
 
 * VG: boxes from ``<box>``, ``<|box_start|>…<|box_end|>`` or ``<box_start>…<box_end>`` (fallback
-  pattern as in the standard reading), parsed leniently (spaces, decimals); **one-to-one** Hungarian
-  matching on IoU (``scipy.optimize.linear_sum_assignment``, maximising total IoU), a pair counting
-  when IoU **>= 0.5**. Per modality: precision = matched / predicted boxes, recall = matched /
-  annotation boxes, F1, and mean IoU = mean over annotation boxes of the IoU of the assigned
+  pattern as in the standard reading), parsed leniently (spaces, decimals); **one-to-one** matching
+  (:func:`~clinkd.eval.grounding.one_to_one_match`: the most pairs with IoU **>= 0.5**, then the
+  largest total IoU), a pair counting when IoU >= 0.5. Per modality: precision = matched / predicted
+  boxes, recall = matched / annotation boxes, F1, and mean IoU = mean over annotation boxes of the IoU of the assigned
   prediction (0 when none). A ratio with a zero denominator is 0. Samples without annotation box are
   skipped, as in the standard reading.
 * RO: exact match after :func:`clinkd.eval.cleaning.normalize_name`.
@@ -157,7 +157,7 @@ def vg_strict(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]], 
         n_samples=len(preds),
         n_skipped_no_box=sum(r is None for r in rows),
         iou_threshold=IOU_THRESHOLD,
-        matching="one-to-one (Hungarian on IoU), match when IoU >= 0.5",
+        matching="one-to-one (most pairs with IoU >= 0.5, then largest total IoU), match when IoU >= 0.5",
     )
     if other:
         out["other_modalities"] = {m: per[m] for m in other}

@@ -16,7 +16,16 @@ from typing import Any
 
 import torch
 
-from clinkd.data.boxes import Box, BoxParseError, convert_markup, parse_box_body
+from clinkd.data.boxes import (
+    BOX_CLOSE,
+    BOX_OPEN,
+    REF_CLOSE,
+    REF_OPEN,
+    Box,
+    BoxParseError,
+    convert_markup,
+    parse_box_body,
+)
 from clinkd.data.draw import draw_annotations
 from clinkd.data.images import NIFTI_SUFFIXES, load_image
 from clinkd.data.sample import check_question
@@ -31,11 +40,7 @@ __all__ = ["DRAW_SUFFIXES", "Answer", "annotations", "ask_image", "check_questio
 DRAW_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 # a referred name or a box, in any of the markup styles, in order of appearance
-_ITEM_RE = re.compile(
-    r"(?:<ref>|<\|object_ref_start\|>)(?P<ref>.*?)(?:</ref>|<\|object_ref_end\|>)"
-    r"|(?:<box>|<\|box_start\|>|<box_start>)(?P<box>.*?)(?:</box>|<\|box_end\|>|<box_end>)",
-    re.S,
-)
+_ITEM_RE = re.compile(rf"{REF_OPEN}(?P<ref>.*?){REF_CLOSE}|{BOX_OPEN}(?P<box>.*?){BOX_CLOSE}", re.S)
 
 
 @dataclass

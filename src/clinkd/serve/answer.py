@@ -28,7 +28,7 @@ from typing import Any
 
 from PIL import Image
 
-from clinkd.data.boxes import Box, parse_box_body
+from clinkd.data.boxes import BOX_DELIMITERS, Box, parse_box_body
 from clinkd.data.draw import draw_annotations
 from clinkd.data.images import load_image
 from clinkd.data.sample import special_tokens_in
@@ -110,7 +110,7 @@ def check_text(what: str, text: str | None, max_chars: int = MAX_QUESTION_CHARS)
 
 def parse_region(text: str) -> Box:
     """``(x1,y1),(x2,y2)`` on the 0–1000 scale (``<box>`` tags allowed) → a valid :class:`Box`."""
-    body = re.sub(r"</?box>|<\|box_(?:start|end)\|>|<box_(?:start|end)>", "", text or "").strip()
+    body = re.sub(BOX_DELIMITERS, "", text or "").strip()
     if not body:
         raise ServeError("this task needs a region: type a box as (x1,y1),(x2,y2) on the 0-1000 scale")
     try:
