@@ -29,7 +29,6 @@ validation scores reproduce within their intervals.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -43,6 +42,7 @@ from clinkd.runtime import pin_cpu_threads
 pin_cpu_threads()  # before torch is imported: the same bits under any load
 
 from clinkd.model.pretrained import PRETRAINED_DIR, SEEDS  # noqa: E402
+from clinkd.paths import file_sha256  # noqa: E402
 
 #: the shipped budget: (steps, batch, learning rate, images) per checkpoint
 BUDGET = {
@@ -50,14 +50,6 @@ BUDGET = {
     "teacher": {"steps": 1600, "batch": 8, "learning_rate": 2e-3, "images": 4000},
 }
 VALIDATION_IMAGES = 160  # 20 per modality: each task's validation file holds 160 questions
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _machine() -> dict:
@@ -236,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             "data_seed": SEEDS["shapes"] if name == "student-base" else SEEDS["teacher_data"],
             "validation_seed": SEEDS["validation"], "validation_questions": min(n_val, args.validation_limit or n_val),
             **scores[name], "machine": _machine(), "seconds": round(seconds, 1),
-            "sha256": _sha256(model_dir / "model.safetensors"),
+            "sha256": file_sha256(model_dir / "model.safetensors"),
         }
         write_card(model_dir, record)
         if args.ship:

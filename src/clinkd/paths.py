@@ -8,12 +8,13 @@ caller passes ``force`` (the user's ``--force``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 from clinkd.errors import ClinkdError
 
-__all__ = ["output_dir", "output_file"]
+__all__ = ["file_sha256", "output_dir", "output_file"]
 
 
 def _writable_parent(path: Path, what: str) -> None:
@@ -62,3 +63,12 @@ def output_dir(path: str | os.PathLike, *, force: bool = False, what: str = "out
                               "to write into it")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 16 MB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -24,6 +24,7 @@ from typing import Any
 
 from clinkd.data.sample import Sample
 from clinkd.errors import ClinkdError, DataError
+from clinkd.paths import file_sha256
 
 __all__ = ["PUBLISHED_FIELDS", "FileState", "cut_to", "decoding_differences", "inspect_prediction_file",
            "model_identity", "read_done_ids", "read_settings", "repair_tail", "run_differences", "run_identity",
@@ -189,14 +190,6 @@ def read_done_ids(path: str | PathLike, samples: list[Sample] | None = None) -> 
 
 
 # -- what produced a prediction file -----------------------------------------------------------------
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 _CONFIG_FILES = ("config.json", "adapter_config.json")
 
@@ -211,7 +204,7 @@ def model_identity(model: Any) -> dict[str, Any]:
         root = Path(folder).resolve()
         weights = sorted(p for p in root.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
         return {"path": str(root),
-                "config_sha256": {n: _sha256_file(root / n) for n in _CONFIG_FILES if (root / n).is_file()},
+                "config_sha256": {n: file_sha256(root / n) for n in _CONFIG_FILES if (root / n).is_file()},
                 "weights": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in weights]}
     config = getattr(model, "config", None)
     to_dict = getattr(config, "to_dict", None)
@@ -233,7 +226,7 @@ def run_identity(model: Any, test_file: Path, samples: list[Sample], *, task: st
     """
     run: dict[str, Any] = {
         "model": model_identity(model),
-        "test_file": {"path": str(test_file.resolve()), "sha256": _sha256_file(test_file)},
+        "test_file": {"path": str(test_file.resolve()), "sha256": file_sha256(test_file)},
         "image_dir": str(image_dir.resolve()),
         "task": task, "n_samples": len(samples), "select": select, "max_new_tokens": max_new_tokens,
         "batch_size": batch_size, "box_style": box_style, "question_box_style": question_box_style,
