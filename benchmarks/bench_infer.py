@@ -42,22 +42,24 @@ from clinkd.infer import sasg as sasg_mod  # noqa: E402
 from clinkd.infer.generate import generate_answers  # noqa: E402
 from clinkd.infer.predict import MAX_NEW_TOKENS, predict_file  # noqa: E402
 from clinkd.infer.similarity import Embedder, select_medoid  # noqa: E402
-from clinkd.model import build_batch, init_model_dir, load  # noqa: E402
+from clinkd.model import init_model_dir, load  # noqa: E402
+from clinkd.train.dataset import ConversationCollator, TrainItem  # noqa: E402
 
 
 def train_briefly(model, processor, ds, steps: int, batch: int, lr: float, seed: int) -> float:
     """Plain AdamW on (image, question, answer) turns of the training split; returns the last loss."""
     rng = random.Random(seed)
-    turns = [(ds.image_path(s), q, t.answer) for s in ds.train for q, t in zip(s.prompts(), s.turns)]
-    cache: dict[Path, object] = {}
+    # one item per turn, each with its image: batches of single-turn samples, labels on the answers
+    turns = [TrainItem(image=ds.image_path(s), turns=[(q, t.answer)]) for s in ds.train
+             for q, t in zip(s.prompts(), s.turns)]
+    collate = ConversationCollator(processor)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
     loss = float("nan")
     t0 = time.perf_counter()
     for step in range(steps):
-        picks = rng.sample(turns, batch)
-        images = [cache.setdefault(p, load_image(p)) for p, _, _ in picks]
-        b = build_batch(processor, images, [q for _, q, _ in picks], [a for _, _, a in picks])
+        b = collate(rng.sample(turns, batch))
+        b.pop("item_kind")  # the trainer's bookkeeping, not a model input
         out = model(**b)
         out.loss.backward()
         opt.step()

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -20,7 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clinkd.model import build_batch, build_tiny_model, build_tiny_processor, mcg_position_ids, tiny_config
+from clinkd.model import build_tiny_model, build_tiny_processor, mcg_position_ids, tiny_config
+from clinkd.train.dataset import ConversationCollator, TrainItem
 from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLModel
 
 
@@ -112,9 +115,16 @@ def bench_rope(processor, threads: int) -> None:
 def bench_forward(processor, batch: int = 8) -> None:
     model = build_tiny_model("tiny-student", processor.tokenizer, seed=0)
     rng = np.random.default_rng(0)
-    images = [Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)) for _ in range(batch)]
-    questions = ["Please locate the liver in this CT image and describe what you see."] * batch
-    inputs = build_batch(processor, images, questions, ["The liver is at <box>(120,80),(300,260)</box>."] * batch)
+    turn = ("Please locate the liver in this CT image and describe what you see.",
+            "The liver is at <box>(120,80),(300,260)</box>.")
+    with tempfile.TemporaryDirectory(prefix="clinkd-bench-rope-") as tmp:  # the collator reads image files
+        items = []
+        for i in range(batch):
+            path = Path(tmp) / f"ct_{i}.png"
+            Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)).save(path)
+            items.append(TrainItem(image=path, turns=[turn]))
+        inputs = ConversationCollator(processor)(items)  # a training batch: labels on the answers
+    inputs.pop("item_kind")  # the trainer's bookkeeping, not a model input
     print(f"tiny student forward: batch {batch} × {inputs['input_ids'].shape[1]} tokens, 224×224 images "
           f"(64 image tokens each), no grad")
 

@@ -32,7 +32,7 @@ def main() -> None:
     from clinkd.data.formats import read_dataset_dir
     from clinkd.model import init_model_dir, load
     from clinkd.train.config import load_run_configs
-    from clinkd.train.data import ConversationCollator, items_from_dataset
+    from clinkd.train.dataset import ConversationCollator, items_from_dataset
     from clinkd.train.trainer import ClinKDTrainer
 
     tmp = Path(tempfile.mkdtemp(prefix="clinkd-bench-train-"))

@@ -161,15 +161,20 @@ def test_manual_decode_with_rope_deltas(mcg_model, batch):
 
 
 def test_right_padded_training_forward_matches_per_sample(mcg_model, processor, images):
-    """Padding does not change a sample's logits (positions skip padding)."""
-    qs, ans = ["Where is the liver?", "What is CT?"], ["<box>(1,2),(3,4)</box>", "A scan."]
-    both = build_batch(processor, [[images[0], images[3]], None], qs, ans)
-    alone = build_batch(processor, [[images[0], images[3]]], qs[:1], ans[:1])
+    """Right padding (as in training) does not change a sample's logits (positions skip padding).
+
+    Labels only exercise the loss here; the training labels (answers only) are the collator's,
+    tested in tests/train/test_dataset.py."""
+    qs = ["Where is the liver? Answer with a box.", "What is CT?"]
+    both = build_batch(processor, [[images[0], images[3]], None], qs, padding_side="right")
+    alone = build_batch(processor, [[images[0], images[3]]], qs[:1], padding_side="right")
+    assert (both["attention_mask"][:, 0] == 1).all() and both["attention_mask"][1, -1] == 0  # right padded
     n = alone["input_ids"].shape[1]
+    labels = both["input_ids"].masked_fill(both["attention_mask"] == 0, -100)  # every real token
     with torch.no_grad():
         a = mcg_model(**both).logits[0, :n]
         b = mcg_model(**alone).logits[0]
-        loss = mcg_model(**both).loss
+        loss = mcg_model(**both, labels=labels).loss
     assert torch.allclose(a, b, atol=1e-4)
     assert torch.isfinite(loss)
 

@@ -12,7 +12,7 @@ import pytest
 from clinkd.config import ConfigError
 from clinkd.data.conventions import CONVENTIONS, BoxCodec, convention_named
 from clinkd.train.config import load_run_configs
-from clinkd.train.data import ConversationCollator, TrainItem
+from clinkd.train.dataset import ConversationCollator, TrainItem
 from clinkd.train.run import training_box_convention
 
 VG = "<ref>right kidney</ref><box>(305,543),(422,688)</box>"

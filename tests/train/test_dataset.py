@@ -1,7 +1,7 @@
 import torch
 
 from clinkd.data.formats import read_dataset_dir
-from clinkd.train.data import ConversationCollator, TrainItem, assistant_label_mask, items_from_dataset
+from clinkd.train.dataset import ConversationCollator, TrainItem, assistant_label_mask, items_from_dataset
 
 
 def test_assistant_mask_by_hand():

@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 from clinkd.data.formats import read_dataset_dir
 from clinkd.model import load
 from clinkd.train.config import DistillConfig
-from clinkd.train.data import items_from_dataset
+from clinkd.train.dataset import items_from_dataset
 from clinkd.train.pseudo import pseudo_label, turn_items
 
 

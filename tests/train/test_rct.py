@@ -9,7 +9,7 @@ import pytest
 import clinkd.train.rct as rct_mod
 from clinkd.data.formats import read_samples
 from clinkd.train.config import RCTConfig
-from clinkd.train.data import TrainItem
+from clinkd.train.dataset import TrainItem
 from clinkd.train.rct import ReflectiveCorrection, round_steps
 from clinkd.train.schedule import ScheduledDataset
 
@@ -121,8 +121,9 @@ def test_round_steps():
 
 
 def test_round_forks_the_random_state_of_every_device(crafted, monkeypatch):
-    """A round draws random numbers (sampling) seeded on every device, and leaves the caller's CPU and CUDA
-    generators as they were: ``fork_rng`` over all CUDA devices, not just the CPU state (issue 11)."""
+    """A round draws random numbers (sampling) seeded on every device, and leaves the caller's CPU and
+    accelerator generators as they were: ``fork_rng`` over all the accelerator's devices, not just the CPU
+    state (issues 11 and 15)."""
     import contextlib
 
     import torch
@@ -138,8 +139,9 @@ def test_round_forks_the_random_state_of_every_device(crafted, monkeypatch):
             yield
 
     monkeypatch.setattr(torch.random, "fork_rng", spy_fork)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    where = torch.accelerator if hasattr(torch, "accelerator") else torch.cuda  # what clinkd.seeding asks
+    monkeypatch.setattr(where, "is_available", lambda: True)
+    monkeypatch.setattr(where, "device_count", lambda: 2)
     draws = []
     fake = rct_mod.generate_answers
 
@@ -153,9 +155,33 @@ def test_round_forks_the_random_state_of_every_device(crafted, monkeypatch):
     before = torch.get_rng_state()
     e1 = cb.run_round(model=None, k=1, step=3)
     assert torch.equal(torch.get_rng_state(), before)
-    assert forked == [[0, 1]]  # every CUDA device's generator forked
+    assert forked == [[0, 1]]  # every accelerator device's generator forked
     first = list(draws)
     draws.clear()
     torch.rand(7)  # whatever training drew in between
     e2 = cb.run_round(model=None, k=1, step=3)  # the same round again: the same random numbers
     assert draws == first and e2["found"] == e1["found"]
+
+
+def test_round_draws_what_a_bare_seed_drew(crafted, monkeypatch):
+    """The round's random numbers are those of ``torch.manual_seed(seed * 1000 + k)``, as before the seeding
+    became local (issue 15): the same samples for the same seed. Pinned values, and the CPU state kept."""
+    import torch
+
+    cb, _, _, _ = crafted
+    draws = []
+    fake = rct_mod.generate_answers
+
+    def drawing_generate(*args, **kw):
+        draws.append(torch.rand(2).tolist())
+        return fake(*args, **kw)
+
+    monkeypatch.setattr(rct_mod, "generate_answers", drawing_generate)
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    cb.run_round(model=None, k=1, step=3)  # seed 0 * 1000 + 1
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(1)
+    expected = torch.rand(4).tolist()
+    assert [x for d in draws for x in d] == expected
+    assert expected == [0.7576315999031067, 0.2793108820915222, 0.40306925773620605, 0.7346844673156738]

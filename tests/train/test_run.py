@@ -52,6 +52,26 @@ def test_resume_gives_the_same_weights(tmp_path, synth_dir, student_dir, monkeyp
     assert model.rope_settings.scheme == "mcg" and processor is not None
 
 
+def test_curriculum_log_keeps_phases_starting_in_the_same_step(caplog):
+    """Issue 15: four phases over two steps of global batch 2 start two per step; none is dropped."""
+    import logging
+
+    from transformers import TrainerControl, TrainerState
+
+    from clinkd.train.schedule import curriculum_order
+
+    _, phases = curriculum_order([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2], length=4, phases=4, seed=0)
+    assert [p.start // 2 for p in phases] == [0, 0, 1, 1]
+    callback, state = run_mod.CurriculumLog(phases, global_batch=2), TrainerState()
+    caplog.set_level(logging.INFO, logger="clinkd")
+    for step in range(3):
+        state.global_step = step
+        callback.on_step_begin(None, state, TrainerControl())
+    logged = [(e["step"], e["curriculum_phase"], e["entered"]) for e in state.log_history]
+    assert logged == [(0, 1, 2), (0, 2, 2), (1, 3, 2), (1, 4, 2)]
+    assert caplog.text.count("curriculum phase") == 4 and "curriculum phase 2 at step 0" in caplog.text
+
+
 @pytest.mark.parametrize("mode", ["cached", "online"])
 def test_distill_stage(tmp_path, synth_dir, student_dir, teacher_dir, caplog, mode):
     import logging
@@ -213,3 +233,20 @@ def test_lora_option_saves_a_merged_model(tmp_path, synth_dir, student_dir):
     assert w0.keys() == w1.keys()  # merged back: no adapter weights left
     changed = [k for k in w0 if not torch.equal(w0[k], w1[k])]
     assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
+
+
+def test_epochs_become_steps_in_a_new_config(tmp_path, synth_dir, student_dir):
+    """``train.num_train_epochs`` (with ``max_steps`` -1) is turned into steps for the run and its saved
+    config, in a new config: the caller's is a value, unchanged by the run (issue 15)."""
+    import yaml
+
+    (cfg,) = load_run_configs(None, FAST + [
+        f"--data.dir={synth_dir}", f"--model.path={student_dir}", "--train.max_steps=-1", "--train.num_train_epochs=1",
+        "--data.max_train_samples=4", f"--train.output_dir={tmp_path / 'epochs'}"])
+    resolved = run_mod.with_max_steps(cfg, n_items=4)
+    assert resolved.train.max_steps == 2 and cfg.train.max_steps == -1  # 4 items a epoch, global batch 2
+    assert run_mod.with_max_steps(resolved, n_items=4) is resolved
+    out = run_sft(cfg)
+    assert cfg.train.max_steps == -1
+    assert yaml.safe_load((out / "clinkd_run.yaml").read_text())["train"]["max_steps"] == 2
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2

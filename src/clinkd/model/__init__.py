@@ -19,7 +19,7 @@ from clinkd.model.modeling import (
     get_rope_settings,
     set_rope_settings,
 )
-from clinkd.model.processor import CHAT_TEMPLATE, IGNORE_INDEX, ClinkdProcessor, build_batch, make_image_processor
+from clinkd.model.processor import CHAT_TEMPLATE, ClinkdProcessor, build_batch, make_image_processor
 from clinkd.model.rope import RopeError, mcg_position_ids
 from clinkd.model.standins import STANDINS, build_standin
 from clinkd.model.tiny import SIZES, build_tiny_model, build_tiny_processor, init_model_dir, tiny_config
@@ -28,7 +28,6 @@ from clinkd.model.tokenizer import BOX_TOKENS, QWEN_SPECIAL_TOKENS, build_tokeni
 __all__ = [
     "BOX_TOKENS",
     "CHAT_TEMPLATE",
-    "IGNORE_INDEX",
     "MODEL_CLASSES",
     "QWEN_SPECIAL_TOKENS",
     "SIZES",

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
 
 from clinkd.errors import ClinkdError
@@ -23,6 +22,7 @@ from clinkd.model.modeling import MODEL_CLASSES, RopeSettings, set_box_conventio
 from clinkd.model.processor import CHAT_TEMPLATE, ClinkdProcessor, make_image_processor
 from clinkd.model.tokenizer import build_tokenizer
 from clinkd.paths import output_dir
+from clinkd.seeding import local_seed
 
 __all__ = ["SIZES", "TinySpec", "build_tiny_model", "build_tiny_processor", "init_model_dir", "tiny_config"]
 
@@ -98,11 +98,12 @@ def tiny_config(size: str, tokenizer, family: str = "qwen2_vl", rope: RopeSettin
 
 
 def build_tiny_model(size: str, tokenizer, *, family: str = "qwen2_vl", rope="mcg", seed: int = 0, stock: bool = False):
-    """A randomly initialised tiny model (seeded). ``stock=True`` gives the upstream transformers class."""
+    """A randomly initialised tiny model, the same for the same ``seed`` whatever the caller's random state,
+    which is left unchanged. ``stock=True`` gives the upstream transformers class."""
     config = tiny_config(size, tokenizer, family, rope)
     ours, upstream = MODEL_CLASSES[family]
-    torch.manual_seed(seed)
-    model = (upstream if stock else ours)(config)
+    with local_seed(seed):  # seeded weights; the caller's random state is left as it was
+        model = (upstream if stock else ours)(config)
     model.generation_config = GenerationConfig(
         eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id], pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.pad_token_id, do_sample=False,

@@ -13,6 +13,13 @@ pseudo-label distillation of the student → student SFT with reflective correct
 In a pipeline, ``stages`` lists named stages, each a mapping of the same sections that override the
 top-level ones; ``@name`` in ``model.path`` or ``distill.teacher`` refers to the model written by an
 earlier stage (its output folder ``train.output_dir/<name>``).
+
+A loaded configuration is a value (issue 15): :func:`load_run_configs` resolves everything at build time
+— ``@stage`` references, the settings the process's environment decides (``train.use_cpu`` under a CPU
+launcher) — and validates once; nothing changes a config afterwards. The clinkd sections and
+:class:`RunConfig` are frozen dataclasses; ``train`` is transformers' ``TrainingArguments``, which cannot
+be frozen (the Trainer writes to it), so clinkd never assigns to it: :func:`with_train` gives a changed
+copy (how a stage sets the step count it computed from the data).
 """
 
 from __future__ import annotations
@@ -22,18 +29,20 @@ import dataclasses
 import importlib.util
 import os
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from transformers import TrainingArguments
 
-from clinkd.config import ConfigError, deep_merge, from_dict, help_field, parse_overrides, read_yaml, to_dict
+from clinkd.config import (ConfigError, coerce, deep_merge, from_dict, help_field, parse_overrides, read_yaml,
+                           to_dict)
 
 Stage = Literal["sft", "distill"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     dir: str = help_field("runs/data", "dataset folder as `clinkd data synth` writes it, or real Med-GRIT files")
     synth_if_missing: bool = help_field(True, "generate the synthetic benchmark into `dir` when it does not exist")
@@ -61,7 +70,7 @@ class DataConfig:
             raise ConfigError("data.max_train_samples: must be positive or null")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     path: str | None = help_field(None, "checkpoint folder to fine-tune (a real Qwen2-VL, a clinkd model, or @stage)")
     init: Literal["tiny-student", "tiny-teacher"] | None = help_field(
@@ -107,7 +116,7 @@ class ModelConfig:
                            error=ConfigError)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DistillConfig:
     teacher: str | None = help_field(None, "teacher checkpoint folder (or @stage); shares the student's tokenizer")
     alpha: float = help_field(0.5, "weight of the KL term: loss = (alpha*KL + CE) / (1 + alpha)")
@@ -141,7 +150,7 @@ class DistillConfig:
             raise ConfigError("distill.margin_floor: must be in [0, 1]")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RCTConfig:
     enabled: bool = help_field(False, "reflective correction training during SFT")
     rounds: int = help_field(2, "correction rounds, at equally spaced points of training")
@@ -165,7 +174,10 @@ class RCTConfig:
 class ClinkdTrainingArguments(TrainingArguments):
     """transformers' ``TrainingArguments`` with defaults that run anywhere (CPU included).
 
-    Every TrainingArguments option is a ``train.`` key (``train.deepspeed``, ``train.bf16``, ...).
+    Every TrainingArguments option is a ``train.`` key (``train.deepspeed``, ``train.bf16``, ...). Not frozen
+    (transformers' Trainer writes to its arguments), but clinkd never assigns to one once built: see
+    :func:`with_train`. ``train.use_cpu`` is decided from the environment before building
+    (:func:`environment_settings`), not here.
     """
 
     output_dir: str | None = field(default="runs/train", metadata={"help": "where checkpoints and the final model go"})
@@ -199,10 +211,6 @@ class ClinkdTrainingArguments(TrainingArguments):
                 "train ...` (N=1 for one process), `accelerate launch` or `deepspeed`; without the launcher's "
                 "RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT/LOCAL_RANK DeepSpeed looks for MPI (mpi4py), which is not installed"
             )
-        if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
-            # accelerate sets up gloo DDP on CPU only when told the run is on CPU; otherwise every
-            # torchrun process would silently train alone
-            self.use_cpu = True
         self._check_precision()
         super().__post_init__()
 
@@ -221,7 +229,7 @@ class ClinkdTrainingArguments(TrainingArguments):
                                   "to train in bfloat16 on the CPU, or drop train.bf16")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     """One training stage."""
 
@@ -268,7 +276,10 @@ def load_run_configs(path: str | Path | None, overrides: list[str] | None = None
     """Read a recipe (a single stage, or ``stages:`` of a pipeline) and apply command-line overrides.
 
     Overrides apply to every stage (``--train.max_steps=20`` shortens all of them); ``--<stage>.<section>.<key>``
-    targets one stage of a pipeline. Every stage is fully validated before any work starts.
+    targets one stage of a pipeline. Every stage is fully validated before any work starts, and comes back
+    complete: ``@stage`` references are replaced by the stage's output folder, and the settings the
+    environment decides are made (:func:`environment_settings`). The configs are values: nothing changes
+    them afterwards.
     """
     raw = read_yaml(path) if path is not None else {}
     extra = parse_overrides(overrides or [])
@@ -301,19 +312,26 @@ def load_run_configs(path: str | Path | None, overrides: list[str] | None = None
         if not own and isinstance(merged["train"], dict):
             merged["train"]["output_dir"] = str(Path(out_root) / name)
         configs.append(_build(merged, prefix=f"stages.{name}."))
+    return _resolve_stage_references(configs)
+
+
+def _resolve_stage_references(configs: list[RunConfig]) -> list[RunConfig]:
+    """``@name`` in ``model.path`` or ``distill.teacher`` → the output folder of the earlier stage ``name``:
+    new configs, built from the validated ones (every stage is checked before any reference is)."""
     names = [c.name for c in configs]
     outs = {c.name: c.train.output_dir for c in configs}
+    resolved = []
     for i, c in enumerate(configs):
         for key, value in (("model.path", c.model.path), ("distill.teacher", c.distill.teacher)):
-            if value and value.startswith("@"):
-                ref = value[1:]
-                if ref not in names[:i]:
-                    raise ConfigError(f"stages.{c.name}.{key}: {value} does not name an earlier stage ({names[:i]})")
-                if key == "model.path":
-                    c.model.path = outs[ref]
-                else:
-                    c.distill.teacher = outs[ref]
-    return configs
+            if value and value.startswith("@") and value[1:] not in names[:i]:
+                raise ConfigError(f"stages.{c.name}.{key}: {value} does not name an earlier stage ({names[:i]})")
+        changes = {}
+        if c.model.path and c.model.path.startswith("@"):
+            changes["model"] = dataclasses.replace(c.model, path=outs[c.model.path[1:]])
+        if c.distill.teacher and c.distill.teacher.startswith("@"):
+            changes["distill"] = dataclasses.replace(c.distill, teacher=outs[c.distill.teacher[1:]])
+        resolved.append(dataclasses.replace(c, **changes) if changes else c)
+    return resolved
 
 
 _STAGE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -325,9 +343,33 @@ def _section(data: dict, name: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def environment_settings(train: dict) -> dict:
+    """The ``train`` section as the process's environment completes it, before it is validated.
+
+    Under a multi-process launcher (``WORLD_SIZE`` > 1) on a machine without CUDA or XPU, ``use_cpu`` is
+    true: accelerate sets up gloo DDP on CPU only when told the run is on CPU; otherwise every torchrun
+    process would silently train alone. A ``use_cpu`` that is not a boolean is left for validation to name.
+    """
+    try:
+        asked = coerce(train.get("use_cpu", False), bool, "train.use_cpu")
+    except ConfigError:
+        return train
+    if asked:
+        return train
+    try:
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError as err:
+        raise ConfigError(f"train: {err} (the environment's WORLD_SIZE)") from None
+    if world_size > 1 and not _has_accelerator():
+        return {**train, "use_cpu": True}
+    return train
+
+
 def _build(data: dict, prefix: str) -> RunConfig:
     data = dict(data)
     data.setdefault("train", {})
+    if isinstance(data["train"], dict):
+        data["train"] = environment_settings(data["train"])
     try:
         return from_dict(RunConfig, data)
     except ConfigError as err:
@@ -336,21 +378,108 @@ def _build(data: dict, prefix: str) -> RunConfig:
         raise
 
 
+def with_train(cfg: RunConfig, **changes) -> RunConfig:
+    """A new config: ``cfg`` with the ``train`` keys ``changes`` set, ``cfg`` and its arguments unchanged.
+
+    The arguments are copied, not rebuilt (``dataclasses.replace``): building ``TrainingArguments`` again
+    would run its ``__post_init__`` and drop the device set-up cached on it (``args.device`` resets
+    accelerate's state, which in a torchrun process must be set up once).
+    """
+    for key in changes:
+        if key not in {f.name for f in dataclasses.fields(cfg.train) if f.init}:
+            raise ConfigError(f"train.{key}: unknown key")
+    train = copy.copy(cfg.train)
+    for key, value in changes.items():
+        setattr(train, key, value)
+    return dataclasses.replace(cfg, train=train)
+
+
+# -- clinkd train --help-config ---------------------------------------------------------------------
+#: what clinkd adds to a TrainingArguments option's own help
+_TRAIN_NOTES = {"use_cpu": "clinkd: true by itself under a multi-process launcher on a machine without a GPU"}
+
+
 def field_docs(cls=RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
-    """``(key, default, help)`` of every documented field, for ``clinkd train --help-config``."""
-    rows = []
+    """``(key, default, help)`` of every key, for ``clinkd train --help-config``: clinkd's sections, then
+    ``train``: the TrainingArguments clinkd gives defaults of its own, then every other one with
+    transformers' default (:func:`config_help` prints them in these groups)."""
+    return [row for _, rows in _field_groups(cls, prefix) for row in rows]
+
+
+def config_help(width: int = 80) -> str:
+    """The text of ``clinkd train --help-config``: one line a key (``key  default  help``), in groups.
+
+    The help of transformers' own options is cut to its first sentence and to ``width`` characters
+    (transformers' documentation has the rest; a ``[clinkd: ...]`` note is kept); clinkd's own is whole.
+    """
+    import transformers
+
+    groups = _field_groups(RunConfig, "")
+    lines = []
+    for title, rows in groups:
+        upstream = title.startswith("train: the other")
+        lines.append("# " + title.replace("{version}", transformers.__version__))
+        for key, default, doc in rows:
+            if upstream:
+                head, note, rest = doc.partition(" [clinkd: ")
+                doc = _shorten(head, width) + note + rest
+            lines.append(f"{key:36s} {default:>16s}  {doc}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _field_groups(cls, prefix: str) -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """``[(title, rows)]``: clinkd's keys, then the TrainingArguments with clinkd's defaults, then the rest.
+    Read from the classes (no TrainingArguments is built)."""
+    hints = typing.get_type_hints(cls)
+    own, train = [], []
     for f in dataclasses.fields(cls):
-        key = f"{prefix}{f.name}"
-        sub = f.type if dataclasses.is_dataclass(f.type) else None
-        if sub is None and f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            obj = f.default_factory()  # type: ignore[misc]
-            if dataclasses.is_dataclass(obj) and not isinstance(obj, TrainingArguments):
-                rows += field_docs(type(obj), key + ".")
-                continue
-            if isinstance(obj, TrainingArguments):
-                rows.append((key + ".*", "", "any transformers TrainingArguments option"))
-                continue
-        if f.metadata.get("help"):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            rows.append((key, repr(default), f.metadata["help"]))
-    return rows
+        key, tp = f"{prefix}{f.name}", hints.get(f.name)
+        if isinstance(tp, type) and issubclass(tp, TrainingArguments):
+            train = _train_groups(tp, key + ".")
+        elif dataclasses.is_dataclass(tp):
+            own += [row for _, rows in _field_groups(tp, key + ".") for row in rows]
+        elif f.metadata.get("help"):
+            own.append((key, repr(to_dict(_default(f))), _one_line(f.metadata["help"])))
+    return [("clinkd's keys", own), *train]
+
+
+def _train_groups(cls: type, prefix: str) -> list[tuple[str, list[tuple[str, str, str]]]]:
+    upstream = {f.name: f for f in dataclasses.fields(TrainingArguments)}
+    ours, theirs = [], []
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name.startswith("_"):
+            continue
+        default = to_dict(_default(f))
+        doc = _one_line(f.metadata.get("help", ""))
+        if f.name in _TRAIN_NOTES:
+            doc = f"{doc} [{_TRAIN_NOTES[f.name]}]"
+        base = upstream.get(f.name)
+        if base is not None and f is not base:  # declared again by clinkd's subclass: clinkd's default
+            if to_dict(_default(base)) != default:
+                doc = f"{doc} (transformers: {to_dict(_default(base))!r})"
+            ours.append((prefix + f.name, repr(default), doc))
+        else:
+            theirs.append((prefix + f.name, repr(default), doc))
+    return [("train: transformers TrainingArguments with clinkd's defaults", ours),
+            ("train: the other TrainingArguments, with transformers {version}'s defaults", theirs)]
+
+
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).replace("%%", "%").split())
+
+
+def _shorten(text: str, width: int) -> str:
+    """The first sentence of ``text``, cut at a word to ``width`` characters (``...`` marks a cut)."""
+    first = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    if len(first) <= width:
+        return first
+    return first[: width - 3].rsplit(" ", 1)[0] + "..."

@@ -22,8 +22,7 @@ from clinkd.data.formats import Dataset
 from clinkd.data.images import image_path, load_image
 from clinkd.data.sample import Sample, strip_image_tag
 from clinkd.errors import DataError, ImageLoadError
-
-IGNORE_INDEX = -100
+from clinkd.train.losses import IGNORE_INDEX
 
 #: kinds of training item, coded in each batch's ``item_kind`` (B,) so that the trainer can count what it
 #: actually trained on (e.g. the reflective-correction replays that reached a step)

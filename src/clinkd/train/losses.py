@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+#: the label of a position no loss is taken on (PyTorch's and transformers' ``ignore_index``); the one
+#: definition: :class:`clinkd.train.dataset.ConversationCollator` writes it, the losses read it
 IGNORE_INDEX = -100
 
 

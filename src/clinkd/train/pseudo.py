@@ -27,7 +27,7 @@ from clinkd.infer.generate import generate_answers
 from clinkd.infer.similarity import answer_text
 from clinkd.model.modeling import get_box_convention
 from clinkd.train.config import DistillConfig
-from clinkd.train.data import ConversationCollator, TrainItem
+from clinkd.train.dataset import ConversationCollator, TrainItem
 from clinkd.train.keys import describe_change, digest, weights_digest
 from clinkd.train.losses import confidence_margin, teacher_topk
 

@@ -20,7 +20,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 from transformers import TrainerCallback
 
 from clinkd.data.formats import write_train_file
@@ -28,18 +27,14 @@ from clinkd.data.images import load_image
 from clinkd.data.sample import Sample, Turn, image_tag
 from clinkd.infer.generate import generate_answers
 from clinkd.infer.similarity import Embedder, judge
+from clinkd.seeding import local_seed
 from clinkd.train.config import RCTConfig
-from clinkd.train.data import TrainItem
+from clinkd.train.dataset import TrainItem
 from clinkd.train.schedule import ScheduledDataset
 
 log = logging.getLogger(__name__)
 
 HINT = "{question}\nA reference answer is: {reference}\nAnswer the question."
-
-
-def cuda_devices() -> list[int]:
-    """The CUDA devices whose random generators a round forks: all of them, none without CUDA."""
-    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
 def round_steps(max_steps: int, rounds: int) -> list[int]:
@@ -126,10 +121,9 @@ class ReflectiveCorrection(TrainerCallback):
     def run_round(self, model, k: int, step: int) -> dict:
         cfg = self.cfg
         seed = self.seed * 1000 + k
-        # training randomness must not depend on the round: the CPU's and every CUDA device's generator are
-        # forked (restored on leaving), and the round is seeded inside, on every device
-        with torch.random.fork_rng(devices=cuda_devices()):
-            torch.manual_seed(seed)
+        # training randomness must not depend on the round: the CPU's and every accelerator device's generator
+        # are seeded for the round and restored on leaving it (clinkd.seeding.local_seed)
+        with local_seed(seed):
             picks = np.random.default_rng(seed).choice(len(self.pool), size=min(cfg.sample_size, len(self.pool)), replace=False)
             chosen = [self.pool[i] for i in sorted(picks.tolist())]
             items = [self.dataset.items[i] for i, _ in chosen]

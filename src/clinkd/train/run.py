@@ -26,8 +26,8 @@ from clinkd.model.modeling import get_box_convention, set_box_convention
 from clinkd.model.processor import box_codec
 from clinkd.paths import output_dir
 from clinkd.train.checkpoints import last_complete_checkpoint
-from clinkd.train.config import RunConfig
-from clinkd.train.data import ConversationCollator, items_from_dataset
+from clinkd.train.config import RunConfig, with_train
+from clinkd.train.dataset import ConversationCollator, items_from_dataset
 from clinkd.train.distributed import activate_deepspeed, merge_lora, outside_zero3, zero3_active
 from clinkd.train.schedule import ScheduledDataset, curriculum_order, shuffled_order
 from clinkd.train.trainer import ClinKDTrainer
@@ -106,14 +106,14 @@ def apply_lora_and_freezing(model, cfg: RunConfig):
             raise ClinkdError("model.freeze_vision: this model has no vision tower named 'visual'")
         visual.requires_grad_(False)
     if cfg.model.lora_r > 0:
-        import torch
         from peft import LoraConfig, get_peft_model
+
+        from clinkd.seeding import local_seed
 
         check_lora_targets(model, cfg.model.lora_target_modules)
         lora = LoraConfig(r=cfg.model.lora_r, lora_alpha=cfg.model.lora_alpha, lora_dropout=cfg.model.lora_dropout,
                           target_modules=cfg.model.lora_target_modules, task_type="CAUSAL_LM")
-        with torch.random.fork_rng():  # seeded adapters, whatever ran before; the caller's RNG untouched
-            torch.manual_seed(cfg.train.seed)
+        with local_seed(cfg.train.seed):  # seeded adapters, whatever ran before; the caller's RNG untouched
             model = get_peft_model(model, lora)
     return model
 
@@ -140,13 +140,13 @@ def global_batch(cfg: RunConfig) -> int:
     return a.per_device_train_batch_size * a.gradient_accumulation_steps * max(1, a.world_size)
 
 
-def fix_max_steps(cfg: RunConfig, n_items: int) -> int:
-    """The run's optimizer steps: ``train.max_steps``, or epochs converted into steps."""
+def with_max_steps(cfg: RunConfig, n_items: int) -> RunConfig:
+    """``cfg`` with ``train.max_steps`` the run's optimizer steps: as given, or ``train.num_train_epochs``
+    over ``n_items`` converted into steps (the schedule fixes every example's position in advance, so the
+    Trainer counts steps, and the run's saved config says how many). A new config; ``cfg`` is unchanged."""
     if cfg.train.max_steps > 0:
-        return cfg.train.max_steps
-    steps = math.ceil(n_items * cfg.train.num_train_epochs / global_batch(cfg))
-    cfg.train.max_steps = steps
-    return steps
+        return cfg
+    return with_train(cfg, max_steps=math.ceil(n_items * cfg.train.num_train_epochs / global_batch(cfg)))
 
 
 def resume_checkpoint(cfg: RunConfig, resume: bool) -> str | None:
@@ -224,14 +224,19 @@ def keep_processor_files(source: str | None, out: Path) -> list[str]:
 
 
 class CurriculumLog(TrainerCallback):
-    """Logs each curriculum phase when training reaches it: how many samples entered, the margin threshold."""
+    """Logs each curriculum phase when training reaches it: how many samples entered, the margin threshold.
+
+    Several phases can start within one step (a phase shorter than a global batch, e.g. more phases than
+    steps): each is logged, in order (issue 15: keyed by step alone, all but the last were lost).
+    """
 
     def __init__(self, phases, global_batch: int):
-        self.at = {p.start // global_batch: p for p in phases}
+        self.at: dict[int, list] = {}  # step -> the phases starting in it, in order
+        for p in phases:
+            self.at.setdefault(p.start // global_batch, []).append(p)
 
     def on_step_begin(self, args, state, control, **kwargs):
-        p = self.at.pop(state.global_step, None)
-        if p is not None:
+        for p in self.at.pop(state.global_step, ()):
             log.info("curriculum phase %d at step %d: %d pseudo-labelled samples entered (pool %d, margin >= %.3f)",
                      p.index + 1, state.global_step, p.entered, p.pool, p.threshold)
             state.log_history.append({"step": state.global_step, "curriculum_phase": p.index + 1,
@@ -246,7 +251,8 @@ def run_sft(cfg: RunConfig, resume: bool = False) -> Path:
     items = items_from_dataset(ds, max_samples=cfg.data.max_train_samples)
     model, processor = load_model(cfg)
     model = apply_lora_and_freezing(model, cfg)
-    steps = fix_max_steps(cfg, len(items))
+    cfg = with_max_steps(cfg, len(items))
+    steps = cfg.train.max_steps
     gb = global_batch(cfg)
     dataset = ScheduledDataset(items, shuffled_order(len(items), steps * gb, cfg.train.seed))
     trainer = ClinKDTrainer(model=model, args=cfg.train, train_dataset=dataset,
@@ -303,7 +309,8 @@ def run_distill(cfg: RunConfig, resume: bool = False) -> Path:
         labelled, stats = pseudo_label(teacher, processor, items, cfg.distill, cache_dir=cfg.train.output_dir,
                                        vocab_size=shared, seed=cfg.train.seed, boxes=codec)
     model = apply_lora_and_freezing(model, cfg)
-    steps = fix_max_steps(cfg, len(labelled))
+    cfg = with_max_steps(cfg, len(labelled))
+    steps = cfg.train.max_steps
     gb = global_batch(cfg)
     order, phases = curriculum_order([it.margin or 0.0 for it in labelled], steps * gb,
                                      cfg.distill.curriculum_phases, cfg.train.seed)
