@@ -23,7 +23,6 @@ starts over).
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil

@@ -11,6 +11,9 @@ Each family gets two small subclasses and nothing else is copied from upstream:
   ``from_pretrained`` looks the mapping up by class name, and without it a checkpoint saved by the stock
   class (keys ``model.layers.*``, ``visual.*``) would load with the language model missing.
 
+What these rely on in transformers' internals is in :mod:`clinkd.upstream` (the overridden methods are
+listed in its ``OVERRIDES``), with a test per hook.
+
 The scheme and its four parameters live in the model config as ``config.clinkd_rope`` (a plain dict, so
 ``save_pretrained``/``from_pretrained`` keep it and stock transformers ignores it)::
 
@@ -35,15 +38,12 @@ from transformers import (
     Qwen3VLForConditionalGeneration,
     Qwen3VLModel,
 )
-from transformers.conversion_mapping import (
-    get_checkpoint_conversion_mapping,
-    register_checkpoint_conversion_mapping,
-)
 
 from clinkd.data.boxes import STYLES
 from clinkd.data.conventions import Convention, convention_named, native_convention
 from clinkd.errors import ClinkdError
 from clinkd.model.rope import mcg_position_ids
+from clinkd.upstream import share_checkpoint_conversion_mapping, swap_inner_model_class, trim_decode_step_positions
 
 __all__ = [
     "MODEL_CLASSES",
@@ -217,19 +217,11 @@ class _McgRopeMixin:
         return position_ids.to(device=input_ids.device, dtype=input_ids.dtype), rope_deltas.to(input_ids.device)
 
     def compute_3d_position_ids(self, *args, **kwargs):
-        """Upstream, plus a fix for decode steps given the whole attention mask.
-
-        In transformers 5.23 a forward with ``past_key_values`` and the full (B, past + new) attention mask
-        and no ``position_ids`` builds positions for the whole mask, ``(3, B, past + new)``, and the attention
-        then fails on the shape. The last ``new`` columns are the right ones (``cumsum(mask) − 1 +
-        rope_deltas``, i.e. text continuing after the largest prompt position, padding skipped); keep those.
-        ``generate`` never takes this path (it passes ``position_ids``), so upstream values are unchanged.
-        """
-        position_ids = super().compute_3d_position_ids(*args, **kwargs)
-        embeds = kwargs.get("inputs_embeds", args[1] if len(args) > 1 else None)  # (B, new, D)
-        if position_ids is not None and embeds is not None and position_ids.shape[-1] > embeds.shape[1]:
-            position_ids = position_ids[..., -embeds.shape[1]:]  # (3, B, new)
-        return position_ids
+        """Upstream, plus a fix for decode steps given the whole attention mask: positions (3, B, new)
+        where transformers 5.23 builds (3, B, past + new); see
+        :func:`clinkd.upstream.trim_decode_step_positions`."""
+        stock = super().compute_3d_position_ids
+        return trim_decode_step_positions(stock(*args, **kwargs), stock, args, kwargs)
 
 
 class McgQwen2VLModel(_McgRopeMixin, Qwen2VLModel):
@@ -270,7 +262,7 @@ class _McgConditionalGenerationMixin:
         # the config is the scheme's only home: write the default into it so a save records it
         set_rope_settings(config, getattr(config, CONFIG_KEY, None))
         super().__init__(config, *args, **kwargs)
-        self.model.__class__ = self._inner_class  # no new parameters: a class swap, not a rebuild
+        swap_inner_model_class(self, self._inner_class)  # no new parameters: a class swap, not a rebuild
 
     @property
     def rope_settings(self) -> RopeSettings:
@@ -310,13 +302,12 @@ MODEL_CLASSES: dict[str, tuple[type, type]] = {
 
 
 def _register_key_mappings() -> None:
-    """Give our classes the stock classes' checkpoint-key mappings (looked up by class name)."""
+    """Give our classes the stock classes' checkpoint-key mappings (looked up by class name; see
+    :func:`clinkd.upstream.share_checkpoint_conversion_mapping`)."""
     pairs = [(ours, stock) for ours, stock in MODEL_CLASSES.values()]
     pairs += [(McgQwen2VLModel, Qwen2VLModel), (McgQwen2_5_VLModel, Qwen2_5_VLModel), (McgQwen3VLModel, Qwen3VLModel)]
     for ours, stock in pairs:
-        mapping = get_checkpoint_conversion_mapping(stock.__name__)
-        if mapping is not None:
-            register_checkpoint_conversion_mapping(ours.__name__, mapping, overwrite=True)
+        share_checkpoint_conversion_mapping(ours, stock)
 
 
 _register_key_mappings()

@@ -36,14 +36,13 @@ import torch
 from transformers import Qwen2VLProcessor
 
 from clinkd.data.conventions import BoxCodec
+from clinkd.upstream import Qwen2VLImageProcessorPil, init_processor_without_video
 from transformers.image_utils import SizeDict
-from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-__all__ = ["CHAT_TEMPLATE", "IGNORE_INDEX", "box_codec", "RELEASE_MAX_PIXELS", "RELEASE_MIN_PIXELS", "STOCK_PROCESSOR_CLASSES",
+__all__ = ["CHAT_TEMPLATE", "box_codec", "RELEASE_MAX_PIXELS", "RELEASE_MIN_PIXELS", "STOCK_PROCESSOR_CLASSES",
            "ClinkdProcessor", "build_batch", "check_pixel_budget", "make_image_processor", "pixel_budget",
            "resolve_pixel_budget", "set_pixel_budget"]
 
-IGNORE_INDEX = -100
 
 #: The ClinKD release's image budget (its training/inference scripts: min_pixels 512*512, max_pixels 1024*1024).
 RELEASE_MIN_PIXELS = 512 * 512
@@ -168,13 +167,10 @@ class ClinkdProcessor(Qwen2VLProcessor):
     ``mm_token_type_ids`` (B, L) marks them with 1 — what the model's position ids are computed from.
     """
 
+    # the parameter names are the processor's parts (ProcessorMixin.get_attributes): no video_processor
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        # the parent's __init__ wants a video processor: set what it would set, then skip it
-        self.image_token = getattr(tokenizer, "image_token", None) or "<|image_pad|>"
-        self.video_token = getattr(tokenizer, "video_token", None) or "<|video_pad|>"
-        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
-        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
-        super(Qwen2VLProcessor, self).__init__(image_processor, tokenizer, chat_template=chat_template)
+        # the parent's __init__ wants a video processor: set what it would set, then skip it (clinkd.upstream)
+        init_processor_without_video(self, image_processor, tokenizer, chat_template)
         #: the stock class written as ``processor_class`` on save (the hub folder's own when loaded from one)
         patch = getattr(image_processor, "patch_size", 14)
         self.stock_processor_class = "Qwen3VLProcessor" if patch == 16 else "Qwen2VLProcessor"
@@ -218,33 +214,29 @@ def build_batch(
     processor: ClinkdProcessor,
     images: Sequence,
     questions: Sequence[str],
-    answers: Sequence[str] | None = None,
     *,
-    padding_side: str | None = None,
+    padding_side: str = "left",
     system: str | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Tokenise image + question pairs with the chat template; with ``answers``, add training labels.
+    """Tokenise image + question pairs with the chat template, ready for ``model.generate``.
+
+    Labelled training batches come from :class:`clinkd.train.dataset.ConversationCollator` (the one home of
+    label masking).
 
     Args:
         processor: a :class:`ClinkdProcessor` (or any Qwen2-VL processor).
         images: one image per sample (PIL image or array), or a list of images per sample (each gets its
             own image slot, ``<|vision_start|><|image_pad|><|vision_end|>``, before the question), or
             ``None`` for a text-only sample.
-        questions: the user turn of each sample.
-        answers: the assistant turn of each sample. Given: the prompt is followed by the answer and
-            ``<|im_end|>``, and ``labels`` (B, L) hold the answer tokens and that ``<|im_end|>`` (the model
-            learns to stop), ``-100`` on the prompt and padding. Not given: the prompt ends with
-            ``<|im_start|>assistant\\n`` ready for ``model.generate``.
-        padding_side: defaults to ``"right"`` with answers (training) and ``"left"`` without (generation).
+        questions: the user turn of each sample; the prompt ends with ``<|im_start|>assistant\\n``.
+        padding_side: ``"left"`` (generation) unless told otherwise.
         system: optional system prompt (the template's default is Qwen's "You are a helpful assistant.").
 
     Returns:
         dict with ``input_ids``, ``attention_mask``, ``mm_token_type_ids`` (B, L), ``pixel_values``
-        (patches, C·T·P·P), ``image_grid_thw`` (N, 3) when there are images, and ``labels`` (B, L) when
-        ``answers`` is given. Pass it as ``model(**batch)`` or ``model.generate(**batch, ...)``.
+        (patches, C·T·P·P) and ``image_grid_thw`` (N, 3) when there are images. Pass it as ``model(**batch)``
+        or ``model.generate(**batch, ...)``.
     """
-    if answers is not None and len(answers) != len(questions):
-        raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
     if len(images) != len(questions):
         raise ValueError(f"{len(questions)} questions but {len(images)} image entries")
     tok = processor.tokenizer
@@ -258,22 +250,10 @@ def build_batch(
         content = [{"type": "image"} for _ in sample_images] + [{"type": "text", "text": question}]
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
         prompts.append(processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-    texts = prompts if answers is None else [p + a + "<|im_end|>" for p, a in zip(prompts, answers)]
-    side = padding_side or ("left" if answers is None else "right")
     old_side = tok.padding_side
-    tok.padding_side = side
+    tok.padding_side = padding_side
     try:
-        batch = processor(images=flat_images or None, text=texts, padding=True, return_tensors="pt")
-        if answers is not None:
-            # prompt length per sample, counted with the same expansion of image tokens
-            prompt_ids = processor(images=flat_images or None, text=prompts, padding=True, return_tensors="pt")
-            prompt_len = prompt_ids["attention_mask"].sum(1)  # (B,)
+        batch = processor(images=flat_images or None, text=prompts, padding=True, return_tensors="pt")
     finally:
         tok.padding_side = old_side
-    batch = dict(batch)
-    if answers is not None:
-        mask = batch["attention_mask"].bool()  # (B, L)
-        rank = mask.long().cumsum(1) - 1  # (B, L) index among real tokens
-        labels = batch["input_ids"].masked_fill(~mask | (rank < prompt_len[:, None]), IGNORE_INDEX)
-        batch["labels"] = labels
-    return batch
+    return dict(batch)

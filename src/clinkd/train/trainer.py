@@ -9,6 +9,11 @@ reflective correction, over the output rows a 7B teacher and a 2B student share 
 Here the whole collated batch — ``pixel_values``, ``image_grid_thw``, ``mm_token_type_ids`` included —
 goes to both models. Everything else (accelerate, DeepSpeed, FSDP, checkpointing, resume, logging) is
 the stock Trainer's.
+
+The private ``Trainer`` methods overridden here (``_get_train_sampler``, ``_load_from_checkpoint``,
+``_save_checkpoint``) and the ``model_accepts_loss_kwargs`` flag are upstream hooks: they are listed, with
+the upstream signatures they are written against, in :data:`clinkd.upstream.OVERRIDES`, and
+``tests/test_upstream.py`` checks that upstream still has and calls them.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer
 
 from clinkd.errors import ClinkdError
-from clinkd.train.data import ITEM_KINDS
+from clinkd.train.dataset import ITEM_KINDS
 from clinkd.train.distributed import prepare_teacher, repair_weight_conversions
 from clinkd.train.losses import causal_lm_loss, distillation_loss
 
@@ -51,7 +56,8 @@ class ClinKDTrainer(Trainer):
         self.alpha = alpha
         self.temperature = temperature
         # our compute_loss normalises by num_items_in_batch itself: ask the Trainer to count answer tokens
-        # across gradient-accumulation micro-batches (and devices) and not to rescale again
+        # across gradient-accumulation micro-batches (and devices) and not to rescale again (an upstream
+        # hook: clinkd.upstream)
         self.model_accepts_loss_kwargs = True
         self._parts: dict[str, float] = defaultdict(float)
         self._seen = torch.zeros(len(ITEM_KINDS), dtype=torch.long)  # items trained on since the last log, by kind
@@ -59,6 +65,10 @@ class ClinKDTrainer(Trainer):
         self._last_log_time = time.perf_counter()
 
     def _get_train_sampler(self, train_dataset=None):
+        """The dataset's own order (a ``ScheduledDataset`` fixes it in advance), never reshuffled.
+
+        Upstream hook (:data:`clinkd.upstream.OVERRIDES`): ``get_train_dataloader`` calls it for the sampler.
+        """
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         return SequentialSampler(dataset)
 
@@ -71,6 +81,9 @@ class ClinKDTrainer(Trainer):
         live module calls them ``model.language_model.layers.*`` (platform.md, the key-mapping trap), so
         the weights would silently not load. ``from_pretrained`` applies the key mapping, to one file or to
         the shards a hub-size model is saved in.
+
+        Upstream hook (:data:`clinkd.upstream.OVERRIDES`): ``train(resume_from_checkpoint=…)`` calls it
+        before preparing the model (FSDP: after, with the wrapped model; DeepSpeed loads its own way).
         """
         model = model if model is not None else self.model
         folder = Path(resume_from_checkpoint)
@@ -167,6 +180,8 @@ class ClinKDTrainer(Trainer):
             )
 
     def _save_checkpoint(self, model, trial) -> None:
+        """The stock checkpoint, refused when a trained weight is not finite (upstream hook:
+        :data:`clinkd.upstream.OVERRIDES`)."""
         self.check_weights_finite(what=f"checkpoint-{self.state.global_step}")
         super()._save_checkpoint(model, trial)
 
