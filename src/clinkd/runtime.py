@@ -18,28 +18,18 @@ __all__ = ["pin_cpu_threads", "pinned_settings"]
 _KEYS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_DYNAMIC", "MKL_DYNAMIC")
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def pin_cpu_threads() -> dict[str, str]:
-    """Fix the OpenMP and MKL thread pools (sizes and no dynamic adjustment) for this process and its
-    children; return the settings in force. Settings already in the environment win. When torch is
-    already imported its pool is sized too, but MKL's and OpenMP's dynamic modes may then be set already."""
-    n = str(_cpus())
-    for key, value in (("OMP_NUM_THREADS", n), ("MKL_NUM_THREADS", n), ("OMP_DYNAMIC", "FALSE"),
-                       ("MKL_DYNAMIC", "FALSE")):
-        os.environ.setdefault(key, value)
-    if "torch" in sys.modules:
-        import torch
-
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    """Turn off OpenMP's and MKL's dynamic pool sizing for this process and its children (settings already
+    in the environment win); return the thread settings in force."""
+    for key in ("OMP_DYNAMIC", "MKL_DYNAMIC"):
+        os.environ.setdefault(key, "FALSE")
     return pinned_settings()
 
 
 def pinned_settings() -> dict[str, str]:
-    """The thread settings of this process's environment (what results files record)."""
-    return {k: os.environ.get(k, "unset") for k in _KEYS}
+    """The thread settings of this process (what results files record): the environment's, and the
+    intra-op pool size when torch is loaded."""
+    out = {k: os.environ.get(k, "unset") for k in _KEYS}
+    if "torch" in sys.modules:
+        out["torch_threads"] = str(sys.modules["torch"].get_num_threads())
+    return out
