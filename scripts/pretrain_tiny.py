@@ -112,20 +112,13 @@ HEADLINE = {"VG recall@0.5": ("VG", "recall@0.5"), "RO accuracy": ("RO", "accura
             "GC CIDEr": ("GC", "CIDEr"), "MII mBMR": ("MII", "mBMR")}
 
 
-def answer(model_dir: Path, validation: Path, out: Path, limit: int | None) -> dict[str, list[dict]]:
+def answer(model_dir: Path, validation: Path, out: Path, limit: int | None) -> dict[str, list]:
     """Greedy answers of ``model_dir`` to the validation questions (``out/pred_<TASK>.jsonl``)."""
-    from clinkd.data.formats import find_dataset_files
-    from clinkd.infer.predict import predict_file
-    from clinkd.model import load
+    from clinkd.eval.predictions import read_predictions
+    from clinkd.infer.predict import predict_dataset
 
-    model, processor = load(model_dir)
-    preds = {}
-    for task, test_file in sorted(find_dataset_files(validation).test.items()):
-        path = out / f"pred_{task}.jsonl"
-        predict_file(model, test_file, path, processor=processor, batch_size=32, limit=limit, seed=0,
-                     progress=f"{model_dir.name} {task}")
-        preds[task] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    return preds
+    done = predict_dataset(model_dir, validation, out, batch_size=32, limit=limit, seed=0)
+    return {task: read_predictions(out / f"pred_{task}.jsonl") for task in done}
 
 
 def score(preds_by_model: dict[str, dict[str, list[dict]]]) -> dict[str, dict]:
