@@ -35,15 +35,15 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch  # noqa: E402
+import torch
 
-from clinkd.data import load_image, read_dataset_dir, synth  # noqa: E402
-from clinkd.infer import sasg as sasg_mod  # noqa: E402
-from clinkd.infer.generate import generate_answers  # noqa: E402
-from clinkd.infer.predict import MAX_NEW_TOKENS, predict_file  # noqa: E402
-from clinkd.infer.similarity import Embedder, select_medoid  # noqa: E402
-from clinkd.model import init_model_dir, load  # noqa: E402
-from clinkd.train.dataset import ConversationCollator, TrainItem  # noqa: E402
+from clinkd.data import load_image, read_dataset_dir, synth
+from clinkd.infer import sasg as sasg_mod
+from clinkd.infer.generate import generate_answers
+from clinkd.infer.predict import MAX_NEW_TOKENS, predict_file
+from clinkd.infer.similarity import Embedder, select_medoid
+from clinkd.model import init_model_dir, load
+from clinkd.train.dataset import ConversationCollator, TrainItem
 
 
 def train_briefly(model, processor, ds, steps: int, batch: int, lr: float, seed: int) -> float:

@@ -21,10 +21,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import torch
 from PIL import Image
+from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLModel
 
 from clinkd.model import build_tiny_model, build_tiny_processor, mcg_position_ids, tiny_config
 from clinkd.train.dataset import ConversationCollator, TrainItem
-from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLModel
 
 
 def timeit(fns: dict, rounds: int, warmup: int = 2) -> dict[str, tuple[float, float]]:

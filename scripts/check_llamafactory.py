@@ -31,7 +31,11 @@ def main(export_dir: str, image_dir: str, model_dir: str, template_name: str, *e
     # Keep LLaMA-Factory's warnings ("Dropped invalid example", "Media ... does not exist") visible.
     logging.basicConfig(level=logging.WARNING)
     import yaml
-    from llamafactory.data import MultiModalDataCollatorForSeq2Seq, get_dataset, get_template_and_fix_tokenizer
+    from llamafactory.data import (
+        MultiModalDataCollatorForSeq2Seq,
+        get_dataset,
+        get_template_and_fix_tokenizer,
+    )
     from llamafactory.extras.constants import IGNORE_INDEX
     from llamafactory.hparams import get_train_args
     from llamafactory.model import load_tokenizer

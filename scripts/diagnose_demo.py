@@ -39,11 +39,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from clinkd.data import synth  # noqa: E402
-from clinkd.data.boxes import parse_boxes, parse_refs  # noqa: E402
-from clinkd.data.formats import read_dataset_dir, write_test_file  # noqa: E402
-from clinkd.data.sample import TASKS, Sample, guess_task  # noqa: E402
-from clinkd.demo import slug  # noqa: E402
+from clinkd.data import synth
+from clinkd.data.boxes import parse_boxes, parse_refs
+from clinkd.data.formats import read_dataset_dir, write_test_file
+from clinkd.data.sample import TASKS, Sample, guess_task
+from clinkd.demo import slug
 
 KEYS = {"VG": "recall@0.5", "RO": "accuracy", "GC": "CIDEr", "MII": "mBMR"}
 

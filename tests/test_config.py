@@ -14,8 +14,18 @@ from typing import Literal
 
 import pytest
 
-from clinkd.config import (MAX_DEPTH, ConfigError, coerce, deep_merge, from_dict, help_field, load_yaml_text,
-                           parse_overrides, read_yaml, to_dict)
+from clinkd.config import (
+    MAX_DEPTH,
+    ConfigError,
+    coerce,
+    deep_merge,
+    from_dict,
+    help_field,
+    load_yaml_text,
+    parse_overrides,
+    read_yaml,
+    to_dict,
+)
 
 
 class Color(enum.Enum):

@@ -136,7 +136,7 @@ FAMILIES = {  # model_type → stock outer class, stock inner class
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_pair(family: str):
     """(stock model, clinkd model) of ``family`` with the same weights, from the ``tiny-student`` config."""
     from clinkd.model.modeling import MODEL_CLASSES

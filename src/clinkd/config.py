@@ -37,6 +37,7 @@ plus the translation of its errors: not worth a new dependency.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import enum
@@ -122,7 +123,7 @@ def _check_shape(data: Any, where: str) -> None:
 def load_yaml_text(text: str, where: str) -> Any:
     """Parse YAML ``text`` (YAML 1.2 booleans) and check its shape; errors are ConfigErrors naming ``where``."""
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 -- a SafeLoader subclass
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
         raise _InvalidYaml(f"{where}: invalid YAML: {' '.join(str(err).split())}") from None
     except RecursionError:
@@ -131,7 +132,7 @@ def load_yaml_text(text: str, where: str) -> Any:
     return data
 
 
-def help_field(default: Any = dataclasses.MISSING, help: str = "", **kw) -> Any:  # noqa: A002
+def help_field(default: Any = dataclasses.MISSING, help: str = "", **kw) -> Any:
     """A dataclass field with documentation (``metadata["help"]``)."""
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
@@ -201,10 +202,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 number = float(value)
             elif isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string
-                try:
+                with contextlib.suppress(ValueError):
                     number = float(value)
-                except ValueError:
-                    pass
             if number is None:
                 raise ConfigError(f"{key}: expected a number, got {value!r}")
             if not math.isfinite(number):

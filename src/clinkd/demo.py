@@ -22,6 +22,7 @@ starts over).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -209,8 +210,8 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
     from clinkd.infer.predict import predict_file
     from clinkd.infer.similarity import Embedder
     from clinkd.model import load
-    from clinkd.runtime import pinned_settings
     from clinkd.model.pretrained import RESERVED_DATA_SEEDS, pretrained_card, pretrained_path
+    from clinkd.runtime import pinned_settings
     from clinkd.train.keys import weights_digest
 
     spec = SIZES[size] if isinstance(size, str) else size
@@ -345,7 +346,7 @@ def compare(rows: list[dict]) -> list[str]:
     """Plain sentences: for each row after the baseline, which numbers rose and which did not."""
     lines = []
     base = rows[0]["metrics"]
-    for prev, row in zip(rows, rows[1:]):
+    for prev, row in itertools.pairwise(rows):
         up, down, same = [], [], []
         for task, keys in METRICS.items():
             for k in keys:

@@ -47,7 +47,10 @@ import inspect
 from dataclasses import dataclass
 
 from transformers import Qwen2VLProcessor
-from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
+from transformers.conversion_mapping import (
+    get_checkpoint_conversion_mapping,
+    register_checkpoint_conversion_mapping,
+)
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil, smart_resize
 
 __all__ = [
@@ -169,7 +172,7 @@ def trim_decode_step_positions(position_ids, compute_3d_position_ids, args: tupl
     return position_ids
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parameter_index(function, name: str) -> int | None:
     params = list(inspect.signature(function).parameters)
     return params.index(name) if name in params else None

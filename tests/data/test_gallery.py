@@ -10,7 +10,15 @@ from PIL import Image
 from clinkd.data.boxes import Box
 from clinkd.data.draw import PALETTE, draw_annotations, label_colours
 from clinkd.data.formats import write_test_file
-from clinkd.data.gallery import CAPTION, TILE, annotations, answer_label, grounded_boxes, make_gallery, short_label
+from clinkd.data.gallery import (
+    CAPTION,
+    TILE,
+    annotations,
+    answer_label,
+    grounded_boxes,
+    make_gallery,
+    short_label,
+)
 from clinkd.data.sample import MODALITIES, Sample, Turn
 from clinkd.data.synth import generate
 from clinkd.errors import DataError

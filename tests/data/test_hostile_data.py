@@ -78,7 +78,11 @@ def _dicom_parts(rows: int, cols: int, frames: int = 1, *, deflated: bool) -> tu
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.filebase import DicomBytesIO
     from pydicom.filewriter import write_dataset, write_file_meta_info
-    from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+    from pydicom.uid import (
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRLittleEndian,
+        SecondaryCaptureImageStorage,
+    )
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
@@ -335,7 +339,7 @@ def test_bombs_cost_little_memory_and_time(image_files, tmp_path):
     assert "Traceback" not in proc.stderr, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["rc"] == 1
-    for i, name in enumerate(BOMBS):
+    for i in range(len(BOMBS)):
         assert f"test_VG.json [record {i}]: image cannot be decoded: " in proc.stdout, proc.stdout
     assert proc.stdout.count("image cannot be decoded") == len(BOMBS)
     assert result["peak"] < MEMORY_BOUND, f"peak memory grew by {result['peak'] / MIB:.0f} MiB"
@@ -545,7 +549,7 @@ def test_gallery_draws_a_bomb_as_unreadable(small_dataset, image_files, tmp_path
     data = small_dataset / "test_VG.json"
     data.write_text(json.dumps([_record("ct_1.png"), _record("ct_bomb.dcm")]), encoding="utf-8")
     before = _hashes(small_dataset)
-    rc, text = _cli(["data", "gallery", small_dataset, "--out", tmp_path / "g.png", "-n", "2"], capsys)
+    rc, _text = _cli(["data", "gallery", small_dataset, "--out", tmp_path / "g.png", "-n", "2"], capsys)
     assert rc == 0 and (tmp_path / "g.png").is_file()
     assert _hashes(small_dataset) == before
 

@@ -250,5 +250,5 @@ def test_default_size_is_fast(tmp_path):
     summary = generate(tmp_path / "ds", n_images=48, workers=1)
     assert time.perf_counter() - t0 < 20
     assert summary["images"] == 48 and DEFAULT_IMAGES >= 400
-    assert summary["tasks"]["test"] == {t: 8 for t in TASKS}
+    assert summary["tasks"]["test"] == dict.fromkeys(TASKS, 8)
     assert sum(summary["tasks"]["train"].values()) == summary["splits"]["train"]["turns"]

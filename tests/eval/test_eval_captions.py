@@ -15,8 +15,7 @@ from clinkd.eval.naive import naive_caption_scores
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="needs Java")
 
-WORDS = ("the a liver lesion left right kidney mass small large upper lobe of in with shows , . "
-         "( ) hypodense région").split()
+WORDS = ["the", "a", "liver", "lesion", "left", "right", "kidney", "mass", "small", "large", "upper", "lobe", "of", "in", "with", "shows", ",", ".", "(", ")", "hypodense", "région"]
 
 
 def _caption(rng: random.Random, lo: int, hi: int) -> str:
@@ -84,7 +83,7 @@ def test_aggregate_stats_skips_chunks_of_perfect_matches():
 def test_punctuation_list_is_pycocoevalcap_s():
     from pycocoevalcap.tokenizer.ptbtokenizer import PUNCTUATIONS
 
-    assert coco_java._PUNCTUATIONS == frozenset(PUNCTUATIONS)
+    assert frozenset(PUNCTUATIONS) == coco_java._PUNCTUATIONS
 
 
 def test_spice_detection_never_downloads(tmp_path, monkeypatch):
@@ -116,7 +115,7 @@ def test_spice_required_but_missing_fails_clearly(monkeypatch):
 
 
 def test_absent_modality_counts_zero_in_the_standard_caption_mean(small_set):
-    hyps, refs, groups, result = small_set
+    hyps, refs, _groups, result = small_set
     preds = [make(("ct" if i < 25 else "mr") + f"_{i}.png", refs[i], hyps[i], i) for i in range(40)]
     preds.append(make("us_1.png", "a b c", "a b", 99))
     rep = evaluate({"MII": preds}, bootstrap=100, spice=False)

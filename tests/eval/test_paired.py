@@ -16,7 +16,7 @@ from clinkd.errors import ClinkdError, DataError
 from clinkd.eval import coco_java, evaluate, ngram, paired
 from clinkd.eval.predictions import MODALITIES
 
-WORDS = "the a liver lesion left right kidney mass small large upper lobe of in with shows".split()
+WORDS = ["the", "a", "liver", "lesion", "left", "right", "kidney", "mass", "small", "large", "upper", "lobe", "of", "in", "with", "shows"]
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="needs Java")
 
 
@@ -220,7 +220,7 @@ def test_caption_points_are_evaluate_s_and_replicates_recover_them(caption_run):
 
 @needs_java
 def test_a_resample_built_by_hand_is_recomputed_exactly(caption_run):
-    rows, out, per_question, rep = caption_run
+    rows, _out, per_question, rep = caption_run
     gc = rows["base"]["GC"]
     x = per_question["base"]["GC"]
     ct = [i for i, r in enumerate(gc) if r["image"].startswith("ct_")]

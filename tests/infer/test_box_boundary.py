@@ -102,7 +102,7 @@ def test_ask_draws_the_boxes_where_the_model_meant_them(qwen25, tmp_path):
     assert label == "liver" and ans.raw == RAW % tuple(px)
     assert box.iou(Box(250, 100, 500, 400)) > 0.9  # on the original image, not the resized one
     drawn = np.asarray(Image.open(ans.image_out).convert("RGB"))
-    x1, y1, x2, y2 = (round(v) for v in box.to_pixels(320, 200))
+    x1, y1, _x2, y2 = (round(v) for v in box.to_pixels(320, 200))
     assert drawn[y1 : y2 + 1, x1].any() and not drawn[150:, 250:].any()  # the outline, nothing elsewhere
 
 
@@ -113,7 +113,7 @@ def test_the_web_app_shows_original_pixels_and_the_raw_answer(qwen25, tmp_path):
     path, px = _scan_answered(tmp_path, processor, writes)
     result = ask(Answerer(model, processor, max_new_tokens=40), path, "VG", object_name="liver")
     assert result.answer == RAW % tuple(px)  # Details: what the model wrote
-    ((label, box_text, pixels),) = result.rows
+    ((label, _box_text, pixels),) = result.rows
     # the original image's pixels (80,20),(160,80), to the rounding of the 84-pixel-high resized image
     got = [int(v) for v in re.findall(r"-?\d+", pixels)]
     assert label == "liver" and max(abs(a - b) for a, b in zip(got, (80, 20, 160, 80))) <= 200 / 84

@@ -32,7 +32,7 @@ def resized_area(processor, image) -> tuple[int, int]:
 
 @pytest.mark.parametrize("name", ["Qwen2-VL-2B-Instruct", "Qwen2.5-VL-3B-Instruct"])
 def test_a_hub_checkpoint_gets_the_release_budget(hub_standin, name):
-    model, processor = load(hub_standin(name), with_processor=True)
+    _model, processor = load(hub_standin(name), with_processor=True)
     assert pixel_budget(processor) == (RELEASE_MIN_PIXELS, RELEASE_MAX_PIXELS)
     area, tokens = resized_area(processor, big_image())
     assert area <= RELEASE_MAX_PIXELS and tokens <= RELEASE_MAX_PIXELS // 28**2  # not 107x143 patches

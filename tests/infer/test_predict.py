@@ -184,7 +184,7 @@ def test_prompts_are_written_in_the_models_box_convention(tmp_path, synth_dir, s
     monkeypatch.setattr(model.config, "clinkd_box_convention", "qwen3_vl", raising=False)
     predict_file(model, test, tmp_path / "q3.jsonl", processor=processor, limit=2, **FAST)
     box = re.search(r"<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>", questions[0]).groups()
-    assert '{"bbox_2d": [%s, %s, %s, %s]}' % box in seen[-1][0] and "<box>" not in seen[-1][0]
+    assert '{{"bbox_2d": [{}, {}, {}, {}]}}'.format(*box) in seen[-1][0] and "<box>" not in seen[-1][0]
     settings = json.loads((tmp_path / "q3.settings.json").read_text())
     assert settings["box_convention"] == "qwen3_vl" and settings["questions_converted"] is True
     # an explicit markup wins; raw keeps the text

@@ -101,7 +101,7 @@ def truncated_shard(d):
 def shard_outside(d):
     _shard(d)
     index = json.loads((d / "model.safetensors.index.json").read_text())
-    index["weight_map"] = {k: "../../escape.safetensors" for k in index["weight_map"]}
+    index["weight_map"] = dict.fromkeys(index["weight_map"], "../../escape.safetensors")
     (d / "model.safetensors.index.json").write_text(json.dumps(index))
     return "model.safetensors.index.json"
 

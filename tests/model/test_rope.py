@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ._batches import random_batch, stock_rope_index
 
 from clinkd.errors import ClinkdError
 from clinkd.model.rope import RopeError, mcg_position_ids
+
+from ._batches import random_batch, stock_rope_index
 
 STOCK = dict(text_to_image_gap=1, image_to_text_gap=1)
 
@@ -92,7 +93,7 @@ def test_equals_stock_without_mask_and_other_merge():
     stock = stock_rope_index(merge=3)
     gen = torch.Generator().manual_seed(11)
     for _ in range(20):
-        ids, types, mask, grid, _ = random_batch(gen, 1, merge=3)
+        ids, types, _mask, grid, _ = random_batch(gen, 1, merge=3)
         expected = stock(ids, types, image_grid_thw=grid, attention_mask=None)
         got = mcg_position_ids(types, grid, None, spatial_merge_size=3, **STOCK)
         assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])

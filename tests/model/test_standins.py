@@ -118,14 +118,14 @@ def test_folder_layout(hub_standin, name):
     for shard in shards:
         with safe_open(str(folder / shard), framework="pt") as f:
             assert f.metadata() == {"format": "pt"}
-            for key in f.keys():
+            for key in f:
                 t = f.get_tensor(key)
                 assert t.dtype == torch.bfloat16, key
                 stored[key] = shard
                 nbytes += t.numel() * t.element_size()
     assert stored == weight_map
     assert index["metadata"]["total_size"] == nbytes
-    rows, _, tied, _, model_type = EXPECTED[name]
+    _rows, _, tied, _, model_type = EXPECTED[name]
     embed = "model.language_model.embed_tokens.weight" if model_type == "qwen3_vl" else "model.embed_tokens.weight"
     visual = "model.visual." if model_type == "qwen3_vl" else "visual."
     assert embed in weight_map and any(k.startswith(visual) for k in weight_map)  # the hub's tensor names
@@ -312,7 +312,7 @@ def test_cli_init_like(tmp_path, qwen_tokenizer_json, monkeypatch, capsys):
     assert main(["model", "init", "--like", "Qwen2.5-VL-3B-Instruct", "--out", str(out), "--seed", "3"]) == 0
     assert "Qwen2.5-VL-3B-Instruct" in capsys.readouterr().out
     assert json.loads((out / "config.json").read_text())["model_type"] == "qwen2_5_vl"
-    model, processor = load(out, with_processor=False)
+    model, _processor = load(out, with_processor=False)
     assert model.config.get_text_config().vocab_size == 151936
 
 

@@ -7,8 +7,18 @@ import pytest
 
 from clinkd.data.boxes import Box
 from clinkd.serve.answer import (
-    ASKED_LABEL, FREE, TASKS, Answerer, ServeError, ask, box_rows, build_question, grounded_items, parse_region,
-    read_upload, readable,
+    ASKED_LABEL,
+    FREE,
+    TASKS,
+    Answerer,
+    ServeError,
+    ask,
+    box_rows,
+    build_question,
+    grounded_items,
+    parse_region,
+    read_upload,
+    readable,
 )
 
 MB = 2**20
@@ -83,7 +93,7 @@ def test_build_question_presets():
     assert build_question("RO", region="(120,340),(260,512)") == "What is the object in <box>(120,340),(260,512)</box>?"
     assert build_question("GC", region="(1.4,2),(3,4.6)") == "Describe the region <box>(1,2),(3,5)</box>."
     assert build_question("MII: analyse the image", question="ignored") == "Analyse this image."
-    assert set(t.key for t in TASKS.values()) == {"free", "VG", "RO", "GC", "MII"}
+    assert {t.key for t in TASKS.values()} == {"free", "VG", "RO", "GC", "MII"}
 
 
 @pytest.mark.parametrize("task, kwargs, message", [

@@ -43,7 +43,7 @@ def test_on_ask_answers_and_refuses(answerer, png):
     from clinkd.serve.app import on_ask
 
     kept = read_upload(png, MB)
-    image, text, raw, rows, sent, status = on_ask(answerer, kept, "GC: describe a region", "", "", "(0,0),(500,500)")
+    image, text, _raw, rows, sent, status = on_ask(answerer, kept, "GC: describe a region", "", "", "(0,0),(500,500)")
     assert sent == "Describe the region <box>(0,0),(500,500)</box>." and rows[0][0] == "asked region"
     assert image.size == (300, 200) and text and status.startswith("Answered in") and "1 box drawn" in status
     with pytest.warns(UserWarning, match="type a question"):

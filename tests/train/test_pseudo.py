@@ -33,7 +33,7 @@ def _label(setup, caplog, cfg=None, items=None, teacher=None, seed=0):
 
 
 def test_cache_is_reused_only_with_the_same_inputs(setup, caplog):
-    teacher, processor, items, cfg, out, teacher_dir = setup
+    _teacher, _processor, items, cfg, out, teacher_dir = setup
     first, log = _label(setup, caplog)
     assert "read from" not in log and (out / "pseudo_labels.json").is_file()
     again, log = _label(setup, caplog)

@@ -128,7 +128,7 @@ def test_round_forks_the_random_state_of_every_device(crafted, monkeypatch):
 
     import torch
 
-    cb, dataset, _, _ = crafted
+    cb, _dataset, _, _ = crafted
     forked = []
     real_fork = torch.random.fork_rng
 

@@ -92,7 +92,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from clinkd.model.loading import load
     from clinkd.model.modeling import get_box_convention
 
-    model, processor = load(args.path, with_processor=False)
+    model, _processor = load(args.path, with_processor=False)
     info = {
         "class": type(model).__name__,
         "model_type": model.config.model_type,

@@ -15,11 +15,11 @@ from clinkd.data.images import load_image
 from clinkd.data.sample import MODALITIES, TASKS, Sample, Turn, modality_of
 
 __all__ = [
+    "MODALITIES",
+    "TASKS",
     "Box",
     "Dataset",
-    "MODALITIES",
     "Sample",
-    "TASKS",
     "Turn",
     "convert_markup",
     "find_dataset_files",

@@ -205,7 +205,7 @@ class Box:
 
 
 def _round_half_up(v: float) -> int:
-    return int(math.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
+    return math.floor(abs(v) + 0.5) * (1 if v >= 0 else -1)
 
 
 def _fmt_num(v: float) -> str:

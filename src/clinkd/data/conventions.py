@@ -37,7 +37,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from clinkd.data.boxes import BOX_CLOSE, BOX_OPEN, NORM, REF_CLOSE, REF_OPEN, STYLES, Box, Style, format_grounding
+from clinkd.data.boxes import (
+    BOX_CLOSE,
+    BOX_OPEN,
+    NORM,
+    REF_CLOSE,
+    REF_OPEN,
+    STYLES,
+    Box,
+    Style,
+    format_grounding,
+)
 from clinkd.errors import ClinkdError
 
 __all__ = ["CONVENTIONS", "NATIVE", "BoxCodec", "Convention", "Reading", "convention_named", "native_convention",
@@ -103,7 +113,7 @@ def resized_size(width: int, height: int, *, factor: int, min_pixels: int, max_p
 
 # -- numbers ----------------------------------------------------------------------------------------
 def _round(v: float) -> int:
-    return int(math.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
+    return math.floor(abs(v) + 0.5) * (1 if v >= 0 else -1)
 
 
 def _to_frame(box: Box, conv: Convention, size: tuple[int, int] | None) -> list[int]:

@@ -72,10 +72,10 @@ def draw_annotations(
         draw.rectangle([x1, y1, x2, y2], outline=col, width=lw)
         if not label:
             continue
-        l, t, r, b = draw.textbbox((0, 0), label, font=fnt)
-        tw, th = r - l + 4, b - t + 4
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=fnt)
+        tw, th = right - left + 4, bottom - top + 4
         tx = min(max(0, x1), max(0, w - tw))
         ty = y1 - th if y1 - th >= 0 else y1 + lw
         draw.rectangle([tx, ty, tx + tw, ty + th], fill=col)
-        draw.text((tx + 2 - l, ty + 2 - t), label, fill=(0, 0, 0), font=fnt)
+        draw.text((tx + 2 - left, ty + 2 - top), label, fill=(0, 0, 0), font=fnt)
     return out

@@ -128,7 +128,7 @@ def _shown(value: Any, limit: int = 60) -> str:
 
 def _is_id(value: Any) -> bool:
     """A record id: a string or an integer (not a boolean)."""
-    return _is_text(value) or isinstance(value, int) and not isinstance(value, bool)
+    return _is_text(value) or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def _image_from_text(text: str) -> str | None:

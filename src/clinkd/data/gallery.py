@@ -20,7 +20,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clinkd.data.boxes import ANY_TAG, BOX_CLOSE, BOX_OPEN, REF_TAGS, Box, paired, parse_box_body, parse_boxes, tempered
+from clinkd.data.boxes import (
+    ANY_TAG,
+    BOX_CLOSE,
+    BOX_OPEN,
+    REF_TAGS,
+    Box,
+    paired,
+    parse_box_body,
+    parse_boxes,
+    tempered,
+)
 from clinkd.data.draw import draw_annotations, font
 from clinkd.data.formats import read_dataset_dir
 from clinkd.data.images import load_image

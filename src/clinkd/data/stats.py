@@ -36,7 +36,7 @@ def dataset_stats(ds: Dataset) -> dict:
     return out
 
 
-def stats_table(stats: dict, title: str = "") -> "rich.table.Table":  # noqa: F821
+def stats_table(stats: dict, title: str = "") -> rich.table.Table:  # noqa: F821
     """A rich table: rows = split/task, columns = modalities."""
     from rich.table import Table
 

@@ -172,7 +172,7 @@ class CaptionScorer:
             rows = np.array([coco_java.additive_stats(line) for line in stats]).reshape(-1, coco_java.STATS_WIDTH)
             box["meteor_stats"] = [rows[np.asarray(idx, dtype=np.intp)] for idx in index]
             log.debug("METEOR EVALs done after %.1f s", time.perf_counter() - self._t0)
-        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as err:
             box["error"] = err
             self._tokens_ready.set()
 
@@ -279,7 +279,7 @@ class CaptionScorer:
                     cached = pair_cache[(h, r)] = (ngram.bleu_stats(c_h, c_r), ngram.rouge_l(h, r))
                 bleu_stats.append(cached[0])
                 rouge.append(cached[1])
-            scores: dict[str, float | None] = {m: None for m in CAPTION_METRICS}
+            scores: dict[str, float | None] = dict.fromkeys(CAPTION_METRICS)
             for k, v in enumerate(ngram.bleu(bleu_stats), start=1):
                 scores[f"Bleu_{k}"] = v
             rouge_each = np.array(rouge)
@@ -301,7 +301,7 @@ class CaptionScorer:
                 pairs.setdefault(pair, len(pairs))
         try:
             each = np.asarray(coco_java.spice_scores([h for h, _ in pairs], [[r] for _, r in pairs]))
-        except Exception as err:  # noqa: BLE001 - any failure means "unavailable", with why
+        except Exception as err:
             if self.spice is True:
                 raise
             self.spice_reason = f"SPICE failed to run: {type(err).__name__}: {err}"

@@ -147,7 +147,7 @@ def _run_tokenizer(docs: list[list[str]]) -> list[list[str] | None]:
         proc = subprocess.run(
             ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer",
              "-preserveLines", "-lowerCase", "-ioFileList", "files.txt"],
-            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+            cwd=folder, capture_output=True, check=False,
         )
         if proc.returncode != 0:
             raise JavaToolError(f"PTB tokenizer failed: {proc.stderr.decode(errors='replace')[-500:]}")
@@ -260,7 +260,7 @@ class MeteorProcess:
             try:
                 stdin.write(payload)  # type: ignore[union-attr]
                 stdin.flush()  # type: ignore[union-attr]
-            except BaseException as err:  # noqa: BLE001 - reported below
+            except BaseException as err:
                 error.append(err)
 
         writer = threading.Thread(target=write, daemon=True)

@@ -37,7 +37,7 @@ BETA = 1.2
 class Cooked:
     """A caption's word count and n-gram counts (n = 1..4, in pycocoevalcap's insertion order)."""
 
-    __slots__ = ("length", "counts")
+    __slots__ = ("counts", "length")
 
     def __init__(self, sentence: str) -> None:
         words = sentence.split()

@@ -9,10 +9,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from clinkd.eval.predictions import MODALITIES  # noqa: E402
+from clinkd.eval.predictions import MODALITIES
 
 _COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52")
 
@@ -25,7 +25,7 @@ def _bars(ax: Any, series: dict[str, Sequence[float | None]], labels: Sequence[s
         heights = [np.nan if v is None else v for v in vals]
         ax.bar(x + (k - (len(series) - 1) / 2) * width, heights, width, label=name,
                color=_COLORS[k % len(_COLORS)])
-    for i, lab in enumerate(labels):
+    for i, _lab in enumerate(labels):
         if all(vals[i] is None for vals in series.values()):
             ax.text(i, 0, "no\nsamples", ha="center", va="bottom", fontsize=7, color="grey")
     ax.set_xticks(x, labels, rotation=30, ha="right")

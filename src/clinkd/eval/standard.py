@@ -82,7 +82,7 @@ def standard_box_strings_annotation(annotation: str) -> list[str]:
 def vg_standard(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]]) -> dict[str, Any]:
     """recall@0.5 per modality (found / annotation boxes) and its mean over the eight."""
     samples = [vg_sample(p) for p in preds]
-    present, absent, other = split_modalities(groups)
+    _present, _absent, other = split_modalities(groups)
     per: dict[str, dict[str, Any]] = {}
     for m in [*MODALITIES, *other]:
         scored = [samples[i] for i in groups.get(m, ()) if samples[i] is not None]
@@ -135,7 +135,7 @@ def captions_standard(task: str, result: CaptionResult, groups: Mapping[str, Seq
     _, absent, other = split_modalities(groups)
     per: dict[str, dict[str, Any]] = {}
     for m in [*MODALITIES, *other]:
-        scores = dict(result.scores.get(m) or {k: None for k in CAPTION_METRICS})
+        scores = dict(result.scores.get(m) or dict.fromkeys(CAPTION_METRICS))
         if task == "MII":
             scores["mBMR"] = mbmr(scores)
         scores["n_samples"] = len(groups.get(m, ()))

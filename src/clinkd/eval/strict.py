@@ -140,7 +140,7 @@ def vg_strict(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]], 
         scored = [rows[i] for i in groups.get(m, ()) if rows[i] is not None]
         mats[m] = np.array(scored).reshape(-1, 4)
         s = mats[m].sum(axis=0)
-        entry: dict[str, Any] = _vg_metrics(s) if scored else {k: None for k in VG_HEADLINE}
+        entry: dict[str, Any] = _vg_metrics(s) if scored else dict.fromkeys(VG_HEADLINE)
         entry.update(n_samples=len(groups.get(m, ())), n_scored=len(scored), n_gt_boxes=int(s[2]),
                      n_pred_boxes=int(s[1]), n_matched=int(s[0]))
         per[m] = entry
@@ -199,7 +199,7 @@ def captions_strict(task: str, result: CaptionResult, groups: Mapping[str, Seque
     present, _, other = split_modalities(groups)
 
     def entry(group: str) -> dict[str, Any]:
-        scores: dict[str, Any] = dict(result.scores.get(group) or {k: None for k in CAPTION_METRICS})
+        scores: dict[str, Any] = dict(result.scores.get(group) or dict.fromkeys(CAPTION_METRICS))
         if task == "MII":
             scores["mBMR"] = mbmr(scores)
         return scores

@@ -20,7 +20,14 @@ from clinkd.infer.predict import (
     resolve_image,
 )
 from clinkd.infer.sasg import GreedyRows, Selection, generate_candidates, select_answers
-from clinkd.infer.similarity import Embedder, agreement_matrix, answer_text, box_agreement, judge, select_medoid
+from clinkd.infer.similarity import (
+    Embedder,
+    agreement_matrix,
+    answer_text,
+    box_agreement,
+    judge,
+    select_medoid,
+)
 
 __all__ = [
     "BOX_STYLES",

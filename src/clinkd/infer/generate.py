@@ -110,7 +110,7 @@ def _size(image) -> tuple[int, int] | None:
 
 def generate_batch(
     model, processor, images: Sequence, questions: Sequence[str], *, share_prefill: bool = True,
-    boxes: BoxCodec | None | str = "auto", **gen_kwargs
+    boxes: BoxCodec | str | None = "auto", **gen_kwargs
 ) -> list[Answer]:
     """One ``model.generate`` call on one batch; the cleaned answers, ``num_return_sequences`` per question
     in a row (question-major: ``(b * n,)``).
@@ -214,7 +214,7 @@ def generate_answers(
     temperature: float = 1.0,
     top_p: float = 1.0,
     progress: bool | str = False,
-    boxes: BoxCodec | None | str = "auto",
+    boxes: BoxCodec | str | None = "auto",
 ) -> list[list[Answer]]:
     """Answer each (image, question); returns, per question, ``num_return_sequences`` answers.
 

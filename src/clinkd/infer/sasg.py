@@ -119,7 +119,7 @@ def generate_candidates(
     top_p: float = 0.9,
     length_factor: float | None = 2.0,
     length_slack: int = 8,
-    boxes: BoxCodec | None | str = "auto",
+    boxes: BoxCodec | str | None = "auto",
 ) -> list[list[Answer]]:
     """The greedy answer followed by up to ``n`` sampled answers per question: ``[[greedy, s1..], ...]``.
 

@@ -43,7 +43,11 @@ from clinkd.data.boxes import STYLES
 from clinkd.data.conventions import Convention, convention_named, native_convention
 from clinkd.errors import ClinkdError
 from clinkd.model.rope import mcg_position_ids
-from clinkd.upstream import share_checkpoint_conversion_mapping, swap_inner_model_class, trim_decode_step_positions
+from clinkd.upstream import (
+    share_checkpoint_conversion_mapping,
+    swap_inner_model_class,
+    trim_decode_step_positions,
+)
 
 __all__ = [
     "MODEL_CLASSES",

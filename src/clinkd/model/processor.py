@@ -34,14 +34,25 @@ from pathlib import Path
 
 import torch
 from transformers import Qwen2VLProcessor
+from transformers.image_utils import SizeDict
 
 from clinkd.data.conventions import BoxCodec
 from clinkd.upstream import Qwen2VLImageProcessorPil, init_processor_without_video
-from transformers.image_utils import SizeDict
 
-__all__ = ["CHAT_TEMPLATE", "box_codec", "RELEASE_MAX_PIXELS", "RELEASE_MIN_PIXELS", "STOCK_PROCESSOR_CLASSES",
-           "ClinkdProcessor", "build_batch", "check_pixel_budget", "make_image_processor", "pixel_budget",
-           "resolve_pixel_budget", "set_pixel_budget"]
+__all__ = [
+    "CHAT_TEMPLATE",
+    "RELEASE_MAX_PIXELS",
+    "RELEASE_MIN_PIXELS",
+    "STOCK_PROCESSOR_CLASSES",
+    "ClinkdProcessor",
+    "box_codec",
+    "build_batch",
+    "check_pixel_budget",
+    "make_image_processor",
+    "pixel_budget",
+    "resolve_pixel_budget",
+    "set_pixel_budget",
+]
 
 
 #: The ClinKD release's image budget (its training/inference scripts: min_pixels 512*512, max_pixels 1024*1024).

@@ -67,7 +67,7 @@ from clinkd.errors import ClinkdError
 from clinkd.model.qwen_vocab import QWEN2_VOCAB_SIZE, qwen_tiktoken_path, qwen_tokenizer_json
 from clinkd.paths import output_dir
 
-__all__ = ["STANDINS", "StandinSpec", "build_standin", "qwen_tokenizer_json", "qwen_tiktoken_path"]
+__all__ = ["STANDINS", "StandinSpec", "build_standin", "qwen_tiktoken_path", "qwen_tokenizer_json"]
 
 log = logging.getLogger(__name__)
 

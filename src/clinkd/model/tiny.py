@@ -16,8 +16,8 @@ from pathlib import Path
 
 from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
 
-from clinkd.errors import ClinkdError
 from clinkd.data.conventions import CONVENTIONS
+from clinkd.errors import ClinkdError
 from clinkd.model.modeling import MODEL_CLASSES, RopeSettings, set_box_convention, set_rope_settings
 from clinkd.model.processor import CHAT_TEMPLATE, ClinkdProcessor, make_image_processor
 from clinkd.model.tokenizer import build_tokenizer

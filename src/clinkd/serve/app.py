@@ -28,15 +28,15 @@ import os
 # usage analytics).
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
-import logging  # noqa: E402
-from pathlib import Path  # noqa: E402
+import logging
+from pathlib import Path
 
-import gradio as gr  # noqa: E402
-from gradio.utils import get_upload_folder  # noqa: E402
+import gradio as gr
+from gradio.utils import get_upload_folder
 
-from clinkd.serve.answer import ACCEPTED_SUFFIXES, FREE, TASKS, ServeError, ask, read_upload  # noqa: E402
-from clinkd.serve.limits import MAX_QUESTION_CHARS, QUEUE_SIZE  # noqa: E402
-from clinkd.serve.uploads import discard_upload  # noqa: E402
+from clinkd.serve.answer import ACCEPTED_SUFFIXES, FREE, TASKS, ServeError, ask, read_upload
+from clinkd.serve.limits import MAX_QUESTION_CHARS, QUEUE_SIZE
+from clinkd.serve.uploads import discard_upload
 
 __all__ = ["BUG_MESSAGE", "CACHE_MAX_AGE_S", "KEEP_IMAGE_S", "build_app", "launch", "on_ask",
            "on_task", "on_upload"]

@@ -36,8 +36,16 @@ from typing import Literal
 
 from transformers import TrainingArguments
 
-from clinkd.config import (ConfigError, coerce, deep_merge, from_dict, help_field, parse_overrides, read_yaml,
-                           to_dict)
+from clinkd.config import (
+    ConfigError,
+    coerce,
+    deep_merge,
+    from_dict,
+    help_field,
+    parse_overrides,
+    read_yaml,
+    to_dict,
+)
 
 Stage = Literal["sft", "distill"]
 
@@ -189,7 +197,7 @@ class ClinkdTrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "log every N steps"})
     save_steps: float = field(default=100, metadata={"help": "checkpoint every N steps"})
     save_total_limit: int | None = field(default=2, metadata={"help": "keep this many checkpoints"})
-    report_to: None | str | list[str] = field(default="none", metadata={"help": "loggers (none, tensorboard, wandb)"})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "loggers (none, tensorboard, wandb)"})
     optim: str = field(default="adamw_torch", metadata={"help": "optimizer"})
     remove_unused_columns: bool = field(default=False, metadata={"help": "must stay false: batches carry images"})
     dataloader_num_workers: int = field(default=0, metadata={"help": "data loader workers"})

@@ -114,7 +114,7 @@ def assistant_label_mask(input_ids: torch.Tensor, header_ids: Sequence[int], end
     h = len(header_ids)
     pos = torch.arange(L, device=input_ids.device).expand(B, L)
     starts = torch.zeros(B, L, dtype=torch.bool, device=input_ids.device)
-    if L >= h:
+    if h <= L:
         windows = input_ids.unfold(1, h, 1)  # (B, L-h+1, h)
         hit = (windows == torch.as_tensor(header_ids, device=input_ids.device)).all(-1)  # (B, L-h+1)
         starts[:, h:] = hit[:, : L - h]  # the answer's first token follows the header

@@ -64,9 +64,7 @@ def contradicts(pseudo: str, reference: str, iou_threshold: float = 0.5) -> bool
         if not set(_words(name)) <= pseudo_words:
             return True
     ref_words = _words(answer_text(reference))
-    if 0 < len(ref_words) <= 4 and not set(ref_words) <= pseudo_words:
-        return True
-    return False
+    return bool(0 < len(ref_words) <= 4 and not set(ref_words) <= pseudo_words)
 
 
 @torch.no_grad()

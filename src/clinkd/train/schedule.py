@@ -121,7 +121,7 @@ class ScheduledDataset(Dataset):
                 return
             with open(f, "rb") as fh:
                 # our own file, written by the training process a moment ago (not user input)
-                first, new_items = pickle.load(fh)  # noqa: S301
+                first, new_items = pickle.load(fh)
             if first != len(self.items):
                 raise RuntimeError(f"schedule spool {f} starts at item {first}, this copy holds {len(self.items)}")
             self.items += new_items

@@ -56,7 +56,7 @@ def plan(seed: int, n_images: int, test_fraction: float) -> list[tuple[str, int,
     n_mod = len(MODALITIES)
     for mi, mod in enumerate(MODALITIES):
         count = n_images // n_mod + (1 if mi < n_images % n_mod else 0)
-        n_test = int(round(count * test_fraction))
+        n_test = round(count * test_fraction)
         if count >= 2 and test_fraction > 0:
             n_test = max(n_test, 1)
         if test_fraction < 1 and count >= 1:

@@ -170,7 +170,7 @@ def render_x(rng: np.random.Generator) -> SynthImage:
                (X(0.0), top + 0.25 * hgt), (X(0.15), top + 0.06 * hgt)]
         lungs[name] = (s.polygon(pts), base, X)
         extent.append(X(1.0))
-    for name, (m, _, X) in lungs.items():
+    for m, _, X in lungs.values():
         tex = 0.14 + 0.035 * np.abs(s.smooth_noise(4))
         img[m] = tex[m]
         hx = X(0.1)

@@ -154,7 +154,7 @@ class Scene:
         img = Image.new("L", (self.w, self.h), 0)
         draw = ImageDraw.Draw(img)
         for pts, width in polylines:
-            draw.line([(float(x), float(y)) for x, y in pts], fill=1, width=max(1, int(round(width))),
+            draw.line([(float(x), float(y)) for x, y in pts], fill=1, width=max(1, round(width)),
                       joint="curve")
         return np.asarray(img, dtype=bool)
 
@@ -164,8 +164,8 @@ class Scene:
 
         Drawn on a coarse grid and upsampled bicubically: far cheaper than a wide Gaussian filter.
         """
-        gw = max(2, int(math.ceil(self.w / (cell * aspect))) + 1)
-        gh = max(2, int(math.ceil(self.h / cell)) + 1)
+        gw = max(2, math.ceil(self.w / (cell * aspect)) + 1)
+        gh = max(2, math.ceil(self.h / cell) + 1)
         coarse = self.rng.standard_normal((gh, gw), dtype=np.float32)
         img = Image.fromarray(coarse, mode="F").resize((self.w, self.h), Image.Resampling.BICUBIC)
         return np.asarray(img, dtype=np.float32)

@@ -66,7 +66,7 @@ def look(si: SynthImage, obj: SynthObject) -> str:
 
 
 def percent(obj: SynthObject) -> str:
-    n = int(round(obj.area_fraction * 100))
+    n = round(obj.area_fraction * 100)
     return T.PERCENT[1] if n < 1 else T.PERCENT[0].format(n=n)
 
 
