@@ -50,8 +50,11 @@ def train_briefly(model, processor, ds, steps: int, batch: int, lr: float, seed:
     """Plain AdamW on (image, question, answer) turns of the training split; returns the last loss."""
     rng = random.Random(seed)
     # one item per turn, each with its image: batches of single-turn samples, labels on the answers
-    turns = [TrainItem(image=ds.image_path(s), turns=[(q, t.answer)]) for s in ds.train
-             for q, t in zip(s.prompts(), s.turns)]
+    turns = [
+        TrainItem(image=ds.image_path(s), turns=[(q, t.answer)])
+        for s in ds.train
+        for q, t in zip(s.prompts(), s.turns)
+    ]
     collate = ConversationCollator(processor)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
@@ -66,7 +69,10 @@ def train_briefly(model, processor, ds, steps: int, batch: int, lr: float, seed:
         opt.zero_grad()
         loss = float(out.loss.detach())
         if (step + 1) % 50 == 0:
-            print(f"  train step {step + 1}/{steps}: loss {loss:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(
+                f"  train step {step + 1}/{steps}: loss {loss:.3f} ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
     model.eval()
     return loss
 
@@ -90,8 +96,15 @@ def time_predict(model, processor, files, out_dir: Path, **kw) -> tuple[float, f
     try:
         t0 = time.perf_counter()
         for task, path in files.items():
-            predict_file(model, path, out_dir / f"pred_{task}.jsonl", processor=processor, task=task, progress=False,
-                         **kw)
+            predict_file(
+                model,
+                path,
+                out_dir / f"pred_{task}.jsonl",
+                processor=processor,
+                task=task,
+                progress=False,
+                **kw,
+            )
         return time.perf_counter() - t0, embed_s[0]
     finally:
         sasg_mod.select_answers = real
@@ -108,9 +121,21 @@ def time_two_calls(model, processor, ds, n: int, batch_size: int, embedder: Embe
             images = [load_image(ds.image_path(s)) for s in batch]
             prompts = [s.prompts()[0] for s in batch]
             torch.manual_seed(seed + start)
-            greedy = generate_answers(model, processor, images, prompts, max_new_tokens=tokens, batch_size=batch_size)
-            sampled = generate_answers(model, processor, images, prompts, max_new_tokens=tokens, batch_size=batch_size,
-                                       num_return_sequences=n, do_sample=True, temperature=0.7, top_p=0.9)
+            greedy = generate_answers(
+                model, processor, images, prompts, max_new_tokens=tokens, batch_size=batch_size
+            )
+            sampled = generate_answers(
+                model,
+                processor,
+                images,
+                prompts,
+                max_new_tokens=tokens,
+                batch_size=batch_size,
+                num_return_sequences=n,
+                do_sample=True,
+                temperature=0.7,
+                top_p=0.9,
+            )
             for g, s in zip(greedy, sampled):
                 select_medoid(g + s, embedder)
     return time.perf_counter() - t0
@@ -119,8 +144,11 @@ def time_two_calls(model, processor, ds, n: int, batch_size: int, embedder: Embe
 def mean_tokens(processor, out_dir: Path) -> float:
     import json
 
-    lens = [len(processor.tokenizer(json.loads(line)["response"])["input_ids"])
-            for p in sorted(out_dir.glob("pred_*.jsonl")) for line in p.read_text(encoding="utf-8").splitlines()]
+    lens = [
+        len(processor.tokenizer(json.loads(line)["response"])["input_ids"])
+        for p in sorted(out_dir.glob("pred_*.jsonl"))
+        for line in p.read_text(encoding="utf-8").splitlines()
+    ]
     return sum(lens) / max(1, len(lens))
 
 
@@ -133,33 +161,81 @@ def compare(label: str, model, processor, ds, tmp: Path, args) -> list[tuple[str
     embedder.encode(["warm up"])
     first = {"VG": files["VG"]}
     time_predict(model, processor, first, tmp / f"{label}_warm_g", limit=args.batch_size, **kw)
-    time_predict(model, processor, first, tmp / f"{label}_warm_s", limit=args.batch_size, select="sasg",
-                 candidates=args.candidates, embedder=Embedder(model=embedder.model), **kw)
+    time_predict(
+        model,
+        processor,
+        first,
+        tmp / f"{label}_warm_s",
+        limit=args.batch_size,
+        select="sasg",
+        candidates=args.candidates,
+        embedder=Embedder(model=embedder.model),
+        **kw,
+    )
 
     rows = []
     g_s = s_s = e_s = 0.0
     for task in files:  # per task: answers of a few words (VG, RO) against 30-60 (GC, MII)
         one = {task: files[task]}
         g, _ = time_predict(model, processor, one, tmp / f"{label}_greedy", **kw)
-        s, e = time_predict(model, processor, one, tmp / f"{label}_sasg", select="sasg", candidates=args.candidates,
-                            embedder=Embedder(model=embedder.model), length_factor=args.length_factor, **kw)
-        rows.append((f"  {task}: greedy | sasg (generate, embed ×greedy)", g,
-                     f"sasg {s:.2f} s = {s / g:.2f}× (generate {(s - e) / g:.2f}×, embed/select {e / g:.2f}×)"))
+        s, e = time_predict(
+            model,
+            processor,
+            one,
+            tmp / f"{label}_sasg",
+            select="sasg",
+            candidates=args.candidates,
+            embedder=Embedder(model=embedder.model),
+            length_factor=args.length_factor,
+            **kw,
+        )
+        rows.append(
+            (
+                f"  {task}: greedy | sasg (generate, embed ×greedy)",
+                g,
+                f"sasg {s:.2f} s = {s / g:.2f}× (generate {(s - e) / g:.2f}×, embed/select {e / g:.2f}×)",
+            )
+        )
         g_s, s_s, e_s = g_s + g, s_s + s, e_s + e
-    rows = [(f"greedy ({n_q} questions)", g_s, f"{mean_tokens(processor, tmp / f'{label}_greedy'):.1f} tok/answer"),
-            (f"sasg N={args.candidates}, one call, length cap {args.length_factor:g}x+8", s_s,
-             f"generate {s_s - e_s:.2f} s ({(s_s - e_s) / g_s:.2f}× greedy) + embed/select {e_s:.2f} s"),
-            *rows]
+    rows = [
+        (
+            f"greedy ({n_q} questions)",
+            g_s,
+            f"{mean_tokens(processor, tmp / f'{label}_greedy'):.1f} tok/answer",
+        ),
+        (
+            f"sasg N={args.candidates}, one call, length cap {args.length_factor:g}x+8",
+            s_s,
+            f"generate {s_s - e_s:.2f} s ({(s_s - e_s) / g_s:.2f}× greedy) + embed/select {e_s:.2f} s",
+        ),
+        *rows,
+    ]
     if not args.skip_no_cap:
-        u_s, ue_s = time_predict(model, processor, files, tmp / f"{label}_sasg_nocap", select="sasg",
-                                 candidates=args.candidates, embedder=Embedder(model=embedder.model),
-                                 length_factor=None, **kw)
-        rows.append((f"sasg N={args.candidates}, one call, no length cap", u_s,
-                     f"generate {u_s - ue_s:.2f} s + embed/select {ue_s:.2f} s"))
+        u_s, ue_s = time_predict(
+            model,
+            processor,
+            files,
+            tmp / f"{label}_sasg_nocap",
+            select="sasg",
+            candidates=args.candidates,
+            embedder=Embedder(model=embedder.model),
+            length_factor=None,
+            **kw,
+        )
+        rows.append(
+            (
+                f"sasg N={args.candidates}, one call, no length cap",
+                u_s,
+                f"generate {u_s - ue_s:.2f} s + embed/select {ue_s:.2f} s",
+            )
+        )
     if args.two_calls:
-        t2 = time_two_calls(model, processor, ds, args.candidates, args.batch_size, Embedder(model=embedder.model),
-                            args.seed)
-        rows.append((f"sasg N={args.candidates}, greedy + sampling calls", t2, "the naive way, for comparison"))
+        t2 = time_two_calls(
+            model, processor, ds, args.candidates, args.batch_size, Embedder(model=embedder.model), args.seed
+        )
+        rows.append(
+            (f"sasg N={args.candidates}, greedy + sampling calls", t2, "the naive way, for comparison")
+        )
     return rows
 
 
@@ -169,7 +245,9 @@ def print_table(title: str, rows: list[tuple[str, float, str]]) -> None:
     print(f"| {'method':44s} | {'seconds':>8s} | {'× greedy':>8s} | notes")
     print(f"|{'-' * 46}|{'-' * 10}|{'-' * 10}|{'-' * 40}")
     for name, secs, note in rows:
-        ratio = "" if name.startswith("  ") else f"{secs / base:8.2f}"  # per-task lines carry their own ratios
+        ratio = (
+            "" if name.startswith("  ") else f"{secs / base:8.2f}"
+        )  # per-task lines carry their own ratios
         print(f"| {name:44s} | {secs:8.2f} | {ratio:>8s} | {note}")
 
 
@@ -196,15 +274,22 @@ def main(argv: list[str] | None = None) -> int:
         ds = read_dataset_dir(tmp / "data")
         init_model_dir(tmp / "student", "tiny-student", seed=args.seed)
         model, processor = load(tmp / "student")
-        print(f"data + tiny student: {time.perf_counter() - t:.0f} s; test questions per task: "
-              f"{ {k: len(v) for k, v in ds.test.items()} }", flush=True)
+        print(
+            f"data + tiny student: {time.perf_counter() - t:.0f} s; test questions per task: "
+            f"{ {k: len(v) for k, v in ds.test.items()} }",
+            flush=True,
+        )
         if args.untrained:
-            print_table("untrained tiny student (garbage: every row runs to max_new_tokens)",
-                        compare("untrained", model, processor, ds, tmp, args))
+            print_table(
+                "untrained tiny student (garbage: every row runs to max_new_tokens)",
+                compare("untrained", model, processor, ds, tmp, args),
+            )
         loss = train_briefly(model, processor, ds, args.train_steps, args.train_batch, args.lr, args.seed)
-        print_table(f"tiny student after {args.train_steps} training steps (last loss {loss:.2f}); "
-                    f"max_new_tokens 80 (MII 100), batch {args.batch_size}",
-                    compare("trained", model, processor, ds, tmp, args))
+        print_table(
+            f"tiny student after {args.train_steps} training steps (last loss {loss:.2f}); "
+            f"max_new_tokens 80 (MII 100), batch {args.batch_size}",
+            compare("trained", model, processor, ds, tmp, args),
+        )
     print("\nGoal: SASG at most 2.5× greedy.")
     return 0
 

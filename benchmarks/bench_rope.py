@@ -67,8 +67,8 @@ def rope_batch(batch: int = 32, length: int = 1000, seed: int = 0, merge: int = 
     tt = torch.zeros(batch, width, dtype=torch.long)
     mask = torch.zeros(batch, width, dtype=torch.long)
     for i, r in enumerate(rows):
-        tt[i, width - len(r):] = torch.tensor(r)
-        mask[i, width - len(r):] = 1
+        tt[i, width - len(r) :] = torch.tensor(r)
+        mask[i, width - len(r) :] = 1
     ids = torch.randint(20, 1000, (batch, width))
     return ids, tt, mask, torch.tensor(grids)
 
@@ -80,8 +80,10 @@ def corpus() -> list[str]:
         return list(text_corpus(seed=0))
     except ImportError:
         words = ["liver", "kidney", "lung", "brain", "lesion", "CT", "MRI", "X-ray", "tumor", "scan"]
-        return [f"Where is the <ref>{w}</ref>? <box>({i},{2 * i}),({3 * i},{4 * i})</box> in the {v} image."
-                for i, (w, v) in enumerate(zip(words * 30, words[::-1] * 30))]
+        return [
+            f"Where is the <ref>{w}</ref>? <box>({i},{2 * i}),({3 * i},{4 * i})</box> in the {v} image."
+            for i, (w, v) in enumerate(zip(words * 30, words[::-1] * 30))
+        ]
 
 
 def bench_rope(processor, threads: int) -> None:
@@ -89,23 +91,32 @@ def bench_rope(processor, threads: int) -> None:
     stock_model = Qwen2VLModel(tiny_config("tiny-student", processor.tokenizer)).eval()
     ids, tt, mask, grid = rope_batch()
     n_img = grid.shape[0]
-    print(f"position ids: batch {tt.shape[0]} × {tt.shape[1]} tokens, {n_img} images "
-          f"({int(tt.eq(1).sum())} image tokens), left padding, {threads} thread(s)")
+    print(
+        f"position ids: batch {tt.shape[0]} × {tt.shape[1]} tokens, {n_img} images "
+        f"({int(tt.eq(1).sum())} image tokens), left padding, {threads} thread(s)"
+    )
 
     def stock():
         return stock_model.get_rope_index(ids, tt, image_grid_thw=grid, attention_mask=mask)
 
     def ours_stock_settings():
-        return mcg_position_ids(tt, grid, mask, spatial_merge_size=2, text_to_image_gap=1, image_to_text_gap=1)
+        return mcg_position_ids(
+            tt, grid, mask, spatial_merge_size=2, text_to_image_gap=1, image_to_text_gap=1
+        )
 
     def ours_release():
         return mcg_position_ids(tt, grid, mask, spatial_merge_size=2)
 
     a, b = stock(), ours_stock_settings()
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]), "outputs differ at stock settings"
-    t = timeit({"transformers get_rope_index (stock)": stock,
-                "clinkd mcg_position_ids, gaps 1 (=stock)": ours_stock_settings,
-                "clinkd mcg_position_ids, gaps 2 (release)": ours_release}, rounds=30)
+    t = timeit(
+        {
+            "transformers get_rope_index (stock)": stock,
+            "clinkd mcg_position_ids, gaps 1 (=stock)": ours_stock_settings,
+            "clinkd mcg_position_ids, gaps 2 (release)": ours_release,
+        },
+        rounds=30,
+    )
     ref = t["transformers get_rope_index (stock)"]
     print(f"  {'':42s} {'median ms':>10s} {'min ms':>8s} {'speed-up (median / min)':>24s}")
     for name, (med, low) in t.items():
@@ -115,8 +126,10 @@ def bench_rope(processor, threads: int) -> None:
 def bench_forward(processor, batch: int = 8) -> None:
     model = build_tiny_model("tiny-student", processor.tokenizer, seed=0)
     rng = np.random.default_rng(0)
-    turn = ("Please locate the liver in this CT image and describe what you see.",
-            "The liver is at <box>(120,80),(300,260)</box>.")
+    turn = (
+        "Please locate the liver in this CT image and describe what you see.",
+        "The liver is at <box>(120,80),(300,260)</box>.",
+    )
     with tempfile.TemporaryDirectory(prefix="clinkd-bench-rope-") as tmp:  # the collator reads image files
         items = []
         for i in range(batch):
@@ -125,13 +138,16 @@ def bench_forward(processor, batch: int = 8) -> None:
             items.append(TrainItem(image=path, turns=[turn]))
         inputs = ConversationCollator(processor)(items)  # a training batch: labels on the answers
     inputs.pop("item_kind")  # the trainer's bookkeeping, not a model input
-    print(f"tiny student forward: batch {batch} × {inputs['input_ids'].shape[1]} tokens, 224×224 images "
-          f"(64 image tokens each), no grad")
+    print(
+        f"tiny student forward: batch {batch} × {inputs['input_ids'].shape[1]} tokens, 224×224 images "
+        f"(64 image tokens each), no grad"
+    )
 
     def forward(scheme):
         def run():
             model.set_rope(scheme)
             model(**inputs)
+
         return run
 
     with torch.no_grad():
@@ -142,8 +158,10 @@ def bench_forward(processor, batch: int = 8) -> None:
 
 def main() -> None:
     threads = torch.get_num_threads()
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
-          "(timings on a busy machine are noisy: compare the columns of one run)")
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
+        "(timings on a busy machine are noisy: compare the columns of one run)"
+    )
     processor = build_tiny_processor(corpus())
     # one thread first: the stock function is a Python loop, and small tensor ops gain nothing from
     # threads (with other processes on the cores, intra-op threads mostly wait for each other)

@@ -44,7 +44,10 @@ def main() -> None:
     collator = ConversationCollator(processor)
     n_batches = args.steps + 3
     t0 = time.perf_counter()
-    batches = [collator([items[(i * args.batch + j) % len(items)] for j in range(args.batch)]) for i in range(n_batches)]
+    batches = [
+        collator([items[(i * args.batch + j) % len(items)] for j in range(args.batch)])
+        for i in range(n_batches)
+    ]
     collate_s = (time.perf_counter() - t0) / n_batches
     seq = statistics.mean(b["input_ids"].shape[1] for b in batches)
 
@@ -57,17 +60,24 @@ def main() -> None:
     cache_s = (time.perf_counter() - t0) / n_batches
     for it, t in zip(uniq, topk):
         it.teacher_topk = t
-    cached_batches = [collator(uniq[i * args.batch:(i + 1) * args.batch]) for i in range(n_batches)]
+    cached_batches = [collator(uniq[i * args.batch : (i + 1) * args.batch]) for i in range(n_batches)]
     for it in uniq:
         it.teacher_topk = None
 
     def run(teacher: bool, batches=batches) -> list[float]:
         model, _ = load(student_dir)
-        (cfg,) = load_run_configs(None, [f"--train.output_dir={tmp / 'out'}", "--train.max_steps=100",
-                                         f"--train.per_device_train_batch_size={args.batch}"])
+        (cfg,) = load_run_configs(
+            None,
+            [
+                f"--train.output_dir={tmp / 'out'}",
+                "--train.max_steps=100",
+                f"--train.per_device_train_batch_size={args.batch}",
+            ],
+        )
         t_model = load(teacher_dir)[0] if teacher else None
-        trainer = ClinKDTrainer(model=model, args=cfg.train, train_dataset=None, data_collator=collator,
-                                teacher=t_model)
+        trainer = ClinKDTrainer(
+            model=model, args=cfg.train, train_dataset=None, data_collator=collator, teacher=t_model
+        )
         trainer.create_optimizer()
         model.train()
         times = []
@@ -85,17 +95,23 @@ def main() -> None:
     cached = run(teacher=False, batches=cached_batches)
     online = run(teacher=True)
     sft_s, kd_s, on_s = statistics.median(sft), statistics.median(cached), statistics.median(online)
-    print(f"tiny student, batch {args.batch}, mean sequence {seq:.0f} tokens, {args.threads} threads, "
-          f"{args.steps} timed steps each (median)")
+    print(
+        f"tiny student, batch {args.batch}, mean sequence {seq:.0f} tokens, {args.threads} threads, "
+        f"{args.steps} timed steps each (median)"
+    )
     print(f"{'step':<14}{'s/step':>10}{'samples/s':>12}")
     print(f"{'collate':<14}{collate_s:>10.3f}{args.batch / collate_s:>12.1f}")
     print(f"{'sft':<14}{sft_s:>10.3f}{args.batch / sft_s:>12.1f}")
     print(f"{'distill':<14}{kd_s:>10.3f}{args.batch / kd_s:>12.1f}   (cached teacher top-64, the default)")
     print(f"{'distill-online':<14}{on_s:>10.3f}{args.batch / on_s:>12.1f}   (teacher forward every step)")
-    print(f"{'teacher cache':<14}{cache_s:>10.3f}{args.batch / cache_s:>12.1f}   (one-off, per batch of pseudo-labels)")
+    print(
+        f"{'teacher cache':<14}{cache_s:>10.3f}{args.batch / cache_s:>12.1f}   (one-off, per batch of pseudo-labels)"
+    )
     ratio = kd_s / sft_s
-    print(f"distill / sft = {ratio:.2f}x (goal <= 1.6x: {'met' if ratio <= 1.6 else 'NOT met'}); "
-          f"online distill / sft = {on_s / sft_s:.2f}x")
+    print(
+        f"distill / sft = {ratio:.2f}x (goal <= 1.6x: {'met' if ratio <= 1.6 else 'NOT met'}); "
+        f"online distill / sft = {on_s / sft_s:.2f}x"
+    )
 
 
 if __name__ == "__main__":

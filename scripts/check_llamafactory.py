@@ -44,24 +44,41 @@ def main(export_dir: str, image_dir: str, model_dir: str, template_name: str, *e
     side = json.loads(Path(export_dir, "train.boxes.json").read_text(encoding="utf-8"))
 
     # The same arguments a `llamafactory-cli train` yaml would carry; nothing is trained.
-    model_args, data_args, training_args, _, _ = get_train_args({
-        "model_name_or_path": model_dir,
-        "stage": "sft", "do_train": True, "finetuning_type": "full",
-        "dataset_dir": export_dir, "dataset": "train", "media_dir": image_dir,
-        "template": template_name, "cutoff_len": 16384, "overwrite_cache": True,
-        "preprocessing_num_workers": 1, "output_dir": tempfile.mkdtemp(prefix="lf-out-"),
-        "report_to": "none", "per_device_train_batch_size": 1,
-        **{k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in extra)},  # "1024" -> 1024
-    })
+    model_args, data_args, training_args, _, _ = get_train_args(
+        {
+            "model_name_or_path": model_dir,
+            "stage": "sft",
+            "do_train": True,
+            "finetuning_type": "full",
+            "dataset_dir": export_dir,
+            "dataset": "train",
+            "media_dir": image_dir,
+            "template": template_name,
+            "cutoff_len": 16384,
+            "overwrite_cache": True,
+            "preprocessing_num_workers": 1,
+            "output_dir": tempfile.mkdtemp(prefix="lf-out-"),
+            "report_to": "none",
+            "per_device_train_batch_size": 1,
+            **{k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in extra)},  # "1024" -> 1024
+        }
+    )
     tok_module = load_tokenizer(model_args)
     tokenizer, processor = tok_module["tokenizer"], tok_module["processor"]
     if processor is None:
         print(f"FAIL: LLaMA-Factory loaded no processor from {model_dir}")
         return 1
     template = get_template_and_fix_tokenizer(tokenizer, data_args)
-    dataset = get_dataset(template, model_args, data_args, training_args, stage="sft", **tok_module)["train_dataset"]
-    collator = MultiModalDataCollatorForSeq2Seq(template=template, processor=processor, tokenizer=tokenizer,
-                                               model=None, label_pad_token_id=IGNORE_INDEX)
+    dataset = get_dataset(template, model_args, data_args, training_args, stage="sft", **tok_module)[
+        "train_dataset"
+    ]
+    collator = MultiModalDataCollatorForSeq2Seq(
+        template=template,
+        processor=processor,
+        tokenizer=tokenizer,
+        model=None,
+        label_pad_token_id=IGNORE_INDEX,
+    )
 
     ip = processor.image_processor
     patch, merge = ip.patch_size, ip.merge_size
@@ -79,11 +96,14 @@ def main(export_dir: str, image_dir: str, model_dir: str, template_name: str, *e
                 problems.append(f"record {rec['id']}: {m['role']} turn not found verbatim: {text[:80]!r}")
         if k == 0:
             shown = inputs.replace("<|image_pad|>", "")  # the expanded image tokens, collapsed for reading
-            print(f"--- example 0 ({rec['id']}), input (image pads removed):\n{shown}\n--- labels:\n{labels}\n---")
+            print(
+                f"--- example 0 ({rec['id']}), input (image pads removed):\n{shown}\n--- labels:\n{labels}\n---"
+            )
 
         # What the trainer would feed the model: the collator runs the plugin's resize and the HF processor.
-        batch = collator([{k2: ex[k2] for k2 in ("input_ids", "attention_mask", "labels", "images", "videos",
-                                                  "audios")}])
+        batch = collator(
+            [{k2: ex[k2] for k2 in ("input_ids", "attention_mask", "labels", "images", "videos", "audios")}]
+        )
         grids = batch["image_grid_thw"].tolist()
         names = [os.path.basename(p) for p in ex["images"]]
         n_pad = int((batch["input_ids"] == image_token_id).sum())
@@ -91,17 +111,24 @@ def main(export_dir: str, image_dir: str, model_dir: str, template_name: str, *e
             problems.append(f"record {rec['id']}: {n_pad} image tokens for grids {grids}")
         for name, (_, gh, gw) in zip(names, grids):
             fed, assumed = [gw * patch, gh * patch], side["images"][name]["resized"]
-            sizes.append({"image": name, "size": side["images"][name]["size"], "fed": fed, "assumed": assumed})
+            sizes.append(
+                {"image": name, "size": side["images"][name]["size"], "fed": fed, "assumed": assumed}
+            )
             if fed != assumed:
-                problems.append(f"{name}: LLaMA-Factory feeds {fed[0]}x{fed[1]}, clinkd assumed "
-                                f"{assumed[0]}x{assumed[1]}")
+                problems.append(
+                    f"{name}: LLaMA-Factory feeds {fed[0]}x{fed[1]}, clinkd assumed {assumed[0]}x{assumed[1]}"
+                )
 
     summary = {
-        "export": export_dir, "template": template_name, "written": len(written), "accepted": len(dataset),
+        "export": export_dir,
+        "template": template_name,
+        "written": len(written),
+        "accepted": len(dataset),
         "plugin_image_min_max_pixels": [processor.image_min_pixels, processor.image_max_pixels],
         "processor_patch_merge": [patch, merge],
         "clinkd_min_max_pixels_factor": [side["min_pixels"], side["max_pixels"], side["factor"]],
-        "images_compared": len(sizes), "size_mismatches": sum(s["fed"] != s["assumed"] for s in sizes),
+        "images_compared": len(sizes),
+        "size_mismatches": sum(s["fed"] != s["assumed"] for s in sizes),
         "sizes": sorted({(tuple(s["size"]), tuple(s["fed"]), tuple(s["assumed"])) for s in sizes}),
         "problems": problems,
     }

@@ -78,12 +78,18 @@ def grounding(records: list[dict]) -> dict:
         else:
             ious.append(0.0)
     n = max(1, len(records))
-    return {"n": len(records), "has_box": has_box / n, "names_structure": named / n,
-            "median_iou": statistics.median(ious) if ious else 0.0,
-            "iou>=0.3": sum(i >= 0.3 for i in ious) / n}
+    return {
+        "n": len(records),
+        "has_box": has_box / n,
+        "names_structure": named / n,
+        "median_iou": statistics.median(ious) if ious else 0.0,
+        "iou>=0.3": sum(i >= 0.3 for i in ious) / n,
+    }
 
 
-def answer_and_score(model_dir: Path, files: dict[str, Path], image_dir: Path, out_dir: Path, limit: int) -> dict:
+def answer_and_score(
+    model_dir: Path, files: dict[str, Path], image_dir: Path, out_dir: Path, limit: int
+) -> dict:
     from clinkd.eval import evaluate
     from clinkd.infer.predict import predict_file
     from clinkd.model import load
@@ -92,8 +98,17 @@ def answer_and_score(model_dir: Path, files: dict[str, Path], image_dir: Path, o
     preds = {}
     for task, path in files.items():
         pred = out_dir / f"pred_{task}.jsonl"
-        predict_file(model, path, pred, processor=processor, task=task, image_dir=image_dir, limit=limit,
-                     batch_size=32, progress=f"{model_dir.name} {task}")
+        predict_file(
+            model,
+            path,
+            pred,
+            processor=processor,
+            task=task,
+            image_dir=image_dir,
+            limit=limit,
+            batch_size=32,
+            progress=f"{model_dir.name} {task}",
+        )
         preds[task] = [json.loads(line) for line in pred.read_text(encoding="utf-8").splitlines() if line]
     report = evaluate(preds, strict=False, spice=False).standard
     scores = {t: (report.get(t) or {}).get(k) for t, k in KEYS.items()}
@@ -101,11 +116,14 @@ def answer_and_score(model_dir: Path, files: dict[str, Path], image_dir: Path, o
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 epilog="Writes DEMO/diagnosis/diagnosis.md and diagnosis.json.")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="Writes DEMO/diagnosis/diagnosis.md and diagnosis.json."
+    )
     ap.add_argument("--demo", type=Path, default=Path("runs/demo"), help="the folder `clinkd demo` wrote")
     ap.add_argument("--questions", type=int, default=96, help="questions per task and split")
-    ap.add_argument("--extra-steps", type=int, default=600, help="extra SFT steps for the longer baseline (0: skip)")
+    ap.add_argument(
+        "--extra-steps", type=int, default=600, help="extra SFT steps for the longer baseline (0: skip)"
+    )
     ap.add_argument("--seed", type=int, default=1000, help="seed of the validation set (the demo used 0)")
     args = ap.parse_args(argv)
     demo = args.demo
@@ -122,17 +140,26 @@ def main(argv: list[str] | None = None) -> int:
         synth.generate(val_dir, seed=args.seed, n_images=max(80, 2 * args.questions), test_fraction=0.5)
     splits = {
         "validation": ({t: val_dir / f"test_{t}.json" for t in TASKS}, val_dir / "images"),
-        "training": (training_questions(demo / "data", out / "training_questions", args.questions),
-                     demo / "data" / "images"),
+        "training": (
+            training_questions(demo / "data", out / "training_questions", args.questions),
+            demo / "data" / "images",
+        ),
     }
     from clinkd.model.pretrained import RESERVED_DATA_SEEDS, pretrained_path
 
     if args.seed in RESERVED_DATA_SEEDS:
-        ap.error(f"--seed {args.seed} is a pretraining or validation seed of the shipped checkpoints; choose another")
+        ap.error(
+            f"--seed {args.seed} is a pretraining or validation seed of the shipped checkpoints; choose another"
+        )
     base = pretrained_path("student-base")
-    models = {"student base (no fine-tuning)": base, "baseline": demo / "models" / "baseline",
-              "+ MCG-RoPE": demo / "models" / "mcg", "+ pseudo-KD": demo / "models" / "kd-sft",
-              "+ RCT": demo / "models" / "kd-sft-rct", "teacher (shipped)": pretrained_path("teacher")}
+    models = {
+        "student base (no fine-tuning)": base,
+        "baseline": demo / "models" / "baseline",
+        "+ MCG-RoPE": demo / "models" / "mcg",
+        "+ pseudo-KD": demo / "models" / "kd-sft",
+        "+ RCT": demo / "models" / "kd-sft-rct",
+        "teacher (shipped)": pretrained_path("teacher"),
+    }
     student_steps = budget["distill_steps"] + budget["sft_steps"]
     stats = {"demo teacher": demo / "models" / "distill" / "distill_stats.json"}
     if args.extra_steps > 0:
@@ -143,8 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         console, spec = Console(), DemoSize(**budget)
         common = common_overrides(demo / "data", spec, seed=0)
         long_steps = student_steps + args.extra_steps
-        models[f"baseline, {long_steps} steps"] = train_stage(console, f"baseline-{long_steps}-steps", out, common + [
-            f"--model.path={base}", "--model.rope=stock", f"--train.max_steps={long_steps}"])
+        models[f"baseline, {long_steps} steps"] = train_stage(
+            console,
+            f"baseline-{long_steps}-steps",
+            out,
+            common + [f"--model.path={base}", "--model.rope=stock", f"--train.max_steps={long_steps}"],
+        )
     pseudo = {k: json.loads(v.read_text()) for k, v in stats.items() if v.is_file()}
     table = {}
     for label, model_dir in models.items():
@@ -152,24 +183,55 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipping {label}: {model_dir} has no model", file=sys.stderr)
             continue
         for split, (files, images) in splits.items():
-            table[(label, split)] = answer_and_score(model_dir, files, images,
-                                                     out / "predictions" / slug(label) / split, args.questions)
+            table[(label, split)] = answer_and_score(
+                model_dir, files, images, out / "predictions" / slug(label) / split, args.questions
+            )
     rows = [{"model": m, "split": s, **v} for (m, s), v in table.items()]
-    (out / "diagnosis.json").write_text(json.dumps({"rows": rows, "budget": budget, "pseudo_labels": pseudo,
-                                                   "seconds": round(time.perf_counter() - t0, 1)}, indent=1) + "\n")
-    head = ["model", "split"] + [f"{t} {k}" for t, k in KEYS.items()] + [
-        "VG has box", "VG names structure", "VG median IoU", "VG IoU≥0.3"]
+    (out / "diagnosis.json").write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "budget": budget,
+                "pseudo_labels": pseudo,
+                "seconds": round(time.perf_counter() - t0, 1),
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    head = (
+        ["model", "split"]
+        + [f"{t} {k}" for t, k in KEYS.items()]
+        + ["VG has box", "VG names structure", "VG median IoU", "VG IoU≥0.3"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         g = r["grounding"]
         cells = [r["model"], r["split"]] + ["n/a" if v is None else f"{v:.3f}" for v in r["scores"].values()]
-        cells += [f"{g['has_box']:.2f}", f"{g['names_structure']:.2f}", f"{g['median_iou']:.3f}", f"{g['iou>=0.3']:.2f}"]
+        cells += [
+            f"{g['has_box']:.2f}",
+            f"{g['names_structure']:.2f}",
+            f"{g['median_iou']:.3f}",
+            f"{g['iou>=0.3']:.2f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
-    md = "\n".join([f"# Diagnosis of {demo}", "", f"{args.questions} questions per task and split; validation: "
-                    f"synthetic seed {args.seed} (never the demo's test split). Standard reading.", "", *lines, "",
-                    *[f"- pseudo-labels of the {k}: {v['pseudo_labels']} made, {v['kept']} kept, "
-                      f"{v['replaced_contradicting']} contradicting the ground truth, {v['replaced_low_margin']} unsure"
-                      for k, v in pseudo.items()], ""])
+    md = "\n".join(
+        [
+            f"# Diagnosis of {demo}",
+            "",
+            f"{args.questions} questions per task and split; validation: "
+            f"synthetic seed {args.seed} (never the demo's test split). Standard reading.",
+            "",
+            *lines,
+            "",
+            *[
+                f"- pseudo-labels of the {k}: {v['pseudo_labels']} made, {v['kept']} kept, "
+                f"{v['replaced_contradicting']} contradicting the ground truth, {v['replaced_low_margin']} unsure"
+                for k, v in pseudo.items()
+            ],
+            "",
+        ]
+    )
     (out / "diagnosis.md").write_text(md, encoding="utf-8")
     print(md)
     print(f"wrote {out / 'diagnosis.md'} ({time.perf_counter() - t0:.0f} s)")

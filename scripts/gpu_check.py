@@ -23,18 +23,50 @@ import torch
 # Hub config values of Qwen2-VL-2B-Instruct and Qwen2-VL-7B-Instruct (their config.json), and a tiny
 # stand-in with the same structure for the smoke test.
 DIMS = {
-    "2b": dict(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
-               intermediate_size=8960, vocab_size=151936, tie_word_embeddings=True, mrope_section=[16, 24, 24],
-               vision=dict(depth=32, embed_dim=1280, num_heads=16, mlp_ratio=4)),
-    "7b": dict(hidden_size=3584, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
-               intermediate_size=18944, vocab_size=152064, tie_word_embeddings=False, mrope_section=[16, 24, 24],
-               vision=dict(depth=32, embed_dim=1280, num_heads=16, mlp_ratio=4)),
-    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                 intermediate_size=128, vocab_size=151936, tie_word_embeddings=True, mrope_section=[2, 3, 3],
-                 vision=dict(depth=1, embed_dim=32, num_heads=2, mlp_ratio=2)),
-    "tiny-teacher": dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         intermediate_size=192, vocab_size=152064, tie_word_embeddings=False,
-                         mrope_section=[4, 4, 4], vision=dict(depth=1, embed_dim=32, num_heads=2, mlp_ratio=2)),
+    "2b": dict(
+        hidden_size=1536,
+        num_hidden_layers=28,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        intermediate_size=8960,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+        mrope_section=[16, 24, 24],
+        vision=dict(depth=32, embed_dim=1280, num_heads=16, mlp_ratio=4),
+    ),
+    "7b": dict(
+        hidden_size=3584,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        intermediate_size=18944,
+        vocab_size=152064,
+        tie_word_embeddings=False,
+        mrope_section=[16, 24, 24],
+        vision=dict(depth=32, embed_dim=1280, num_heads=16, mlp_ratio=4),
+    ),
+    "tiny": dict(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+        mrope_section=[2, 3, 3],
+        vision=dict(depth=1, embed_dim=32, num_heads=2, mlp_ratio=2),
+    ),
+    "tiny-teacher": dict(
+        hidden_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=192,
+        vocab_size=152064,
+        tie_word_embeddings=False,
+        mrope_section=[4, 4, 4],
+        vision=dict(depth=1, embed_dim=32, num_heads=2, mlp_ratio=2),
+    ),
 }
 IMAGE_PAD, VISION_START, VISION_END = 151655, 151652, 151653
 
@@ -47,13 +79,26 @@ def build(dims: str, dtype: torch.dtype, device: str):
     d = dict(DIMS[dims])
     vision, section = d.pop("vision"), d.pop("mrope_section")
     tie = d.pop("tie_word_embeddings")
-    text = dict(d, rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": section},
-                max_position_embeddings=32768, tie_word_embeddings=tie)
+    text = dict(
+        d,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": section},
+        max_position_embeddings=32768,
+        tie_word_embeddings=tie,
+    )
     config = Qwen2VLConfig(
-        text_config=text, tie_word_embeddings=tie,
-        vision_config=dict(vision, hidden_size=d["hidden_size"], patch_size=14, spatial_merge_size=2,
-                           temporal_patch_size=2, in_channels=3),
-        image_token_id=IMAGE_PAD, video_token_id=151656, vision_start_token_id=VISION_START,
+        text_config=text,
+        tie_word_embeddings=tie,
+        vision_config=dict(
+            vision,
+            hidden_size=d["hidden_size"],
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            in_channels=3,
+        ),
+        image_token_id=IMAGE_PAD,
+        video_token_id=151656,
+        vision_start_token_id=VISION_START,
         vision_end_token_id=VISION_END,
     )
     cls = MODEL_CLASSES["qwen2_vl"][0]
@@ -62,7 +107,9 @@ def build(dims: str, dtype: torch.dtype, device: str):
     return model
 
 
-def batch(batch_size: int, image_side: int, prompt: int, answer: int, device: str, dtype: torch.dtype, seed: int = 0):
+def batch(
+    batch_size: int, image_side: int, prompt: int, answer: int, device: str, dtype: torch.dtype, seed: int = 0
+):
     """A training batch as the collator builds it: text, one image per sample, labels on the answer."""
     g = torch.Generator().manual_seed(seed)
     grid = image_side // 14  # patches per side
@@ -79,8 +126,11 @@ def batch(batch_size: int, image_side: int, prompt: int, answer: int, device: st
     mm = (input_ids == IMAGE_PAD).long()
     pixel_values = torch.randn(batch_size * grid * grid, 3 * 2 * 14 * 14, generator=g).to(device, dtype)
     return {
-        "input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "mm_token_type_ids": mm,
-        "pixel_values": pixel_values, "image_grid_thw": torch.tensor([[1, grid, grid]] * batch_size, device=device),
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "mm_token_type_ids": mm,
+        "pixel_values": pixel_values,
+        "image_grid_thw": torch.tensor([[1, grid, grid]] * batch_size, device=device),
         "labels": torch.tensor(labels, device=device),
     }
 
@@ -109,17 +159,25 @@ def step(model, opt, inputs, teacher=None) -> dict:
     sync()
     seconds = time.perf_counter() - t0
     tokens = int(inputs["attention_mask"].sum())
-    out = {"step": "distill" if teacher is not None else "sft", "loss": round(float(loss.detach()), 4),
-           "seconds": round(seconds, 3), "tokens": tokens, "tokens_per_s": round(tokens / seconds, 1)}
+    out = {
+        "step": "distill" if teacher is not None else "sft",
+        "loss": round(float(loss.detach()), 4),
+        "seconds": round(seconds, 3),
+        "tokens": tokens,
+        "tokens_per_s": round(tokens / seconds, 1),
+    }
     if device.type == "cuda":
         out["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return out
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dims", default="2b", choices=["2b", "tiny"], help="student dimensions (default: Qwen2-VL-2B)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--dims", default="2b", choices=["2b", "tiny"], help="student dimensions (default: Qwen2-VL-2B)"
+    )
     p.add_argument("--device", default="cuda", help="device (default cuda)")
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"], help="weights' dtype")
     p.add_argument("--batch-size", type=int, default=2)
@@ -142,8 +200,17 @@ def main(argv=None) -> int:
         t_dims = "7b" if args.dims == "2b" else "tiny-teacher"
         teacher = build(t_dims, dtype, args.device).eval().requires_grad_(False)
         step(student, opt, inputs, teacher)
-        print(json.dumps({"student": args.dims, "teacher": t_dims, "dtype": args.dtype,
-                          **step(student, opt, inputs, teacher)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "student": args.dims,
+                    "teacher": t_dims,
+                    "dtype": args.dtype,
+                    **step(student, opt, inputs, teacher),
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

@@ -55,30 +55,53 @@ VALIDATION_IMAGES = 160  # 20 per modality: each task's validation file holds 16
 def _machine() -> dict:
     import torch
 
-    return {"machine": platform.machine(), "processor": platform.processor() or "unknown",
-            "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    return {
+        "machine": platform.machine(),
+        "processor": platform.processor() or "unknown",
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
 
 
 def make_data(out: Path, scale: float, names: list[str]) -> dict[str, Path]:
     """The pretraining corpora of ``names`` and the validation set (each made once, reused when present)."""
     from clinkd.data.synth import generate
 
-    folders = {"shapes": out / "data" / "shapes", "teacher": out / "data" / "teacher",
-               "validation": out / "data" / "validation"}
+    folders = {
+        "shapes": out / "data" / "shapes",
+        "teacher": out / "data" / "teacher",
+        "validation": out / "data" / "validation",
+    }
     if "student-base" in names and not (folders["shapes"] / "train.json").is_file():
         from clinkd.data.synth import generate_shapes
 
-        generate_shapes(folders["shapes"], seed=SEEDS["shapes"],
-                        n_images=max(8, int(BUDGET["student-base"]["images"] * scale)), progress=True)
+        generate_shapes(
+            folders["shapes"],
+            seed=SEEDS["shapes"],
+            n_images=max(8, int(BUDGET["student-base"]["images"] * scale)),
+            progress=True,
+        )
     if "teacher" in names and not (folders["teacher"] / "train.json").is_file():
-        generate(folders["teacher"], seed=SEEDS["teacher_data"],
-                 n_images=max(16, int(BUDGET["teacher"]["images"] * scale)), test_fraction=0.0, progress=True)
+        generate(
+            folders["teacher"],
+            seed=SEEDS["teacher_data"],
+            n_images=max(16, int(BUDGET["teacher"]["images"] * scale)),
+            test_fraction=0.0,
+            progress=True,
+        )
         for empty in folders["teacher"].glob("test_*.json"):  # all images train: the test files hold nothing
             empty.unlink()
     if not (folders["validation"] / "test_VG.json").is_file():
-        generate(folders["validation"], seed=SEEDS["validation"],
-                 n_images=max(16, int(VALIDATION_IMAGES * min(1.0, scale * 10))), test_fraction=1.0, progress=True)
+        generate(
+            folders["validation"],
+            seed=SEEDS["validation"],
+            n_images=max(16, int(VALIDATION_IMAGES * min(1.0, scale * 10))),
+            test_fraction=1.0,
+            progress=True,
+        )
     return folders
 
 
@@ -95,21 +118,38 @@ def train(name: str, out: Path, data: Path, processor, scale: float) -> tuple[Pa
     b = BUDGET[name]
     steps = max(2, int(b["steps"] * scale))
     target = out / "models" / name
-    (cfg,) = load_run_configs(None, [
-        f"--name={name}", f"--data.dir={data}", "--data.synth_if_missing=false", f"--model.path={init}",
-        f"--model.rope={rope}", f"--train.output_dir={target}", f"--train.max_steps={steps}",
-        f"--train.per_device_train_batch_size={b['batch']}", f"--train.learning_rate={b['learning_rate']}",
-        "--train.lr_scheduler_type=cosine", "--train.warmup_steps=0.05", "--train.weight_decay=0.0",
-        f"--train.seed={SEEDS['train']}", f"--train.save_steps={max(1, steps // 4)}", "--train.save_total_limit=1",
-        "--train.logging_steps=20",
-    ])
+    (cfg,) = load_run_configs(
+        None,
+        [
+            f"--name={name}",
+            f"--data.dir={data}",
+            "--data.synth_if_missing=false",
+            f"--model.path={init}",
+            f"--model.rope={rope}",
+            f"--train.output_dir={target}",
+            f"--train.max_steps={steps}",
+            f"--train.per_device_train_batch_size={b['batch']}",
+            f"--train.learning_rate={b['learning_rate']}",
+            "--train.lr_scheduler_type=cosine",
+            "--train.warmup_steps=0.05",
+            "--train.weight_decay=0.0",
+            f"--train.seed={SEEDS['train']}",
+            f"--train.save_steps={max(1, steps // 4)}",
+            "--train.save_total_limit=1",
+            "--train.logging_steps=20",
+        ],
+    )
     t0 = time.perf_counter()
     run_stage(cfg, resume=(target / "clinkd_run.yaml").is_file() or any(target.glob("checkpoint-*")))
     return target, time.perf_counter() - t0
 
 
-HEADLINE = {"VG recall@0.5": ("VG", "recall@0.5"), "RO accuracy": ("RO", "accuracy"),
-            "GC CIDEr": ("GC", "CIDEr"), "MII mBMR": ("MII", "mBMR")}
+HEADLINE = {
+    "VG recall@0.5": ("VG", "recall@0.5"),
+    "RO accuracy": ("RO", "accuracy"),
+    "GC CIDEr": ("GC", "CIDEr"),
+    "MII mBMR": ("MII", "mBMR"),
+}
 
 
 def answer(model_dir: Path, validation: Path, out: Path, limit: int | None) -> dict[str, list]:
@@ -130,8 +170,10 @@ def score(preds_by_model: dict[str, dict[str, list[dict]]]) -> dict[str, dict]:
     out = {}
     for name, rows in stats["rows"].items():
         entries = {label: rows.get(t, {}).get(k) for label, (t, k) in HEADLINE.items()}
-        out[name] = {"validation": {lb: round(e["value"], 4) for lb, e in entries.items() if e},
-                     "validation_ci95": {lb: [round(v, 4) for v in e["ci95"]] for lb, e in entries.items() if e}}
+        out[name] = {
+            "validation": {lb: round(e["value"], 4) for lb, e in entries.items() if e},
+            "validation_ci95": {lb: [round(v, 4) for v in e["ci95"]] for lb, e in entries.items() if e},
+        }
     return out
 
 
@@ -139,18 +181,27 @@ def card(name: str, record: dict) -> str:
     """The model card (``README.md``) of a shipped checkpoint."""
     what = {
         "student-base": "The demo's stand-in for a pretrained instruct model (Qwen2-VL-Instruct): trained on the "
-                        "generic shapes domain (grounding, referring, description, counting), never on a "
-                        "medical image or the benchmark's task forms; stock M-RoPE.",
+        "generic shapes domain (grounding, referring, description, counting), never on a "
+        "medical image or the benchmark's task forms; stock M-RoPE.",
         "teacher": "The demo's stand-in for a stronger model: the tiny-teacher shape (about 4x the student's "
-                   "parameters) trained far longer, on far more synthetic Med-GRIT data than the demo's "
-                   "training split, from seeds the demo never uses; MCG-RoPE.",
+        "parameters) trained far longer, on far more synthetic Med-GRIT data than the demo's "
+        "training split, from seeds the demo never uses; MCG-RoPE.",
     }[name]
     scores = record["validation"]
     lines = [
-        "---", "license: apache-2.0", "library_name: transformers", "pipeline_tag: image-text-to-text",
-        "tags: [clinkd, qwen2_vl, tiny, synthetic]", "---", "",
-        f"# clinkd {name} (tiny, {record['parameters'] / 1e6:.2f} M parameters)", "", what, "",
-        "## How it was made", "",
+        "---",
+        "license: apache-2.0",
+        "library_name: transformers",
+        "pipeline_tag: image-text-to-text",
+        "tags: [clinkd, qwen2_vl, tiny, synthetic]",
+        "---",
+        "",
+        f"# clinkd {name} (tiny, {record['parameters'] / 1e6:.2f} M parameters)",
+        "",
+        what,
+        "",
+        "## How it was made",
+        "",
         f"- Command: `{record['command']}`",
         f"- Initialised from `clinkd model init --size {record['shape']}` with seed {record['init_seed']}; trained "
         f"with `clinkd train` for {record['steps']} steps at batch {record['batch']}, learning rate "
@@ -160,31 +211,61 @@ def card(name: str, record: dict) -> str:
         f"{record['machine']['cpu_capability']}), {record['machine']['threads']} threads, torch "
         f"{record['machine']['torch']}; {record['seconds'] / 60:.1f} minutes of training (wall time"
         + (f"; {record['machine_note']})." if record.get("machine_note") else ")."),
-        f"- Weights: `model.safetensors` (float32, SHA-256 `{record['sha256']}`).", "",
-        "## Validation (greedy, standard Med-GRIT reading)", "",
+        f"- Weights: `model.safetensors` (float32, SHA-256 `{record['sha256']}`).",
+        "",
+        "## Validation (greedy, standard Med-GRIT reading)",
+        "",
         f"On the synthetic Med-GRIT validation set (seed {SEEDS['validation']}, {record['validation_questions']} "
-        "questions per task; never the demo's test split):", "",
-        "| metric | value | 95% interval |", "|---|---:|---|",
-        *[f"| {k} | {v:.3f} | " + ("[{:.3f}, {:.3f}]".format(*record["validation_ci95"][k])
-                                   if k in record.get("validation_ci95", {}) else "n/a") + " |"
-          for k, v in scores.items()], "",
-        "Intervals: stratified bootstrap over the questions (`clinkd.eval.paired`).", "",
-        "## Reproducing", "",
+        "questions per task; never the demo's test split):",
+        "",
+        "| metric | value | 95% interval |",
+        "|---|---:|---|",
+        *[
+            f"| {k} | {v:.3f} | "
+            + (
+                "[{:.3f}, {:.3f}]".format(*record["validation_ci95"][k])
+                if k in record.get("validation_ci95", {})
+                else "n/a"
+            )
+            + " |"
+            for k, v in scores.items()
+        ],
+        "",
+        "Intervals: stratified bootstrap over the questions (`clinkd.eval.paired`).",
+        "",
+        "## Reproducing",
+        "",
         "The same command on the same kind of machine gives the same bits (the CPU thread pools are pinned). "
         "Another CPU (other SIMD kernels) or thread count gives other bits; the validation scores then agree "
-        "within their sampling noise.", "",
+        "within their sampling noise.",
+        "",
     ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("build/pretrain"), help="work folder (data, runs, predictions)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("build/pretrain"), help="work folder (data, runs, predictions)"
+    )
     p.add_argument("--only", choices=sorted(BUDGET), help="make one checkpoint (default: both)")
-    p.add_argument("--steps-scale", type=float, default=1.0, help="fraction of the shipped steps and data (smoke runs)")
-    p.add_argument("--ship", action=argparse.BooleanOptionalAction, default=True,
-                   help=f"copy the results into the package ({PRETRAINED_DIR}); off: only into --out")
-    p.add_argument("--validation-limit", type=int, default=None, help="answer at most this many validation questions a task")
+    p.add_argument(
+        "--steps-scale", type=float, default=1.0, help="fraction of the shipped steps and data (smoke runs)"
+    )
+    p.add_argument(
+        "--ship",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"copy the results into the package ({PRETRAINED_DIR}); off: only into --out",
+    )
+    p.add_argument(
+        "--validation-limit",
+        type=int,
+        default=None,
+        help="answer at most this many validation questions a task",
+    )
     args = p.parse_args(argv)
     if not 0 < args.steps_scale <= 1:
         p.error("--steps-scale must be in (0, 1]")
@@ -200,27 +281,48 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         data = folders["shapes"] if name == "student-base" else folders["teacher"]
         trained[name] = train(name, args.out, data, processor, args.steps_scale)
-    scores = score({name: answer(model_dir, folders["validation"], args.out / "validation" / name, args.validation_limit)
-                    for name, (model_dir, _) in trained.items()})
+    scores = score(
+        {
+            name: answer(
+                model_dir, folders["validation"], args.out / "validation" / name, args.validation_limit
+            )
+            for name, (model_dir, _) in trained.items()
+        }
+    )
     for name, (model_dir, seconds) in trained.items():
         print(f"{name}: validation {scores[name]['validation']}")
         b = BUDGET[name]
         import safetensors.torch
 
-        n_params = sum(t.numel() for t in safetensors.torch.load_file(model_dir / "model.safetensors").values())
+        n_params = sum(
+            t.numel() for t in safetensors.torch.load_file(model_dir / "model.safetensors").values()
+        )
         n_val = len(json.loads((folders["validation"] / "test_VG.json").read_text(encoding="utf-8")))
         record = {
-            "name": name, "shape": "tiny-student" if name == "student-base" else "tiny-teacher",
-            "parameters": n_params, "command": command, "init_seed": SEEDS[f"{name}_init"],
-            "train_seed": SEEDS["train"], "steps": max(2, int(b["steps"] * args.steps_scale)), "batch": b["batch"],
+            "name": name,
+            "shape": "tiny-student" if name == "student-base" else "tiny-teacher",
+            "parameters": n_params,
+            "command": command,
+            "init_seed": SEEDS[f"{name}_init"],
+            "train_seed": SEEDS["train"],
+            "steps": max(2, int(b["steps"] * args.steps_scale)),
+            "batch": b["batch"],
             "learning_rate": b["learning_rate"],
-            "data": ("the generic shapes domain, `clinkd data synth --domain shapes --seed "
-                     f"{SEEDS['shapes']} --images {max(8, int(b['images'] * args.steps_scale))}`") if name == "student-base"
-            else (f"synthetic Med-GRIT, `clinkd data synth --seed {SEEDS['teacher_data']} --images "
-                  f"{max(16, int(b['images'] * args.steps_scale))} --test-fraction 0` (all eight modalities, all four tasks)"),
+            "data": (
+                "the generic shapes domain, `clinkd data synth --domain shapes --seed "
+                f"{SEEDS['shapes']} --images {max(8, int(b['images'] * args.steps_scale))}`"
+            )
+            if name == "student-base"
+            else (
+                f"synthetic Med-GRIT, `clinkd data synth --seed {SEEDS['teacher_data']} --images "
+                f"{max(16, int(b['images'] * args.steps_scale))} --test-fraction 0` (all eight modalities, all four tasks)"
+            ),
             "data_seed": SEEDS["shapes"] if name == "student-base" else SEEDS["teacher_data"],
-            "validation_seed": SEEDS["validation"], "validation_questions": min(n_val, args.validation_limit or n_val),
-            **scores[name], "machine": _machine(), "seconds": round(seconds, 1),
+            "validation_seed": SEEDS["validation"],
+            "validation_questions": min(n_val, args.validation_limit or n_val),
+            **scores[name],
+            "machine": _machine(),
+            "seconds": round(seconds, 1),
             "sha256": file_sha256(model_dir / "model.safetensors"),
         }
         write_card(model_dir, record)
@@ -231,8 +333,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 #: the files of a model folder that are shipped (no optimizer state, no checkpoints, no logs)
-SHIPPED_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                 "chat_template.jinja", "preprocessor_config.json", "processor_config.json")
+SHIPPED_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "preprocessor_config.json",
+    "processor_config.json",
+)
 
 
 def ship(model_dir: Path, target: Path, record: dict) -> None:

@@ -68,29 +68,55 @@ def error_of(data: dict) -> str:
 
 # -- from_dict: keys and types ------------------------------------------------------------------------------
 def test_values_are_converted_to_the_field_types():
-    cfg = build({"inner": {"rate": 1, "steps": 2.0, "flag": "yes", "color": "blue", "where": "a/b",
-                           "names": ["p", "q"], "limit": "5e-5", "text": 3}})
-    assert cfg.inner == Inner(rate=1.0, steps=2, flag=True, color=Color.BLUE, where=Path("a/b"), names=["p", "q"],
-                              limit=5e-5, text="3")
+    cfg = build(
+        {
+            "inner": {
+                "rate": 1,
+                "steps": 2.0,
+                "flag": "yes",
+                "color": "blue",
+                "where": "a/b",
+                "names": ["p", "q"],
+                "limit": "5e-5",
+                "text": 3,
+            }
+        }
+    )
+    assert cfg.inner == Inner(
+        rate=1.0,
+        steps=2,
+        flag=True,
+        color=Color.BLUE,
+        where=Path("a/b"),
+        names=["p", "q"],
+        limit=5e-5,
+        text="3",
+    )
     assert build({}) == Outer() and build({"inner": {}}).inner == Inner()
 
 
-@pytest.mark.parametrize("data,message", [
-    ({"inner": {"stepz": 3}}, "inner.stepz: unknown key; did you mean steps?"),
-    ({"innr": {}}, "innr: unknown key; did you mean inner?"),
-    ({"inner": {"zzz": 1, "yyy": 2}}, "inner.yyy: unknown key; known keys: "),
-    ({"inner": {"steps": "ten"}}, "inner.steps: expected an integer, got 'ten'"),
-    ({"inner": {"steps": 1.5}}, "inner.steps: expected an integer, got 1.5"),
-    ({"inner": {"steps": True}}, "inner.steps: expected an integer, got True"),
-    ({"inner": {"rate": "fast"}}, "inner.rate: expected a number, got 'fast'"),
-    ({"inner": {"flag": "maybe"}}, "inner.flag: expected true or false, got 'maybe'"),
-    ({"inner": {"mode": "c"}}, "inner.mode: expected one of ['a', 'b'], got 'c'"),
-    ({"inner": {"color": "green"}}, "inner.color: expected one of ['red', 'blue'], got 'green'"),
-    ({"inner": {"names": "p"}}, "inner.names: expected a list, got 'p'"),
-    ({"inner": {"names": ["p", [1]]}}, "inner.names[1]: expected a string, got [1]"),
-    ({"inner": 3}, "inner: expected a section (mapping), got 3"),
-    ({"inner": {"steps": -1}}, "inner: steps must be >= 0"),  # __post_init__'s ValueError, named by section
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"inner": {"stepz": 3}}, "inner.stepz: unknown key; did you mean steps?"),
+        ({"innr": {}}, "innr: unknown key; did you mean inner?"),
+        ({"inner": {"zzz": 1, "yyy": 2}}, "inner.yyy: unknown key; known keys: "),
+        ({"inner": {"steps": "ten"}}, "inner.steps: expected an integer, got 'ten'"),
+        ({"inner": {"steps": 1.5}}, "inner.steps: expected an integer, got 1.5"),
+        ({"inner": {"steps": True}}, "inner.steps: expected an integer, got True"),
+        ({"inner": {"rate": "fast"}}, "inner.rate: expected a number, got 'fast'"),
+        ({"inner": {"flag": "maybe"}}, "inner.flag: expected true or false, got 'maybe'"),
+        ({"inner": {"mode": "c"}}, "inner.mode: expected one of ['a', 'b'], got 'c'"),
+        ({"inner": {"color": "green"}}, "inner.color: expected one of ['red', 'blue'], got 'green'"),
+        ({"inner": {"names": "p"}}, "inner.names: expected a list, got 'p'"),
+        ({"inner": {"names": ["p", [1]]}}, "inner.names[1]: expected a string, got [1]"),
+        ({"inner": 3}, "inner: expected a section (mapping), got 3"),
+        (
+            {"inner": {"steps": -1}},
+            "inner: steps must be >= 0",
+        ),  # __post_init__'s ValueError, named by section
+    ],
+)
 def test_a_bad_value_is_named_by_its_key(data, message):
     assert message in error_of(data)
 
@@ -100,13 +126,21 @@ def test_more_unknown_keys_are_counted():
 
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), "inf", "nan", "1e999"])
-@pytest.mark.parametrize("key", ["rate", "limit"])  # limit: float | None, whose message must not be the union's
+@pytest.mark.parametrize(
+    "key", ["rate", "limit"]
+)  # limit: float | None, whose message must not be the union's
 def test_numbers_are_finite(key, value):
     assert f"inner.{key}: expected a finite number" in error_of({"inner": {key: value}})
 
 
 def test_coerce_takes_the_bool_words_and_keeps_unknown_types():
-    assert [coerce(v, bool, "k") for v in ("yes", "ON", "no", "Off", True)] == [True, True, False, False, True]
+    assert [coerce(v, bool, "k") for v in ("yes", "ON", "no", "Off", True)] == [
+        True,
+        True,
+        False,
+        False,
+        True,
+    ]
     marker = object()
     assert coerce(marker, set, "k") is marker
 
@@ -118,14 +152,22 @@ def test_yaml_has_yaml_1_2_booleans():
     assert build({"inner": {"text": data["a"], "flag": data["d"]}}).inner == Inner(text="no", flag=True)
 
 
-@pytest.mark.parametrize("text,message", [
-    ("a: [", "invalid YAML"),
-    ("a: " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), f"nested more than {MAX_DEPTH} levels deep"),
-    ("a: " + "[" * 5000 + "]" * 5000, "nested"),
-    ("\n".join(["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
-               + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]), "more than 100000 values"),
-    ("a: &t {b: *t}", "refers to the value that contains it"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("a: [", "invalid YAML"),
+        ("a: " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), f"nested more than {MAX_DEPTH} levels deep"),
+        ("a: " + "[" * 5000 + "]" * 5000, "nested"),
+        (
+            "\n".join(
+                ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+                + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+            ),
+            "more than 100000 values",
+        ),
+        ("a: &t {b: *t}", "refers to the value that contains it"),
+    ],
+)
 def test_yaml_that_cannot_be_a_config_is_refused_naming_where(text, message):
     with pytest.raises(ConfigError) as err:
         load_yaml_text(text, "recipe.yaml")
@@ -155,8 +197,17 @@ def test_read_yaml_names_the_file(tmp_path):
 # -- overrides, merging, output ----------------------------------------------------------------------------
 def test_parse_overrides_types():
     assert parse_overrides(["--a.b=1", "--a.c=true", "--d=null", "--e=[x, y]", "--f=1e-4"]) == {
-        "a": {"b": 1, "c": True}, "d": None, "e": ["x", "y"], "f": 1e-4}
-    assert parse_overrides(["--a.b", "2", "--s=no", "--t=", "--u={"]) == {"a": {"b": 2}, "s": "no", "t": "", "u": "{"}
+        "a": {"b": 1, "c": True},
+        "d": None,
+        "e": ["x", "y"],
+        "f": 1e-4,
+    }
+    assert parse_overrides(["--a.b", "2", "--s=no", "--t=", "--u={"]) == {
+        "a": {"b": 2},
+        "s": "no",
+        "t": "",
+        "u": "{",
+    }
     for bad in (["oops"], ["--"], ["--a.b"]):
         with pytest.raises(ConfigError):
             parse_overrides(bad)

@@ -32,7 +32,11 @@ def test_tiny_demo_end_to_end(tmp_path, monkeypatch):
         assert (out / "predictions" / slug / "pred_VG.jsonl").is_file()
     # the teacher's own answers are reported beside the ablation, not in it
     assert results["teacher"]["name"] == "teacher (reference)" and set(results["teacher"]["metrics"]) == {
-        "VG", "RO", "GC", "MII"}
+        "VG",
+        "RO",
+        "GC",
+        "MII",
+    }
     assert "| *teacher (reference)* |" in md and "Pseudo-labels: the teacher answered" in md
     assert "Differences from the baseline" in md and "95% intervals" in md
     for r in results["rows"][1:]:
@@ -72,7 +76,9 @@ def test_tiny_demo_gives_the_same_bits_beside_a_cpu_burning_process(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "clinkd.cli.main", "demo", "--size", "tiny", "--out"]
     subprocess.run(cmd + [str(tmp_path / "quiet")], check=True, env=env, capture_output=True)
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)
+    ]
     try:
         subprocess.run(cmd + [str(tmp_path / "busy")], check=True, env=env, capture_output=True)
     finally:
@@ -97,13 +103,22 @@ def _diagnose():
 
 
 def test_diagnosis_tells_a_missing_box_from_a_misplaced_one():
-    g = _diagnose().grounding([
-        {"annotation": "<ref>liver</ref><box>(100,100),(300,300)</box>",
-         "response": "<ref>liver</ref><box>(100,100),(300,300)</box>"},  # right
-        {"annotation": "<ref>liver</ref><box>(100,100),(300,300)</box>",
-         "response": "<ref>spleen</ref><box>(600,600),(900,900)</box>"},  # a box, wrong name and place
-        {"annotation": "<ref>liver</ref><box>(100,100),(300,300)</box>", "response": "the liver"},  # no box
-    ])
+    g = _diagnose().grounding(
+        [
+            {
+                "annotation": "<ref>liver</ref><box>(100,100),(300,300)</box>",
+                "response": "<ref>liver</ref><box>(100,100),(300,300)</box>",
+            },  # right
+            {
+                "annotation": "<ref>liver</ref><box>(100,100),(300,300)</box>",
+                "response": "<ref>spleen</ref><box>(600,600),(900,900)</box>",
+            },  # a box, wrong name and place
+            {
+                "annotation": "<ref>liver</ref><box>(100,100),(300,300)</box>",
+                "response": "the liver",
+            },  # no box
+        ]
+    )
     assert g["n"] == 3 and g["has_box"] == 2 / 3 and g["names_structure"] == 1 / 3
     assert g["median_iou"] == 0.0 and g["iou>=0.3"] == 1 / 3
 
@@ -130,12 +145,20 @@ def test_demo_stages_are_reused_only_with_the_same_key(tmp_path, capsys):
 
     synth_dir = tmp_path / "data"
     synth.generate(synth_dir, seed=0, n_images=16)
-    processor = build_tiny_processor(synth.text_corpus(seed=0, n_images=16), vocab_size=512, max_pixels=112 * 112)
+    processor = build_tiny_processor(
+        synth.text_corpus(seed=0, n_images=16), vocab_size=512, max_pixels=112 * 112
+    )
     student_dir = init_model_dir(tmp_path / "student", "tiny-student", processor=processor)
 
     console = Console(width=200)
-    base = [f"--data.dir={synth_dir}", f"--model.path={student_dir}", "--train.per_device_train_batch_size=2",
-            "--data.max_train_samples=4", "--train.save_steps=100", "--train.disable_tqdm=true"]
+    base = [
+        f"--data.dir={synth_dir}",
+        f"--model.path={student_dir}",
+        "--train.per_device_train_batch_size=2",
+        "--data.max_train_samples=4",
+        "--train.save_steps=100",
+        "--train.disable_tqdm=true",
+    ]
     target = train_stage(console, "s", tmp_path, base + ["--train.max_steps=1"])
     mtime = (target / "model.safetensors").stat().st_mtime_ns
     capsys.readouterr()

@@ -20,7 +20,9 @@ def run(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
-@pytest.mark.parametrize("args", [("--version",), ("data", "synth", "--help"), ("data", "check", "/nonexistent")])
+@pytest.mark.parametrize(
+    "args", [("--version",), ("data", "synth", "--help"), ("data", "check", "/nonexistent")]
+)
 def test_python_m_clinkd_is_the_clinkd_command(args):
     module = run(sys.executable, "-m", "clinkd", *args)
     if args == ("--version",):
@@ -28,7 +30,9 @@ def test_python_m_clinkd_is_the_clinkd_command(args):
     elif args[-1] == "--help":
         assert module.returncode == 0 and module.stdout.startswith("usage: clinkd data synth ")
     else:  # a command's own exit status comes through
-        assert module.returncode == 1 and "/nonexistent: no such file or folder" in module.stdout + module.stderr
+        assert (
+            module.returncode == 1 and "/nonexistent: no such file or folder" in module.stdout + module.stderr
+        )
     if CONSOLE_SCRIPT.exists():
         command = run(str(CONSOLE_SCRIPT), *args)
         assert (command.returncode, command.stdout) == (module.returncode, module.stdout)
@@ -47,5 +51,7 @@ def test_the_license_file_is_the_declared_license():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
     text = (ROOT / "LICENSE").read_text()
-    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"] and "END OF TERMS AND CONDITIONS" in text
+    assert (
+        text.split()[:4] == ["Apache", "License", "Version", "2.0,"] and "END OF TERMS AND CONDITIONS" in text
+    )
     assert importlib.metadata.metadata("clinkd")["License-Expression"] == "Apache-2.0"

@@ -71,7 +71,8 @@ def test_checked_version_is_within_the_pinned_range():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     pin = next(Requirement(d) for d in deps if Requirement(d).name == "transformers")
     assert pin.specifier.contains(upstream.CHECKED_TRANSFORMERS_VERSION), (
-        f"pyproject pins {pin}, the hooks were checked against {upstream.CHECKED_TRANSFORMERS_VERSION}")
+        f"pyproject pins {pin}, the hooks were checked against {upstream.CHECKED_TRANSFORMERS_VERSION}"
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -85,7 +86,8 @@ def test_overridden_upstream_method_keeps_its_parameters(hook):
     params = inspect.signature(stock).parameters
     assert list(params)[: len(hook.parameters)] == list(hook.parameters), (
         f"{hook.upstream} now takes {list(params)}; clinkd's override {hook.override} is written against "
-        f"{list(hook.parameters)} ({hook.why})")
+        f"{list(hook.parameters)} ({hook.why})"
+    )
     # ours is a different function, on a subclass of the upstream class, and takes whatever upstream takes:
     # the leading parameters in their places, every other one by name
     ours = resolve(hook.override)
@@ -93,10 +95,13 @@ def test_overridden_upstream_method_keeps_its_parameters(hook):
     assert issubclass(resolve(hook.override.rsplit(".", 1)[0]), resolve(hook.upstream.rsplit(".", 1)[0]))
     ours_params = inspect.signature(ours).parameters
     kinds = {p.kind for p in ours_params.values()}
-    assert inspect.Parameter.VAR_POSITIONAL in kinds or list(ours_params)[: len(hook.parameters)] == list(hook.parameters)
+    assert inspect.Parameter.VAR_POSITIONAL in kinds or list(ours_params)[: len(hook.parameters)] == list(
+        hook.parameters
+    )
     named = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     assert inspect.Parameter.VAR_KEYWORD in kinds or set(named) <= set(ours_params), (
-        f"{hook.override} does not take {sorted(set(named) - set(ours_params))} of {hook.upstream}")
+        f"{hook.override} does not take {sorted(set(named) - set(ours_params))} of {hook.upstream}"
+    )
 
 
 def test_every_private_trainer_override_is_listed():
@@ -105,8 +110,11 @@ def test_every_private_trainer_override_is_listed():
 
     from clinkd.train.trainer import ClinKDTrainer
 
-    private = {f"transformers.Trainer.{n}" for n, v in vars(ClinKDTrainer).items()
-               if n.startswith("_") and not n.startswith("__") and callable(v) and hasattr(Trainer, n)}
+    private = {
+        f"transformers.Trainer.{n}"
+        for n, v in vars(ClinKDTrainer).items()
+        if n.startswith("_") and not n.startswith("__") and callable(v) and hasattr(Trainer, n)
+    }
     assert private <= {o.upstream for o in upstream.OVERRIDES}
 
 
@@ -152,14 +160,18 @@ def tiny_pair(family: str):
 def image_batch(patch: int = 14) -> dict[str, torch.Tensor]:
     """One sample: text, one image of 4×4 patches (→ 2×2 = 4 merged tokens), text."""
     image = [_Vocab.specials["<|image_pad|>"]] * 4
-    ids = torch.tensor([[5, _Vocab.specials["<|vision_start|>"], *image, _Vocab.specials["<|vision_end|>"], 7, 8]])
+    ids = torch.tensor(
+        [[5, _Vocab.specials["<|vision_start|>"], *image, _Vocab.specials["<|vision_end|>"], 7, 8]]
+    )
     types = torch.zeros_like(ids)
     types[0, 2:6] = 1  # (B, L): 1 on image tokens
     return {
         "input_ids": ids,  # (1, 9)
         "attention_mask": torch.ones_like(ids),
         "mm_token_type_ids": types,
-        "pixel_values": torch.randn(16, 3 * 2 * patch * patch, generator=torch.Generator().manual_seed(0)),  # (patches, C·T·P·P)
+        "pixel_values": torch.randn(
+            16, 3 * 2 * patch * patch, generator=torch.Generator().manual_seed(0)
+        ),  # (patches, C·T·P·P)
         "image_grid_thw": torch.tensor([[1, 4, 4]]),  # (images, 3)
     }
 
@@ -242,15 +254,23 @@ def test_upstream_decode_step_positions_still_cover_the_whole_mask(family):
 
     fake = type("Inner", (), {"rope_deltas": torch.tensor([[3], [5]]), "get_rope_index": None})()
     positions = inner_cls.compute_3d_position_ids(
-        fake, input_ids=torch.full((batch, new), 7), inputs_embeds=torch.zeros(batch, new, 8),
-        image_grid_thw=None, video_grid_thw=None, attention_mask=torch.ones(batch, past + new, dtype=torch.long),
-        past_key_values=Cache(), mm_token_type_ids=torch.zeros(batch, new, dtype=torch.long),
+        fake,
+        input_ids=torch.full((batch, new), 7),
+        inputs_embeds=torch.zeros(batch, new, 8),
+        image_grid_thw=None,
+        video_grid_thw=None,
+        attention_mask=torch.ones(batch, past + new, dtype=torch.long),
+        past_key_values=Cache(),
+        mm_token_type_ids=torch.zeros(batch, new, dtype=torch.long),
     )
     assert positions.shape[:2] == (3, batch)
     if positions.shape[-1] == new:
-        warnings.warn(f"{inner_cls.__name__}.compute_3d_position_ids now builds positions for the new tokens "
-                      "only: clinkd.upstream.trim_decode_step_positions is no longer needed", UserWarning,
-                      stacklevel=1)
+        warnings.warn(
+            f"{inner_cls.__name__}.compute_3d_position_ids now builds positions for the new tokens "
+            "only: clinkd.upstream.trim_decode_step_positions is no longer needed",
+            UserWarning,
+            stacklevel=1,
+        )
     else:
         assert positions.shape[-1] == past + new
         # the last column is the next token's position: cumsum(mask) − 1 + rope_deltas
@@ -277,13 +297,21 @@ def test_inner_model_class_can_be_swapped(family):
 def _pairs():
     from clinkd.model import modeling
 
-    inner = [(modeling.McgQwen2VLModel, Qwen2VLModel), (modeling.McgQwen2_5_VLModel, Qwen2_5_VLModel),
-             (modeling.McgQwen3VLModel, Qwen3VLModel)]
+    inner = [
+        (modeling.McgQwen2VLModel, Qwen2VLModel),
+        (modeling.McgQwen2_5_VLModel, Qwen2_5_VLModel),
+        (modeling.McgQwen3VLModel, Qwen3VLModel),
+    ]
     return list(modeling.MODEL_CLASSES.values()) + inner
 
 
 #: Stock classes whose checkpoints need a key mapping in 5.23 (Qwen3-VL's already use the live names).
-MAPPED = {"Qwen2VLForConditionalGeneration", "Qwen2VLModel", "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLModel"}
+MAPPED = {
+    "Qwen2VLForConditionalGeneration",
+    "Qwen2VLModel",
+    "Qwen2_5_VLForConditionalGeneration",
+    "Qwen2_5_VLModel",
+}
 
 
 @pytest.mark.parametrize("pair", _pairs(), ids=lambda p: p[1].__name__)
@@ -297,10 +325,15 @@ def test_checkpoint_conversion_mapping_is_registered_by_class_name(pair):
     )
 
     assert list(inspect.signature(register_checkpoint_conversion_mapping).parameters) == [
-        "model_type_or_class_name", "mapping", "overwrite"]
+        "model_type_or_class_name",
+        "mapping",
+        "overwrite",
+    ]
     ours, stock = pair
     mapping = get_checkpoint_conversion_mapping(stock.__name__)
-    assert (mapping is not None) == (stock.__name__ in MAPPED), f"{stock.__name__}: the stock key mapping changed"
+    assert (mapping is not None) == (stock.__name__ in MAPPED), (
+        f"{stock.__name__}: the stock key mapping changed"
+    )
     if mapping is not None:
         assert repr(get_checkpoint_conversion_mapping(ours.__name__)) == repr(mapping)
         assert ours.__name__ in USER_REGISTERED_MAPPINGS
@@ -350,13 +383,26 @@ def test_processor_without_video_sets_what_the_stock_init_sets(monkeypatch):
 
     assert Qwen2VLProcessor.__mro__[1] is ProcessorMixin
     assert list(inspect.signature(Qwen2VLProcessor.__init__).parameters)[:5] == [
-        "self", "image_processor", "tokenizer", "video_processor", "chat_template"]
+        "self",
+        "image_processor",
+        "tokenizer",
+        "video_processor",
+        "chat_template",
+    ]
     seen, tok = _record_mixin_init(monkeypatch), _Tokenizer()
     Qwen2VLProcessor.__init__(Qwen2VLProcessor.__new__(Qwen2VLProcessor), "IP", tok, "VP", chat_template="T")
     upstream.init_processor_without_video(ClinkdProcessor.__new__(ClinkdProcessor), "IP", tok, "T")
     (stock_attrs, stock_args, stock_kwargs), (attrs, args, kwargs) = seen
-    assert attrs == stock_attrs == {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
-                                    "image_token_id": 151655, "video_token_id": 151656}
+    assert (
+        attrs
+        == stock_attrs
+        == {
+            "image_token": "<|image_pad|>",
+            "video_token": "<|video_pad|>",
+            "image_token_id": 151655,
+            "video_token_id": 151656,
+        }
+    )
     assert stock_args == ("IP", tok, "VP") and args == ("IP", tok)
     assert stock_kwargs == kwargs == {"chat_template": "T"}
 
@@ -376,13 +422,19 @@ def test_pil_image_processor_and_smart_resize():
     import numpy as np
 
     assert list(inspect.signature(upstream.smart_resize).parameters) == [
-        "height", "width", "factor", "min_pixels", "max_pixels"]
+        "height",
+        "width",
+        "factor",
+        "min_pixels",
+        "max_pixels",
+    ]
     budget = dict(factor=28, min_pixels=56 * 56, max_pixels=224 * 224)
     assert upstream.smart_resize(100, 200, **budget) == (112, 196)  # nearest multiples of 28
     assert upstream.smart_resize(1000, 1000, **budget) == (224, 224)  # down to the budget
     assert upstream.smart_resize(20, 30, **budget) == (56, 84)  # up to the minimum
-    ip = upstream.Qwen2VLImageProcessorPil(patch_size=14, merge_size=2,
-                                          size={"shortest_edge": 56 * 56, "longest_edge": 224 * 224})
+    ip = upstream.Qwen2VLImageProcessorPil(
+        patch_size=14, merge_size=2, size={"shortest_edge": 56 * 56, "longest_edge": 224 * 224}
+    )
     assert (ip.size.shortest_edge, ip.size.longest_edge) == (56 * 56, 224 * 224)
     out = ip(images=[np.zeros((100, 200, 3), dtype=np.uint8)], return_tensors="pt")
     assert out["image_grid_thw"].tolist() == [[1, 112 // 14, 196 // 14]]  # (images, 3): t, h, w patches
@@ -454,9 +506,18 @@ def trainer_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("upstream-trainer")
     args = TrainingArguments(
-        output_dir=str(out), max_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=2,
-        save_strategy="steps", save_steps=1, logging_steps=1, report_to="none", use_cpu=True, seed=0,
-        disable_tqdm=True, dataloader_num_workers=0,
+        output_dir=str(out),
+        max_steps=1,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        save_strategy="steps",
+        save_steps=1,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
     )
     Recording(model=_Toy(), args=args, train_dataset=_Items()).train()
     first = dict(calls)

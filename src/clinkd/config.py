@@ -84,8 +84,9 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                              list("tTfF"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _check_shape(data: Any, where: str) -> None:
@@ -99,7 +100,9 @@ def _check_shape(data: Any, where: str) -> None:
         if not isinstance(node, (dict, list)):
             continue
         key = id(node)
-        children = [c for c in (node.values() if isinstance(node, dict) else node) if isinstance(c, (dict, list))]
+        children = [
+            c for c in (node.values() if isinstance(node, dict) else node) if isinstance(c, (dict, list))
+        ]
         if done:
             open_.discard(key)
             depth = 1 + max((sizes[id(c)][0] for c in children), default=0)
@@ -242,7 +245,11 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
     if unknown:
         key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
         close = difflib.get_close_matches(str(unknown[0]), list(fields), n=3)
-        hint = f"did you mean {' or '.join(close)}?" if close else f"known keys: {', '.join(sorted(fields)[:40])}"
+        hint = (
+            f"did you mean {' or '.join(close)}?"
+            if close
+            else f"known keys: {', '.join(sorted(fields)[:40])}"
+        )
         more = f" ({len(unknown) - 1} more unknown key(s))" if len(unknown) > 1 else ""
         raise ConfigError(f"{key}: unknown key; {hint}{more}")
     kwargs = {}
@@ -331,8 +338,10 @@ def read_yaml(path: str | os.PathLike) -> dict:
     except PermissionError:
         raise ConfigError(f"{path}: cannot read the config file (permission denied)") from None
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
-                          "a config file is UTF-8 YAML") from None
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+            "a config file is UTF-8 YAML"
+        ) from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config file ({err.strerror or err})") from None
     data = load_yaml_text(text, str(path)) or {}

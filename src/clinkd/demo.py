@@ -67,19 +67,42 @@ class DemoSize:
 
 SIZES = {
     "full": DemoSize(),
-    "tiny": DemoSize(images=16, test_fraction=0.2, distill_steps=1, sft_steps=2, batch=2,
-                     distill_subset=0.1, pseudo_max_new_tokens=8, rct_sample=2, rct_candidates=2, sasg_candidates=2, infer_batch=8,
-                     test_limit=4, max_new_tokens=8),
+    "tiny": DemoSize(
+        images=16,
+        test_fraction=0.2,
+        distill_steps=1,
+        sft_steps=2,
+        batch=2,
+        distill_subset=0.1,
+        pseudo_max_new_tokens=8,
+        rct_sample=2,
+        rct_candidates=2,
+        sasg_candidates=2,
+        infer_batch=8,
+        test_limit=4,
+        max_new_tokens=8,
+    ),
 }
 
 #: not a row of the ablation: the teacher's own answers (greedy), to read the KD rows against
-TEACHER = {"name": "teacher (reference)",
-           "settings": {"rope": "mcg", "distillation": False, "rct": False, "selection": "greedy"}}
+TEACHER = {
+    "name": "teacher (reference)",
+    "settings": {"rope": "mcg", "distillation": False, "rct": False, "selection": "greedy"},
+}
 
 ROWS = [
-    {"name": "baseline", "settings": {"rope": "stock", "distillation": False, "rct": False, "selection": "greedy"}},
-    {"name": "+ MCG-RoPE", "settings": {"rope": "mcg", "distillation": False, "rct": False, "selection": "greedy"}},
-    {"name": "+ pseudo-KD", "settings": {"rope": "mcg", "distillation": True, "rct": False, "selection": "greedy"}},
+    {
+        "name": "baseline",
+        "settings": {"rope": "stock", "distillation": False, "rct": False, "selection": "greedy"},
+    },
+    {
+        "name": "+ MCG-RoPE",
+        "settings": {"rope": "mcg", "distillation": False, "rct": False, "selection": "greedy"},
+    },
+    {
+        "name": "+ pseudo-KD",
+        "settings": {"rope": "mcg", "distillation": True, "rct": False, "selection": "greedy"},
+    },
     {"name": "+ RCT", "settings": {"rope": "mcg", "distillation": True, "rct": True, "selection": "greedy"}},
     {"name": "ClinKD", "settings": {"rope": "mcg", "distillation": True, "rct": True, "selection": "sasg"}},
 ]
@@ -91,7 +114,9 @@ class _Clock:
 
     def __init__(self, path: Path):
         self.path = path
-        self.seconds: dict[str, float] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        self.seconds: dict[str, float] = (
+            json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        )
 
     def run(self, key: str, fn, *a, **kw):
         t0 = time.perf_counter()
@@ -108,16 +133,27 @@ def slug(name: str) -> str:
 
 def common_overrides(data: Path, spec: DemoSize, seed: int) -> list[str]:
     """The ``clinkd train`` overrides every demo training shares (data, batch, learning rate, seed, logging)."""
-    return [f"--data.dir={data}", f"--train.per_device_train_batch_size={spec.batch}",
-            f"--train.learning_rate={spec.learning_rate}", f"--train.seed={seed}", "--train.save_steps=100000",
-            "--train.logging_steps=10"]
+    return [
+        f"--data.dir={data}",
+        f"--train.per_device_train_batch_size={spec.batch}",
+        f"--train.learning_rate={spec.learning_rate}",
+        f"--train.seed={seed}",
+        "--train.save_steps=100000",
+        "--train.logging_steps=10",
+    ]
 
 
 def distill_overrides(spec: DemoSize, student: Path, teacher: Path) -> list[str]:
     """The overrides of the demo's distillation stage: ``student`` (MCG-RoPE) learns from ``teacher``."""
-    return ["--stage=distill", f"--model.path={student}", "--model.rope=mcg", f"--distill.teacher={teacher}",
-            f"--distill.subset={spec.distill_subset}", f"--distill.max_new_tokens={spec.pseudo_max_new_tokens}",
-            f"--train.max_steps={spec.distill_steps}"]
+    return [
+        "--stage=distill",
+        f"--model.path={student}",
+        "--model.rope=mcg",
+        f"--distill.teacher={teacher}",
+        f"--distill.subset={spec.distill_subset}",
+        f"--distill.max_new_tokens={spec.pseudo_max_new_tokens}",
+        f"--train.max_steps={spec.distill_steps}",
+    ]
 
 
 def fresh_stage(console, folder: Path, key_file: Path, key: dict) -> None:
@@ -127,7 +163,9 @@ def fresh_stage(console, folder: Path, key_file: Path, key: dict) -> None:
 
     old = json.loads(key_file.read_text(encoding="utf-8")) if key_file.is_file() else None
     if folder.exists() and old != key:
-        console.print(f"[yellow]{folder} was made otherwise ({describe_change(old, key)}): making it again[/yellow]")
+        console.print(
+            f"[yellow]{folder} was made otherwise ({describe_change(old, key)}): making it again[/yellow]"
+        )
         shutil.rmtree(folder)
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key_file.write_text(json.dumps(key) + "\n", encoding="utf-8")
@@ -144,8 +182,11 @@ def stage_key(cfg, data: Path) -> dict:
     if cfg.stage == "distill":
         inputs["teacher"] = weights_digest(cfg.distill.teacher)
     train = data / "train.json"
-    return {"config": digest(config), "inputs": inputs,
-            "data": digest(train.read_text(encoding="utf-8")) if train.is_file() else None}
+    return {
+        "config": digest(config),
+        "inputs": inputs,
+        "data": digest(train.read_text(encoding="utf-8")) if train.is_file() else None,
+    }
 
 
 def train_stage(console, name: str, out: Path, overrides: list[str]) -> Path:
@@ -162,16 +203,22 @@ def train_stage(console, name: str, out: Path, overrides: list[str]) -> Path:
     key_file = target / "clinkd_stage_key.json"
     old = json.loads(key_file.read_text(encoding="utf-8")) if key_file.is_file() else None
     if target.exists() and old != key:
-        console.print(f"[yellow]{name}: {target} was made otherwise ({describe_change(old, key)}): training "
-                      "again[/yellow]")
+        console.print(
+            f"[yellow]{name}: {target} was made otherwise ({describe_change(old, key)}): training "
+            "again[/yellow]"
+        )
         shutil.rmtree(target)
     elif (target / "clinkd_run.yaml").is_file():
         console.print(f"[dim]{name}: already trained with these settings ({target})[/dim]")
         return target
     target.mkdir(parents=True, exist_ok=True)
-    key_file.write_text(json.dumps(key, indent=1) + "\n", encoding="utf-8")  # before training: a resume checks it
-    console.print(f"[b]{name}[/b]: {cfg.stage}, {cfg.train.max_steps} steps, rope {cfg.model.rope}"
-                  + (", reflective correction" if cfg.rct.enabled else ""))
+    key_file.write_text(
+        json.dumps(key, indent=1) + "\n", encoding="utf-8"
+    )  # before training: a resume checks it
+    console.print(
+        f"[b]{name}[/b]: {cfg.stage}, {cfg.train.max_steps} steps, rope {cfg.model.rope}"
+        + (", reflective correction" if cfg.rct.enabled else "")
+    )
     run_stage(cfg, resume=True)
     return target
 
@@ -188,18 +235,23 @@ def demo_folder(out: str | os.PathLike, fresh: bool) -> Path:
     from clinkd.paths import output_dir
 
     out = Path(out)
-    ours = (out / DEMO_MARKER).is_file() or ((out / "keys").is_dir() and (out / "stage_seconds.json").is_file())
+    ours = (out / DEMO_MARKER).is_file() or (
+        (out / "keys").is_dir() and (out / "stage_seconds.json").is_file()
+    )
     if out.is_dir() and any(out.iterdir()) and not ours:
         raise ClinkdError(f"{out} holds files that the demo did not write; give a new or empty --out folder")
     if fresh and ours:
         shutil.rmtree(out)
     out = output_dir(out, force=True, what="demo folder")
-    (out / DEMO_MARKER).write_text("written by clinkd demo; `clinkd demo --fresh` may delete this folder\n",
-                                   encoding="utf-8")
+    (out / DEMO_MARKER).write_text(
+        "written by clinkd demo; `clinkd demo --fresh` may delete this folder\n", encoding="utf-8"
+    )
     return out
 
 
-def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int = 0, fresh: bool = False) -> dict:
+def run_demo(
+    out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int = 0, fresh: bool = False
+) -> dict:
     """Run the demo into ``out`` and return what it writes to ``results.json``."""
     from rich.console import Console
 
@@ -216,8 +268,10 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
 
     spec = SIZES[size] if isinstance(size, str) else size
     if seed in RESERVED_DATA_SEEDS:
-        raise ClinkdError(f"--seed {seed} drew the shipped checkpoints' pretraining or validation data "
-                          f"(seeds {', '.join(map(str, RESERVED_DATA_SEEDS))}); choose another seed")
+        raise ClinkdError(
+            f"--seed {seed} drew the shipped checkpoints' pretraining or validation data "
+            f"(seeds {', '.join(map(str, RESERVED_DATA_SEEDS))}); choose another seed"
+        )
     console = Console()
     out = demo_folder(out, fresh)
     clock = _Clock(out / "stage_seconds.json")
@@ -225,38 +279,92 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
 
     console.rule("[b]1/5 synthetic Med-GRIT benchmark")
     data = out / "data"
-    fresh_stage(console, data, out / "keys" / "data.json",
-                {"images": spec.images, "seed": seed, "test_fraction": spec.test_fraction})
+    fresh_stage(
+        console,
+        data,
+        out / "keys" / "data.json",
+        {"images": spec.images, "seed": seed, "test_fraction": spec.test_fraction},
+    )
     if not (data / "train.json").is_file():
-        clock.run("data", synth.generate, data, seed=seed, n_images=spec.images, test_fraction=spec.test_fraction,
-                  progress=True)
+        clock.run(
+            "data",
+            synth.generate,
+            data,
+            seed=seed,
+            n_images=spec.images,
+            test_fraction=spec.test_fraction,
+            progress=True,
+        )
     ds = read_dataset_dir(data)
     make_gallery(data, out / "gallery.png", n=16, seed=seed)
-    console.print(f"{len(ds.train)} training records, test files: {', '.join(sorted(ds.test))}; gallery: {out / 'gallery.png'}")
+    console.print(
+        f"{len(ds.train)} training records, test files: {', '.join(sorted(ds.test))}; gallery: {out / 'gallery.png'}"
+    )
 
     console.rule("[b]2/5 the shipped pretrained models")
     student_base, teacher = pretrained_path("student-base"), pretrained_path("teacher")
     for name, path in (("student base", student_base), ("teacher", teacher)):
         c = pretrained_card(path.name)
-        console.print(f"{name}: {path} ({c['parameters'] / 1e6:.2f} M parameters, {c['steps']} pretraining "
-                      f"steps; validation {', '.join(f'{k} {v:.3f}' for k, v in c['validation'].items())})")
+        console.print(
+            f"{name}: {path} ({c['parameters'] / 1e6:.2f} M parameters, {c['steps']} pretraining "
+            f"steps; validation {', '.join(f'{k} {v:.3f}' for k, v in c['validation'].items())})"
+        )
 
     console.rule("[b]3/5 training")
     common = common_overrides(data, spec, seed)
     student_budget = spec.distill_steps + spec.sft_steps
     models = {}
-    models["baseline"] = clock.run("baseline", train_stage, console, "baseline", out, common + [
-        f"--model.path={student_base}", "--model.rope=stock", f"--train.max_steps={student_budget}"])
-    models["+ MCG-RoPE"] = clock.run("+ MCG-RoPE", train_stage, console, "mcg", out, common + [
-        f"--model.path={student_base}", "--model.rope=mcg", f"--train.max_steps={student_budget}"])
-    distilled = clock.run("distill", train_stage, console, "distill", out,
-                          common + distill_overrides(spec, student_base, teacher))
-    models["+ pseudo-KD"] = clock.run("+ pseudo-KD", train_stage, console, "kd-sft", out, common + [
-        f"--model.path={distilled}", "--model.rope=mcg", f"--train.max_steps={spec.sft_steps}"])
-    models["+ RCT"] = clock.run("+ RCT", train_stage, console, "kd-sft-rct", out, common + [
-        f"--model.path={distilled}", "--model.rope=mcg", f"--train.max_steps={spec.sft_steps}", "--rct.enabled=true",
-        f"--rct.rounds={spec.rct_rounds}", f"--rct.sample_size={spec.rct_sample}",
-        f"--rct.num_candidates={spec.rct_candidates}", f"--rct.max_new_tokens={spec.pseudo_max_new_tokens}"])
+    models["baseline"] = clock.run(
+        "baseline",
+        train_stage,
+        console,
+        "baseline",
+        out,
+        common
+        + [f"--model.path={student_base}", "--model.rope=stock", f"--train.max_steps={student_budget}"],
+    )
+    models["+ MCG-RoPE"] = clock.run(
+        "+ MCG-RoPE",
+        train_stage,
+        console,
+        "mcg",
+        out,
+        common + [f"--model.path={student_base}", "--model.rope=mcg", f"--train.max_steps={student_budget}"],
+    )
+    distilled = clock.run(
+        "distill",
+        train_stage,
+        console,
+        "distill",
+        out,
+        common + distill_overrides(spec, student_base, teacher),
+    )
+    models["+ pseudo-KD"] = clock.run(
+        "+ pseudo-KD",
+        train_stage,
+        console,
+        "kd-sft",
+        out,
+        common + [f"--model.path={distilled}", "--model.rope=mcg", f"--train.max_steps={spec.sft_steps}"],
+    )
+    models["+ RCT"] = clock.run(
+        "+ RCT",
+        train_stage,
+        console,
+        "kd-sft-rct",
+        out,
+        common
+        + [
+            f"--model.path={distilled}",
+            "--model.rope=mcg",
+            f"--train.max_steps={spec.sft_steps}",
+            "--rct.enabled=true",
+            f"--rct.rounds={spec.rct_rounds}",
+            f"--rct.sample_size={spec.rct_sample}",
+            f"--rct.num_candidates={spec.rct_candidates}",
+            f"--rct.max_new_tokens={spec.pseudo_max_new_tokens}",
+        ],
+    )
     models["ClinKD"] = models["+ RCT"]
 
     console.rule("[b]4/5 answering the test split")
@@ -268,17 +376,35 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
         name, select = row["name"], row["settings"]["selection"]
         # predictions of a model that was trained again are stale: made again (a prediction file refuses
         # to be resumed by another run)
-        fresh_stage(console, out / "predictions" / slug(name), out / "keys" / f"predictions-{slug(name)}.json",
-                    {"model": weights_digest(models[name]), "selection": select})
+        fresh_stage(
+            console,
+            out / "predictions" / slug(name),
+            out / "keys" / f"predictions-{slug(name)}.json",
+            {"model": weights_digest(models[name]), "selection": select},
+        )
         model, processor = clock.run(f"infer {name}", load, models[name])  # once per row, not per task
         preds[name] = {}
         for task in TASKS:
             path = out / "predictions" / slug(name) / f"pred_{task}.jsonl"
-            clock.run(f"infer {name}", predict_file, model, files.test[task], path, processor=processor,
-                      select=select, candidates=spec.sasg_candidates, batch_size=spec.infer_batch,
-                      limit=spec.test_limit, max_new_tokens=spec.max_new_tokens, seed=seed, embedder=embedder,
-                      progress=f"{name} {task}")
-            preds[name][task] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+            clock.run(
+                f"infer {name}",
+                predict_file,
+                model,
+                files.test[task],
+                path,
+                processor=processor,
+                select=select,
+                candidates=spec.sasg_candidates,
+                batch_size=spec.infer_batch,
+                limit=spec.test_limit,
+                max_new_tokens=spec.max_new_tokens,
+                seed=seed,
+                embedder=embedder,
+                progress=f"{name} {task}",
+            )
+            preds[name][task] = [
+                json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line
+            ]
 
     console.rule("[b]5/5 evaluation (standard Med-GRIT protocol, paired bootstrap intervals)")
     # every row in one caption run; the values equal clinkd.eval.evaluate's standard reading
@@ -286,13 +412,25 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
     rows = []
     for row in ROWS + [TEACHER]:
         name = row["name"]
-        rows.append({"name": name, "settings": row["settings"], "metrics": stats["standard"][name],
-                     "intervals": stats["rows"][name], "vs_baseline": stats.get("differences", {}).get(name),
-                     "seconds": {}})
+        rows.append(
+            {
+                "name": name,
+                "settings": row["settings"],
+                "metrics": stats["standard"][name],
+                "intervals": stats["rows"][name],
+                "vs_baseline": stats.get("differences", {}).get(name),
+                "seconds": {},
+            }
+        )
     reference = rows.pop()
     reference["seconds"] = {"inference": clock.seconds.get(f"infer {reference['name']}", 0.0)}
-    stage_of = {"baseline": ["baseline"], "+ MCG-RoPE": ["+ MCG-RoPE"], "+ pseudo-KD": ["distill", "+ pseudo-KD"],
-                "+ RCT": ["distill", "+ RCT"], "ClinKD": ["distill", "+ RCT"]}
+    stage_of = {
+        "baseline": ["baseline"],
+        "+ MCG-RoPE": ["+ MCG-RoPE"],
+        "+ pseudo-KD": ["distill", "+ pseudo-KD"],
+        "+ RCT": ["distill", "+ RCT"],
+        "ClinKD": ["distill", "+ RCT"],
+    }
     for r in rows:
         secs = {k: clock.seconds.get(k, 0.0) for k in stage_of[r["name"]]}
         secs["inference"] = clock.seconds.get(f"infer {r['name']}", 0.0)
@@ -306,9 +444,13 @@ def run_demo(out: str | os.PathLike, *, size: str | DemoSize = "full", seed: int
         "stage_seconds": clock.seconds,
         "machine": _machine(),
         "threads": pinned_settings(),
-        "pretrained": {n: {k: c[k] for k in ("parameters", "steps", "data_seed", "validation", "sha256")}
-                       for n, c in (("student-base", pretrained_card("student-base")),
-                                    ("teacher", pretrained_card("teacher")))},
+        "pretrained": {
+            n: {k: c[k] for k in ("parameters", "steps", "data_seed", "validation", "sha256")}
+            for n, c in (
+                ("student-base", pretrained_card("student-base")),
+                ("teacher", pretrained_card("teacher")),
+            )
+        },
         "seed": seed,
         "distill_stats": _read_json(distilled / "distill_stats.json"),
         "resolution": stats.get("resolution"),
@@ -362,7 +504,8 @@ def compare(rows: list[dict]) -> list[str]:
                 vs_base.append(f"{task} {keys[-1]} {'+' if b >= a else ''}{b - a:.3f}")
         lines.append(
             f"- **{row['name']}** vs **{prev['name']}**: improved {', '.join(up) or 'nothing'}; "
-            f"worse {', '.join(down) or 'nothing'}" + (f"; unchanged {', '.join(same)}" if same else "")
+            f"worse {', '.join(down) or 'nothing'}"
+            + (f"; unchanged {', '.join(same)}" if same else "")
             + f". Against the baseline: {', '.join(vs_base)}."
         )
     return lines
@@ -417,11 +560,20 @@ def noise(results: dict) -> str:
         e = (res.get(t) or {}).get(k) or {}
         if e.get("min_half_width") is not None:
             parts.append(f"{t} {k} ±{e['min_half_width']:.3f}–{e['max_half_width']:.3f}")
-    n = (results.get("n_questions") or {})
+    n = results.get("n_questions") or {}
     sizes = ", ".join(f"{t} {(n.get(t) or {}).get('total', '?')}" for t, _ in HEADLINE if t in n)
-    return ("Questions per task: " + sizes + ". Half-widths of the paired 95% intervals against the baseline: "
-            + "; ".join(parts) + ". A difference inside its interval's reach is not evidence either way; "
-            "bold differences are beyond noise.") if parts else ""
+    return (
+        (
+            "Questions per task: "
+            + sizes
+            + ". Half-widths of the paired 95% intervals against the baseline: "
+            + "; ".join(parts)
+            + ". A difference inside its interval's reach is not evidence either way; "
+            "bold differences are beyond noise."
+        )
+        if parts
+        else ""
+    )
 
 
 def _pretrained_lines(pretrained: dict | None) -> list[str]:
@@ -429,9 +581,11 @@ def _pretrained_lines(pretrained: dict | None) -> list[str]:
         return []
     out = []
     for name, c in pretrained.items():
-        out.append(f"- **{name}**: {c['parameters'] / 1e6:.2f} M parameters, {c['steps']} pretraining steps on "
-                   f"data seed {c['data_seed']} (`clinkd model init --size {name}` writes it; its model card says how "
-                   "it was made); validation " + ", ".join(f"{k} {v:.3f}" for k, v in c["validation"].items()) + ".")
+        out.append(
+            f"- **{name}**: {c['parameters'] / 1e6:.2f} M parameters, {c['steps']} pretraining steps on "
+            f"data seed {c['data_seed']} (`clinkd model init --size {name}` writes it; its model card says how "
+            "it was made); validation " + ", ".join(f"{k} {v:.3f}" for k, v in c["validation"].items()) + "."
+        )
     return ["The shipped pretrained checkpoints (scripts/pretrain_tiny.py):", "", *out, ""]
 
 
@@ -439,20 +593,31 @@ def _pseudo_label_line(stats: dict | None) -> list[str]:
     if not stats or not stats.get("pseudo_labels"):
         return []
     n = stats["pseudo_labels"]
-    return [f"Pseudo-labels: the teacher answered {n} training questions; {stats['kept']} ({stats['kept'] / n:.0%}) "
-            f"were kept, {stats['replaced_contradicting']} replaced by the ground truth because they contradicted "
-            f"it and {stats['replaced_low_margin']} because the teacher was unsure (mean confidence margin "
-            f"{stats['mean_margin']:.2f}).", ""]
+    return [
+        f"Pseudo-labels: the teacher answered {n} training questions; {stats['kept']} ({stats['kept'] / n:.0%}) "
+        f"were kept, {stats['replaced_contradicting']} replaced by the ground truth because they contradicted "
+        f"it and {stats['replaced_low_margin']} because the teacher was unsure (mean confidence margin "
+        f"{stats['mean_margin']:.2f}).",
+        "",
+    ]
 
 
 def render_results(results: dict, brief: bool = False) -> str:
     rows = results["rows"]
-    head = ["student", "rope", "KD", "RCT", "selection"] + [f"{t} {k}" for t, ks in METRICS.items() for k in ks]
+    head = ["student", "rope", "KD", "RCT", "selection"] + [
+        f"{t} {k}" for t, ks in METRICS.items() for k in ks
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows + ([results["teacher"]] if results.get("teacher") else []):
         s = r["settings"]
         name = r["name"] if r in rows else f"*{r['name']}*"  # the teacher's reference line in italics
-        cells = [name, s["rope"], "yes" if s["distillation"] else "–", "yes" if s["rct"] else "–", s["selection"]]
+        cells = [
+            name,
+            s["rope"],
+            "yes" if s["distillation"] else "–",
+            "yes" if s["rct"] else "–",
+            s["selection"],
+        ]
         cells += [_fmt(_value(r["metrics"], t, k)) for t, ks in METRICS.items() for k in ks]
         lines.append("| " + " | ".join(cells) + " |")
     if brief:

@@ -42,8 +42,9 @@ def output_file(path: str | os.PathLike, *, what: str = "output file", create_pa
     return path
 
 
-def output_dir(path: str | os.PathLike, *, force: bool = False, what: str = "output folder",
-               allow: tuple[str, ...] = ()) -> Path:
+def output_dir(
+    path: str | os.PathLike, *, force: bool = False, what: str = "output folder", allow: tuple[str, ...] = ()
+) -> Path:
     """Check that ``path`` can be a fresh output folder and create it.
 
     Refused: a file, a folder under a file or in an unwritable place, and a folder that already holds
@@ -59,8 +60,10 @@ def output_dir(path: str | os.PathLike, *, force: bool = False, what: str = "out
         held = sorted(p.name for p in path.iterdir() if p.name not in allow)
         if held and not force:
             shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
-            raise ClinkdError(f"{what} {path} is not empty ({shown}); choose another folder, or pass --force "
-                              "to write into it")
+            raise ClinkdError(
+                f"{what} {path} is not empty ({shown}); choose another folder, or pass --force "
+                "to write into it"
+            )
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -79,8 +79,10 @@ def version_note(installed: str | None = None) -> str | None:
         installed = transformers.__version__
     if installed == CHECKED_TRANSFORMERS_VERSION:
         return None
-    return (f"transformers {installed} is installed; clinkd's upstream hooks (clinkd/upstream.py) were checked "
-            f"against {CHECKED_TRANSFORMERS_VERSION}: run tests/test_upstream.py and re-read the hooks it names")
+    return (
+        f"transformers {installed} is installed; clinkd's upstream hooks (clinkd/upstream.py) were checked "
+        f"against {CHECKED_TRANSFORMERS_VERSION}: run tests/test_upstream.py and re-read the hooks it names"
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -112,26 +114,44 @@ _QWEN_INNER = (
 OVERRIDES: tuple[Override, ...] = (
     # upstream passes everything after input_ids by keyword (Qwen2.5-VL has second_per_grid_ts before
     # attention_mask; the override takes it through **kwargs)
-    *(Override(f"transformers.{stock}.get_rope_index",
-               ("self", "input_ids", "mm_token_type_ids", "image_grid_thw", "video_grid_thw"),
-               f"clinkd.model.modeling.{ours}.get_rope_index",
-               "the one place 3D positions are computed, by the forward (compute_3d_position_ids) and by generate "
-               "(_prepare_position_ids_for_generation): one override gives MCG-RoPE everywhere")
-      for stock, ours in _QWEN_INNER),
+    *(
+        Override(
+            f"transformers.{stock}.get_rope_index",
+            ("self", "input_ids", "mm_token_type_ids", "image_grid_thw", "video_grid_thw"),
+            f"clinkd.model.modeling.{ours}.get_rope_index",
+            "the one place 3D positions are computed, by the forward (compute_3d_position_ids) and by generate "
+            "(_prepare_position_ids_for_generation): one override gives MCG-RoPE everywhere",
+        )
+        for stock, ours in _QWEN_INNER
+    ),
     # inputs_embeds is 2nd in Qwen2-VL and Qwen3-VL, 4th in Qwen2.5-VL: found by name
-    *(Override(f"transformers.{stock}.compute_3d_position_ids", ("self", "input_ids"),
-               f"clinkd.model.modeling.{ours}.compute_3d_position_ids",
-               "keeps the last `new` columns of a manual decode step's positions (trim_decode_step_positions)")
-      for stock, ours in _QWEN_INNER),
-    Override("transformers.Trainer._get_train_sampler", ("self", "train_dataset"),
-             "clinkd.train.trainer.ClinKDTrainer._get_train_sampler",
-             "a SequentialSampler: the order is fixed in advance by ScheduledDataset and must not be reshuffled"),
-    Override("transformers.Trainer._load_from_checkpoint", ("self", "resume_from_checkpoint", "model"),
-             "clinkd.train.trainer.ClinKDTrainer._load_from_checkpoint",
-             "resume through from_pretrained so the checkpoint-key mapping applies (the stock path does not)"),
-    Override("transformers.Trainer._save_checkpoint", ("self", "model", "trial"),
-             "clinkd.train.trainer.ClinKDTrainer._save_checkpoint",
-             "refuse to write a checkpoint of non-finite weights"),
+    *(
+        Override(
+            f"transformers.{stock}.compute_3d_position_ids",
+            ("self", "input_ids"),
+            f"clinkd.model.modeling.{ours}.compute_3d_position_ids",
+            "keeps the last `new` columns of a manual decode step's positions (trim_decode_step_positions)",
+        )
+        for stock, ours in _QWEN_INNER
+    ),
+    Override(
+        "transformers.Trainer._get_train_sampler",
+        ("self", "train_dataset"),
+        "clinkd.train.trainer.ClinKDTrainer._get_train_sampler",
+        "a SequentialSampler: the order is fixed in advance by ScheduledDataset and must not be reshuffled",
+    ),
+    Override(
+        "transformers.Trainer._load_from_checkpoint",
+        ("self", "resume_from_checkpoint", "model"),
+        "clinkd.train.trainer.ClinKDTrainer._load_from_checkpoint",
+        "resume through from_pretrained so the checkpoint-key mapping applies (the stock path does not)",
+    ),
+    Override(
+        "transformers.Trainer._save_checkpoint",
+        ("self", "model", "trial"),
+        "clinkd.train.trainer.ClinKDTrainer._save_checkpoint",
+        "refuse to write a checkpoint of non-finite weights",
+    ),
 )
 
 
@@ -164,11 +184,12 @@ def trim_decode_step_positions(position_ids, compute_3d_position_ids, args: tupl
     if "inputs_embeds" in kwargs:
         embeds = kwargs["inputs_embeds"]  # (B, new, D)
     else:
-        index = _parameter_index(getattr(compute_3d_position_ids, "__func__", compute_3d_position_ids),
-                                 "inputs_embeds")  # counting self
+        index = _parameter_index(
+            getattr(compute_3d_position_ids, "__func__", compute_3d_position_ids), "inputs_embeds"
+        )  # counting self
         embeds = args[index - 1] if index is not None and 0 < index <= len(args) else None
     if position_ids is not None and embeds is not None and position_ids.shape[-1] > embeds.shape[1]:
-        position_ids = position_ids[..., -embeds.shape[1]:]  # (3, B, new)
+        position_ids = position_ids[..., -embeds.shape[1] :]  # (3, B, new)
     return position_ids
 
 

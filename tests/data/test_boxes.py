@@ -15,7 +15,9 @@ from clinkd.data.boxes import (
 )
 from clinkd.errors import BoxParseError
 
-QWEN = "<ref>left kidney</ref><box>(120,340),(260,512)</box> and <ref>spleen</ref><box>(700,200),(880,460)</box>"
+QWEN = (
+    "<ref>left kidney</ref><box>(120,340),(260,512)</box> and <ref>spleen</ref><box>(700,200),(880,460)</box>"
+)
 
 
 def test_pixel_relative_round_trip():
@@ -44,7 +46,9 @@ def test_every_style_round_trips_exactly(style):
 
 def test_qwen2_form_uses_the_special_tokens():
     text = convert_markup(QWEN, "qwen2")
-    assert text.startswith("<|object_ref_start|>left kidney<|object_ref_end|><|box_start|>(120,340),(260,512)<|box_end|>")
+    assert text.startswith(
+        "<|object_ref_start|>left kidney<|object_ref_end|><|box_start|>(120,340),(260,512)<|box_end|>"
+    )
     assert detect_style(text) == "qwen2"
     assert detect_style(convert_markup(QWEN, "clinkd")) == "clinkd"
     assert detect_style(QWEN) == "qwen"
@@ -57,7 +61,10 @@ def test_format_then_parse_round_trip():
         text = format_grounding("polyp", boxes, style)
         assert parse_boxes(text) == boxes
         assert parse_refs(text) == ["polyp"]
-    assert format_grounding("polyp", boxes) == "<ref>polyp</ref><box>(1,2),(3,4)</box><box>(10,20),(900,1000)</box>"
+    assert (
+        format_grounding("polyp", boxes)
+        == "<ref>polyp</ref><box>(1,2),(3,4)</box><box>(10,20),(900,1000)</box>"
+    )
 
 
 def test_parse_scales():
@@ -109,20 +116,27 @@ def test_tag_patterns_have_one_home():
     from clinkd.data import boxes
     from clinkd.eval.grounding import STRICT_TAGS
 
-    assert boxes.BOX_TAGS == (("<box>", "</box>"), ("<|box_start|>", "<|box_end|>"), ("<box_start>", "<box_end>"))
+    assert boxes.BOX_TAGS == (
+        ("<box>", "</box>"),
+        ("<|box_start|>", "<|box_end|>"),
+        ("<box_start>", "<box_end>"),
+    )
     assert boxes.REF_TAGS == (("<ref>", "</ref>"), ("<|object_ref_start|>", "<|object_ref_end|>"))
     assert STRICT_TAGS == boxes.BOX_TAGS
     every = {d for s in STYLES.values() for d in s}
-    for pattern, tags in [(boxes.BOX_OPEN, {o for o, _ in boxes.BOX_TAGS}),
-                          (boxes.BOX_CLOSE, {c for _, c in boxes.BOX_TAGS}),
-                          (boxes.REF_OPEN, {"<ref>", "<|object_ref_start|>"}),
-                          (boxes.REF_CLOSE, {"</ref>", "<|object_ref_end|>"}),
-                          (boxes.BOX_DELIMITERS, {t for pair in boxes.BOX_TAGS for t in pair}),
-                          (boxes.REF_DELIMITERS, {t for pair in boxes.REF_TAGS for t in pair})]:
+    for pattern, tags in [
+        (boxes.BOX_OPEN, {o for o, _ in boxes.BOX_TAGS}),
+        (boxes.BOX_CLOSE, {c for _, c in boxes.BOX_TAGS}),
+        (boxes.REF_OPEN, {"<ref>", "<|object_ref_start|>"}),
+        (boxes.REF_CLOSE, {"</ref>", "<|object_ref_end|>"}),
+        (boxes.BOX_DELIMITERS, {t for pair in boxes.BOX_TAGS for t in pair}),
+        (boxes.REF_DELIMITERS, {t for pair in boxes.REF_TAGS for t in pair}),
+    ]:
         assert {t for t in every if re.fullmatch(pattern, t)} == tags, pattern
     text = "".join(sorted(every))
     assert sorted(boxes.DELIMITERS_RE.findall(text)) == sorted(every)  # whole, never cut by a shorter one
     # a paired box tag closes with its own closer; its tempered body never runs past the next opener
     assert re.findall(boxes.PAIRED_BOX_TAGS, "<box><box>(1,2),(3,4)</box> <box_start>x</box>", re.S) == [
-        "<box>(1,2),(3,4)</box>"]
+        "<box>(1,2),(3,4)</box>"
+    ]
     assert re.fullmatch(boxes.paired("<ref>", "</ref>", "name"), "<ref>liver</ref>").group("name") == "liver"

@@ -19,17 +19,35 @@ def _broken_dataset(root):
     _png(img / "mr_2.png")
     (img / "x_3.png").write_bytes(b"this is not a png")  # undecodable
     records = [
-        {"id": "ct_1", "conversations": [["<img>ct_1.png</img>\nWhere is the <ref>liver</ref>?",
-                                          "<ref>liver</ref><box>(10,20),(30,40)</box>"]]},          # 0 fine
-        {"id": "ct_1", "conversations": [["<img>ct_1.png</img>\nq", "<box>(10,20),(1200,40)</box>"]]},  # 1 out of range
-        {"id": "mr_2", "conversations": [["<img>mr_2.png</img>\nq", "<box>(300,20),(30,40)</box>"]]},   # 2 inverted
-        {"id": "mr_2", "conversations": [["<img>mr_2.png</img>\nq", "<box>(3,2),(x,4)</box>"]]},        # 3 unparseable, repeats 2
-        {"id": "brain_9", "conversations": [["<img>brain_9.png</img>\nq", "a"]]},                      # 4 modality + missing
-        {"id": "x_3", "conversations": [["<img>x_3.png</img>\nq", "a"]]},                              # 5 undecodable
-        {"id": "ct_1"},                                                                                 # 6 missing field
+        {
+            "id": "ct_1",
+            "conversations": [
+                [
+                    "<img>ct_1.png</img>\nWhere is the <ref>liver</ref>?",
+                    "<ref>liver</ref><box>(10,20),(30,40)</box>",
+                ]
+            ],
+        },  # 0 fine
+        {
+            "id": "ct_1",
+            "conversations": [["<img>ct_1.png</img>\nq", "<box>(10,20),(1200,40)</box>"]],
+        },  # 1 out of range
+        {
+            "id": "mr_2",
+            "conversations": [["<img>mr_2.png</img>\nq", "<box>(300,20),(30,40)</box>"]],
+        },  # 2 inverted
+        {
+            "id": "mr_2",
+            "conversations": [["<img>mr_2.png</img>\nq", "<box>(3,2),(x,4)</box>"]],
+        },  # 3 unparseable, repeats 2
+        {"id": "brain_9", "conversations": [["<img>brain_9.png</img>\nq", "a"]]},  # 4 modality + missing
+        {"id": "x_3", "conversations": [["<img>x_3.png</img>\nq", "a"]]},  # 5 undecodable
+        {"id": "ct_1"},  # 6 missing field
     ]
     (root / "test_VG.json").write_text(json.dumps(records), encoding="utf-8")
-    (root / "test_RO.json").write_text('[{"id": "ct_1", "conversations": [["q", "a"]]},', encoding="utf-8")  # bad JSON
+    (root / "test_RO.json").write_text(
+        '[{"id": "ct_1", "conversations": [["q", "a"]]},', encoding="utf-8"
+    )  # bad JSON
 
 
 def test_check_reports_every_problem_with_location(tmp_path):
@@ -45,7 +63,9 @@ def test_check_reports_every_problem_with_location(tmp_path):
     assert any("outside 0-1000" in m for m in by_record[(vg, 1)])
     assert any("inverted" in m for m in by_record[(vg, 2)])
     assert any("cannot parse box" in m for m in by_record[(vg, 3)])
-    assert any("duplicate record" in m and "record 2" in m for m in by_record[(vg, 3)])  # same image and question
+    assert any(
+        "duplicate record" in m and "record 2" in m for m in by_record[(vg, 3)]
+    )  # same image and question
     assert any("unknown modality 'brain'" in m for m in by_record[(vg, 4)])
     assert any("image not found" in m for m in by_record[(vg, 4)])
     assert any("cannot be decoded" in m for m in by_record[(vg, 5)])
@@ -61,7 +81,9 @@ def test_check_cli_exit_status(tmp_path, capsys):
     good = tmp_path / "good"
     (good / "images").mkdir(parents=True)
     _png(good / "images" / "ct_1.png")
-    (good / "test_VG.json").write_text(json.dumps([{"id": "ct_1", "conversations": [["<img>ct_1.png</img>\nq", "a"]]}]))
+    (good / "test_VG.json").write_text(
+        json.dumps([{"id": "ct_1", "conversations": [["<img>ct_1.png</img>\nq", "a"]]}])
+    )
     assert main(["data", "check", str(good)]) == 0
     assert main(["data", "check", str(good / "test_VG.json")]) == 0
 

@@ -4,10 +4,24 @@ from clinkd.cli.main import main
 from clinkd.data.formats import read_json
 
 RECORDS = [
-    {"id": "ct_00001", "conversations": [["<img>ct_00001.png</img>\nPlease locate the <ref>liver</ref>.",
-                                          "<ref>liver</ref><box>(100,120),(480,560)</box>"]]},
-    {"id": "pet_00002", "conversations": [["<img>pet_00002.png</img>\nFind <ref>hot spot</ref>.",
-                                           "<ref>hot spot</ref><box>(1,2),(3,4)</box><box>(5,6),(7,8)</box>"]]},
+    {
+        "id": "ct_00001",
+        "conversations": [
+            [
+                "<img>ct_00001.png</img>\nPlease locate the <ref>liver</ref>.",
+                "<ref>liver</ref><box>(100,120),(480,560)</box>",
+            ]
+        ],
+    },
+    {
+        "id": "pet_00002",
+        "conversations": [
+            [
+                "<img>pet_00002.png</img>\nFind <ref>hot spot</ref>.",
+                "<ref>hot spot</ref><box>(1,2),(3,4)</box><box>(5,6),(7,8)</box>",
+            ]
+        ],
+    },
 ]
 
 
@@ -61,8 +75,23 @@ def test_convert_to_a_family_convention_records_the_sizes_assumed(tmp_path, caps
     Image.new("RGB", (640, 480)).save(tmp_path / "images" / "ct_00001.png")
     Image.new("RGB", (100, 3000)).save(tmp_path / "images" / "pet_00002.png")
     out = tmp_path / "sg" / "vg.json"
-    assert main(["data", "convert", str(src), str(out), "--to", "sharegpt", "--box-convention", "qwen2_5_vl",
-                 "--max-pixels", str(448 * 448)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                str(src),
+                str(out),
+                "--to",
+                "sharegpt",
+                "--box-convention",
+                "qwen2_5_vl",
+                "--max-pixels",
+                str(448 * 448),
+            ]
+        )
+        == 0
+    )
     side = read_json(tmp_path / "sg" / "vg.boxes.json")
     assert side["box_convention"] == "qwen2_5_vl" and side["max_pixels"] == 448 * 448
     assert side["images"]["ct_00001.png"] == {"size": [640, 480], "resized": [504, 364]}
@@ -76,12 +105,29 @@ def test_convert_to_a_family_convention_records_the_sizes_assumed(tmp_path, caps
         want = [b for t in orig["conversations"] for b in parse_boxes(t[1])]
         assert len(back) == len(want)
         for a, b in zip(back, want):
-            assert all(abs(u - v) <= max(1, 1000 / side) for u, v, side in zip(a.coords, b.coords, (w, h, w, h)))
+            assert all(
+                abs(u - v) <= max(1, 1000 / side) for u, v, side in zip(a.coords, b.coords, (w, h, w, h))
+            )
     q3 = tmp_path / "q3.json"
     assert main(["data", "convert", str(src), str(q3), "--to", "test", "--box-convention", "qwen3_vl"]) == 0
-    assert '[100, 120, 480, 560]' in q3.read_text()
-    assert main(["data", "convert", str(src), str(q3), "--to", "test", "--box-convention", "qwen3_vl",
-                 "--box-style", "qwen2"]) == 2
+    assert "[100, 120, 480, 560]" in q3.read_text()
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                str(src),
+                str(q3),
+                "--to",
+                "test",
+                "--box-convention",
+                "qwen3_vl",
+                "--box-style",
+                "qwen2",
+            ]
+        )
+        == 2
+    )
     assert "not both" in capsys.readouterr().err
     (tmp_path / "images" / "pet_00002.png").unlink()
     assert main(["data", "convert", str(src), str(q3), "--to", "test", "--box-convention", "qwen2_5_vl"]) == 2

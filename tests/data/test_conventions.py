@@ -40,10 +40,14 @@ def test_the_table_of_conventions():
 
 def test_each_form_as_the_family_writes_it():
     vg = "<ref>liver tumor</ref><box>(250,477),(316,527)</box><box>(215,504),(313,590)</box>"
-    assert to_model(vg, Q2) == ("<|object_ref_start|>liver tumor<|object_ref_end|><|box_start|>(250,477),(316,527)"
-                                "<|box_end|><|box_start|>(215,504),(313,590)<|box_end|>")
-    assert to_model(vg, Q3) == ('```json\n[\n\t{"bbox_2d": [250, 477, 316, 527], "label": "liver tumor"},\n'
-                                '\t{"bbox_2d": [215, 504, 313, 590], "label": "liver tumor"}\n]\n```')
+    assert to_model(vg, Q2) == (
+        "<|object_ref_start|>liver tumor<|object_ref_end|><|box_start|>(250,477),(316,527)"
+        "<|box_end|><|box_start|>(215,504),(313,590)<|box_end|>"
+    )
+    assert to_model(vg, Q3) == (
+        '```json\n[\n\t{"bbox_2d": [250, 477, 316, 527], "label": "liver tumor"},\n'
+        '\t{"bbox_2d": [215, 504, 313, 590], "label": "liver tumor"}\n]\n```'
+    )
     # absolute pixels of a 1000x500 resized image: x * 1000/1000, y * 500/1000
     assert json.loads(to_model(vg, Q25, (1000, 500)).strip("`json\n"))[0]["bbox_2d"] == [250, 239, 316, 264]
     question = "What is in <box>(320,195),(398,270)</box>? Then locate the <ref>tumor</ref>."
@@ -57,17 +61,28 @@ def test_each_form_as_the_family_writes_it():
 
 # -- round trips over image sizes --------------------------------------------------------------------
 sizes = st.tuples(st.integers(8, 6000), st.integers(8, 6000)).filter(lambda s: max(s) / min(s) < 150)
-coords = st.tuples(*[st.integers(0, 1000)] * 4).map(lambda c: Box(min(c[0], c[2]), min(c[1], c[3]),
-                                                                    max(c[0], c[2]), max(c[1], c[3])))
-budgets = st.sampled_from([(56 * 56, 224 * 224), (512 * 512, 1024 * 1024), (3136, 12845056), (65536, 16777216)])
+coords = st.tuples(*[st.integers(0, 1000)] * 4).map(
+    lambda c: Box(min(c[0], c[2]), min(c[1], c[3]), max(c[0], c[2]), max(c[1], c[3]))
+)
+budgets = st.sampled_from(
+    [(56 * 56, 224 * 224), (512 * 512, 1024 * 1024), (3136, 12845056), (65536, 16777216)]
+)
 
 
 @settings(max_examples=400, deadline=None)
-@given(size=sizes, boxes=st.lists(coords, min_size=1, max_size=3), budget=budgets,
-       family=st.sampled_from(["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]))
+@given(
+    size=sizes,
+    boxes=st.lists(coords, min_size=1, max_size=3),
+    budget=budgets,
+    family=st.sampled_from(["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]),
+)
 def test_medgrit_to_native_and_back_stays_within_one_unit_of_rounding(size, boxes, budget, family):
-    codec = BoxCodec(CONVENTIONS[family], factor=32 if family == "qwen3_vl" else 28,
-                     min_pixels=budget[0], max_pixels=budget[1])
+    codec = BoxCodec(
+        CONVENTIONS[family],
+        factor=32 if family == "qwen3_vl" else 28,
+        min_pixels=budget[0],
+        max_pixels=budget[1],
+    )
     text = "Found <ref>mass</ref>" + "".join(b.to_markup() for b in boxes) + " here."
     native = codec.to_model(text, size)
     back = codec.read(native, size)
@@ -99,11 +114,24 @@ def test_resized_size_is_what_each_family_processor_feeds_the_model(hub_standin,
     ip = processor.image_processor
 
     class Cfg:  # box_codec reads the convention from a model config
-        model_type = {"Qwen2-VL": "qwen2_vl", "Qwen2.5-VL": "qwen2_5_vl", "Qwen3-VL": "qwen3_vl"}[name.rsplit("-", 2)[0]]
+        model_type = {"Qwen2-VL": "qwen2_vl", "Qwen2.5-VL": "qwen2_5_vl", "Qwen3-VL": "qwen3_vl"}[
+            name.rsplit("-", 2)[0]
+        ]
 
     codec = box_codec(type("M", (), {"config": Cfg})(), processor)
-    assert codec.factor == ip.patch_size * ip.merge_size and codec.convention is native_convention(Cfg.model_type)
-    for w, h in [(40, 30), (97, 1203), (256, 256), (300, 500), (383, 384), (640, 480), (1203, 97), (2000, 1500)]:
+    assert codec.factor == ip.patch_size * ip.merge_size and codec.convention is native_convention(
+        Cfg.model_type
+    )
+    for w, h in [
+        (40, 30),
+        (97, 1203),
+        (256, 256),
+        (300, 500),
+        (383, 384),
+        (640, 480),
+        (1203, 97),
+        (2000, 1500),
+    ]:
         image = Image.fromarray(np.zeros((h, w, 3), dtype=np.uint8))
         grid = ip(images=[image], return_tensors="pt")["image_grid_thw"][0].tolist()
         expected = (grid[2] * ip.patch_size, grid[1] * ip.patch_size)
@@ -124,40 +152,113 @@ def test_absolute_coordinates_follow_the_pixel_budget():
 BOX = Box(100, 200, 300, 400)
 CORPUS = [
     # (answer, convention, resized size, Med-GRIT text expected)
-    ("<ref>lung</ref><box>(100,200),(300,400)</box>", MEDGRIT, None, "<ref>lung</ref><box>(100,200),(300,400)</box>"),
-    ("<|object_ref_start|>lung<|object_ref_end|><|box_start|>(100,200),(300,400)<|box_end|>", Q2, None,
-     "<ref>lung</ref><box>(100,200),(300,400)</box>"),
-    ("<ref>lung</ref><box_start>(100,200),(300,400)<box_end>", MEDGRIT, None,
-     "<ref>lung</ref><box>(100,200),(300,400)</box>"),
+    (
+        "<ref>lung</ref><box>(100,200),(300,400)</box>",
+        MEDGRIT,
+        None,
+        "<ref>lung</ref><box>(100,200),(300,400)</box>",
+    ),
+    (
+        "<|object_ref_start|>lung<|object_ref_end|><|box_start|>(100,200),(300,400)<|box_end|>",
+        Q2,
+        None,
+        "<ref>lung</ref><box>(100,200),(300,400)</box>",
+    ),
+    (
+        "<ref>lung</ref><box_start>(100,200),(300,400)<box_end>",
+        MEDGRIT,
+        None,
+        "<ref>lung</ref><box>(100,200),(300,400)</box>",
+    ),
     ("<|box_start|>( 100 , 200 ) , ( 300 , 400 )<|box_end|>", Q2, None, "<box>(100,200),(300,400)</box>"),
     ("<|box_start|>[100, 200, 300, 400]<|box_end|>", Q2, None, "<box>(100,200),(300,400)</box>"),
     ("<box>(0.1,0.2),(0.3,0.4)</box>", MEDGRIT, None, "<box>(100,200),(300,400)</box>"),  # relative floats
-    ('```json\n[\n\t{"bbox_2d": [100, 200, 300, 400], "label": "lung"}\n]\n```', Q3, None,
-     "<ref>lung</ref><box>(100,200),(300,400)</box>"),
-    ('[{"bbox_2d": [100, 200, 300, 400], "label": "lung"}]', Q3, None, "<ref>lung</ref><box>(100,200),(300,400)</box>"),
-    ('{"bbox_2d": [100, 200, 300, 400], "label": "lung"}', Q3, None, "<ref>lung</ref><box>(100,200),(300,400)</box>"),
+    (
+        '```json\n[\n\t{"bbox_2d": [100, 200, 300, 400], "label": "lung"}\n]\n```',
+        Q3,
+        None,
+        "<ref>lung</ref><box>(100,200),(300,400)</box>",
+    ),
+    (
+        '[{"bbox_2d": [100, 200, 300, 400], "label": "lung"}]',
+        Q3,
+        None,
+        "<ref>lung</ref><box>(100,200),(300,400)</box>",
+    ),
+    (
+        '{"bbox_2d": [100, 200, 300, 400], "label": "lung"}',
+        Q3,
+        None,
+        "<ref>lung</ref><box>(100,200),(300,400)</box>",
+    ),
     ('```\n{"bbox_2d": [100, 200, 300, 400]}\n```', Q3, None, "<box>(100,200),(300,400)</box>"),
-    ('{"bbox": [100, 200, 300, 400], "name": "lung"}', Q3, None, "<ref>lung</ref><box>(100,200),(300,400)</box>"),
-    ('[{"bbox_2d": [[100, 200], [300, 400]], "label": "lung"}]', Q3, None,
-     "<ref>lung</ref><box>(100,200),(300,400)</box>"),
-    ('{"bbox_2d": [0.1, 0.2, 0.3, 0.4]}', Q25, (500, 500), "<box>(100,200),(300,400)</box>"),  # relative in JSON
+    (
+        '{"bbox": [100, 200, 300, 400], "name": "lung"}',
+        Q3,
+        None,
+        "<ref>lung</ref><box>(100,200),(300,400)</box>",
+    ),
+    (
+        '[{"bbox_2d": [[100, 200], [300, 400]], "label": "lung"}]',
+        Q3,
+        None,
+        "<ref>lung</ref><box>(100,200),(300,400)</box>",
+    ),
+    (
+        '{"bbox_2d": [0.1, 0.2, 0.3, 0.4]}',
+        Q25,
+        (500, 500),
+        "<box>(100,200),(300,400)</box>",
+    ),  # relative in JSON
     ("[100, 200, 300, 400]", Q3, None, "<box>(100,200),(300,400)</box>"),
-    ("[[100, 200, 300, 400], [0, 0, 10, 10]]", Q3, None, "<box>(100,200),(300,400)</box><box>(0,0),(10,10)</box>"),
+    (
+        "[[100, 200, 300, 400], [0, 0, 10, 10]]",
+        Q3,
+        None,
+        "<box>(100,200),(300,400)</box><box>(0,0),(10,10)</box>",
+    ),
     # absolute pixels of a 500x250 resized image: x * 2, y * 4
-    ('```json\n[{"bbox_2d": [50, 50, 150, 100], "label": "lung"}]\n```', Q25, (500, 250),
-     "<ref>lung</ref><box>(100,200),(300,400)</box>"),
+    (
+        '```json\n[{"bbox_2d": [50, 50, 150, 100], "label": "lung"}]\n```',
+        Q25,
+        (500, 250),
+        "<ref>lung</ref><box>(100,200),(300,400)</box>",
+    ),
     ("<|box_start|>(50,50),(150,100)<|box_end|>", Q25, (500, 250), "<box>(100,200),(300,400)</box>"),
     # several objects, two of one label: merged under one ref as Med-GRIT writes them
-    ('[{"bbox_2d": [1, 2, 3, 4], "label": "a"}, {"bbox_2d": [5, 6, 7, 8], "label": "a"}, '
-     '{"bbox_2d": [9, 9, 9, 9], "label": "b"}]', Q3, None,
-     "<ref>a</ref><box>(1,2),(3,4)</box><box>(5,6),(7,8)</box><ref>b</ref><box>(9,9),(9,9)</box>"),
+    (
+        '[{"bbox_2d": [1, 2, 3, 4], "label": "a"}, {"bbox_2d": [5, 6, 7, 8], "label": "a"}, '
+        '{"bbox_2d": [9, 9, 9, 9], "label": "b"}]',
+        Q3,
+        None,
+        "<ref>a</ref><box>(1,2),(3,4)</box><box>(5,6),(7,8)</box><ref>b</ref><box>(9,9),(9,9)</box>",
+    ),
     # prose around inline objects
-    ('The mass {"bbox_2d": [100, 200, 300, 400], "label": "mass"} is large.', Q3, None,
-     "The mass <ref>mass</ref><box>(100,200),(300,400)</box> is large."),
-    ('A point {"point_2d": [150, 250], "label": "dot"}.', Q3, None, "A point <ref>dot</ref><box>(150,250),(150,250)</box>."),
+    (
+        'The mass {"bbox_2d": [100, 200, 300, 400], "label": "mass"} is large.',
+        Q3,
+        None,
+        "The mass <ref>mass</ref><box>(100,200),(300,400)</box> is large.",
+    ),
+    (
+        'A point {"point_2d": [150, 250], "label": "dot"}.',
+        Q3,
+        None,
+        "A point <ref>dot</ref><box>(150,250),(150,250)</box>.",
+    ),
     # JSON that does not decode: the box is still recovered
-    ('{"bbox_2d": [100, 200, 300, 400], "label": "lung",}', Q3, None, "<ref>lung</ref><box>(100,200),(300,400)</box>"),
-    ("{'bbox_2d': [100, 200, 300, 400], 'label': 'lung'}", Q3, None, "<ref>lung</ref><box>(100,200),(300,400)</box>"),
+    (
+        '{"bbox_2d": [100, 200, 300, 400], "label": "lung",}',
+        Q3,
+        None,
+        "<ref>lung</ref><box>(100,200),(300,400)</box>",
+    ),
+    (
+        "{'bbox_2d': [100, 200, 300, 400], 'label': 'lung'}",
+        Q3,
+        None,
+        "<ref>lung</ref><box>(100,200),(300,400)</box>",
+    ),
 ]
 
 
@@ -169,10 +270,27 @@ def test_the_reader_understands_every_form(answer, conv, size, expected):
 
 
 MALFORMED = [
-    "", "no box at all", "<box>(1,2)(3</box>", "<|box_start|>garbage<|box_end|>", "<box>", "</box><box>",
-    '```json\n[{"bbox_2d": [1, 2, 3', '{"bbox_2d": "x"}', '{"bbox_2d": [1, 2, 3]}', '{"bbox_2d": [1, 2, NaN, 4]}',
-    '[{"label": "a"}]', "[" * 5000, "{" * 5000, '{"bbox_2d": [' * 3000, "<ref>" * 3000, "```" * 1000,
-    '{"bbox_2d": [1e999, 0, 1, 1]}', "[1, 2, 3]", "[true, false, 1, 2]", '"bbox_2d": []', "\x00\ud800",
+    "",
+    "no box at all",
+    "<box>(1,2)(3</box>",
+    "<|box_start|>garbage<|box_end|>",
+    "<box>",
+    "</box><box>",
+    '```json\n[{"bbox_2d": [1, 2, 3',
+    '{"bbox_2d": "x"}',
+    '{"bbox_2d": [1, 2, 3]}',
+    '{"bbox_2d": [1, 2, NaN, 4]}',
+    '[{"label": "a"}]',
+    "[" * 5000,
+    "{" * 5000,
+    '{"bbox_2d": [' * 3000,
+    "<ref>" * 3000,
+    "```" * 1000,
+    '{"bbox_2d": [1e999, 0, 1, 1]}',
+    "[1, 2, 3]",
+    "[true, false, 1, 2]",
+    '"bbox_2d": []',
+    "\x00\ud800",
 ]
 
 

@@ -16,18 +16,32 @@ from clinkd.data.formats import (
 from clinkd.errors import DataError
 
 TEST_RECORDS = [
-    {"id": "ct_00001", "conversations": [["<img>ct_00001.png</img>\nPlease locate the <ref>liver</ref>.",
-                                          "<ref>liver</ref><box>(100,120),(480,560)</box>"]]},
-    {"id": "fundus_00007", "conversations": [["<img>fundus_00007.png</img>\nWhat is in <box>(10,20),(30,40)</box>?",
-                                              "<ref>optic disc</ref>"]]},
+    {
+        "id": "ct_00001",
+        "conversations": [
+            [
+                "<img>ct_00001.png</img>\nPlease locate the <ref>liver</ref>.",
+                "<ref>liver</ref><box>(100,120),(480,560)</box>",
+            ]
+        ],
+    },
+    {
+        "id": "fundus_00007",
+        "conversations": [
+            ["<img>fundus_00007.png</img>\nWhat is in <box>(10,20),(30,40)</box>?", "<ref>optic disc</ref>"]
+        ],
+    },
 ]
 TRAIN_RECORDS = [
-    {"id": "mr_00003", "conversations": [
-        {"from": "user", "value": "<img>mr_00003.png</img>\nWhere is the <ref>tumour</ref>?"},
-        {"from": "assistant", "value": "<ref>tumour</ref><box>(1,2),(300,400)</box>"},
-        {"from": "user", "value": "Describe <box>(1,2),(300,400)</box>."},
-        {"from": "assistant", "value": "A bright round mass in the upper left."},
-    ]},
+    {
+        "id": "mr_00003",
+        "conversations": [
+            {"from": "user", "value": "<img>mr_00003.png</img>\nWhere is the <ref>tumour</ref>?"},
+            {"from": "assistant", "value": "<ref>tumour</ref><box>(1,2),(300,400)</box>"},
+            {"from": "user", "value": "Describe <box>(1,2),(300,400)</box>."},
+            {"from": "assistant", "value": "A bright round mass in the upper left."},
+        ],
+    },
 ]
 
 
@@ -61,7 +75,10 @@ def test_sharegpt_round_trip_and_dataset_info(tmp_path):
     assert rec["images"] == ["mr_00003.png"]
     assert rec["messages"][0]["content"].startswith("<image>\nWhere is the <|object_ref_start|>tumour")
     info = read_json(tmp_path / "sg" / "dataset_info.json")["medgrit_train"]
-    assert info["formatting"] == "sharegpt" and info["columns"] == {"messages": "messages", "images": "images"}
+    assert info["formatting"] == "sharegpt" and info["columns"] == {
+        "messages": "messages",
+        "images": "images",
+    }
     assert info["tags"]["user_tag"] == "user" and info["tags"]["assistant_tag"] == "assistant"
     # back to the training form in the original markup: identical records
     back = read_samples(out)
@@ -89,10 +106,10 @@ def test_bad_json_names_file_and_line(tmp_path):
 def test_every_bad_record_is_collected(tmp_path):
     data = [
         TEST_RECORDS[0],
-        {"id": "ct_2"},                                       # missing conversations
-        "not an object",                                      # wrong type
+        {"id": "ct_2"},  # missing conversations
+        "not an object",  # wrong type
         {"id": "ct_3", "conversations": [["only question"]]},  # not a pair
-        {"id": 4, "conversations": [["q", "a"]]},             # id not a string
+        {"id": 4, "conversations": [["q", "a"]]},  # id not a string
     ]
     samples, problems = parse_records(data, "f.json", "test")
     assert len(samples) == 1

@@ -66,7 +66,9 @@ def test_gallery_reads_real_style_files(tmp_path):
     # Qwen2 markup, a Med-GRIT-like file name, images beside the JSON.
     Image.new("L", (300, 200), 80).save(tmp_path / "ct_abc_1.png")
     q = "<img>ct_abc_1.png</img>\nWhat is in <|box_start|>(100,100),(500,600)<|box_end|>?"
-    write_test_file([Sample("ct_abc_1", "ct_abc_1.png", [Turn(q, "liver")], task="RO")], tmp_path / "MedGRIT_test_RO.json")
+    write_test_file(
+        [Sample("ct_abc_1", "ct_abc_1.png", [Turn(q, "liver")], task="RO")], tmp_path / "MedGRIT_test_RO.json"
+    )
     path = make_gallery(tmp_path, tmp_path / "out" / "g.png", n=4)
     with Image.open(path) as im:
         assert im.size == (TILE, TILE + CAPTION)
@@ -78,13 +80,26 @@ def test_annotations_pair_refs_with_boxes():
     text = "<ref>lesion</ref><box>(1,2),(3,4)</box><box>(5,6),(7,8)</box> and <ref>bladder</ref><box>(10,10),(20,20)</box>"
     got = grounded_boxes(text)
     assert [(r, b.to_text()) for r, b in got] == [
-        ("lesion", "(1,2),(3,4)"), ("lesion", "(5,6),(7,8)"), ("bladder", "(10,10),(20,20)")]
-    assert grounded_boxes("<|object_ref_start|>x<|object_ref_end|><|box_start|>(1,1),(2,2)<|box_end|>")[0][0] == "x"
-    s = Sample("ct_1", "ct_1.png", [
-        Turn("<img>ct_1.png</img>\nWhat is in <box>(10,20),(30,40)</box>?", "left kidney"),
-        Turn("Where is the <ref>left kidney</ref>?", "<ref>left kidney</ref><box>(10,20),(30,40)</box>"),
-        Turn("Describe <box>(50,50),(90,90)</box>.", "The liver is seen in the upper left of the image, large."),
-    ])
+        ("lesion", "(1,2),(3,4)"),
+        ("lesion", "(5,6),(7,8)"),
+        ("bladder", "(10,10),(20,20)"),
+    ]
+    assert (
+        grounded_boxes("<|object_ref_start|>x<|object_ref_end|><|box_start|>(1,1),(2,2)<|box_end|>")[0][0]
+        == "x"
+    )
+    s = Sample(
+        "ct_1",
+        "ct_1.png",
+        [
+            Turn("<img>ct_1.png</img>\nWhat is in <box>(10,20),(30,40)</box>?", "left kidney"),
+            Turn("Where is the <ref>left kidney</ref>?", "<ref>left kidney</ref><box>(10,20),(30,40)</box>"),
+            Turn(
+                "Describe <box>(50,50),(90,90)</box>.",
+                "The liver is seen in the upper left of the image, large.",
+            ),
+        ],
+    )
     items = annotations(s)
     assert [lab for lab, _ in items] == ["left kidney", "liver"]
     assert answer_label("The fovea is seen in the centre of the image.") == "macula"  # a synonym

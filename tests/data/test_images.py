@@ -63,18 +63,21 @@ def test_nifti_middle_slice_and_explicit_slice():
 def test_png_and_16bit(tmp_path):
     Image.fromarray(np.full((5, 7), 200, np.uint8)).save(tmp_path / "a.png")
     assert load_image(tmp_path / "a.png").size == (7, 5)
-    arr16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    arr16 = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000
     Image.fromarray(arr16).save(tmp_path / "b.png")
     out = np.asarray(load_image(tmp_path / "b.png"))
     assert out.dtype == np.uint8 and out.max() == 255 and out.min() == 0
 
 
-@pytest.mark.parametrize("name,content,match", [
-    ("missing.png", None, "image file not found"),
-    ("junk.png", b"\x89PNG garbage", "not an image Pillow can decode"),
-    ("corrupt.dcm", b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00garbage" * 4, "DICOM"),
-    ("corrupt.nii", b"not nifti at all", "NIfTI"),
-])
+@pytest.mark.parametrize(
+    "name,content,match",
+    [
+        ("missing.png", None, "image file not found"),
+        ("junk.png", b"\x89PNG garbage", "not an image Pillow can decode"),
+        ("corrupt.dcm", b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00garbage" * 4, "DICOM"),
+        ("corrupt.nii", b"not nifti at all", "NIfTI"),
+    ],
+)
 def test_unreadable_files_name_the_file(tmp_path, name, content, match):
     path = tmp_path / name
     if content is not None:
@@ -119,6 +122,11 @@ def test_deflated_dicom_decodes():
 
 
 def test_image_size_reads_only_headers_and_agrees_with_load_image():
-    for path in (_dicom("CT_small.dcm"), _dicom("SC_rgb_rle_2frame.dcm"), _dicom("image_dfl.dcm"),
-                 NIB_DATA / "anatomical.nii", NIB_DATA / "example4d.nii.gz"):
+    for path in (
+        _dicom("CT_small.dcm"),
+        _dicom("SC_rgb_rle_2frame.dcm"),
+        _dicom("image_dfl.dcm"),
+        NIB_DATA / "anatomical.nii",
+        NIB_DATA / "example4d.nii.gz",
+    ):
         assert image_size(path) == load_image(path).size, path

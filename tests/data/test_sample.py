@@ -23,8 +23,18 @@ def test_guess_task():
     box = "<box>(1,2),(30,40)</box>"
     assert guess_task(Turn("Where is the <ref>liver</ref>?", f"<ref>liver</ref>{box}")) == "VG"
     assert guess_task(Turn(f"What is in {box}?", "<ref>liver</ref>")) == "RO"
-    assert guess_task(Turn(f"Describe {box}.", "A large oval bright organ in the upper left of the image.")) == "GC"
-    assert guess_task(Turn("Analyse the image.", "This is a CT image of the abdomen showing the liver and both kidneys.")) == "MII"
+    assert (
+        guess_task(Turn(f"Describe {box}.", "A large oval bright organ in the upper left of the image."))
+        == "GC"
+    )
+    assert (
+        guess_task(
+            Turn(
+                "Analyse the image.", "This is a CT image of the abdomen showing the liver and both kidneys."
+            )
+        )
+        == "MII"
+    )
 
 
 def test_one_task_and_modality_rule_for_data_and_eval():
@@ -36,8 +46,13 @@ def test_one_task_and_modality_rule_for_data_and_eval():
 
     assert predictions.task_from_filename is not None and predictions.modality_of is modality_of
     assert predictions.TASKS is __import__("clinkd.data.sample", fromlist=["TASKS"]).TASKS
-    for name, task in [("test_mii.json", "MII"), ("Test_MII.json", "MII"), ("dir/test_VG.json", "VG"),
-                       ("/a/b/test_gc.jsonl", "GC"), ("run-3.RO.predictions.jsonl", "RO")]:
+    for name, task in [
+        ("test_mii.json", "MII"),
+        ("Test_MII.json", "MII"),
+        ("dir/test_VG.json", "VG"),
+        ("/a/b/test_gc.jsonl", "GC"),
+        ("run-3.RO.predictions.jsonl", "RO"),
+    ]:
         assert task_from_name(name) == task, name
         assert predictions.task_from_filename(name) == task, name
     for name in ["train.json", "VGx.json", "dir/VG_vs_GC.json"]:  # none, not a token, ambiguous

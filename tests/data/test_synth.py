@@ -79,7 +79,9 @@ def test_render_is_a_function_of_the_generator_and_varies(modality):
     b = render(modality, np.random.default_rng(5))
     assert a.image.tobytes() == b.image.tobytes()
     assert [(o.name, o.box) for o in a.objects] == [(o.name, o.box) for o in b.objects]
-    layouts = {tuple((o.name, o.box) for o in render(modality, np.random.default_rng(s)).objects) for s in range(6)}
+    layouts = {
+        tuple((o.name, o.box) for o in render(modality, np.random.default_rng(s)).objects) for s in range(6)
+    }
     assert len(layouts) == 6, "structures must move between images"
 
 
@@ -177,7 +179,9 @@ def test_plan_splits_per_modality():
 
 # -- no answer in the question ---------------------------------------------------------------------
 def _all_names() -> list[str]:
-    return sorted({n for name in T.CATALOGUE for m in MODALITIES for n in names_for(m, name)}, key=len, reverse=True)
+    return sorted(
+        {n for name in T.CATALOGUE for m in MODALITIES for n in names_for(m, name)}, key=len, reverse=True
+    )
 
 
 def _mentions(text: str, names: list[str]) -> list[str]:

@@ -40,8 +40,12 @@ def test_same_seed_same_bytes_and_image_k_does_not_depend_on_n(tmp_path, shapes_
     generate_shapes(c, seed=SEED, n_images=5, workers=1)
     fa, fc = _files(a), _files(c)
     assert fa == _files(b)
-    assert sorted(fa) == ["images/shapes_00000.png", "images/shapes_00001.png", "images/shapes_00002.png",
-                          "train.json"]
+    assert sorted(fa) == [
+        "images/shapes_00000.png",
+        "images/shapes_00001.png",
+        "images/shapes_00002.png",
+        "train.json",
+    ]
     for k in range(3):
         assert fa[f"images/shapes_0000{k}.png"] == fc[f"images/shapes_0000{k}.png"]
         assert fa[f"images/shapes_0000{k}.png"] == (shapes_dir / f"images/shapes_0000{k}.png").read_bytes()
@@ -81,7 +85,7 @@ def test_masks_are_the_pixels_drawn_in_the_colour_named():
             assert o.name == f"{o.colour} {o.shape}" and o.colour in S.COLOURS and o.shape in S.SHAPES
             # the visible mask: the whole shape less what later shapes cover, disjoint from the others
             later = np.zeros_like(seen)
-            for m in si.full_masks[i + 1:]:
+            for m in si.full_masks[i + 1 :]:
                 later |= m
             assert np.array_equal(o.mask, si.full_masks[i] & ~later)
             assert not (o.mask & seen).any()
@@ -96,9 +100,17 @@ def test_masks_are_the_pixels_drawn_in_the_colour_named():
 
 def test_shape_words_match_the_geometry():
     """Unhidden shapes: box fill ratio and aspect tell the shape words apart."""
-    fill_range = {"square": (0.97, 1.0), "rectangle": (0.97, 1.0), "circle": (0.72, 0.84), "ring": (0.3, 0.62),
-                  "star": (0.2, 0.55), "triangle": (0.35, 0.66), "diamond": (0.42, 0.6), "hexagon": (0.62, 0.86),
-                  "cross": (0.4, 0.72)}
+    fill_range = {
+        "square": (0.97, 1.0),
+        "rectangle": (0.97, 1.0),
+        "circle": (0.72, 0.84),
+        "ring": (0.3, 0.62),
+        "star": (0.2, 0.55),
+        "triangle": (0.35, 0.66),
+        "diamond": (0.42, 0.6),
+        "hexagon": (0.62, 0.86),
+        "cross": (0.4, 0.72),
+    }
     seen = set()
     for k in range(120):
         si = S.render_shapes(S.shapes_rngs(4, k)[0])
@@ -126,10 +138,18 @@ _NUM = {w: i for i, w in enumerate(S.NUMBERS)}
 
 def _skill(q: str) -> str:
     """The skill of a question, from the template tables it matches."""
-    tables = {"ground": (*S.GROUND_NAME, *S.GROUND_SHAPE, *S.GROUND_COLOUR), "refer": S.REFER,
-              "describe": S.DESCRIBE, "count": (*S.COUNT_ALL, *S.COUNT_SHAPE, *S.COUNT_COLOUR)}
-    found = {skill for skill, table in tables.items() for tpl in table
-             if re.fullmatch(".+?".join(re.escape(x) for x in re.split(r"\{\w+\}", tpl)), q)}
+    tables = {
+        "ground": (*S.GROUND_NAME, *S.GROUND_SHAPE, *S.GROUND_COLOUR),
+        "refer": S.REFER,
+        "describe": S.DESCRIBE,
+        "count": (*S.COUNT_ALL, *S.COUNT_SHAPE, *S.COUNT_COLOUR),
+    }
+    found = {
+        skill
+        for skill, table in tables.items()
+        for tpl in table
+        if re.fullmatch(".+?".join(re.escape(x) for x in re.split(r"\{\w+\}", tpl)), q)
+    }
     assert len(found) == 1, (q, found)
     return found.pop()
 
@@ -173,8 +193,11 @@ def test_every_answer_is_true_to_the_picture(shapes_dir):
                 assert not parse_refs(a) and not parse_boxes(a)
             elif skill == "ground":
                 kind, word = _target(q)
-                hits = [(c, s, b) for c, s, b in truth
-                        if {"name": f"{c} {s}", "shape": s, "colour": c}[kind] == word]
+                hits = [
+                    (c, s, b)
+                    for c, s, b in truth
+                    if {"name": f"{c} {s}", "shape": s, "colour": c}[kind] == word
+                ]
                 refs = parse_refs(a)
                 assert all(r.split()[0] in S.COLOURS and r.split()[1] in S.SHAPES for r in refs)
                 assert all(any(f"{c} {s}" == r for c, s, _ in truth) for r in refs), "names a shape not drawn"
@@ -183,7 +206,9 @@ def test_every_answer_is_true_to_the_picture(shapes_dir):
                 for c, s, b in sorted(hits, key=lambda t: (t[2].y1, t[2].x1, t[2].y2, t[2].x2)):
                     want.setdefault(f"{c} {s}", []).append(b)
                 assert refs == list(want), (q, a)
-                assert parse_boxes(a) == [b for bs in want.values() for b in sorted(bs, key=lambda b: (b.y1, b.x1))]
+                assert parse_boxes(a) == [
+                    b for bs in want.values() for b in sorted(bs, key=lambda b: (b.y1, b.x1))
+                ]
                 assert bool(hits) == ("<ref>" in a)
                 if not hits:
                     assert a.startswith(("There is no ", "There are no ", "Nothing in the picture is "))
@@ -202,10 +227,14 @@ def test_every_answer_is_true_to_the_picture(shapes_dir):
 
 
 def test_questions_are_not_the_medical_wording():
-    medical = {re.sub(r"\{\w+\}", "", t).strip(" ?.").lower()
-               for t in (*T.VG_QUESTIONS, *T.RO_QUESTIONS, *T.GC_QUESTIONS, *T.MII_QUESTIONS)}
-    ours = [re.sub(r"\{\w+\}", "", t).strip(" ?.").lower()
-            for t in (*S.GROUND_NAME, *S.GROUND_SHAPE, *S.GROUND_COLOUR, *S.REFER, *S.DESCRIBE, *S.COUNT_ALL)]
+    medical = {
+        re.sub(r"\{\w+\}", "", t).strip(" ?.").lower()
+        for t in (*T.VG_QUESTIONS, *T.RO_QUESTIONS, *T.GC_QUESTIONS, *T.MII_QUESTIONS)
+    }
+    ours = [
+        re.sub(r"\{\w+\}", "", t).strip(" ?.").lower()
+        for t in (*S.GROUND_NAME, *S.GROUND_SHAPE, *S.GROUND_COLOUR, *S.REFER, *S.DESCRIBE, *S.COUNT_ALL)
+    ]
     assert not medical.intersection(ours)
     words = " ".join(S.shapes_vocabulary())
     for w in (*S.COLOURS, *S.SHAPES, "crosses", "hexagons", "<ref>", "<box>"):
@@ -227,8 +256,25 @@ def test_cli_synth_domain_shapes(tmp_path, capsys, shapes_dir):
 
     assert DEFAULT_SHAPES_IMAGES == S.DEFAULT_SHAPES_IMAGES
     out = tmp_path / "cli"
-    assert main(["data", "synth", "--domain", "shapes", "--out", str(out), "--images", "6", "--seed", str(SEED),
-                 "--test-fraction", "0.5"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--domain",
+                "shapes",
+                "--out",
+                str(out),
+                "--images",
+                "6",
+                "--seed",
+                str(SEED),
+                "--test-fraction",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert json.loads(captured.out)["images"] == 6 and "--test-fraction is ignored" in captured.err
     assert sorted(_files(out)) == [f"images/shapes_{k:05d}.png" for k in range(6)] + ["train.json"]
@@ -238,7 +284,9 @@ def test_cli_synth_domain_shapes(tmp_path, capsys, shapes_dir):
     assert "--force" in capsys.readouterr().err
     assert main(["data", "synth", "--domain", "shapes", "--out", str(out), "--images", "2", "--force"]) == 0
     assert len(read_json(out / "train.json")) == 2
-    assert main(["data", "synth", "--domain", "shapes", "--out", str(tmp_path / "none"), "--images", "0"]) == 2
+    assert (
+        main(["data", "synth", "--domain", "shapes", "--out", str(tmp_path / "none"), "--images", "0"]) == 2
+    )
     assert not (tmp_path / "none").exists()
     with pytest.raises(SystemExit):
         main(["data", "synth", "--domain", "bones", "--out", str(tmp_path / "x")])
@@ -265,6 +313,17 @@ def test_three_training_steps_on_shapes(tmp_path, shapes_dir):
     student = tmp_path / "student"
     assert main(["model", "init", "--size", "tiny-student", "--out", str(student)]) == 0
     run = tmp_path / "run"
-    assert main(["train", f"--data.dir={shapes_dir}", f"--model.path={student}", "--model.rope=stock",
-                 "--train.max_steps=3", f"--train.output_dir={run}"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                f"--data.dir={shapes_dir}",
+                f"--model.path={student}",
+                "--model.rope=stock",
+                "--train.max_steps=3",
+                f"--train.output_dir={run}",
+            ]
+        )
+        == 0
+    )
     assert (run / "model.safetensors").is_file()

@@ -12,8 +12,13 @@ def records():
     """A factory of plain-dict prediction records."""
 
     def _make(image: str, annotation: str, response: str, pid: int = 0) -> dict:
-        return {"id": pid, "image": image, "question": "<img>q</img>", "annotation": annotation,
-                "response": response}
+        return {
+            "id": pid,
+            "image": image,
+            "question": "<img>q</img>",
+            "annotation": annotation,
+            "response": response,
+        }
 
     return _make
 

@@ -9,8 +9,7 @@ from clinkd.eval import Prediction
 
 
 def make(image: str, annotation: str, response: str, pid: int = 0) -> Prediction:
-    return Prediction(id=pid, image=image, question="<img>q</img>", annotation=annotation,
-                      response=response)
+    return Prediction(id=pid, image=image, question="<img>q</img>", annotation=annotation, response=response)
 
 
 def box(x1: float, y1: float, x2: float, y2: float) -> str:

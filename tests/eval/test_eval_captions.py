@@ -15,7 +15,30 @@ from clinkd.eval.naive import naive_caption_scores
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="needs Java")
 
-WORDS = ["the", "a", "liver", "lesion", "left", "right", "kidney", "mass", "small", "large", "upper", "lobe", "of", "in", "with", "shows", ",", ".", "(", ")", "hypodense", "région"]
+WORDS = [
+    "the",
+    "a",
+    "liver",
+    "lesion",
+    "left",
+    "right",
+    "kidney",
+    "mass",
+    "small",
+    "large",
+    "upper",
+    "lobe",
+    "of",
+    "in",
+    "with",
+    "shows",
+    ",",
+    ".",
+    "(",
+    ")",
+    "hypodense",
+    "région",
+]
 
 
 def _caption(rng: random.Random, lo: int, hi: int) -> str:
@@ -47,8 +70,21 @@ def test_identical_to_a_plain_pycocoevalcap_run(small_set, group):
 
 
 def test_tokenizer_keeps_one_line_per_caption_whatever_the_characters():
-    odd = ["", "   ", "a\rb", "c\u2028d", "e\x85f", "g\x0bh\x0ci", "j\nk", "lone \ud800 surrogate",
-           "tab\there", "\x00nul", "emoji 🩻 scan", "x" * 200_000, "normal caption ."]
+    odd = [
+        "",
+        "   ",
+        "a\rb",
+        "c\u2028d",
+        "e\x85f",
+        "g\x0bh\x0ci",
+        "j\nk",
+        "lone \ud800 surrogate",
+        "tab\there",
+        "\x00nul",
+        "emoji 🩻 scan",
+        "x" * 200_000,
+        "normal caption .",
+    ]
     out = coco_java.ptb_tokenize(odd)
     assert len(out) == len(odd)
     assert out[0] == "" and out[1] == ""
@@ -122,10 +158,8 @@ def test_absent_modality_counts_zero_in_the_standard_caption_mean(small_set):
     std, st = rep.standard["MII"], rep.strict["MII"]
     for metric in ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"):
         assert std["per_modality"]["ct"][metric] == result.scores["ct"][metric]
-        assert std[metric] == pytest.approx((result.scores["ct"][metric]
-                                             + result.scores["mr"][metric]) / 8)
-        assert st[metric] == pytest.approx((result.scores["ct"][metric]
-                                            + result.scores["mr"][metric]) / 2)
+        assert std[metric] == pytest.approx((result.scores["ct"][metric] + result.scores["mr"][metric]) / 8)
+        assert st[metric] == pytest.approx((result.scores["ct"][metric] + result.scores["mr"][metric]) / 2)
     assert std["per_modality"]["x"]["CIDEr"] is None and "x" in std["absent_modalities"]
     six = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L")
     assert std["mBMR"] == pytest.approx(sum(std[m] for m in six) / 6)

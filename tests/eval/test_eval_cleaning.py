@@ -18,17 +18,20 @@ def _published_rule(s: str) -> str:
     return s.replace("<|endoftext|>", "").strip()
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("Liver.<|im_end|>\n<|endoftext|>", "Liver."),                  # step 1 keeps text before, adds "."
-    ("Liver.<|im_end|> trailing.<|im_end|>", "Liver."),             # first occurrence wins
-    ("Liver<|im_end|>\nmore", "Livermore"),                          # step 2 only drops "<|im_end|>\n"
-    ("Sure!\nThe lesion is here.\nAnything else?", "The lesion is here."),  # step 3: first \n…\n span
-    ("a\n\nb\nc", ""),                                               # the first span may be empty
-    ("one line\nno second newline", "one line\nno second newline"),  # a single \n is no span
-    ("  spleen<|endoftext|><|endoftext|>  ", "spleen"),              # steps 4 and 5
-    ("x<|im_end|>\ny\nz\n", "z"),  # order matters: step 2 removes a newline before step 3 looks
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Liver.<|im_end|>\n<|endoftext|>", "Liver."),  # step 1 keeps text before, adds "."
+        ("Liver.<|im_end|> trailing.<|im_end|>", "Liver."),  # first occurrence wins
+        ("Liver<|im_end|>\nmore", "Livermore"),  # step 2 only drops "<|im_end|>\n"
+        ("Sure!\nThe lesion is here.\nAnything else?", "The lesion is here."),  # step 3: first \n…\n span
+        ("a\n\nb\nc", ""),  # the first span may be empty
+        ("one line\nno second newline", "one line\nno second newline"),  # a single \n is no span
+        ("  spleen<|endoftext|><|endoftext|>  ", "spleen"),  # steps 4 and 5
+        ("x<|im_end|>\ny\nz\n", "z"),  # order matters: step 2 removes a newline before step 3 looks
+        ("", ""),
+    ],
+)
 def test_cleaning_hand_worked(raw, expected):
     assert clean_response(raw) == expected
 
@@ -50,15 +53,18 @@ def test_cleaning_is_linear_on_huge_responses():
     assert time.perf_counter() - t < 1.0
 
 
-@pytest.mark.parametrize("ann, resp, standard, strict", [
-    ("Left kidney", "the left kidney.", True, True),
-    ("kidney", "kid", False, False),
-    ("liver", "deliverable", True, False),         # substring, not word, matching
-    ("left kidney", "kidney, left", True, False),  # order ignored by the standard rule
-    ("left  kidney ", "left kidney", True, True),  # split(" ") gives empty words: always found
-    ("The Liver", "liver", False, True),           # "the" must appear in the standard rule
-    ("", "", True, True),
-])
+@pytest.mark.parametrize(
+    "ann, resp, standard, strict",
+    [
+        ("Left kidney", "the left kidney.", True, True),
+        ("kidney", "kid", False, False),
+        ("liver", "deliverable", True, False),  # substring, not word, matching
+        ("left kidney", "kidney, left", True, False),  # order ignored by the standard rule
+        ("left  kidney ", "left kidney", True, True),  # split(" ") gives empty words: always found
+        ("The Liver", "liver", False, True),  # "the" must appear in the standard rule
+        ("", "", True, True),
+    ],
+)
 def test_ro_rules(ann, resp, standard, strict):
     assert ro_correct_standard(ann, resp) is standard
     assert ro_correct_strict(ann, resp) is strict

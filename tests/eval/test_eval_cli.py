@@ -10,8 +10,18 @@ from eval_helpers import box, write_jsonl
 from clinkd.cli.main import main
 
 MODS = ("ct", "mr", "x", "pet", "endoscopy", "dermoscopy", "fundus", "ultrasound")
-GARBAGE = ["", "\n\n\n", "<box>" * 5000, "(1,2),(3" * 100, "\u2028\r\x85\x00\ud800 🩻", "|||" * 50,
-           "<|im_end|>\n" * 3, "a" * 300_000, "<box>(1e9,2),(-3,nan)</box>", "\t \x0b\x0c"]
+GARBAGE = [
+    "",
+    "\n\n\n",
+    "<box>" * 5000,
+    "(1,2),(3" * 100,
+    "\u2028\r\x85\x00\ud800 🩻",
+    "|||" * 50,
+    "<|im_end|>\n" * 3,
+    "a" * 300_000,
+    "<box>(1e9,2),(-3,nan)</box>",
+    "\t \x0b\x0c",
+]
 
 
 def _records(task: str, n: int, seed: int) -> list[dict]:
@@ -28,8 +38,7 @@ def _records(task: str, n: int, seed: int) -> list[dict]:
         else:
             ann = rng.choice(["a small lesion in the liver", "the left kidney shows a cyst"])
             resp = rng.choice([ann, "a lesion in the kidney", *GARBAGE])
-        out.append({"id": i, "image": f"{m}_{i}.png", "question": "q", "annotation": ann,
-                    "response": resp})
+        out.append({"id": i, "image": f"{m}_{i}.png", "question": "q", "annotation": ann, "response": resp})
     out.append({"id": n, "image": "us_1.png", "question": "q", "annotation": "liver", "response": "liver"})
     return out
 
@@ -47,8 +56,7 @@ def test_cli_writes_the_report_and_handles_garbage(tmp_path, capsys):
     assert main(["eval", *map(str, files), "--out", str(out), "--bootstrap", "50"]) == 2
     err = capsys.readouterr().err
     assert "pred_RO.jsonl, record 42: line 42 is not a valid" in err
-    assert main(["eval", *map(str, files), "--out", str(out), "--bootstrap", "50",
-                 "--skip-invalid"]) == 0
+    assert main(["eval", *map(str, files), "--out", str(out), "--bootstrap", "50", "--skip-invalid"]) == 0
     printed = capsys.readouterr().out
     assert "skipped 1 invalid line" in printed and "VG   standard recall@0.5" in printed
 

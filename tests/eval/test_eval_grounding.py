@@ -29,10 +29,14 @@ def test_iou_hand_worked_continuous_area_no_plus_one():
 
 def test_iou_matrix_scalar_and_vector_paths_agree_bit_for_bit():
     rng = np.random.default_rng(0)
-    a = [tuple(float(v) for v in np.sort(rng.integers(0, 1000, 4).reshape(2, 2), axis=0).T.ravel())
-         for _ in range(9)]
-    b = [tuple(float(v) for v in np.sort(rng.integers(0, 1000, 4).reshape(2, 2), axis=0).T.ravel())
-         for _ in range(7)]
+    a = [
+        tuple(float(v) for v in np.sort(rng.integers(0, 1000, 4).reshape(2, 2), axis=0).T.ravel())
+        for _ in range(9)
+    ]
+    b = [
+        tuple(float(v) for v in np.sort(rng.integers(0, 1000, 4).reshape(2, 2), axis=0).T.ravel())
+        for _ in range(7)
+    ]
     big = iou_matrix(a, b)  # 63 pairs: NumPy path
     for i in range(len(a)):
         for j in range(len(b)):
@@ -58,20 +62,25 @@ def test_box_extraction_is_linear_on_pathological_input():
 def test_fallback_pattern_only_when_no_tag():
     assert standard_box_strings("at (1,2),(3,4) and <box>(5,6),(7,8)</box>") == ["(5,6),(7,8)"]
     assert standard_box_strings("at (1,2),(3,4) or (5, 6),(7,8)") == ["(1,2),(3,4)"]  # no spaces allowed
-    assert strict_box_strings("<|box_start|>(1,2),(3,4)<|box_end|><box_start>(5,6),(7,8)<box_end>") \
-        == ["(1,2),(3,4)", "(5,6),(7,8)"]
+    assert strict_box_strings("<|box_start|>(1,2),(3,4)<|box_end|><box_start>(5,6),(7,8)<box_end>") == [
+        "(1,2),(3,4)",
+        "(5,6),(7,8)",
+    ]
     assert standard_box_strings("<|box_start|>(1,2),(3,4)<|box_end|>") == ["(1,2),(3,4)"]  # via fallback
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("(1,2),(3,4)", (1.0, 2.0, 3.0, 4.0)),
-    ("(1.5, 2),(3 ,4)", (1.5, 2.0, 3.0, 4.0)),
-    ("(1,2),(3)", None),
-    ("(1,2),(3,4),(5,6)", None),
-    ("(a,b),(c,d)", None),
-    ("(nan,2),(3,4)", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("(1,2),(3,4)", (1.0, 2.0, 3.0, 4.0)),
+        ("(1.5, 2),(3 ,4)", (1.5, 2.0, 3.0, 4.0)),
+        ("(1,2),(3)", None),
+        ("(1,2),(3,4),(5,6)", None),
+        ("(a,b),(c,d)", None),
+        ("(nan,2),(3,4)", None),
+        ("", None),
+    ],
+)
 def test_parse_box_standard(text, expected):
     assert parse_box_standard(text) == expected
 

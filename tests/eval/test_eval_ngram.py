@@ -10,7 +10,26 @@ from pycocoevalcap.rouge.rouge import Rouge, my_lcs
 
 from clinkd.eval import ngram
 
-WORDS = ["the", "a", "liver", "lesion", "left", "right", "kidney", "mass", "small", "large", "upper", "lobe", "of", "in", "with", "shows", ",", "."]
+WORDS = [
+    "the",
+    "a",
+    "liver",
+    "lesion",
+    "left",
+    "right",
+    "kidney",
+    "mass",
+    "small",
+    "large",
+    "upper",
+    "lobe",
+    "of",
+    "in",
+    "with",
+    "shows",
+    ",",
+    ".",
+]
 
 
 def _corpus(seed: int, n: int, lo: int = 0, hi: int = 30) -> list[str]:

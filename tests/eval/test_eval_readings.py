@@ -60,18 +60,22 @@ def test_vg_strict_differs_where_it_must():
 
 
 def test_vg_strict_threshold_and_qwen2_tags():
-    preds = [make("ct_1.png", box(0, 0, 100, 100), box(0, 0, 100, 50)),  # IoU 0.5
-             make("ct_2.png", box(0, 0, 100, 100), "<|box_start|>(0, 0),(100, 100)<|box_end|>")]
+    preds = [
+        make("ct_1.png", box(0, 0, 100, 100), box(0, 0, 100, 50)),  # IoU 0.5
+        make("ct_2.png", box(0, 0, 100, 100), "<|box_start|>(0, 0),(100, 100)<|box_end|>"),
+    ]
     rep = evaluate({"VG": preds}, bootstrap=0)
     assert rep.standard["VG"]["per_modality"]["ct"]["n_found"] == 0  # IoU 0.5 fails "> 0.5"; spaces
-    assert rep.strict["VG"]["per_modality"]["ct"]["n_matched"] == 2    # defeat the fallback pattern
+    assert rep.strict["VG"]["per_modality"]["ct"]["n_matched"] == 2  # defeat the fallback pattern
 
 
 def test_ro_standard_and_strict():
-    preds = [make("ct_1.png", "left kidney", "The left kidney.<|im_end|>"),
-             make("ct_2.png", "liver", "It is not the liver, it is the spleen"),
-             make("mr_1.png", "spleen", "kidney"),
-             make("fundus_1.png", "optic disc", "optic disc")]
+    preds = [
+        make("ct_1.png", "left kidney", "The left kidney.<|im_end|>"),
+        make("ct_2.png", "liver", "It is not the liver, it is the spleen"),
+        make("mr_1.png", "spleen", "kidney"),
+        make("fundus_1.png", "optic disc", "optic disc"),
+    ]
     rep = evaluate({"RO": preds}, bootstrap=200, seed=1)
     std, st = rep.standard["RO"], rep.strict["RO"]
     assert std["per_modality"]["ct"]["accuracy"] == 1.0
@@ -85,8 +89,11 @@ def test_ro_standard_and_strict():
 
 
 def test_bootstrap_is_seeded_and_brackets_the_estimate():
-    preds = [make(f"{m}_{i}.png", "liver", "liver" if (i + len(m)) % 3 else "spleen", i)
-             for m in ("ct", "mr", "x") for i in range(40)]
+    preds = [
+        make(f"{m}_{i}.png", "liver", "liver" if (i + len(m)) % 3 else "spleen", i)
+        for m in ("ct", "mr", "x")
+        for i in range(40)
+    ]
     a = evaluate({"RO": preds}, bootstrap=300, seed=7).strict["RO"]["ci95"]["accuracy"]
     b = evaluate({"RO": preds}, bootstrap=300, seed=7).strict["RO"]["ci95"]["accuracy"]
     c = evaluate({"RO": preds}, bootstrap=300, seed=8).strict["RO"]["ci95"]["accuracy"]
@@ -95,8 +102,11 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
 
 
 def test_unknown_modality_is_reported_not_a_keyerror():
-    preds = [make("ct_1.png", "liver", "liver"), make("us_1.png", "liver", "liver"),
-             make("us_2.png", "liver", "no")]
+    preds = [
+        make("ct_1.png", "liver", "liver"),
+        make("us_1.png", "liver", "liver"),
+        make("us_2.png", "liver", "no"),
+    ]
     rep = evaluate({"RO": preds})
     other = rep.standard["RO"]["other_modalities"]
     assert other == {"us": {"accuracy": 0.5, "n_samples": 2, "n_correct": 1}}

@@ -20,7 +20,9 @@ needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="needs Java
 
 
 def _digest(paths) -> dict[str, str]:
-    return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() if Path(p).is_file() else "-" for p in paths}
+    return {
+        str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() if Path(p).is_file() else "-" for p in paths
+    }
 
 
 def refused(capsys, argv, inputs, *expected) -> str:
@@ -39,33 +41,51 @@ def rec(i: int, image: str = "ct_1.png", annotation: str = "liver", response: st
     return {"id": i, "image": image, "question": "q", "annotation": annotation, "response": response}
 
 
-@pytest.mark.parametrize("content, skip", [(b"", False), (b"\n  \n\n", False),
-                                           (b"oops\n{\"id\": 1}\n[]\n", True)])
+@pytest.mark.parametrize(
+    "content, skip", [(b"", False), (b"\n  \n\n", False), (b'oops\n{"id": 1}\n[]\n', True)]
+)
 def test_an_empty_prediction_file_is_refused(tmp_path, capsys, content, skip):
     path = tmp_path / "pred_RO.jsonl"
     path.write_bytes(content)
-    err = refused(capsys, ["eval", path, "--out", tmp_path / "r", *(["--skip-invalid"] if skip else [])], [path],
-                  "pred_RO.jsonl: holds no prediction records")
+    err = refused(
+        capsys,
+        ["eval", path, "--out", tmp_path / "r", *(["--skip-invalid"] if skip else [])],
+        [path],
+        "pred_RO.jsonl: holds no prediction records",
+    )
     assert ("3 invalid line(s) skipped" in err) == skip
     assert not (tmp_path / "r" / "report.json").exists()
 
 
 def test_duplicate_ids_are_refused(tmp_path, capsys):
     """Three copies of one record used to score strict F1 = 1.0."""
-    path = write_jsonl(tmp_path / "pred_VG.jsonl", [rec(0, annotation="<box>(1,1),(9,9)</box>",
-                                                        response="<box>(1,1),(9,9)</box>")] * 3)
-    refused(capsys, ["eval", path, "--out", tmp_path / "r"], [path], "pred_VG.jsonl, record 2: line 2 repeats id 0, "
-            "already given at line 1")
+    path = write_jsonl(
+        tmp_path / "pred_VG.jsonl",
+        [rec(0, annotation="<box>(1,1),(9,9)</box>", response="<box>(1,1),(9,9)</box>")] * 3,
+    )
+    refused(
+        capsys,
+        ["eval", path, "--out", tmp_path / "r"],
+        [path],
+        "pred_VG.jsonl, record 2: line 2 repeats id 0, already given at line 1",
+    )
     refused(capsys, ["eval", path, "--out", tmp_path / "r", "--skip-invalid"], [path], "line 2 repeats id 0")
-    a = write_jsonl(tmp_path / "a_RO.jsonl", [rec(0), rec(1)])  # shards of one task: ids must not repeat across
+    a = write_jsonl(
+        tmp_path / "a_RO.jsonl", [rec(0), rec(1)]
+    )  # shards of one task: ids must not repeat across
     b = write_jsonl(tmp_path / "b_RO.jsonl", [rec(2), rec(1)])
     refused(capsys, ["eval", a, b, "--out", tmp_path / "r"], [a, b], "b_RO.jsonl, record 2", "of " + str(a))
 
 
-@pytest.mark.parametrize("options, named", [
-    (["--bootstrap", "-1"], "--bootstrap"), (["--bootstrap", "10000000000"], "--bootstrap"),
-    (["--seed", "-1"], "--seed"), (["--max-caption-tokens", "0"], "--max-caption-tokens"),
-])
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        (["--bootstrap", "-1"], "--bootstrap"),
+        (["--bootstrap", "10000000000"], "--bootstrap"),
+        (["--seed", "-1"], "--seed"),
+        (["--max-caption-tokens", "0"], "--max-caption-tokens"),
+    ],
+)
 def test_impossible_settings_are_named(tmp_path, capsys, options, named):
     path = write_jsonl(tmp_path / "pred_RO.jsonl", [rec(0)])
     refused(capsys, ["eval", path, "--out", tmp_path / "r", *options], [path], named)
@@ -81,15 +101,25 @@ def test_report_folders_are_checked_before_scoring(tmp_path, capsys):
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
-    refused(capsys, ["eval", path, "--out", busy], [path, busy / "notes.txt"], "is not empty (notes.txt)", "--force")
+    refused(
+        capsys,
+        ["eval", path, "--out", busy],
+        [path, busy / "notes.txt"],
+        "is not empty (notes.txt)",
+        "--force",
+    )
     assert main(["eval", str(path), "--out", str(busy), "--force", "--no-plots", "--bootstrap", "0"]) == 0
     assert (busy / "notes.txt").read_text() == "mine"
     # an earlier report is overwritten without --force; an input named like a report file is not
     assert main(["eval", str(path), "--out", str(busy / "again"), "--no-plots", "--bootstrap", "0"]) == 0
     assert main(["eval", str(path), "--out", str(busy / "again"), "--no-plots", "--bootstrap", "0"]) == 0
     shutil.copy(path, busy / "again" / "report.json")
-    refused(capsys, ["eval", busy / "again" / "report.json", "--task", "RO", "--out", busy / "again"],
-            [busy / "again" / "report.json"], "would overwrite the input")
+    refused(
+        capsys,
+        ["eval", busy / "again" / "report.json", "--task", "RO", "--out", busy / "again"],
+        [busy / "again" / "report.json"],
+        "would overwrite the input",
+    )
     (busy / "plots_as_file").mkdir()
     (busy / "plots_as_file" / "plots").write_text("x")
     refused(capsys, ["eval", path, "--out", busy / "plots_as_file"], [path], "plots is a file")
@@ -141,15 +171,34 @@ def test_published_pipeline_failures_are_counted_and_captions_scored_whole(tmp_p
     data = json.loads((out / "report.json").read_text())
     conv = data["conventions"]
     assert conv["caption_length"]["max_tokens"] is None and data["settings"]["max_caption_tokens"] is None
-    assert conv["published_pipeline"]["counts"]["GC"] == {"line_breaks": 2, "lone_surrogates": 1,
-                                                          "over_100k_characters": 1, "absent_modalities": 6,
-                                                          "other_modalities": 1}
+    assert conv["published_pipeline"]["counts"]["GC"] == {
+        "line_breaks": 2,
+        "lone_surrogates": 1,
+        "over_100k_characters": 1,
+        "absent_modalities": 6,
+        "other_modalities": 1,
+    }
     assert set(conv["published_pipeline"]["what"]) >= set(conv["published_pipeline"]["counts"]["GC"])
     assert data["standard"]["GC"]["per_modality"]["mr"]["Bleu_1"] > 1e-3  # the answer's end was scored
     assert "published_pipeline" in (out / "report.md").read_text()
     # the bound, asked for: counted, and said not to be the standard reading
-    assert main(["eval", str(path), "--out", str(out), "--no-plots", "--bootstrap", "0", "--no-spice",
-                 "--max-caption-tokens", "2000"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(path),
+                "--out",
+                str(out),
+                "--no-plots",
+                "--bootstrap",
+                "0",
+                "--no-spice",
+                "--max-caption-tokens",
+                "2000",
+            ]
+        )
+        == 0
+    )
     assert "cut 1 response(s) and 0 reference(s) (not the standard reading)" in capsys.readouterr().out
     data = json.loads((out / "report.json").read_text())
     assert data["conventions"]["caption_length"]["responses_cut"] == {"GC": 1}
@@ -161,13 +210,21 @@ def test_published_pipeline_failures_are_counted_and_captions_scored_whole(tmp_p
 def test_a_caption_meteor_cannot_align_is_named(tmp_path, capsys, monkeypatch):
     """METEOR's aligner dies on a response of ~20,000 matching words (pycocoevalcap's too): the error names the
     record and the way out instead of a broken pipe."""
-    path = write_jsonl(tmp_path / "pred_MII.jsonl", [rec(0, "ct_1.png", "a cyst", "a cyst"),
-                                                     rec(7, "ct_2.png", "the liver", "the liver " * 20_000)])
+    path = write_jsonl(
+        tmp_path / "pred_MII.jsonl",
+        [rec(0, "ct_1.png", "a cyst", "a cyst"), rec(7, "ct_2.png", "the liver", "the liver " * 20_000)],
+    )
 
     class DyingMeteor(InstantMeteor):
         def stats(self, hyps, refs):  # what the real process does on the second caption, without its 2 GB
             raise coco_java.MeteorDied("the METEOR process ended unexpectedly", 1)
 
     monkeypatch.setattr(coco_java, "MeteorProcess", DyingMeteor)
-    refused(capsys, ["eval", path, "--out", tmp_path / "r", "--no-plots", "--bootstrap", "0"], [path],
-            "METEOR's process died on pred_MII.jsonl line 2 (id 7)", "40000 tokens", "--max-caption-tokens 2000")
+    refused(
+        capsys,
+        ["eval", path, "--out", tmp_path / "r", "--no-plots", "--bootstrap", "0"],
+        [path],
+        "METEOR's process died on pred_MII.jsonl line 2 (id 7)",
+        "40000 tokens",
+        "--max-caption-tokens 2000",
+    )

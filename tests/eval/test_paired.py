@@ -16,12 +16,35 @@ from clinkd.errors import ClinkdError, DataError
 from clinkd.eval import coco_java, evaluate, ngram, paired
 from clinkd.eval.predictions import MODALITIES
 
-WORDS = ["the", "a", "liver", "lesion", "left", "right", "kidney", "mass", "small", "large", "upper", "lobe", "of", "in", "with", "shows"]
+WORDS = [
+    "the",
+    "a",
+    "liver",
+    "lesion",
+    "left",
+    "right",
+    "kidney",
+    "mass",
+    "small",
+    "large",
+    "upper",
+    "lobe",
+    "of",
+    "in",
+    "with",
+    "shows",
+]
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="needs Java")
 
 
 def rec(pid, image, annotation, response):
-    return {"id": pid, "image": image, "question": "<img>q</img>", "annotation": annotation, "response": response}
+    return {
+        "id": pid,
+        "image": image,
+        "question": "<img>q</img>",
+        "annotation": annotation,
+        "response": response,
+    }
 
 
 def vg_ro_rows(n=24, seed=0):
@@ -82,8 +105,11 @@ def test_seeded_and_paired_by_id_not_by_position():
     assert a["rows"]["base"]["RO"]["accuracy"]["ci95"] != c["rows"]["base"]["RO"]["accuracy"]["ci95"]
     # the anchor's order fixes the draws: listing the reference's questions in another order only permutes
     # which questions the same counts fall on, so the bootstrap differs — but a row's own order never matters
-    rows2 = {"base": rows["base"], "better": {t: list(reversed(v)) for t, v in rows["better"].items()},
-             "same": rows["same"]}
+    rows2 = {
+        "base": rows["base"],
+        "better": {t: list(reversed(v)) for t, v in rows["better"].items()},
+        "same": rows["same"],
+    }
     assert paired.headline_intervals(rows2, resamples=300, seed=3, reference="base") == a
 
 
@@ -132,7 +158,9 @@ def test_bleu_from_summed_counts_hand_worked():
 def test_meteor_formula_hand_worked():
     perfect = coco_java.additive_stats("3 3 1 1 2 2 1 1 0 0 0 0 0 0 0 0 0 0 0 0 1 3 3")
     assert perfect[20] == 0.0  # a perfect segment adds no chunk
-    assert coco_java.meteor_from_stats(np.array([1, 1, 0, 0, 1, 1, *[0] * 14, 1, 1, 1])) == 1.0  # one word, matched
+    assert (
+        coco_java.meteor_from_stats(np.array([1, 1, 0, 0, 1, 1, *[0] * 14, 1, 1, 1])) == 1.0
+    )  # one word, matched
     assert coco_java.meteor_from_stats(np.zeros(23)) == 0.0  # nothing at all: NaN read as 0, as METEOR does
     # 2 content words each side, one exact content match, one chunk: P = R = 0.5, frag = 1 / 1
     row = np.array([2, 2, 0, 0, 1, 1, *[0] * 14, 1, 1, 1], dtype=float)
@@ -206,7 +234,10 @@ def test_caption_points_are_evaluate_s_and_replicates_recover_them(caption_run):
     rows, out, per_question, rep = caption_run
     assert out["standard"]["base"] == rep.standard  # evaluate's blocks, bit for bit
     for t in ("GC", "MII"):
-        groups = {m: [i for i, r in enumerate(rows["base"][t]) if r["image"].startswith(m + "_")] for m in MODALITIES}
+        groups = {
+            m: [i for i, r in enumerate(rows["base"][t]) if r["image"].startswith(m + "_")]
+            for m in MODALITIES
+        }
         present = [groups[m] for m in MODALITIES if groups[m]]
         identity = [np.ones((1, len(p)), dtype=np.int64) for p in present]  # the full set as one "resample"
         full = paired._replicates(t, per_question["base"][t], present, identity, 1)[0]

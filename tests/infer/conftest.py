@@ -21,7 +21,9 @@ def student_dir(tmp_path_factory):
 
     # 112x112 at most: 4x4 merged image tokens, fast on CPU
     processor = build_tiny_processor(text_corpus(seed=0, n_images=32), vocab_size=1024, max_pixels=112 * 112)
-    return init_model_dir(tmp_path_factory.mktemp("infer_student"), "tiny-student", processor=processor, seed=0)
+    return init_model_dir(
+        tmp_path_factory.mktemp("infer_student"), "tiny-student", processor=processor, seed=0
+    )
 
 
 @pytest.fixture(scope="session")

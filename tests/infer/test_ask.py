@@ -25,8 +25,18 @@ def ct_dicom(tmp_path):
 
 
 def test_ask_on_dicom_prints_an_answer_and_writes_the_png(ct_dicom, student_dir, capsys):
-    rc = main(["ask", "--model", str(student_dir), "--image", str(ct_dicom), "--max-new-tokens", "8",
-               "Where is the liver?"])
+    rc = main(
+        [
+            "ask",
+            "--model",
+            str(student_dir),
+            "--image",
+            str(ct_dicom),
+            "--max-new-tokens",
+            "8",
+            "Where is the liver?",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert out.strip() and "drawn on" in out
@@ -37,11 +47,16 @@ def test_ask_on_dicom_prints_an_answer_and_writes_the_png(ct_dicom, student_dir,
 
 
 def test_the_answers_boxes_are_drawn_with_their_labels(ct_dicom, student_dir, capsys, monkeypatch, tmp_path):
-    answer = ("<|object_ref_start|>liver<|object_ref_end|><|box_start|>(100,100),(600,600)<|box_end|>"
-              " and <ref>spleen</ref><box>(700,200),(900,500)</box>")
+    answer = (
+        "<|object_ref_start|>liver<|object_ref_end|><|box_start|>(100,100),(600,600)<|box_end|>"
+        " and <ref>spleen</ref><box>(700,200),(900,500)</box>"
+    )
     monkeypatch.setattr(ask_mod, "generate_candidates", lambda *a, **k: [[answer]])
     target = tmp_path / "sub" / "drawn.png"
-    assert main(["ask", "--model", str(student_dir), "--image", str(ct_dicom), "--out", str(target), "where?"]) == 0
+    assert (
+        main(["ask", "--model", str(student_dir), "--image", str(ct_dicom), "--out", str(target), "where?"])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "<ref>liver</ref><box>(100,100),(600,600)</box>" in printed and "2 box(es)" in printed
     plain = np.asarray(ask_mod.load_image(ct_dicom), dtype=int)
@@ -51,8 +66,14 @@ def test_the_answers_boxes_are_drawn_with_their_labels(ct_dicom, student_dir, ca
 
 
 def test_annotations_and_default_output():
-    items = annotations("<ref>a</ref><box>(1,2),(3,4)</box><box>(5,6),(7,8)</box> <box>bad</box>"
-                        "<|object_ref_start|>b<|object_ref_end|><box_start>(9,9),(10,10)<box_end>")
-    assert [(lab, b.coords) for lab, b in items] == [("a", (1, 2, 3, 4)), ("a", (5, 6, 7, 8)), ("b", (9, 9, 10, 10))]
+    items = annotations(
+        "<ref>a</ref><box>(1,2),(3,4)</box><box>(5,6),(7,8)</box> <box>bad</box>"
+        "<|object_ref_start|>b<|object_ref_end|><box_start>(9,9),(10,10)<box_end>"
+    )
+    assert [(lab, b.coords) for lab, b in items] == [
+        ("a", (1, 2, 3, 4)),
+        ("a", (5, 6, 7, 8)),
+        ("b", (9, 9, 10, 10)),
+    ]
     assert default_output("d/scan.nii.gz").as_posix() == "d/scan_answer.png"
     assert default_output("d/x.dcm").as_posix() == "d/x_answer.png"

@@ -58,13 +58,16 @@ def test_generate_batch_writes_questions_and_reads_answers(qwen25):
     image = Image.fromarray(np.zeros((90, 150, 3), dtype=np.uint8))  # not square: x and y scale apart
     px, (w, h) = _pixels_of(Box(200, 300, 600, 900), image.size, processor)
     writes(RAW % tuple(px))
-    (answers,) = generate_answers(model, processor, [image], ["What is in <box>(200,300),(600,900)</box>?"],
-                                  max_new_tokens=40)
+    (answers,) = generate_answers(
+        model, processor, [image], ["What is in <box>(200,300),(600,900)</box>?"], max_new_tokens=40
+    )
     assert '{"bbox_2d": [%d, %d, %d, %d]}' % tuple(px) in seen[-1][0]  # the question, in the model's form
     (answer,) = answers
     assert answer.raw == RAW % tuple(px) and answer.reading.problems == []
     (box,) = parse_boxes(answer)
-    assert all(abs(a - b) <= max(1, 1000 / s) for a, b, s in zip(box.coords, (200, 300, 600, 900), (w, h, w, h)))
+    assert all(
+        abs(a - b) <= max(1, 1000 / s) for a, b, s in zip(box.coords, (200, 300, 600, 900), (w, h, w, h))
+    )
     assert str(answer).startswith("<ref>liver</ref><box>(")
 
 
@@ -76,8 +79,9 @@ def test_sasg_candidates_are_compared_as_medgrit_boxes(qwen25, embedder):
     near, _ = _pixels_of(Box(100, 100, 500, 500), image.size, processor)
     far, _ = _pixels_of(Box(700, 700, 900, 900), image.size, processor)
     writes(RAW % tuple(far), RAW % tuple(near), RAW % tuple(near), RAW % tuple(near))
-    (cands,) = generate_candidates(model, processor, [image], ["Where is the liver?"], n=3, max_new_tokens=40,
-                                   length_factor=None)
+    (cands,) = generate_candidates(
+        model, processor, [image], ["Where is the liver?"], n=3, max_new_tokens=40, length_factor=None
+    )
     assert all(c.startswith("<ref>liver</ref><box>") for c in cands) and "bbox_2d" in cands[0].raw
     (choice,) = select_answers([cands], embedder)
     assert choice.index != 0 and parse_boxes(choice.answer)[0].iou(Box(100, 100, 500, 500)) > 0.8

@@ -29,24 +29,39 @@ def argmax_decode(model, processor, image, question: str, max_new_tokens: int) -
     ids, mm = batch["input_ids"], batch["mm_token_type_ids"]
     new = []
     for _ in range(max_new_tokens):
-        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), mm_token_type_ids=mm,
-                    pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"], use_cache=False)
+        out = model(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            mm_token_type_ids=mm,
+            pixel_values=batch["pixel_values"],
+            image_grid_thw=batch["image_grid_thw"],
+            use_cache=False,
+        )
         nxt = int(out.logits[0, -1].argmax())
         new.append(nxt)
         if nxt == end:
             break
         ids = torch.cat([ids, torch.tensor([[nxt]])], 1)
         mm = torch.cat([mm, torch.zeros((1, 1), dtype=mm.dtype)], 1)
-    return clean_generated(tok.decode(new, skip_special_tokens=False, clean_up_tokenization_spaces=False),
-                           tok.pad_token)
+    return clean_generated(
+        tok.decode(new, skip_special_tokens=False, clean_up_tokenization_spaces=False), tok.pad_token
+    )
 
 
 def _leaky_config(model) -> GenerationConfig:
     """What a checkpoint may ship: penalties and sampling fields that would change 'greedy' answers."""
     g = model.generation_config
-    return GenerationConfig(eos_token_id=g.eos_token_id, pad_token_id=g.pad_token_id, bos_token_id=g.bos_token_id,
-                            repetition_penalty=5.0, no_repeat_ngram_size=1, do_sample=True, temperature=1e-6,
-                            top_k=1, top_p=0.001)
+    return GenerationConfig(
+        eos_token_id=g.eos_token_id,
+        pad_token_id=g.pad_token_id,
+        bos_token_id=g.bos_token_id,
+        repetition_penalty=5.0,
+        no_repeat_ngram_size=1,
+        do_sample=True,
+        temperature=1e-6,
+        top_k=1,
+        top_p=0.001,
+    )
 
 
 def test_greedy_ignores_the_checkpoints_generation_config(student_dir):
@@ -79,12 +94,30 @@ def test_sampling_uses_only_the_given_settings(student_dir):
     model, processor = load(student_dir)
     image = _image(2)
     torch.manual_seed(0)
-    plain = generate_answers(model, processor, [image], [QUESTION], max_new_tokens=12, do_sample=True,
-                             num_return_sequences=2, temperature=0.9, top_p=0.95)
+    plain = generate_answers(
+        model,
+        processor,
+        [image],
+        [QUESTION],
+        max_new_tokens=12,
+        do_sample=True,
+        num_return_sequences=2,
+        temperature=0.9,
+        top_p=0.95,
+    )
     model.generation_config = _leaky_config(model)
     torch.manual_seed(0)
-    leaky = generate_answers(model, processor, [image], [QUESTION], max_new_tokens=12, do_sample=True,
-                             num_return_sequences=2, temperature=0.9, top_p=0.95)
+    leaky = generate_answers(
+        model,
+        processor,
+        [image],
+        [QUESTION],
+        max_new_tokens=12,
+        do_sample=True,
+        num_return_sequences=2,
+        temperature=0.9,
+        top_p=0.95,
+    )
     assert leaky == plain
 
 
@@ -92,8 +125,9 @@ def test_predictions_get_a_settings_side_file(synth_dir, student_dir, tmp_path):
     from clinkd.infer.predict import predict_file, settings_path
 
     out = tmp_path / "pred_VG.jsonl"
-    predict_file(student_dir, synth_dir / "test_VG.json", out, limit=2, batch_size=2, progress=False,
-                 max_new_tokens=6)
+    predict_file(
+        student_dir, synth_dir / "test_VG.json", out, limit=2, batch_size=2, progress=False, max_new_tokens=6
+    )
     side = settings_path(out)
     assert side == tmp_path / "pred_VG.settings.json"
     s = json.loads(side.read_text())

@@ -49,8 +49,12 @@ def test_explicit_budget_wins_and_is_validated(hub_standin):
     assert area <= 256 * 256 and tokens <= 256 * 256 // 28**2
     _, processor = load(folder, max_pixels=128 * 128)  # min follows below it
     assert pixel_budget(processor) == (128 * 128, 128 * 128)
-    for bad in (dict(min_pixels=0), dict(max_pixels=-5), dict(min_pixels=10**6, max_pixels=10**5),
-                dict(max_pixels=1.5e6)):
+    for bad in (
+        dict(min_pixels=0),
+        dict(max_pixels=-5),
+        dict(min_pixels=10**6, max_pixels=10**5),
+        dict(max_pixels=1.5e6),
+    ):
         with pytest.raises(ClinkdError):
             load(folder, **bad)
 
@@ -79,16 +83,27 @@ def test_training_config_carries_the_budget(hub_standin, tmp_path):
     from clinkd.train.run import load_model
 
     folder = hub_standin("Qwen2-VL-2B-Instruct")
-    (cfg,) = load_run_configs(None, [f"--model.path={folder}", f"--train.output_dir={tmp_path}",
-                                     "--model.min_pixels=3136", "--model.max_pixels=200704"])
+    (cfg,) = load_run_configs(
+        None,
+        [
+            f"--model.path={folder}",
+            f"--train.output_dir={tmp_path}",
+            "--model.min_pixels=3136",
+            "--model.max_pixels=200704",
+        ],
+    )
     assert (cfg.model.min_pixels, cfg.model.max_pixels) == (3136, 200704)
     _, processor = load_model(cfg)
     assert pixel_budget(processor) == (3136, 200704)
     (cfg,) = load_run_configs(None, [f"--model.path={folder}", f"--train.output_dir={tmp_path}"])
     assert cfg.model.min_pixels is None and cfg.model.max_pixels is None
     assert pixel_budget(load_model(cfg)[1]) == (RELEASE_MIN_PIXELS, RELEASE_MAX_PIXELS)
-    for bad in (["--model.min_pixels=0"], ["--model.max_pixels=-1"],
-                ["--model.min_pixels=1000", "--model.max_pixels=999"], ["--model.max_pixels=big"]):
+    for bad in (
+        ["--model.min_pixels=0"],
+        ["--model.max_pixels=-1"],
+        ["--model.min_pixels=1000", "--model.max_pixels=999"],
+        ["--model.max_pixels=big"],
+    ):
         with pytest.raises(ConfigError):
             load_run_configs(None, [f"--model.path={folder}", *bad])
 
@@ -97,18 +112,57 @@ def test_cli_options(student_dir, synth_dir, tmp_path):
     from clinkd.cli.main import build_parser, main
 
     parser = build_parser()
-    for cmd in (["infer", "--model", "m", "--data", "d", "--out", "o"], ["ask", "q", "--model", "m", "--image", "i"],
-                ["serve", "--model", "m"]):
+    for cmd in (
+        ["infer", "--model", "m", "--data", "d", "--out", "o"],
+        ["ask", "q", "--model", "m", "--image", "i"],
+        ["serve", "--model", "m"],
+    ):
         args = parser.parse_args(cmd + ["--min-pixels", "3136", "--max-pixels", "50176"])
         assert (args.min_pixels, args.max_pixels) == (3136, 50176)
         assert parser.parse_args(cmd).max_pixels is None
     out = tmp_path / "pred_VG.jsonl"
-    assert main(["infer", "--model", str(student_dir), "--data", str(synth_dir / "test_VG.json"), "--out", str(out),
-                 "--limit", "1", "--max-new-tokens", "4", "--device", "cpu", "--max-pixels", str(56 * 56 * 2)]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                "--model",
+                str(student_dir),
+                "--data",
+                str(synth_dir / "test_VG.json"),
+                "--out",
+                str(out),
+                "--limit",
+                "1",
+                "--max-new-tokens",
+                "4",
+                "--device",
+                "cpu",
+                "--max-pixels",
+                str(56 * 56 * 2),
+            ]
+        )
+        == 0
+    )
     settings = json.loads((tmp_path / "pred_VG.settings.json").read_text())
     assert (settings["min_pixels"], settings["max_pixels"]) == (56 * 56, 56 * 56 * 2)
-    assert main(["infer", "--model", str(student_dir), "--data", str(synth_dir / "test_VG.json"), "--out",
-                 str(tmp_path / "x.jsonl"), "--min-pixels", "9000", "--max-pixels", "3000"]) != 0
+    assert (
+        main(
+            [
+                "infer",
+                "--model",
+                str(student_dir),
+                "--data",
+                str(synth_dir / "test_VG.json"),
+                "--out",
+                str(tmp_path / "x.jsonl"),
+                "--min-pixels",
+                "9000",
+                "--max-pixels",
+                "3000",
+            ]
+        )
+        != 0
+    )
 
 
 def test_serve_and_ask_load_with_the_budget(student_dir, tmp_path):
@@ -116,13 +170,21 @@ def test_serve_and_ask_load_with_the_budget(student_dir, tmp_path):
     from clinkd.cli.serve import build_from_args
     from clinkd.infer.ask import ask_image
 
-    args = build_parser().parse_args(["serve", "--model", str(student_dir), "--max-pixels", str(56 * 56 * 3),
-                                      "--device", "cpu"])
+    args = build_parser().parse_args(
+        ["serve", "--model", str(student_dir), "--max-pixels", str(56 * 56 * 3), "--device", "cpu"]
+    )
     _, answerer = build_from_args(args)
     assert pixel_budget(answerer.processor) == (56 * 56, 56 * 56 * 3)
     model, processor = load(student_dir)
     img = tmp_path / "scan.png"
     big_image().resize((200, 150)).save(img)
-    ask_image(model, img, "Where is the liver?", processor=processor, max_new_tokens=2, draw=False,
-              max_pixels=56 * 56 * 2)
+    ask_image(
+        model,
+        img,
+        "Where is the liver?",
+        processor=processor,
+        max_new_tokens=2,
+        draw=False,
+        max_pixels=56 * 56 * 2,
+    )
     assert pixel_budget(processor) == (56 * 56, 56 * 56 * 2)

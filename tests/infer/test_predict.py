@@ -42,13 +42,17 @@ def test_records_have_the_published_format(tmp_path, synth_dir, student):
 def test_box_markup_is_rewritten_for_the_published_regex(tmp_path, synth_dir, student, monkeypatch):
     model, processor = student
     answer = "<|object_ref_start|>liver<|object_ref_end|><|box_start|>(10,20),(300,400)<|box_end|>"
-    monkeypatch.setattr(predict_mod, "generate_candidates", lambda m, p, ims, prompts, **kw: [[answer]] * len(prompts))
+    monkeypatch.setattr(
+        predict_mod, "generate_candidates", lambda m, p, ims, prompts, **kw: [[answer]] * len(prompts)
+    )
     out = tmp_path / "pred_VG.jsonl"
     predict_file(model, synth_dir / "test_VG.json", out, processor=processor, limit=2, **FAST)
     resp = json.loads(_lines(out)[0])["response"]
     assert re.findall(r"<box>(.*?)</box>", resp) == ["(10,20),(300,400)"] and "<ref>liver</ref>" in resp
     raw = tmp_path / "raw_VG.jsonl"
-    predict_file(model, synth_dir / "test_VG.json", raw, processor=processor, limit=2, box_style="raw", **FAST)
+    predict_file(
+        model, synth_dir / "test_VG.json", raw, processor=processor, limit=2, box_style="raw", **FAST
+    )
     assert json.loads(_lines(raw)[0])["response"] == answer
 
 
@@ -69,7 +73,9 @@ def _crash_after(monkeypatch, k: int):
 
 
 @pytest.mark.parametrize("select", ["greedy", "sasg"])
-def test_resume_after_a_crash_gives_the_uninterrupted_file(tmp_path, synth_dir, student, embedder, monkeypatch, select):
+def test_resume_after_a_crash_gives_the_uninterrupted_file(
+    tmp_path, synth_dir, student, embedder, monkeypatch, select
+):
     model, processor = student
     test = synth_dir / "test_GC.json"
     kw = dict(FAST, processor=processor, limit=7, select=select, candidates=2, embedder=embedder, seed=3)
@@ -139,12 +145,20 @@ def test_a_file_of_another_test_file_is_not_extended(tmp_path, synth_dir, studen
 def test_missing_images_are_named_before_any_work(tmp_path, synth_dir, student):
     model, processor = student
     with pytest.raises(DataError, match=r"test_RO.json, record 0: image .*nowhere.* not found"):
-        predict_file(model, synth_dir / "test_RO.json", tmp_path / "p.jsonl", processor=processor,
-                     image_dir=tmp_path / "nowhere", **FAST)
+        predict_file(
+            model,
+            synth_dir / "test_RO.json",
+            tmp_path / "p.jsonl",
+            processor=processor,
+            image_dir=tmp_path / "nowhere",
+            **FAST,
+        )
     assert not (tmp_path / "p.jsonl").exists()
 
 
-def test_prompts_are_written_in_the_models_box_convention(tmp_path, synth_dir, student_dir, student, monkeypatch):
+def test_prompts_are_written_in_the_models_box_convention(
+    tmp_path, synth_dir, student_dir, student, monkeypatch
+):
     """Inference asks in the convention the model was trained in (its config's clinkd_box_convention; an
     older clinkd folder's clinkd_run.yaml data.box_style); the records keep the test file's question."""
     import shutil
@@ -164,7 +178,9 @@ def test_prompts_are_written_in_the_models_box_convention(tmp_path, synth_dir, s
     questions = [s.prompts()[0] for s in read_samples(test)[:2]]
     assert all("<box>" in q for q in questions)  # RO questions point at a box
     model, processor = student
-    predict_file(model, test, tmp_path / "a.jsonl", processor=processor, limit=2, **FAST)  # tiny model: medgrit
+    predict_file(
+        model, test, tmp_path / "a.jsonl", processor=processor, limit=2, **FAST
+    )  # tiny model: medgrit
     assert seen[-1] == questions
     # a clinkd folder from before clinkd_box_convention: Med-GRIT text in its data.box_style
     folder = tmp_path / "trained"
@@ -188,15 +204,21 @@ def test_prompts_are_written_in_the_models_box_convention(tmp_path, synth_dir, s
     settings = json.loads((tmp_path / "q3.settings.json").read_text())
     assert settings["box_convention"] == "qwen3_vl" and settings["questions_converted"] is True
     # an explicit markup wins; raw keeps the text
-    predict_file(model, test, tmp_path / "b.jsonl", processor=processor, limit=2, question_box_style="clinkd", **FAST)
+    predict_file(
+        model, test, tmp_path / "b.jsonl", processor=processor, limit=2, question_box_style="clinkd", **FAST
+    )
     assert seen[-1] == [convert_markup(q, "clinkd") for q in questions] and "<box_start>" in seen[-1][0]
-    predict_file(model, test, tmp_path / "c.jsonl", processor=processor, limit=2, question_box_style="raw", **FAST)
+    predict_file(
+        model, test, tmp_path / "c.jsonl", processor=processor, limit=2, question_box_style="raw", **FAST
+    )
     assert seen[-1] == questions
     with pytest.raises(Exception, match="question box style"):
         predict_file(model, test, tmp_path / "e.jsonl", processor=processor, question_box_style="xml", **FAST)
 
 
-def test_answers_are_read_back_into_medgrit_with_the_raw_text_beside(tmp_path, synth_dir, student, monkeypatch):
+def test_answers_are_read_back_into_medgrit_with_the_raw_text_beside(
+    tmp_path, synth_dir, student, monkeypatch
+):
     """A model answering in Qwen2.5-VL's form (JSON, pixels of the resized image): the record's response
     is Med-GRIT 0-1000 of the original image, and the model's own text stays beside it as raw_response."""
     import torch
@@ -221,9 +243,13 @@ def test_answers_are_read_back_into_medgrit_with_the_raw_text_beside(tmp_path, s
     assert rec["raw_response"] == raw
     sample = read_samples(synth_dir / "test_VG.json")[0]
     lo, hi = pixel_budget(processor)
-    w, h = resized_size(*image_size(synth_dir / "images" / sample.image), factor=28, min_pixels=lo, max_pixels=hi)
+    w, h = resized_size(
+        *image_size(synth_dir / "images" / sample.image), factor=28, min_pixels=lo, max_pixels=hi
+    )
     expected = [round(28 * 1000 / w), round(14 * 1000 / h), round(56 * 1000 / w), round(42 * 1000 / h)]
     assert rec["response"] == "<ref>liver</ref><box>({},{}),({},{})</box>".format(*expected)
     raw_file = tmp_path / "raw_VG.jsonl"  # box_style raw: the model's own text as the response
-    predict_file(model, synth_dir / "test_VG.json", raw_file, processor=processor, limit=1, box_style="raw", **FAST)
+    predict_file(
+        model, synth_dir / "test_VG.json", raw_file, processor=processor, limit=1, box_style="raw", **FAST
+    )
     assert json.loads(_lines(raw_file)[0])["response"] == raw

@@ -33,7 +33,10 @@ def test_boxes_that_agree_beat_a_far_box(embedder):
     def ans(x1, y1, x2, y2):
         return f"<ref>tumor</ref><box>({x1},{y1}),({x2},{y2})</box>"
 
-    far, near = ans(700, 700, 900, 900), [ans(100, 100, 300, 300), ans(105, 98, 305, 296), ans(95, 102, 298, 305)]
+    far, near = (
+        ans(700, 700, 900, 900),
+        [ans(100, 100, 300, 300), ans(105, 98, 305, 296), ans(95, 102, 298, 305)],
+    )
     (sel,) = select_answers([[far, *near]], embedder)  # same words: only the boxes can decide
     assert sel.index in (1, 2, 3)
 
@@ -100,17 +103,23 @@ def test_candidates_after_a_shared_prefill_decode_as_after_their_own(family, rop
     from clinkd.model.tiny import build_tiny_model
 
     rng = np.random.default_rng(0)
-    images = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for h, w in [(112, 112), (56, 84)]]
+    images = [
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for h, w in [(112, 112), (56, 84)]
+    ]
     questions = ["Where is the liver?", "Describe the lesion in the image please"]
     qwen3 = family == "qwen3_vl"
-    processor = build_tiny_processor(["where is the liver", "describe the lesion in the image"] * 20,
-                                     max_pixels=(128 if qwen3 else 112) ** 2, patch_size=16 if qwen3 else 14)
+    processor = build_tiny_processor(
+        ["where is the liver", "describe the lesion in the image"] * 20,
+        max_pixels=(128 if qwen3 else 112) ** 2,
+        patch_size=16 if qwen3 else 14,
+    )
     model = build_tiny_model("tiny-student", processor.tokenizer, family=family, rope=rope, seed=1)
     kw = dict(max_new_tokens=10, do_sample=True, num_return_sequences=3, top_k=0, temperature=1.0)
     with torch.no_grad():
         greedy = generate_batch(model, processor, images, questions, max_new_tokens=10, do_sample=False)
-        rows = generate_batch(model, processor, images, questions,
-                              logits_processor=LogitsProcessorList([GreedyRows(1)]), **kw)
+        rows = generate_batch(
+            model, processor, images, questions, logits_processor=LogitsProcessorList([GreedyRows(1)]), **kw
+        )
         torch.manual_seed(0)
         shared = generate_batch(model, processor, images, questions, **kw)
         torch.manual_seed(0)
@@ -124,8 +133,20 @@ def test_predict_sasg_records_candidates_under_an_extra_key(tmp_path, synth_dir,
 
     model, processor = student
     out = tmp_path / "pred_RO.jsonl"
-    predict_file(model, synth_dir / "test_RO.json", out, processor=processor, select="sasg", candidates=3,
-                 save_candidates=True, embedder=embedder, limit=3, batch_size=3, max_new_tokens=6, progress=False)
+    predict_file(
+        model,
+        synth_dir / "test_RO.json",
+        out,
+        processor=processor,
+        select="sasg",
+        candidates=3,
+        save_candidates=True,
+        embedder=embedder,
+        limit=3,
+        batch_size=3,
+        max_new_tokens=6,
+        progress=False,
+    )
     recs = [json.loads(x) for x in out.read_text().splitlines()]
     for r in recs:
         extra = r["sasg"]

@@ -8,13 +8,23 @@ from types import SimpleNamespace
 import torch
 
 
-def random_batch(gen: torch.Generator, batch: int, *, merge: int = 2, max_images: int = 3,
-                 max_side: int = 5, max_text: int = 12, side: str | None = None, text_only_p: float = 0.25):
+def random_batch(
+    gen: torch.Generator,
+    batch: int,
+    *,
+    merge: int = 2,
+    max_images: int = 3,
+    max_side: int = 5,
+    max_text: int = 12,
+    side: str | None = None,
+    text_only_p: float = 0.25,
+):
     """(input_ids, mm_token_type_ids, attention_mask, image_grid_thw, padding side) of a random batch.
 
     Each sample: text runs (≥ 1 token, as the chat template always puts <|vision_start|> before an image)
     around 0..max_images images of random merged grids up to max_side × max_side.
     """
+
     def rint(lo, hi):
         return int(torch.randint(lo, hi + 1, (1,), generator=gen))
 
@@ -45,7 +55,8 @@ def stock_rope_index(merge: int = 2, cls=None):
     from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLModel
 
     cls = cls or Qwen2VLModel
-    fake = SimpleNamespace(config=SimpleNamespace(vision_config=SimpleNamespace(spatial_merge_size=merge,
-                                                                                 tokens_per_second=2)))
+    fake = SimpleNamespace(
+        config=SimpleNamespace(vision_config=SimpleNamespace(spatial_merge_size=merge, tokens_per_second=2))
+    )
     fake.get_vision_position_ids = functools.partial(cls.get_vision_position_ids, fake)
     return functools.partial(cls.get_rope_index, fake)

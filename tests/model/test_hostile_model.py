@@ -24,13 +24,18 @@ from clinkd.model import ModelLoadError, init_model_dir, load
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, processor):
-    return init_model_dir(tmp_path_factory.mktemp("hostile-model") / "student", "tiny-student", processor=processor)
+    return init_model_dir(
+        tmp_path_factory.mktemp("hostile-model") / "student", "tiny-student", processor=processor
+    )
 
 
 def digest(folder: Path) -> dict[str, str]:
     """sha256 of every file under ``folder``: the inputs must come out byte for byte as they went in."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def cli(argv: list[str], capsys) -> tuple[int, str]:
@@ -135,9 +140,24 @@ def config_wrong_type(d):
     return "config.json"
 
 
-@pytest.mark.parametrize("damage", [garbage, truncated, empty, bad_header, wrong_shape, missing_shard, truncated_shard,
-                                    shard_outside, bad_index, weights_are_a_folder, config_not_an_object,
-                                    config_not_utf8, config_wrong_type])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        garbage,
+        truncated,
+        empty,
+        bad_header,
+        wrong_shape,
+        missing_shard,
+        truncated_shard,
+        shard_outside,
+        bad_index,
+        weights_are_a_folder,
+        config_not_an_object,
+        config_not_utf8,
+        config_wrong_type,
+    ],
+)
 def test_damaged_model_folder_is_named(tmp_path, model_dir, capsys, damage):
     d = tmp_path / "model"
     shutil.copytree(model_dir, d)
@@ -169,11 +189,14 @@ def test_pickle_weights_are_never_unpickled(tmp_path, model_dir, capsys):
     assert digest(d) == before
 
 
-@pytest.mark.parametrize("template,kind", [
-    ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "blocked by transformers' template sandbox"),
-    ("{% for x in %}", "TemplateSyntaxError"),
-    ("{{ raise_exception('refused') }}", "refused"),
-])
+@pytest.mark.parametrize(
+    "template,kind",
+    [
+        ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "blocked by transformers' template sandbox"),
+        ("{% for x in %}", "TemplateSyntaxError"),
+        ("{{ raise_exception('refused') }}", "refused"),
+    ],
+)
 def test_bad_chat_template_is_named_at_load(tmp_path, model_dir, template, kind):
     d = tmp_path / "model"
     shutil.copytree(model_dir, d)
@@ -198,7 +221,9 @@ def test_init_refuses_a_folder_holding_a_model(tmp_path, model_dir, capsys, smal
     assert str(trained) in out and "not empty" in out and "--force" in out
     assert digest(trained) == before
     # --force writes into it, as asked
-    rc, out = cli(["model", "init", "--size", "tiny-student", "--out", str(trained), "--force", "--seed", "3"], capsys)
+    rc, out = cli(
+        ["model", "init", "--size", "tiny-student", "--out", str(trained), "--force", "--seed", "3"], capsys
+    )
     assert rc == 0, out
     assert digest(trained)["model.safetensors"] != before["model.safetensors"]
 

@@ -22,20 +22,32 @@ def test_model_init_and_load_back(tmp_path, tiny_corpus, images, capsys):
     out = tmp_path / "student"
     assert main(["model", "init", "--size", "tiny-student", "--out", str(out), "--seed", "1"]) == 0
     names = {p.name for p in out.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "processor_config.json",
-            "chat_template.jinja", "generation_config.json"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "processor_config.json",
+        "chat_template.jinja",
+        "generation_config.json",
+    } <= names
     model, processor = load(out)
     assert type(model).__name__ == "McgQwen2VLForConditionalGeneration"
     assert model.rope_settings.scheme == "mcg" and model.config.text_config.hidden_size == 128
-    batch = build_batch(processor, [images[0].resize((224, 224)), None], ["Where is the liver?", "What is CT?"])
+    batch = build_batch(
+        processor, [images[0].resize((224, 224)), None], ["Where is the liver?", "What is CT?"]
+    )
     assert batch["image_grid_thw"].tolist() == [[1, 16, 16]]  # 224×224 → 8×8 = 64 tokens by default
     with torch.no_grad():
         generated = model.generate(**batch, max_new_tokens=3, do_sample=False)
     assert generated.shape[0] == 2
     # same seed, same weights; the stock scheme is recorded when asked for
     again = tmp_path / "again"
-    assert main(["model", "init", "--size", "tiny-student", "--out", str(again), "--seed", "1",
-                 "--rope", "stock"]) == 0
+    assert (
+        main(
+            ["model", "init", "--size", "tiny-student", "--out", str(again), "--seed", "1", "--rope", "stock"]
+        )
+        == 0
+    )
     model2, _ = load(again)
     assert model2.rope_settings.scheme == "stock"
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model2.state_dict().values()))

@@ -24,8 +24,11 @@ from clinkd.model import (
 @pytest.fixture(scope="module")
 def batch(processor, images):
     """Left-padded generation batch: one image, two images of other sizes, text only."""
-    return build_batch(processor, [images[0], [images[1], images[2]], None],
-                       ["Where is the liver?", "Compare the two scans.", "What is CT?"])
+    return build_batch(
+        processor,
+        [images[0], [images[1], images[2]], None],
+        ["Where is the liver?", "Compare the two scans.", "What is CT?"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +66,15 @@ def test_stock_setting_equals_upstream_model(stock_model, mcg_model, batch):
 
 
 def test_mcg_forward_uses_mcg_positions(stock_model, mcg_model, batch):
-    pos, _ = mcg_position_ids(batch["mm_token_type_ids"], batch["image_grid_thw"], batch["attention_mask"],
-                              spatial_merge_size=2)
-    inner_pos, _ = mcg_model.model.get_rope_index(batch["input_ids"], batch["mm_token_type_ids"],
-                                                  batch["image_grid_thw"], attention_mask=batch["attention_mask"])
+    pos, _ = mcg_position_ids(
+        batch["mm_token_type_ids"], batch["image_grid_thw"], batch["attention_mask"], spatial_merge_size=2
+    )
+    inner_pos, _ = mcg_model.model.get_rope_index(
+        batch["input_ids"],
+        batch["mm_token_type_ids"],
+        batch["image_grid_thw"],
+        attention_mask=batch["attention_mask"],
+    )
     assert torch.equal(pos, inner_pos)
     with torch.no_grad():
         ours = mcg_model(**batch).logits
@@ -99,8 +107,11 @@ def test_stock_checkpoint_loads_intact(tmp_path, corpus, images, family):
     """A checkpoint written by the upstream class loads with every tensor identical and no key lost."""
     from clinkd.model import MODEL_CLASSES
 
-    proc = build_tiny_processor(corpus[:200], max_pixels=112 * 112 if family != "qwen3_vl" else 128 * 128,
-                                patch_size=16 if family == "qwen3_vl" else 14)
+    proc = build_tiny_processor(
+        corpus[:200],
+        max_pixels=112 * 112 if family != "qwen3_vl" else 128 * 128,
+        patch_size=16 if family == "qwen3_vl" else 14,
+    )
     stock = build_tiny_model("tiny-student", proc.tokenizer, family=family, stock=True, seed=5)
     del stock.config.clinkd_rope  # a genuine stock config carries no clinkd key
     assert type(stock) is MODEL_CLASSES[family][1]
@@ -128,8 +139,9 @@ def test_clinkd_checkpoint_loads_in_stock_class(tmp_path, mcg_model):
 
 
 def test_generate_with_and_without_cache_agree(mcg_model, batch, processor):
-    kw = dict(max_new_tokens=6, do_sample=False, output_logits=True, return_dict_in_generate=True,
-              min_new_tokens=6)
+    kw = dict(
+        max_new_tokens=6, do_sample=False, output_logits=True, return_dict_in_generate=True, min_new_tokens=6
+    )
     with torch.no_grad():
         cached = mcg_model.generate(**batch, use_cache=True, **kw)
         uncached = mcg_model.generate(**batch, use_cache=False, **kw)
@@ -139,9 +151,16 @@ def test_generate_with_and_without_cache_agree(mcg_model, batch, processor):
     # the last decode step equals one fresh forward over prompt + generated text, whose positions
     # are computed from scratch: the text positions continued correctly after the images
     seq = cached.sequences
-    mask = torch.cat([batch["attention_mask"], torch.ones_like(seq[:, batch["input_ids"].shape[1]:])], dim=1)
-    types = torch.cat([batch["mm_token_type_ids"], torch.zeros_like(seq[:, batch["input_ids"].shape[1]:])], dim=1)
-    full = {**batch, "input_ids": seq[:, :-1], "attention_mask": mask[:, :-1], "mm_token_type_ids": types[:, :-1]}
+    mask = torch.cat([batch["attention_mask"], torch.ones_like(seq[:, batch["input_ids"].shape[1] :])], dim=1)
+    types = torch.cat(
+        [batch["mm_token_type_ids"], torch.zeros_like(seq[:, batch["input_ids"].shape[1] :])], dim=1
+    )
+    full = {
+        **batch,
+        "input_ids": seq[:, :-1],
+        "attention_mask": mask[:, :-1],
+        "mm_token_type_ids": types[:, :-1],
+    }
     with torch.no_grad():
         logits = mcg_model(**full).logits[:, -1]
     assert torch.allclose(logits, cached.logits[-1], atol=1e-4)
@@ -153,10 +172,21 @@ def test_manual_decode_with_rope_deltas(mcg_model, batch):
     mask = torch.cat([batch["attention_mask"], torch.ones_like(nxt)], dim=1)
     with torch.no_grad():
         out = mcg_model(**batch, use_cache=True)
-        step = mcg_model(input_ids=nxt, attention_mask=mask, past_key_values=out.past_key_values,
-                         mm_token_type_ids=torch.zeros_like(nxt), use_cache=True).logits[:, -1]
-        whole = mcg_model(**{**batch, "input_ids": torch.cat([batch["input_ids"], nxt], 1), "attention_mask": mask,
-                             "mm_token_type_ids": torch.cat([batch["mm_token_type_ids"], torch.zeros_like(nxt)], 1)})
+        step = mcg_model(
+            input_ids=nxt,
+            attention_mask=mask,
+            past_key_values=out.past_key_values,
+            mm_token_type_ids=torch.zeros_like(nxt),
+            use_cache=True,
+        ).logits[:, -1]
+        whole = mcg_model(
+            **{
+                **batch,
+                "input_ids": torch.cat([batch["input_ids"], nxt], 1),
+                "attention_mask": mask,
+                "mm_token_type_ids": torch.cat([batch["mm_token_type_ids"], torch.zeros_like(nxt)], 1),
+            }
+        )
     assert torch.allclose(step, whole.logits[:, -1], atol=1e-4)
 
 
@@ -235,7 +265,10 @@ def test_missing_weights_are_an_error(tmp_path, mcg_model, processor):
     weights = load_file(tmp_path / "model.safetensors")
     dropped = [k for k in weights if "layers.1." in k]
     assert dropped
-    save_file({k: v for k, v in weights.items() if k not in dropped}, tmp_path / "model.safetensors",
-              metadata={"format": "pt"})
+    save_file(
+        {k: v for k, v in weights.items() if k not in dropped},
+        tmp_path / "model.safetensors",
+        metadata={"format": "pt"},
+    )
     with pytest.raises(ModelLoadError, match="missing"):
         load(tmp_path)

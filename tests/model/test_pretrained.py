@@ -18,9 +18,26 @@ from clinkd.model.pretrained import (
     pretrained_path,
 )
 
-CARD_KEYS = {"name", "shape", "parameters", "command", "init_seed", "train_seed", "steps", "batch", "learning_rate",
-             "data", "data_seed", "validation_seed", "validation_questions", "validation", "machine", "seconds",
-             "sha256", "validation_ci95"}
+CARD_KEYS = {
+    "name",
+    "shape",
+    "parameters",
+    "command",
+    "init_seed",
+    "train_seed",
+    "steps",
+    "batch",
+    "learning_rate",
+    "data",
+    "data_seed",
+    "validation_seed",
+    "validation_questions",
+    "validation",
+    "machine",
+    "seconds",
+    "sha256",
+    "validation_ci95",
+}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -72,6 +89,9 @@ def test_an_unknown_or_missing_checkpoint_says_what_to_do(monkeypatch, tmp_path)
 
 
 def test_the_demo_refuses_the_pretraining_data_seeds(tmp_path, capsys):
-    assert main(["demo", "--size", "tiny", "--seed", str(SEEDS["teacher_data"]), "--out", str(tmp_path / "d")]) != 0
+    assert (
+        main(["demo", "--size", "tiny", "--seed", str(SEEDS["teacher_data"]), "--out", str(tmp_path / "d")])
+        != 0
+    )
     assert "pretraining or validation data" in capsys.readouterr().err
     assert json.dumps(SEEDS)  # the seeds are plain data, written into every card

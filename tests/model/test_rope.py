@@ -70,7 +70,9 @@ def test_equals_stock_with_padding_inside_samples():
         rel = mcg_position_ids(types, grid, mask, spatial_merge_size=2)[0]
         for b in range(types.shape[0]):
             keep = mask[b].bool()
-            alone = mcg_position_ids(types[b:b + 1, keep], _grids_of_row(types, grid, b), spatial_merge_size=2)[0]
+            alone = mcg_position_ids(
+                types[b : b + 1, keep], _grids_of_row(types, grid, b), spatial_merge_size=2
+            )[0]
             assert torch.equal(rel[:, b, keep], alone[:, 0])
     assert holes_before_images > 0
 
@@ -110,10 +112,12 @@ def test_videos_equal_stock_qwen2_and_qwen25():
     got = mcg_position_ids(types, image, spatial_merge_size=2, video_grid_thw=video, **STOCK)
     assert torch.equal(got[0], stock[0]) and torch.equal(got[1], stock[1])
     seconds = torch.tensor([0.5])
-    stock25 = stock_rope_index(cls=Qwen2_5_VLModel)(ids, types, image_grid_thw=image, video_grid_thw=video,
-                                                     second_per_grid_ts=seconds)
-    got25 = mcg_position_ids(types, image, spatial_merge_size=2, video_grid_thw=video,
-                             video_time_interval=2 * seconds, **STOCK)  # tokens_per_second = 2 in the stand-in
+    stock25 = stock_rope_index(cls=Qwen2_5_VLModel)(
+        ids, types, image_grid_thw=image, video_grid_thw=video, second_per_grid_ts=seconds
+    )
+    got25 = mcg_position_ids(
+        types, image, spatial_merge_size=2, video_grid_thw=video, video_time_interval=2 * seconds, **STOCK
+    )  # tokens_per_second = 2 in the stand-in
     assert torch.equal(got25[0], stock25[0]) and torch.equal(got25[1], stock25[1])
 
 
@@ -149,8 +153,9 @@ def test_strides_gaps_image_first_and_back_to_back_images():
     # image merged 2×3 opens the sequence, another 1×1 image follows at once, then text
     types = torch.tensor([[1] * 6 + [1] + [0, 0]])
     grid = torch.tensor([[1, 4, 6], [1, 2, 2]])
-    pos, delta = mcg_position_ids(types, grid, spatial_merge_size=2, text_to_image_gap=3,
-                                  image_to_text_gap=4, stride_h=2, stride_w=3)
+    pos, delta = mcg_position_ids(
+        types, grid, spatial_merge_size=2, text_to_image_gap=3, image_to_text_gap=4, stride_h=2, stride_w=3
+    )
     # first image starts at 0: h = 0,0,0,2,2,2 ; w = 0,3,6,0,3,6 ; cursor after = 0 + max(2, 6) + 4 = 10
     assert pos[1, 0, :6].tolist() == [0, 0, 0, 2, 2, 2]
     assert pos[2, 0, :6].tolist() == [0, 3, 6, 0, 3, 6]

@@ -26,13 +26,31 @@ EXPECTED = {
 }
 
 SPECIAL_IDS = {
-    "<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645, "<|object_ref_start|>": 151646,
-    "<|object_ref_end|>": 151647, "<|box_start|>": 151648, "<|box_end|>": 151649, "<|quad_start|>": 151650,
-    "<|quad_end|>": 151651, "<|vision_start|>": 151652, "<|vision_end|>": 151653, "<|vision_pad|>": 151654,
-    "<|image_pad|>": 151655, "<|video_pad|>": 151656,
+    "<|endoftext|>": 151643,
+    "<|im_start|>": 151644,
+    "<|im_end|>": 151645,
+    "<|object_ref_start|>": 151646,
+    "<|object_ref_end|>": 151647,
+    "<|box_start|>": 151648,
+    "<|box_end|>": 151649,
+    "<|quad_start|>": 151650,
+    "<|quad_end|>": 151651,
+    "<|vision_start|>": 151652,
+    "<|vision_end|>": 151653,
+    "<|vision_pad|>": 151654,
+    "<|image_pad|>": 151655,
+    "<|video_pad|>": 151656,
 }
-QWEN2_5_IDS = {"<tool_call>": 151657, "</tool_call>": 151658, "<|fim_prefix|>": 151659, "<|fim_middle|>": 151660,
-               "<|fim_suffix|>": 151661, "<|fim_pad|>": 151662, "<|repo_name|>": 151663, "<|file_sep|>": 151664}
+QWEN2_5_IDS = {
+    "<tool_call>": 151657,
+    "</tool_call>": 151658,
+    "<|fim_prefix|>": 151659,
+    "<|fim_middle|>": 151660,
+    "<|fim_suffix|>": 151661,
+    "<|fim_pad|>": 151662,
+    "<|repo_name|>": 151663,
+    "<|file_sep|>": 151664,
+}
 QWEN3_IDS = {"<tool_response>": 151665, "</tool_response>": 151666, "<think>": 151667, "</think>": 151668}
 
 
@@ -101,9 +119,17 @@ def test_folder_layout(hub_standin, name):
 
     folder = Path(hub_standin(name))
     names = {p.name for p in folder.iterdir()}
-    assert {"config.json", "generation_config.json", "preprocessor_config.json", "chat_template.json",
-            "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
-            "model.safetensors.index.json"} <= names
+    assert {
+        "config.json",
+        "generation_config.json",
+        "preprocessor_config.json",
+        "chat_template.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.json",
+        "merges.txt",
+        "model.safetensors.index.json",
+    } <= names
     assert "model.safetensors" not in names
     assert ("video_preprocessor_config.json" in names) == (name.startswith("Qwen3"))
     shards = sorted(n for n in names if n.endswith(".safetensors"))
@@ -126,7 +152,11 @@ def test_folder_layout(hub_standin, name):
     assert stored == weight_map
     assert index["metadata"]["total_size"] == nbytes
     _rows, _, tied, _, model_type = EXPECTED[name]
-    embed = "model.language_model.embed_tokens.weight" if model_type == "qwen3_vl" else "model.embed_tokens.weight"
+    embed = (
+        "model.language_model.embed_tokens.weight"
+        if model_type == "qwen3_vl"
+        else "model.embed_tokens.weight"
+    )
     visual = "model.visual." if model_type == "qwen3_vl" else "visual."
     assert embed in weight_map and any(k.startswith(visual) for k in weight_map)  # the hub's tensor names
     assert ("lm_head.weight" in weight_map) == (not tied)
@@ -141,9 +171,13 @@ def test_config_json_is_the_hubs_and_stock_classes_read_it(hub_standin, name):
     raw = json.loads((folder / "config.json").read_text())
     rows, _, tied, layers, model_type = EXPECTED[name]
     assert raw["model_type"] == model_type
-    assert raw["architectures"] == [{"qwen2_vl": "Qwen2VLForConditionalGeneration",
-                                     "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
-                                     "qwen3_vl": "Qwen3VLForConditionalGeneration"}[model_type]]
+    assert raw["architectures"] == [
+        {
+            "qwen2_vl": "Qwen2VLForConditionalGeneration",
+            "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+            "qwen3_vl": "Qwen3VLForConditionalGeneration",
+        }[model_type]
+    ]
     assert (raw["image_token_id"], raw["video_token_id"]) == (151655, 151656)
     assert (raw["vision_start_token_id"], raw["vision_end_token_id"]) == (151652, 151653)
     assert raw["tie_word_embeddings"] is tied
@@ -183,7 +217,11 @@ def test_tokenizer_has_the_real_vocabulary_and_ids(hub_standin, name, reference)
         ids.update(QWEN3_IDS)
     assert {t: tok.convert_tokens_to_ids(t) for t in ids} == ids
     assert (tok.pad_token, tok.pad_token_id, tok.eos_token, tok.eos_token_id) == (
-        "<|endoftext|>", 151643, "<|im_end|>", 151645)
+        "<|endoftext|>",
+        151643,
+        "<|im_end|>",
+        151645,
+    )
     assert tok.bos_token is None
     assert len(json.loads((folder / "vocab.json").read_text(encoding="utf-8"))) == QWEN2_VOCAB_SIZE
     decoder = json.loads((folder / "tokenizer_config.json").read_text())["added_tokens_decoder"]
@@ -194,7 +232,9 @@ def test_tokenizer_has_the_real_vocabulary_and_ids(hub_standin, name, reference)
     # <|endoftext|>, <|im_start|>, <|im_end|> as special, so texts quoting other control tokens are left out)
     for text in (t for t in sample_texts() if "<|" not in t):
         expected = reference.encode(text, allowed_special=set(), disallowed_special=())
-        assert tok(text, add_special_tokens=False)["input_ids"] == expected, f"encoding differs on {text[:60]!r}"
+        assert tok(text, add_special_tokens=False)["input_ids"] == expected, (
+            f"encoding differs on {text[:60]!r}"
+        )
     chat = "<|im_start|>user\nWhere is the <ref>liver</ref>?<|im_end|>\n<|im_start|>assistant\n<|endoftext|>"
     assert tok(chat)["input_ids"] == reference.encode(chat, allowed_special="all")
 
@@ -207,8 +247,11 @@ def test_generation_preprocessor_and_chat_template(hub_standin, name):
     gen = GenerationConfig.from_pretrained(folder)
     assert (gen.bos_token_id, gen.pad_token_id, gen.eos_token_id) == (151643, 151643, [151645, 151643])
     assert gen.do_sample is True
-    expected = {"Qwen2-VL": (0.01, 1, 0.001, 1.0), "Qwen2.5-VL": (1e-06, None, None, 1.05),
-                "Qwen3-VL": (0.7, 20, 0.8, 1.0)}[name.rsplit("-", 2)[0]]
+    expected = {
+        "Qwen2-VL": (0.01, 1, 0.001, 1.0),
+        "Qwen2.5-VL": (1e-06, None, None, 1.05),
+        "Qwen3-VL": (0.7, 20, 0.8, 1.0),
+    }[name.rsplit("-", 2)[0]]
     assert (gen.temperature, gen.top_k, gen.top_p, gen.repetition_penalty) == expected
 
     pre = json.loads((folder / "preprocessor_config.json").read_text())
@@ -219,7 +262,9 @@ def test_generation_preprocessor_and_chat_template(hub_standin, name):
         assert (pre["min_pixels"], pre["max_pixels"], pre["patch_size"]) == (3136, 12845056, 14)
         assert pre["image_mean"] == [0.48145466, 0.4578275, 0.40821073]
         assert pre["image_processor_type"] == "Qwen2VLImageProcessor"
-        assert pre["processor_class"] == ("Qwen2_5_VLProcessor" if name.startswith("Qwen2.5") else "Qwen2VLProcessor")
+        assert pre["processor_class"] == (
+            "Qwen2_5_VLProcessor" if name.startswith("Qwen2.5") else "Qwen2VLProcessor"
+        )
 
     template = json.loads((folder / "chat_template.json").read_text())["chat_template"]
     assert "<|vision_start|><|image_pad|><|vision_end|>" in template
@@ -251,7 +296,11 @@ def test_clinkd_load_reads_every_weight_and_runs_an_image(hub_standin, name):
     stored = {}
     for shard in folder.glob("model-*.safetensors"):
         stored.update(load_file(str(shard)))
-    embed_key = "model.language_model.embed_tokens.weight" if model_type == "qwen3_vl" else "model.embed_tokens.weight"
+    embed_key = (
+        "model.language_model.embed_tokens.weight"
+        if model_type == "qwen3_vl"
+        else "model.embed_tokens.weight"
+    )
     assert torch.equal(embed, stored[embed_key])
     if not tied:
         assert torch.equal(model.lm_head.weight, stored["lm_head.weight"])
@@ -274,7 +323,10 @@ def test_stock_class_loads_it_without_missing_or_unexpected_weights(hub_standin,
     from transformers import AutoModelForImageTextToText
 
     model, info = AutoModelForImageTextToText.from_pretrained(hub_standin(name), output_loading_info=True)
-    assert type(model).__name__ == json.loads((Path(hub_standin(name)) / "config.json").read_text())["architectures"][0]
+    assert (
+        type(model).__name__
+        == json.loads((Path(hub_standin(name)) / "config.json").read_text())["architectures"][0]
+    )
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
 
 

@@ -63,7 +63,13 @@ def test_processor_round_trip(tmp_path, processor, images):
 
 def test_batch_contents_and_image_tokens(processor, images):
     batch = build_batch(processor, [images[0], [images[1], images[3]], None], ["a", "b", "c"])
-    assert set(batch) == {"input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw"}
+    assert set(batch) == {
+        "input_ids",
+        "attention_mask",
+        "mm_token_type_ids",
+        "pixel_values",
+        "image_grid_thw",
+    }
     grid = batch["image_grid_thw"]
     assert grid.tolist()[0] == [1, 8, 8]  # 112×112 at 14 px patches, merged 2×2 → 16 tokens
     per_image = (grid.prod(-1) // 4).tolist()

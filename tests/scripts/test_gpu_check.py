@@ -9,13 +9,33 @@ SCRIPT = Path(__file__).parents[2] / "scripts" / "gpu_check.py"
 
 
 def test_gpu_check_runs_at_tiny_dims_on_cpu():
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--dims", "tiny", "--device", "cpu", "--dtype", "float32",
-                           "--image-side", "56", "--answer-tokens", "8", "--batch-size", "1"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--dims",
+            "tiny",
+            "--device",
+            "cpu",
+            "--dtype",
+            "float32",
+            "--image-side",
+            "56",
+            "--answer-tokens",
+            "8",
+            "--batch-size",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     sft, distill = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert sft["step"] == "sft" and distill["step"] == "distill" and distill["teacher"] == "tiny-teacher"
-    assert sft["tokens"] == distill["tokens"] == 48 + 2 + 4 + 8  # prompt, vision markers, 2x2 image tokens, answer
+    assert (
+        sft["tokens"] == distill["tokens"] == 48 + 2 + 4 + 8
+    )  # prompt, vision markers, 2x2 image tokens, answer
     assert sft["tokens_per_s"] > 0 and distill["tokens_per_s"] > 0
 
 

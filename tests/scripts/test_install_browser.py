@@ -20,17 +20,27 @@ STUBS = {
     "id": 'echo "$STUB_UID"',
     # sudo -n fails unless passwordless; otherwise run the command (logged)
     "sudo": 'if [ "$1" = -n ] && [ -z "$STUB_NOPASS" ]; then exit 1; fi\n[ "$*" = "-n true" ] && exit 0\n'
-            'echo "sudo $*" >> "$STUB_LOG"\n[ "$1" = -n ] && shift\nexec "$@"',
+    'echo "sudo $*" >> "$STUB_LOG"\n[ "$1" = -n ] && shift\nexec "$@"',
     # apt-get install writes stand-in binaries into the stub folder, or fails when told to
     "apt-get": 'echo "apt-get $*" >> "$STUB_LOG"\n[ -n "$STUB_APT_FAIL" ] && exit 100\n'
-               'case "$*" in *install*) for b in chromium chromedriver; do\n'
-               '  printf \'#!/bin/sh\\necho %s 1.0\\n\' "$b" > "$STUB_BIN/$b"; chmod +x "$STUB_BIN/$b"; done;; esac\n'
-               'exit 0',
+    'case "$*" in *install*) for b in chromium chromedriver; do\n'
+    '  printf \'#!/bin/sh\\necho %s 1.0\\n\' "$b" > "$STUB_BIN/$b"; chmod +x "$STUB_BIN/$b"; done;; esac\n'
+    "exit 0",
 }
 
 
-def run(tmp_path: Path, *, uid=1000, sudo=False, nopass=False, apt=True, apt_fail=False, present=(), inert=(),
-        **env):
+def run(
+    tmp_path: Path,
+    *,
+    uid=1000,
+    sudo=False,
+    nopass=False,
+    apt=True,
+    apt_fail=False,
+    present=(),
+    inert=(),
+    **env,
+):
     """Run the script with only the stand-ins and a few coreutils on PATH; return (status, stderr+stdout, log).
 
     ``present``: stand-in browsers already installed; ``inert``: files of those names that are not executable."""
@@ -50,8 +60,15 @@ def run(tmp_path: Path, *, uid=1000, sudo=False, nopass=False, apt=True, apt_fai
         (bin_ / name).write_text("not a program\n")
     log = tmp_path / "log"
     log.touch()
-    environ = {"PATH": str(bin_), "STUB_UID": str(uid), "STUB_LOG": str(log), "STUB_BIN": str(bin_),
-               "STUB_NOPASS": "1" if nopass else "", "STUB_APT_FAIL": "1" if apt_fail else "", **env}
+    environ = {
+        "PATH": str(bin_),
+        "STUB_UID": str(uid),
+        "STUB_LOG": str(log),
+        "STUB_BIN": str(bin_),
+        "STUB_NOPASS": "1" if nopass else "",
+        "STUB_APT_FAIL": "1" if apt_fail else "",
+        **env,
+    }
     proc = subprocess.run([BASH, str(SCRIPT)], env=environ, capture_output=True, text=True, timeout=60)
     return proc.returncode, proc.stderr + proc.stdout, log.read_text()
 
@@ -74,7 +91,9 @@ def test_a_file_that_is_not_executable_is_not_a_browser(tmp_path):
 def test_without_root_or_passwordless_sudo(tmp_path, ci):
     status, out, log = run(tmp_path, sudo=True, nopass=False, CI=ci)
     if ci:  # CI as before: sudo is asked (here it lets the stand-in through) and the browser installed
-        assert status == 0 and "sudo apt-get update -qq" in log and "installed chromium chromium-driver" in out
+        assert (
+            status == 0 and "sudo apt-get update -qq" in log and "installed chromium chromium-driver" in out
+        )
     else:  # never a password prompt: a warning, and the test will skip
         assert status == 0 and "need root or passwordless sudo" in out and "will be skipped" in out
         assert ENABLE in out and log == ""
@@ -84,13 +103,18 @@ def test_without_root_or_passwordless_sudo(tmp_path, ci):
 def test_without_root_and_without_sudo(tmp_path, ci):
     status, out, log = run(tmp_path, sudo=False, CI=ci)
     assert "need root or passwordless sudo to apt-get install chromium chromium-driver" in out and log == ""
-    assert (status, "the browser test must run" in out, ENABLE in out) == ((1, True, False) if ci else (0, False, True))
+    assert (status, "the browser test must run" in out, ENABLE in out) == (
+        (1, True, False) if ci else (0, False, True)
+    )
 
 
 def test_passwordless_sudo_installs(tmp_path):
     status, out, log = run(tmp_path, sudo=True, nopass=True, present=("chromium",))
     assert status == 0 and "installed chromium-driver" in out and "chromedriver 1.0" in out
-    assert "sudo -n apt-get update -qq" in log and "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install" in log
+    assert (
+        "sudo -n apt-get update -qq" in log
+        and "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install" in log
+    )
 
 
 def test_root_installs_without_sudo(tmp_path):
@@ -101,8 +125,9 @@ def test_root_installs_without_sudo(tmp_path):
 
 
 @pytest.mark.parametrize("ci", ["", "true"])
-@pytest.mark.parametrize(("machine", "says"), [({"apt": False}, "no apt-get here"),
-                                               ({"apt_fail": True}, "apt-get update failed")])
+@pytest.mark.parametrize(
+    ("machine", "says"), [({"apt": False}, "no apt-get here"), ({"apt_fail": True}, "apt-get update failed")]
+)
 def test_no_apt_get_or_a_failing_one(tmp_path, ci, machine, says):
     status, out, _ = run(tmp_path, uid=0, CI=ci, **machine)
     assert says in out
@@ -127,4 +152,3 @@ def test_ci_values(tmp_path):
         (tmp_path / str(i)).mkdir()
         status, _, _ = run(tmp_path / str(i), sudo=False, CI=value)
         assert status == (1 if value in ("True", "1", "yes") else 0), value
-

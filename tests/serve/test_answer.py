@@ -57,11 +57,18 @@ def test_read_upload_refuses_oversized(png):
         read_upload(png, max_bytes=100)
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("notes.txt", b"hello", "not an accepted image file"),
-    ("fake.png", b"this is not a png", "fake.png is not a readable image: not an image Pillow can decode"),
-    ("fake.dcm", b"\0" * 200, "fake.dcm is not a readable image: not a valid DICOM file"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("notes.txt", b"hello", "not an accepted image file"),
+        (
+            "fake.png",
+            b"this is not a png",
+            "fake.png is not a readable image: not an image Pillow can decode",
+        ),
+        ("fake.dcm", b"\0" * 200, "fake.dcm is not a readable image: not a valid DICOM file"),
+    ],
+)
 def test_read_upload_refuses_non_images(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
@@ -79,29 +86,41 @@ def test_read_upload_refuses_missing():
 def test_parse_region():
     assert parse_region(" (120,340),(260,512) ") == Box(120, 340, 260, 512)
     assert parse_region("<box>(0,0),(1000,1000)</box>") == Box(0, 0, 1000, 1000)
-    for bad, message in [("", "needs a region"), ("120,340", "cannot read the region"),
-                         ("(0,0),(1200,10)", "outside 0-1000"), ("(500,500),(100,100)", "inverted"),
-                         ("(5,5),(5,9)", "empty")]:
+    for bad, message in [
+        ("", "needs a region"),
+        ("120,340", "cannot read the region"),
+        ("(0,0),(1200,10)", "outside 0-1000"),
+        ("(500,500),(100,100)", "inverted"),
+        ("(5,5),(5,9)", "empty"),
+    ]:
         with pytest.raises(ServeError, match=message):
             parse_region(bad)
 
 
 def test_build_question_presets():
     assert build_question(FREE, "  Where is the liver? ") == "Where is the liver?"
-    assert build_question("VG: locate an object", object_name=" left  kidney") == \
-        "Please locate the <ref>left kidney</ref> in this image."
-    assert build_question("RO", region="(120,340),(260,512)") == "What is the object in <box>(120,340),(260,512)</box>?"
+    assert (
+        build_question("VG: locate an object", object_name=" left  kidney")
+        == "Please locate the <ref>left kidney</ref> in this image."
+    )
+    assert (
+        build_question("RO", region="(120,340),(260,512)")
+        == "What is the object in <box>(120,340),(260,512)</box>?"
+    )
     assert build_question("GC", region="(1.4,2),(3,4.6)") == "Describe the region <box>(1,2),(3,5)</box>."
     assert build_question("MII: analyse the image", question="ignored") == "Analyse this image."
     assert {t.key for t in TASKS.values()} == {"free", "VG", "RO", "GC", "MII"}
 
 
-@pytest.mark.parametrize("task, kwargs, message", [
-    (FREE, {"question": "   "}, "type a question"),
-    ("VG", {}, "needs the name of the object"),
-    ("RO", {"region": "nowhere"}, "cannot read the region"),
-    ("XYZ", {}, "unknown task"),
-])
+@pytest.mark.parametrize(
+    "task, kwargs, message",
+    [
+        (FREE, {"question": "   "}, "type a question"),
+        ("VG", {}, "needs the name of the object"),
+        ("RO", {"region": "nowhere"}, "cannot read the region"),
+        ("XYZ", {}, "unknown task"),
+    ],
+)
 def test_build_question_refusals(task, kwargs, message):
     with pytest.raises(ServeError, match=message):
         build_question(task, **kwargs)
@@ -109,17 +128,25 @@ def test_build_question_refusals(task, kwargs, message):
 
 # -- markup shown readably -----------------------------------------------------------------------------------
 def test_grounded_items_and_readable():
-    text = ("<ref>liver</ref><box>(100,200),(500,600)</box><box>(0,0),(10,10)</box> and "
-            "<|object_ref_start|>spleen<|object_ref_end|><|box_start|>(600,100),(900,400)<|box_end|> <box>junk</box>")
-    assert grounded_items(text) == [("liver", Box(100, 200, 500, 600)), ("liver", Box(0, 0, 10, 10)),
-                                    ("spleen", Box(600, 100, 900, 400))]
+    text = (
+        "<ref>liver</ref><box>(100,200),(500,600)</box><box>(0,0),(10,10)</box> and "
+        "<|object_ref_start|>spleen<|object_ref_end|><|box_start|>(600,100),(900,400)<|box_end|> <box>junk</box>"
+    )
+    assert grounded_items(text) == [
+        ("liver", Box(100, 200, 500, 600)),
+        ("liver", Box(0, 0, 10, 10)),
+        ("spleen", Box(600, 100, 900, 400)),
+    ]
     assert grounded_items("in <box>(1,2),(3,4)</box>?", ASKED_LABEL) == [(ASKED_LABEL, Box(1, 2, 3, 4))]
     # 300x200 image: x * 0.3, y * 0.2
     assert readable(text, 300, 200) == (
         "«liver» [box (100,200),(500,600) = pixels (30,40)-(150,120)] [box (0,0),(10,10) = pixels (0,0)-(3,2)] and "
-        "«spleen» [box (600,100),(900,400) = pixels (180,20)-(270,80)] [unreadable box 'junk']")
+        "«spleen» [box (600,100),(900,400) = pixels (180,20)-(270,80)] [unreadable box 'junk']"
+    )
     assert readable("a\x01b  c\ufffd\n", 10, 10) == "ab c"
-    assert box_rows([(None, Box(100, 200, 500, 600))], 300, 200) == [["(no label)", "(100,200),(500,600)", "(30,40),(150,120)"]]
+    assert box_rows([(None, Box(100, 200, 500, 600))], 300, 200) == [
+        ["(no label)", "(100,200),(500,600)", "(30,40),(150,120)"]
+    ]
 
 
 # -- answering -------------------------------------------------------------------------------------------------
@@ -127,8 +154,14 @@ def test_ask_end_to_end(answerer, png):
     r = ask(answerer, png, "RO: identify the object in a region", region="(100,100),(500,600)")
     assert r.question == "What is the object in <box>(100,100),(500,600)</box>?"
     assert isinstance(r.answer, str) and r.text and r.seconds > 0
-    assert r.image.size == (300, 200) and r.rows[0] == [ASKED_LABEL, "(100,100),(500,600)", "(30,20),(150,120)"]
-    assert np.asarray(r.image)[20, 30:150].tolist() != np.asarray(read_upload(png, MB))[20, 30:150].tolist()  # drawn
+    assert r.image.size == (300, 200) and r.rows[0] == [
+        ASKED_LABEL,
+        "(100,100),(500,600)",
+        "(30,20),(150,120)",
+    ]
+    assert (
+        np.asarray(r.image)[20, 30:150].tolist() != np.asarray(read_upload(png, MB))[20, 30:150].tolist()
+    )  # drawn
 
 
 def test_ask_refuses_before_answering(png, tmp_path):
@@ -152,7 +185,9 @@ def test_answerer_sasg_prefers_greedy_on_ties(loaded, png):
     model, processor = loaded
     image = read_upload(png, MB)
     greedy = Answerer(model, processor, max_new_tokens=6)(image, "Where is the liver?")
-    sasg = Answerer(model, processor, select="sasg", candidates=2, max_new_tokens=6, embedder=ConstantEmbedder())
+    sasg = Answerer(
+        model, processor, select="sasg", candidates=2, max_new_tokens=6, embedder=ConstantEmbedder()
+    )
     assert sasg(image, "Where is the liver?") == greedy
     assert sasg.rope_scheme == model.rope_settings.scheme
 

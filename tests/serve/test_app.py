@@ -26,7 +26,9 @@ def test_on_upload_previews_or_refuses(png, tmp_path):
     from clinkd.serve.app import on_upload
 
     _, image, status, kept = on_upload(str(png), MB)
-    assert image.size == (300, 200) and status.startswith("Loaded scan.png (300x200 pixels)") and kept is image
+    assert (
+        image.size == (300, 200) and status.startswith("Loaded scan.png (300x200 pixels)") and kept is image
+    )
     assert png.is_file()  # outside gradio's upload folder: never deleted
     bad = tmp_path / "report.pdf"
     bad.write_bytes(b"%PDF-1.4")
@@ -43,7 +45,9 @@ def test_on_ask_answers_and_refuses(answerer, png):
     from clinkd.serve.app import on_ask
 
     kept = read_upload(png, MB)
-    image, text, _raw, rows, sent, status = on_ask(answerer, kept, "GC: describe a region", "", "", "(0,0),(500,500)")
+    image, text, _raw, rows, sent, status = on_ask(
+        answerer, kept, "GC: describe a region", "", "", "(0,0),(500,500)"
+    )
     assert sent == "Describe the region <box>(0,0),(500,500)</box>." and rows[0][0] == "asked region"
     assert image.size == (300, 200) and text and status.startswith("Answered in") and "1 box drawn" in status
     with pytest.warns(UserWarning, match="type a question"):
@@ -83,7 +87,9 @@ def test_launch_is_local_and_offline():
     launch(app, max_upload_mb=2)
     kw = app.kwargs
     assert kw["server_name"] == "127.0.0.1" and kw["server_port"] == 7860 and kw["max_file_size"] == 2 * MB
-    assert kw["share"] is False and kw["ssr_mode"] is False and kw["mcp_server"] is False and kw["auth"] is None
+    assert (
+        kw["share"] is False and kw["ssr_mode"] is False and kw["mcp_server"] is False and kw["auth"] is None
+    )
 
 
 def test_cli_serve_binds_loopback_by_default(monkeypatch, model_dir):
@@ -93,17 +99,36 @@ def test_cli_serve_binds_loopback_by_default(monkeypatch, model_dir):
     seen = {}
     monkeypatch.setattr(clinkd.serve.app, "launch", lambda app, **kw: seen.update(kw, app=app))
     assert main(["serve", "--model", str(model_dir), "--port", "7999", "--max-upload-mb", "5"]) == 0
-    assert seen["host"] == "127.0.0.1" and seen["port"] == 7999 and seen["max_upload_mb"] == 5 and seen["block"]
-    assert main(["serve", "--model", str(model_dir), "--host", "0.0.0.0", "--auth", "ana:s3:cret", "--select",
-                 "sasg"]) == 0
+    assert (
+        seen["host"] == "127.0.0.1" and seen["port"] == 7999 and seen["max_upload_mb"] == 5 and seen["block"]
+    )
+    assert (
+        main(
+            [
+                "serve",
+                "--model",
+                str(model_dir),
+                "--host",
+                "0.0.0.0",
+                "--auth",
+                "ana:s3:cret",
+                "--select",
+                "sasg",
+            ]
+        )
+        == 0
+    )
     assert seen["host"] == "0.0.0.0" and seen["auth"] == ("ana", "s3:cret")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--model", "no/such/dir"], "not a directory"),
-    (["--model", ".", "--port", "0"], "--port must be between"),
-    (["--model", ".", "--max-upload-mb", "0"], "--max-upload-mb must be positive"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "no/such/dir"], "not a directory"),
+        (["--model", ".", "--port", "0"], "--port must be between"),
+        (["--model", ".", "--max-upload-mb", "0"], "--max-upload-mb must be positive"),
+    ],
+)
 def test_cli_serve_refuses_bad_arguments(capsys, argv, message):
     from clinkd.cli.main import main
 
@@ -117,6 +142,15 @@ def test_cli_serve_help_lists_options(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     out = capsys.readouterr().out
-    for option in ("--model", "--host", "--port", "--max-upload-mb", "--select", "--auth", "--insecure",
-                   "--max-question-chars", "--queue-size"):
+    for option in (
+        "--model",
+        "--host",
+        "--port",
+        "--max-upload-mb",
+        "--select",
+        "--auth",
+        "--insecure",
+        "--max-question-chars",
+        "--queue-size",
+    ):
         assert option in out

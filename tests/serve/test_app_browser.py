@@ -19,8 +19,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-ENABLE = ("run `sudo bash scripts/install_browser.sh` (Debian's chromium and chromium-driver), or set "
-          "CLINKD_CHROMIUM=/path/to/chromium and CLINKD_CHROMEDRIVER=/path/to/chromedriver")
+ENABLE = (
+    "run `sudo bash scripts/install_browser.sh` (Debian's chromium and chromium-driver), or set "
+    "CLINKD_CHROMIUM=/path/to/chromium and CLINKD_CHROMEDRIVER=/path/to/chromedriver"
+)
 
 
 def in_ci(environ: Mapping[str, str]) -> bool:
@@ -35,8 +37,10 @@ def find_browser(environ: Mapping[str, str], which: Which) -> tuple[str | None, 
     """``(chromium, chromedriver, problem)``: each binary from its ``CLINKD_*`` variable if set (which must name an
     executable), else from PATH; ``problem`` says what is missing, None when both are found."""
     found, missing = [], []
-    for variable, names in (("CLINKD_CHROMIUM", ("chromium", "chromium-browser")),
-                            ("CLINKD_CHROMEDRIVER", ("chromedriver",))):
+    for variable, names in (
+        ("CLINKD_CHROMIUM", ("chromium", "chromium-browser")),
+        ("CLINKD_CHROMEDRIVER", ("chromedriver",)),
+    ):
         if environ.get(variable):
             path = which(environ[variable])
             what = f"{variable}={environ[variable]} is not an executable file"
@@ -69,9 +73,18 @@ SKIP = skip_reason(os.environ, shutil.which)
 needs_browser = pytest.mark.skipif(SKIP is not None, reason=SKIP or "")
 
 # Offline, as root, in a container: no sandbox, no GPU, no background calls to Google's hosts.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1280,1100")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,1100",
+)
 TIMEOUT = 25  # seconds for any one thing to appear
 
 
@@ -131,7 +144,9 @@ def wait_value(driver, css: str, predicate, what: str) -> str:
     """Poll the value of the input/textarea at ``css`` until ``predicate(value)``; fail naming ``what``."""
     deadline, value = time.monotonic() + TIMEOUT, None
     while time.monotonic() < deadline:
-        value = driver.execute_script(f"const e = document.querySelector({css!r}); return e ? e.value : null;")
+        value = driver.execute_script(
+            f"const e = document.querySelector({css!r}); return e ? e.value : null;"
+        )
         if value is not None and predicate(value):
             return value
         time.sleep(0.1)
@@ -184,7 +199,9 @@ def test_ask_in_browser(browser_binaries, served, browser, png, tmp_path):
     fake = tmp_path / "fake.png"
     fake.write_bytes(b"not an image at all")
     upload(browser, fake)
-    wait_value(browser, status_css, lambda v: v.startswith("Refused: fake.png is not a readable image"), "refusal")
+    wait_value(
+        browser, status_css, lambda v: v.startswith("Refused: fake.png is not a readable image"), "refusal"
+    )
 
     # then a real question about a real image; the question's box is drawn as the asked region
     upload(browser, png)
@@ -231,14 +248,19 @@ def test_a_browser_on_path_runs_the_test():
     which = which_of("chromium", "chromedriver")
     assert find_browser({}, which) == ("chromium", "chromedriver", None)
     assert skip_reason({}, which) is None
-    assert find_browser({}, which_of("chromium-browser", "chromedriver"))[:2] == ("chromium-browser", "chromedriver")
+    assert find_browser({}, which_of("chromium-browser", "chromedriver"))[:2] == (
+        "chromium-browser",
+        "chromedriver",
+    )
 
 
 def test_no_browser_outside_ci_skips_saying_how_to_enable_it():
     for environ in ({}, {"CI": "false"}, {"CI": ""}, {"CI": "0"}):
         reason = skip_reason(environ, which_of("chromedriver"))
         assert reason is not None and "no chromium or chromium-browser on PATH" in reason
-        assert "sudo bash scripts/install_browser.sh" in reason and "CLINKD_CHROMIUM=/path/to/chromium" in reason
+        assert (
+            "sudo bash scripts/install_browser.sh" in reason and "CLINKD_CHROMIUM=/path/to/chromium" in reason
+        )
     reason = skip_reason({}, which_of())
     assert "chromium-browser on PATH; no chromedriver on PATH" in reason
 
@@ -256,7 +278,10 @@ def test_the_variables_name_the_binaries_before_path():
     environ = {"CLINKD_CHROMIUM": "/opt/chrome/chrome", "CLINKD_CHROMEDRIVER": "/opt/chrome/chromedriver"}
     which = which_of("chromium", "chromedriver", "/opt/chrome/chrome", "/opt/chrome/chromedriver")
     assert find_browser(environ, which) == ("/opt/chrome/chrome", "/opt/chrome/chromedriver", None)
-    assert find_browser({"CLINKD_CHROMIUM": "/opt/chrome/chrome"}, which)[:2] == ("/opt/chrome/chrome", "chromedriver")
+    assert find_browser({"CLINKD_CHROMIUM": "/opt/chrome/chrome"}, which)[:2] == (
+        "/opt/chrome/chrome",
+        "chromedriver",
+    )
     # a variable naming nothing executable is reported, not replaced by PATH's binary
     wrong = {"CLINKD_CHROMIUM": "/nowhere/chrome"}
     chromium, _, problem = find_browser(wrong, which)

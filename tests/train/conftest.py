@@ -27,11 +27,15 @@ def tiny_processor(synth_dir):
 def student_dir(tmp_path_factory, tiny_processor):
     from clinkd.model import init_model_dir
 
-    return init_model_dir(tmp_path_factory.mktemp("student"), "tiny-student", processor=tiny_processor, seed=0)
+    return init_model_dir(
+        tmp_path_factory.mktemp("student"), "tiny-student", processor=tiny_processor, seed=0
+    )
 
 
 @pytest.fixture(scope="session")
 def teacher_dir(tmp_path_factory, tiny_processor):
     from clinkd.model import init_model_dir
 
-    return init_model_dir(tmp_path_factory.mktemp("teacher"), "tiny-teacher", processor=tiny_processor, seed=1)
+    return init_model_dir(
+        tmp_path_factory.mktemp("teacher"), "tiny-teacher", processor=tiny_processor, seed=1
+    )

@@ -11,21 +11,28 @@ from clinkd.train.config import RunConfig, load_run_configs, with_train
 
 
 def test_defaults_and_overrides():
-    (cfg,) = load_run_configs(None, ["--train.max_steps=7", "--data.dir=d", "--model.rope=stock", "--train.seed", "5"])
-    assert cfg.train.max_steps == 7 and cfg.data.dir == "d" and cfg.model.rope == "stock" and cfg.train.seed == 5
+    (cfg,) = load_run_configs(
+        None, ["--train.max_steps=7", "--data.dir=d", "--model.rope=stock", "--train.seed", "5"]
+    )
+    assert (
+        cfg.train.max_steps == 7 and cfg.data.dir == "d" and cfg.model.rope == "stock" and cfg.train.seed == 5
+    )
     assert cfg.train.remove_unused_columns is False and cfg.train.report_to in ([], ["none"], "none")
 
 
-@pytest.mark.parametrize("override,message", [
-    ("--train.max_stepz=3", "train.max_stepz: unknown key; did you mean max_steps"),
-    ("--modle.rope=mcg", "modle: unknown key; did you mean model"),
-    ("--train.max_steps=ten", "train.max_steps: expected an integer, got 'ten'"),
-    ("--distill.alpha=-1", "distill.alpha: must be >= 0"),
-    ("--model.rope=xpos", "model.rope: expected one of ['mcg', 'stock']"),
-    ("--train.learning_rate=0", "train.learning_rate: must be > 0"),
-    ("--rct.enabled=maybe", "rct.enabled: expected true or false"),
-    ("--stage=distill", "distill.teacher: stage distill needs a teacher"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("--train.max_stepz=3", "train.max_stepz: unknown key; did you mean max_steps"),
+        ("--modle.rope=mcg", "modle: unknown key; did you mean model"),
+        ("--train.max_steps=ten", "train.max_steps: expected an integer, got 'ten'"),
+        ("--distill.alpha=-1", "distill.alpha: must be >= 0"),
+        ("--model.rope=xpos", "model.rope: expected one of ['mcg', 'stock']"),
+        ("--train.learning_rate=0", "train.learning_rate: must be > 0"),
+        ("--rct.enabled=maybe", "rct.enabled: expected true or false"),
+        ("--stage=distill", "distill.teacher: stage distill needs a teacher"),
+    ],
+)
 def test_bad_config_names_the_key(override, message):
     with pytest.raises(ConfigError) as err:
         load_run_configs(None, [override])
@@ -55,7 +62,9 @@ def test_pipeline_refs_and_per_stage_overrides(tmp_path):
         load_run_configs(path)
 
 
-@pytest.mark.parametrize("recipe", ["tiny-sft.yaml", "tiny-distill.yaml", "tiny-clinkd.yaml", "qwen2vl-7b-medgrit.yaml"])
+@pytest.mark.parametrize(
+    "recipe", ["tiny-sft.yaml", "tiny-distill.yaml", "tiny-clinkd.yaml", "qwen2vl-7b-medgrit.yaml"]
+)
 def test_shipped_recipes_validate(recipe):
     from pathlib import Path
 
@@ -77,14 +86,24 @@ def test_cli_rejects_bad_key_before_work(tmp_path, capsys):
 
 # -- configs are values (issue 15) ---------------------------------------------------------------------------
 def test_configs_are_frozen_and_references_resolved_at_build(tmp_path):
-    recipe = {"train": {"output_dir": str(tmp_path / "out")},
-              "stages": {"teacher": {"model": {"init": "tiny-teacher"}},
-                         "kd": {"stage": "distill", "distill": {"teacher": "@teacher"}, "model": {"path": "@teacher"}}}}
+    recipe = {
+        "train": {"output_dir": str(tmp_path / "out")},
+        "stages": {
+            "teacher": {"model": {"init": "tiny-teacher"}},
+            "kd": {"stage": "distill", "distill": {"teacher": "@teacher"}, "model": {"path": "@teacher"}},
+        },
+    }
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     _, kd = load_run_configs(path)
     assert kd.model.path == kd.distill.teacher == str(tmp_path / "out" / "teacher")
-    for obj, key in ((kd, "stage"), (kd.model, "path"), (kd.distill, "teacher"), (kd.data, "dir"), (kd.rct, "enabled")):
+    for obj, key in (
+        (kd, "stage"),
+        (kd.model, "path"),
+        (kd.distill, "teacher"),
+        (kd.data, "dir"),
+        (kd.rct, "enabled"),
+    ):
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(obj, key, None)
 
@@ -96,7 +115,9 @@ def test_use_cpu_under_a_cpu_launcher_is_decided_before_validation(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     for given in ({}, {"use_cpu": False}, {"use_cpu": "off"}, {"use_cpu": True}):
         assert config_mod.environment_settings(given)["use_cpu"] is True, given
-    assert config_mod.environment_settings({"use_cpu": "maybe"}) == {"use_cpu": "maybe"}  # validation names it
+    assert config_mod.environment_settings({"use_cpu": "maybe"}) == {
+        "use_cpu": "maybe"
+    }  # validation names it
     monkeypatch.setattr(config_mod, "_has_accelerator", lambda any_kind=False: True)
     assert config_mod.environment_settings({}) == {}
     monkeypatch.setenv("WORLD_SIZE", "1")
@@ -117,7 +138,9 @@ def test_with_train_gives_a_changed_copy():
     assert new.train.max_steps == 12 and new.train is not cfg.train and isinstance(new, RunConfig)
     assert to_dict(cfg) == before and cfg.train.max_steps == -1
     assert "_setup_devices" in new.train.__dict__
-    assert {k: v for k, v in to_dict(new).items() if k != "train"} == {k: v for k, v in before.items() if k != "train"}
+    assert {k: v for k, v in to_dict(new).items() if k != "train"} == {
+        k: v for k, v in before.items() if k != "train"
+    }
     with pytest.raises(ConfigError, match="train.max_stepz: unknown key"):
         with_train(cfg, max_stepz=1)
 
@@ -138,9 +161,16 @@ def test_help_config_lists_every_key_with_its_default(capsys):
     for f in dataclasses.fields(TrainingArguments):  # every TrainingArguments option
         assert f"train.{f.name}" in rows, f.name
     (defaults,) = load_run_configs(None)
-    for section, cls in (("data", DataConfig), ("model", ModelConfig), ("distill", DistillConfig), ("rct", RCTConfig)):
+    for section, cls in (
+        ("data", DataConfig),
+        ("model", ModelConfig),
+        ("distill", DistillConfig),
+        ("rct", RCTConfig),
+    ):
         for f in dataclasses.fields(cls):
-            assert rows[f"{section}.{f.name}"][0] == repr(to_dict(getattr(getattr(defaults, section), f.name)))
+            assert rows[f"{section}.{f.name}"][0] == repr(
+                to_dict(getattr(getattr(defaults, section), f.name))
+            )
     # clinkd's own defaults where it changes transformers', transformers' elsewhere
     assert rows["train.learning_rate"] == ("0.001", "peak learning rate (transformers: 5e-05)")
     assert rows["train.max_steps"][0] == "200" and rows["train.per_device_train_batch_size"][0] == "8"
@@ -149,10 +179,12 @@ def test_help_config_lists_every_key_with_its_default(capsys):
     # grouped: clinkd's sections, then TrainingArguments, clinkd's defaults first
     keys = list(rows)
     first = keys.index("train.output_dir")
-    assert not any(k.startswith("train.") for k in keys[:first]) and all(k.startswith("train.") for k in keys[first:])
+    assert not any(k.startswith("train.") for k in keys[:first]) and all(
+        k.startswith("train.") for k in keys[first:]
+    )
     assert keys.index("train.seed") < keys.index("train.adam_beta1")
     # transformers' help cut to its first sentence, at most 80 characters (+ a clinkd note)
-    upstream = out[out.index("# train: the other TrainingArguments"):].splitlines()[1:]
+    upstream = out[out.index("# train: the other TrainingArguments") :].splitlines()[1:]
     assert len(upstream) > 90
     for line in upstream:
         doc = line.split("  ")[-1].split(" [clinkd: ")[0]

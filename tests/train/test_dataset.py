@@ -6,10 +6,12 @@ from clinkd.train.dataset import ConversationCollator, TrainItem, assistant_labe
 
 def test_assistant_mask_by_hand():
     # header = [7, 8], end = 9; two answers in row 0, one in row 1 followed by padding 0
-    ids = torch.tensor([
-        [1, 7, 8, 4, 5, 9, 2, 9, 7, 8, 6, 9],
-        [3, 9, 7, 8, 4, 9, 0, 0, 0, 0, 0, 0],
-    ])
+    ids = torch.tensor(
+        [
+            [1, 7, 8, 4, 5, 9, 2, 9, 7, 8, 6, 9],
+            [3, 9, 7, 8, 4, 9, 0, 0, 0, 0, 0, 0],
+        ]
+    )
     m = assistant_label_mask(ids, [7, 8], 9)
     assert m[0].tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 1]
     assert m[1].tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0]

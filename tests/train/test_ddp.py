@@ -20,11 +20,28 @@ def _free_port() -> int:
 
 
 def _train(out, synth_dir, student_dir, nproc, per_device):
-    args = ["-m", "clinkd.cli.main", "train", f"--data.dir={synth_dir}", f"--model.path={student_dir}",
-            f"--train.output_dir={out}", "--train.max_steps=3", f"--train.per_device_train_batch_size={per_device}",
-            "--train.save_steps=100", "--train.logging_steps=1", "--data.max_train_samples=8", "--train.disable_tqdm=true"]
+    args = [
+        "-m",
+        "clinkd.cli.main",
+        "train",
+        f"--data.dir={synth_dir}",
+        f"--model.path={student_dir}",
+        f"--train.output_dir={out}",
+        "--train.max_steps=3",
+        f"--train.per_device_train_batch_size={per_device}",
+        "--train.save_steps=100",
+        "--train.logging_steps=1",
+        "--data.max_train_samples=8",
+        "--train.disable_tqdm=true",
+    ]
     if nproc > 1:
-        args = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={_free_port()}", *args]
+        args = [
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={nproc}",
+            f"--master_port={_free_port()}",
+            *args,
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -42,13 +59,33 @@ def test_two_process_ddp_matches_one_process(tmp_path, synth_dir, student_dir):
 
 
 def _distill(out, synth_dir, student_dir, teacher_dir, nproc):
-    args = ["-m", "clinkd.cli.main", "train", "--stage=distill", f"--data.dir={synth_dir}",
-            f"--model.path={student_dir}", f"--distill.teacher={teacher_dir}", f"--train.output_dir={out}",
-            "--train.max_steps=1", "--train.per_device_train_batch_size=2", "--data.max_train_samples=6",
-            "--distill.subset=0.5", "--distill.generation_batch_size=2", "--distill.max_new_tokens=8",
-            "--distill.top_k=8", "--train.save_steps=100", "--train.disable_tqdm=true"]
+    args = [
+        "-m",
+        "clinkd.cli.main",
+        "train",
+        "--stage=distill",
+        f"--data.dir={synth_dir}",
+        f"--model.path={student_dir}",
+        f"--distill.teacher={teacher_dir}",
+        f"--train.output_dir={out}",
+        "--train.max_steps=1",
+        "--train.per_device_train_batch_size=2",
+        "--data.max_train_samples=6",
+        "--distill.subset=0.5",
+        "--distill.generation_batch_size=2",
+        "--distill.max_new_tokens=8",
+        "--distill.top_k=8",
+        "--train.save_steps=100",
+        "--train.disable_tqdm=true",
+    ]
     if nproc > 1:
-        args = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={_free_port()}", *args]
+        args = [
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={nproc}",
+            f"--master_port={_free_port()}",
+            *args,
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -68,7 +105,10 @@ def test_pseudo_labelling_is_shared_across_processes(tmp_path, synth_dir, studen
     per = two["stats"].pop("labelled_per_process")
     assert len(per) == 2 and sum(per) == n and min(per) > 0
     assert one["stats"].pop("labelled_per_process") == [n]
-    assert f"process 0 of 2 labelled {per[0]} of {n}" in log and f"process 1 of 2 labelled {per[1]} of {n}" in log
+    assert (
+        f"process 0 of 2 labelled {per[0]} of {n}" in log
+        and f"process 1 of 2 labelled {per[1]} of {n}" in log
+    )
     # the gathered cache is the one-process cache, item for item and logit for logit
     assert two == one
     t1 = torch.load(tmp_path / "one" / "pseudo_labels.teacher.pt", weights_only=True)

@@ -22,8 +22,10 @@ from safetensors.torch import load_file
 
 pytestmark = [
     pytest.mark.multiprocess,
-    pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None,
-                       reason="deepspeed is not installed (pip install -e '.[deepspeed]')"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("deepspeed") is None,
+        reason="deepspeed is not installed (pip install -e '.[deepspeed]')",
+    ),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,17 +39,37 @@ def _free_port() -> int:
 
 
 def _train(out, synth_dir, student_dir, *, nproc=2, per_device=2, zero=None, extra=(), config=None):
-    args = ["-m", "clinkd.cli.main", "train", *([str(config)] if config else []), f"--data.dir={synth_dir}",
-            f"--model.path={student_dir}", f"--train.output_dir={out}", "--train.max_steps=2",
-            f"--train.per_device_train_batch_size={per_device}", "--train.save_steps=100", "--train.logging_steps=1",
-            "--data.max_train_samples=8", "--train.disable_tqdm=true", *extra]
+    args = [
+        "-m",
+        "clinkd.cli.main",
+        "train",
+        *([str(config)] if config else []),
+        f"--data.dir={synth_dir}",
+        f"--model.path={student_dir}",
+        f"--train.output_dir={out}",
+        "--train.max_steps=2",
+        f"--train.per_device_train_batch_size={per_device}",
+        "--train.save_steps=100",
+        "--train.logging_steps=1",
+        "--data.max_train_samples=8",
+        "--train.disable_tqdm=true",
+        *extra,
+    ]
     if zero is not None:
         args.append(f"--train.deepspeed={ZERO[zero]}")
     if nproc > 1 or zero is not None:  # DeepSpeed needs a launcher even for one process
-        args = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={_free_port()}", *args]
+        args = [
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={nproc}",
+            f"--master_port={_free_port()}",
+            *args,
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     # generous: a cold machine first compiles DeepSpeed's comm op
-    proc = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, *args], env=env, capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
     log = proc.stdout + proc.stderr
     errors = [line for line in log.splitlines() if "error" in line.lower()][:20]
     assert proc.returncode == 0, "\n".join(errors) + "\n...\n" + log[-3000:]
@@ -110,7 +132,9 @@ def test_lora_under_zero_saves_a_merged_model(tmp_path, synth_dir, student_dir, 
 @pytest.fixture()
 def distill_yaml(tmp_path, teacher_dir):
     path = tmp_path / "distill.yaml"
-    path.write_text(f"stage: distill\ndistill:\n  teacher: {teacher_dir}\n  max_new_tokens: 16\n", encoding="utf-8")
+    path.write_text(
+        f"stage: distill\ndistill:\n  teacher: {teacher_dir}\n  max_new_tokens: 16\n", encoding="utf-8"
+    )
     return path
 
 
@@ -125,8 +149,9 @@ def test_zero3_distillation(tmp_path, synth_dir, student_dir, distill_yaml, mode
     if mode == "online":
         # the teacher was partitioned by DeepSpeed, and its logits are a whole teacher's
         assert "teacher partitioned with DeepSpeed ZeRO-3 across 2 processes" in log
-        one, _ = _train(tmp_path / "one", synth_dir, student_dir, nproc=1, per_device=4, extra=extra,
-                        config=distill_yaml)
+        one, _ = _train(
+            tmp_path / "one", synth_dir, student_dir, nproc=1, per_device=4, extra=extra, config=distill_yaml
+        )
         _assert_same(weights, one)
 
 
@@ -138,12 +163,18 @@ def test_pipeline_moves_from_zero3_to_ddp(tmp_path, synth_dir, student_dir, teac
         "stages:\n"
         f"  teacher: {{stage: sft, model: {{path: {teacher_dir}}}}}\n"
         f"  distill: {{stage: distill, model: {{path: {student_dir}}}, "
-        "distill: {teacher: '@teacher', teacher_logits: online, max_new_tokens: 16}}\n", encoding="utf-8")
+        "distill: {teacher: '@teacher', teacher_logits: online, max_new_tokens: 16}}\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "run"
-    _, log = _train(out, synth_dir, student_dir, config=recipe, extra=[f"--teacher.train.deepspeed={ZERO[3]}"])
+    _, log = _train(
+        out, synth_dir, student_dir, config=recipe, extra=[f"--teacher.train.deepspeed={ZERO[3]}"]
+    )
     weights = _weights(out / "distill")
     _assert_deepspeed_checkpoint(out / "teacher", 3)
-    assert (out / "distill" / "checkpoint-2").is_dir() and not (out / "distill" / "checkpoint-2" / "global_step2").exists()
+    assert (out / "distill" / "checkpoint-2").is_dir() and not (
+        out / "distill" / "checkpoint-2" / "global_step2"
+    ).exists()
     _assert_loadable_and_moved(out / "distill", weights, student_dir)
     assert "teacher partitioned" not in log  # DDP: every process holds the whole teacher
 
@@ -154,14 +185,30 @@ def test_teacher_config_keeps_zero3_and_sizes_auto_buckets():
 
     from clinkd.train.distributed import teacher_deepspeed_config
 
-    train = {"train_batch_size": 4, "optimizer": {"type": "AdamW"}, "scheduler": {"type": "WarmupLR"},
-             "zero_optimization": {"stage": 3, "overlap_comm": True, "reduce_bucket_size": "auto",
-                                   "stage3_prefetch_bucket_size": "auto", "stage3_param_persistence_threshold": "auto",
-                                   "sub_group_size": "auto"}}
+    train = {
+        "train_batch_size": 4,
+        "optimizer": {"type": "AdamW"},
+        "scheduler": {"type": "WarmupLR"},
+        "zero_optimization": {
+            "stage": 3,
+            "overlap_comm": True,
+            "reduce_bucket_size": "auto",
+            "stage3_prefetch_bucket_size": "auto",
+            "stage3_param_persistence_threshold": "auto",
+            "sub_group_size": "auto",
+        },
+    }
     cfg = teacher_deepspeed_config(train, SimpleNamespace(text_config=SimpleNamespace(hidden_size=128)))
-    assert cfg == {"train_batch_size": 4, "zero_optimization": {
-        "stage": 3, "overlap_comm": True, "reduce_bucket_size": 128 * 128, "stage3_prefetch_bucket_size": 14745,
-        "stage3_param_persistence_threshold": 1280}}
+    assert cfg == {
+        "train_batch_size": 4,
+        "zero_optimization": {
+            "stage": 3,
+            "overlap_comm": True,
+            "reduce_bucket_size": 128 * 128,
+            "stage3_prefetch_bucket_size": 14745,
+            "stage3_param_persistence_threshold": 1280,
+        },
+    }
     assert train["optimizer"] and train["zero_optimization"]["reduce_bucket_size"] == "auto"  # a copy
 
 
@@ -178,14 +225,18 @@ def test_outside_zero3_restores_the_active_config():
     try:
         assert is_deepspeed_zero3_enabled()
         with outside_zero3():
-            assert not is_deepspeed_zero3_enabled()  # from_pretrained builds whole models, generate does not sync
+            assert (
+                not is_deepspeed_zero3_enabled()
+            )  # from_pretrained builds whole models, generate does not sync
         assert is_deepspeed_zero3_enabled()
     finally:
         unset_hf_deepspeed_config()
     del active
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mpi4py") is not None, reason="with mpi4py DeepSpeed can find its peers")
+@pytest.mark.skipif(
+    importlib.util.find_spec("mpi4py") is not None, reason="with mpi4py DeepSpeed can find its peers"
+)
 def test_deepspeed_without_a_launcher_is_refused_before_work(monkeypatch):
     from clinkd.config import ConfigError
     from clinkd.train.config import load_run_configs

@@ -17,8 +17,14 @@ import yaml
 
 from clinkd.cli.main import main
 
-FAST = ["--train.per_device_train_batch_size=2", "--data.max_train_samples=4", "--train.disable_tqdm=true",
-        "--train.max_steps=2", "--train.save_steps=100", "--train.logging_steps=1"]
+FAST = [
+    "--train.per_device_train_batch_size=2",
+    "--data.max_train_samples=4",
+    "--train.disable_tqdm=true",
+    "--train.max_steps=2",
+    "--train.save_steps=100",
+    "--train.logging_steps=1",
+]
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -47,7 +53,11 @@ def refused(rc: int, out: str, *named: str) -> str:
 @pytest.fixture
 def args(tmp_path, synth_dir, student_dir):
     """A fast tiny SFT run on the shared synthetic benchmark, writing under tmp_path."""
-    return FAST + [f"--data.dir={synth_dir}", f"--model.path={student_dir}", f"--train.output_dir={tmp_path / 'out'}"]
+    return FAST + [
+        f"--data.dir={synth_dir}",
+        f"--model.path={student_dir}",
+        f"--train.output_dir={tmp_path / 'out'}",
+    ]
 
 
 @pytest.fixture
@@ -58,16 +68,19 @@ def data_copy(tmp_path, synth_dir):
 
 
 # -- configuration values ---------------------------------------------------------------------------
-@pytest.mark.parametrize("override,key", [
-    ("--train.learning_rate=.inf", "train.learning_rate"),
-    ("--train.learning_rate=nan", "train.learning_rate"),
-    ("--train.learning_rate=1e999", "train.learning_rate"),
-    ("--train.learning_rate=-1e-4", "train.learning_rate"),
-    ("--train.weight_decay=.nan", "train.weight_decay"),
-    ("--train.warmup_steps=-.inf", "train.warmup_steps"),
-    ("--distill.temperature=.nan", "distill.temperature"),
-    ("--model.lora_dropout=1.5", "model.lora_dropout"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("--train.learning_rate=.inf", "train.learning_rate"),
+        ("--train.learning_rate=nan", "train.learning_rate"),
+        ("--train.learning_rate=1e999", "train.learning_rate"),
+        ("--train.learning_rate=-1e-4", "train.learning_rate"),
+        ("--train.weight_decay=.nan", "train.weight_decay"),
+        ("--train.warmup_steps=-.inf", "train.warmup_steps"),
+        ("--distill.temperature=.nan", "distill.temperature"),
+        ("--model.lora_dropout=1.5", "model.lora_dropout"),
+    ],
+)
 def test_impossible_numbers_are_refused(tmp_path, args, capsys, override, key):
     refused(*train(args + [override], capsys), key)
     assert not (tmp_path / "out").exists()  # refused before anything was written
@@ -102,8 +115,11 @@ def test_no_and_off_keep_their_spelling(args, capsys):
 
 
 def test_unknown_lora_module_names_the_available_ones(args, capsys):
-    message = refused(*train(args + ["--model.lora_r=4", "--model.lora_target_modules=[q_proj, nope]"], capsys),
-                      "model.lora_target_modules", "'nope'")
+    message = refused(
+        *train(args + ["--model.lora_r=4", "--model.lora_target_modules=[q_proj, nope]"], capsys),
+        "model.lora_target_modules",
+        "'nope'",
+    )
     assert "v_proj" in message  # the names the model has
 
 
@@ -166,9 +182,17 @@ def test_every_bad_image_is_reported_before_training(tmp_path, args, data_copy, 
         q["value"] = q["value"].replace("<img>", f"<img>{prefix}")
     (data_copy / "train.json").write_text(json.dumps(records))
     before = digest(data_copy)
-    message = refused(*train(args + [f"--data.dir={data_copy}", "--data.max_train_samples=null"], capsys),
-                      "4 training record(s)", "train.json [record 0]", "train.json [record 1]", "[record 2]",
-                      "[record 3]", image_of(0), image_of(1), "leaves the image folder")
+    message = refused(
+        *train(args + [f"--data.dir={data_copy}", "--data.max_train_samples=null"], capsys),
+        "4 training record(s)",
+        "train.json [record 0]",
+        "train.json [record 1]",
+        "[record 2]",
+        "[record 3]",
+        image_of(0),
+        image_of(1),
+        "leaves the image folder",
+    )
     assert "step" not in message
     assert digest(data_copy) == before
     assert not any((tmp_path / "out").glob("checkpoint-*"))
@@ -194,9 +218,21 @@ def test_hostile_model_folder_is_refused(tmp_path, args, student_dir, capsys, da
 # -- divergence -----------------------------------------------------------------------------------------
 def test_diverging_run_stops_and_saves_no_nan_weights(tmp_path, args, capsys):
     out = tmp_path / "out"
-    message = refused(*train(args + ["--train.learning_rate=1e30", "--train.warmup_steps=0", "--train.max_steps=3",
-                                     "--train.lr_scheduler_type=constant", "--train.save_steps=1"], capsys),
-                      "step", "train.learning_rate")
+    message = refused(
+        *train(
+            args
+            + [
+                "--train.learning_rate=1e30",
+                "--train.warmup_steps=0",
+                "--train.max_steps=3",
+                "--train.lr_scheduler_type=constant",
+                "--train.save_steps=1",
+            ],
+            capsys,
+        ),
+        "step",
+        "train.learning_rate",
+    )
     assert "loss is nan" in message or "not finite" in message or "no longer finite" in message
     assert not (out / "model.safetensors").exists()
     for checkpoint in out.glob("checkpoint-*"):  # saved before the run diverged: finite

@@ -102,7 +102,7 @@ def test_bad_inputs_are_clear():
 def test_confidence_margin():
     logits = torch.full((2, 3, 4), -1e9)
     logits[0, :, 0] = 10.0  # certain: margin 1
-    logits[1, :, 0] = 0.0   # two equal top tokens: margin 0
+    logits[1, :, 0] = 0.0  # two equal top tokens: margin 0
     logits[1, :, 1] = 0.0
     labels = torch.tensor([[-100, 1, 1], [-100, 1, -100]])
     m = confidence_margin(logits, labels)
@@ -143,4 +143,6 @@ def test_teacher_topk_round_trip_through_the_collator_layout():
         values[b, pos] = v.float()
         indices[b, pos] = i.long()
     got = forward_kl_topk(s, values, indices, labels, temperature=0.5)
-    assert float(got) == pytest.approx(float(forward_kl(s, t, labels, temperature=0.5)), rel=2e-3)  # float16 cache
+    assert float(got) == pytest.approx(
+        float(forward_kl(s, t, labels, temperature=0.5)), rel=2e-3
+    )  # float16 cache

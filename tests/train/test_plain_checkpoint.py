@@ -30,7 +30,9 @@ def check_stock_auto_processor(folder: Path) -> None:
     if is_torchvision_available():  # GPU machines
         proc = AutoProcessor.from_pretrained(folder)
         assert isinstance(proc, ProcessorMixin) and hasattr(proc, "image_processor")
-        batch = proc(images=[_image()], text=["<|vision_start|><|image_pad|><|vision_end|>Where?"], return_tensors="pt")
+        batch = proc(
+            images=[_image()], text=["<|vision_start|><|image_pad|><|vision_end|>Where?"], return_tensors="pt"
+        )
         assert "pixel_values" in batch and "image_grid_thw" in batch
     else:  # these CPU machines: the stock video processor needs torchvision
         with pytest.raises(ImportError, match="[Tt]orchvision"):
@@ -69,8 +71,12 @@ def test_model_init_writes_a_plain_checkpoint(tmp_path):
     check_stock_auto_processor(out)
     config = json.loads((out / "config.json").read_text())
     assert config["clinkd_rope"]["scheme"] == "mcg"
-    assert "MCG-RoPE" in config["clinkd_position_ids"] and "clinkd.model.load" in config["clinkd_position_ids"]
-    assert config["architectures"] == ["McgQwen2VLForConditionalGeneration"]  # architecture-dispatching tools refuse
+    assert (
+        "MCG-RoPE" in config["clinkd_position_ids"] and "clinkd.model.load" in config["clinkd_position_ids"]
+    )
+    assert config["architectures"] == [
+        "McgQwen2VLForConditionalGeneration"
+    ]  # architecture-dispatching tools refuse
 
 
 BUDGET = (128 * 128, 256 * 256)
@@ -81,26 +87,44 @@ def test_a_fine_tuned_hub_checkpoint_stays_a_hub_checkpoint(tmp_path, synth_dir,
     from clinkd.train.run import run_sft
 
     hub = Path(hub_standin("Qwen2-VL-2B-Instruct"))
-    (cfg,) = load_run_configs(None, [
-        "--train.per_device_train_batch_size=1", "--data.max_train_samples=1", "--train.disable_tqdm=true",
-        f"--data.dir={synth_dir}", f"--model.path={hub}", "--train.max_steps=1", "--model.dtype=bfloat16",
-        # a small budget keeps the step cheap (the release default for hub folders: tests/infer/test_pixel_budget.py)
-        f"--model.min_pixels={BUDGET[0]}", f"--model.max_pixels={BUDGET[1]}",
-        "--train.save_steps=1000", f"--train.output_dir={tmp_path / 'ft'}"])
+    (cfg,) = load_run_configs(
+        None,
+        [
+            "--train.per_device_train_batch_size=1",
+            "--data.max_train_samples=1",
+            "--train.disable_tqdm=true",
+            f"--data.dir={synth_dir}",
+            f"--model.path={hub}",
+            "--train.max_steps=1",
+            "--model.dtype=bfloat16",
+            # a small budget keeps the step cheap (the release default for hub folders: tests/infer/test_pixel_budget.py)
+            f"--model.min_pixels={BUDGET[0]}",
+            f"--model.max_pixels={BUDGET[1]}",
+            "--train.save_steps=1000",
+            f"--train.output_dir={tmp_path / 'ft'}",
+        ],
+    )
     out = run_sft(cfg)
     # saved in the dtype it trained in (the hub's bf16)
     assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
     with safe_open(str(out / "model.safetensors"), "pt") as f:
         assert {f.get_slice(k).get_dtype() for k in f} == {"BF16"}
     # the hub's processor files are kept; the budget it trained with is recorded
-    for name in ("preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
-                 "generation_config.json"):
+    for name in (
+        "preprocessor_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.json",
+        "merges.txt",
+        "generation_config.json",
+    ):
         assert (out / name).is_file(), name
     for name in ("vocab.json", "merges.txt"):
         assert (out / name).read_bytes() == (hub / name).read_bytes(), name
     gen = [json.loads((d / "generation_config.json").read_text()) for d in (out, hub)]
     assert [{k: v for k, v in g.items() if k != "transformers_version"} for g in gen] == [
-        {k: v for k, v in gen[1].items() if k != "transformers_version"}] * 2
+        {k: v for k, v in gen[1].items() if k != "transformers_version"}
+    ] * 2
     hub_template = json.loads((hub / "chat_template.json").read_text())["chat_template"]
     assert (out / "chat_template.jinja").read_text() == hub_template
     assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(hub).get_vocab()

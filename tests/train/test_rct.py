@@ -27,11 +27,11 @@ class BagOfWords:
 
 
 REFS = {
-    "q0": "<ref>liver</ref><box>(100,100),(400,400)</box>",   # answered right
+    "q0": "<ref>liver</ref><box>(100,100),(400,400)</box>",  # answered right
     "q1": "<ref>spleen</ref><box>(600,100),(900,400)</box>",  # box missing -> wrong, model corrects it
     "q2": "<ref>kidney</ref><box>(100,600),(300,900)</box>",  # box off (IoU < 0.5) -> wrong, reference used
-    "q3": "a round bright lesion in the upper left",          # text right
-    "q4": "a large dark cyst in the lower right",             # text wrong -> wrong, model corrects it
+    "q3": "a round bright lesion in the upper left",  # text right
+    "q4": "a large dark cyst in the lower right",  # text wrong -> wrong, model corrects it
 }
 GREEDY = {
     "q0": "<ref>liver</ref><box>(110,100),(400,410)</box>",
@@ -53,8 +53,10 @@ def crafted(tmp_path, monkeypatch):
 
     img = tmp_path / "ct_1.png"
     Image.new("RGB", (32, 32)).save(img)
-    items = [TrainItem(image=img, turns=[(q, a)], source=f"train.json [record {i}]", meta={"id": f"ct_{i}"})
-             for i, (q, a) in enumerate(REFS.items())]
+    items = [
+        TrainItem(image=img, turns=[(q, a)], source=f"train.json [record {i}]", meta={"id": f"ct_{i}"})
+        for i, (q, a) in enumerate(REFS.items())
+    ]
     calls = []
 
     def fake_generate(model, processor, images, questions, *, num_return_sequences=1, **kw):
@@ -67,9 +69,19 @@ def crafted(tmp_path, monkeypatch):
 
     monkeypatch.setattr(rct_mod, "generate_answers", fake_generate)
     dataset = ScheduledDataset(items, list(range(5)) * 8)  # 40 positions
-    cfg = RCTConfig(enabled=True, rounds=1, sample_size=5, num_candidates=2, replay=2, similarity_threshold=0.75)
-    cb = ReflectiveCorrection(cfg, dataset, processor=None, out_dir=tmp_path / "out", max_steps=10,
-                              global_batch=2, seed=0, embedder=BagOfWords())
+    cfg = RCTConfig(
+        enabled=True, rounds=1, sample_size=5, num_candidates=2, replay=2, similarity_threshold=0.75
+    )
+    cb = ReflectiveCorrection(
+        cfg,
+        dataset,
+        processor=None,
+        out_dir=tmp_path / "out",
+        max_steps=10,
+        global_batch=2,
+        seed=0,
+        embedder=BagOfWords(),
+    )
     return cb, dataset, calls, tmp_path / "out"
 
 
@@ -77,10 +89,10 @@ def test_round_finds_corrects_and_replays(crafted):
     cb, dataset, calls, out = crafted
     entry = cb.run_round(model=None, k=1, step=3)
     assert entry["answered"] == 5
-    assert entry["found"] == 3            # q1 (missing box), q2 (IoU 0), q4 (text)
-    assert entry["corrected"] == 2        # q1 and q4 by a sampled candidate
-    assert entry["reference_used"] == 1   # q2: no candidate passes
-    assert entry["replayed"] == 6         # 3 corrections x 2
+    assert entry["found"] == 3  # q1 (missing box), q2 (IoU 0), q4 (text)
+    assert entry["corrected"] == 2  # q1 and q4 by a sampled candidate
+    assert entry["reference_used"] == 1  # q2: no candidate passes
+    assert entry["replayed"] == 6  # 3 corrections x 2
     assert calls[1][1] == 2 and calls[1][2] is True  # candidates are sampled, two per wrong answer
     new = dataset.items[5:]
     answers = {it.turns[0][0]: it.turns[0][1] for it in new}

@@ -34,21 +34,39 @@ def _free_port() -> int:
 
 def _recipe(out, nproc, accumulation, data, student, teacher):
     args = [
-        "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={_free_port()}",
-        "-m", "clinkd.cli.main", "train", str(RECIPE),
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        f"--master_port={_free_port()}",
+        "-m",
+        "clinkd.cli.main",
+        "train",
+        str(RECIPE),
         # paths
-        f"--data.dir={data}", f"--train.output_dir={out}", f"--distill.model.path={student}",
+        f"--data.dir={data}",
+        f"--train.output_dir={out}",
+        f"--distill.model.path={student}",
         f"--distill.distill.teacher={teacher}",
         # precision: fp32 on CPU (bf16 runs too, about 4x slower)
-        "--train.bf16=false", "--distill.model.dtype=float32", "--student.model.dtype=float32",
+        "--train.bf16=false",
+        "--distill.model.dtype=float32",
+        "--student.model.dtype=float32",
         # sizes and steps; the global batch is 4 in both runs; the 256-px synthetic images stay at their size
         # (the release pixel budget, 512²–1024², would upscale them to 4x the image tokens)
-        "--model.min_pixels=3136", "--model.max_pixels=65536",
-        "--train.max_steps=2", "--train.per_device_train_batch_size=1",
-        f"--train.gradient_accumulation_steps={accumulation}", "--data.max_train_samples=8",
-        "--distill.distill.max_new_tokens=8", "--distill.distill.generation_batch_size=2", "--distill.distill.subset=0.5",
-        "--student.rct.sample_size=4", "--student.rct.max_new_tokens=8", "--student.rct.generation_batch_size=4",
-        "--train.logging_steps=1", "--train.disable_tqdm=true",
+        "--model.min_pixels=3136",
+        "--model.max_pixels=65536",
+        "--train.max_steps=2",
+        "--train.per_device_train_batch_size=1",
+        f"--train.gradient_accumulation_steps={accumulation}",
+        "--data.max_train_samples=8",
+        "--distill.distill.max_new_tokens=8",
+        "--distill.distill.generation_batch_size=2",
+        "--distill.distill.subset=0.5",
+        "--student.rct.sample_size=4",
+        "--student.rct.max_new_tokens=8",
+        "--student.rct.generation_batch_size=4",
+        "--train.logging_steps=1",
+        "--train.disable_tqdm=true",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=600)
@@ -90,8 +108,9 @@ def test_release_recipe_under_torchrun_ends_where_one_process_does(tmp_path, syn
     r1 = [json.loads(x) for x in (one / "student" / "rct" / "log.jsonl").read_text().splitlines()]
     r2 = [json.loads(x) for x in (two / "student" / "rct" / "log.jsonl").read_text().splitlines()]
     drop = ("from_position",)  # depends on the number of data-loader workers in flight, hence on processes
-    assert [{k: v for k, v in e.items() if k not in drop} for e in r1] == \
-           [{k: v for k, v in e.items() if k not in drop} for e in r2]
+    assert [{k: v for k, v in e.items() if k not in drop} for e in r1] == [
+        {k: v for k, v in e.items() if k not in drop} for e in r2
+    ]
 
     # both stages' final models: loadable, trained, and the same weights
     start = _state(student)

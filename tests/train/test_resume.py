@@ -20,9 +20,18 @@ from clinkd.train.checkpoints import checkpoint_problem
 from clinkd.train.config import load_run_configs
 from clinkd.train.run import resume_checkpoint
 
-FAST = ["--train.per_device_train_batch_size=2", "--train.logging_steps=1", "--train.learning_rate=5e-3",
-        "--data.max_train_samples=8", "--train.disable_tqdm=true", "--model.dtype=float32",
-        "--train.max_steps=4", "--train.save_steps=2", "--model.min_pixels=3136", "--model.max_pixels=12544"]
+FAST = [
+    "--train.per_device_train_batch_size=2",
+    "--train.logging_steps=1",
+    "--train.learning_rate=5e-3",
+    "--data.max_train_samples=8",
+    "--train.disable_tqdm=true",
+    "--model.dtype=float32",
+    "--train.max_steps=4",
+    "--train.save_steps=2",
+    "--model.min_pixels=3136",
+    "--model.max_pixels=12544",
+]
 
 # `clinkd train` with every save sharded (a hub-size model's layout: model.safetensors.index.json + shards;
 # save_pretrained's own default, 50GB, would write this small stand-in whole), and, when asked, a step that
@@ -52,8 +61,13 @@ sys.exit(main(sys.argv[1:]))
 
 
 def _train(args, env_extra=None, wait=True):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-           **(env_extra or {})}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        **(env_extra or {}),
+    }
     cmd = [sys.executable, "-c", RUNNER, "train", *args]
     if not wait:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -80,8 +94,11 @@ def test_sigkill_then_resume_from_sharded_checkpoints(tmp_path, synth_dir, hub_s
     assert (a / "checkpoint-2" / "model.safetensors.index.json").is_file()
 
     mark = tmp_path / "hanging"
-    proc = _train(base + [f"--train.output_dir={b}"], {"CLINKD_TEST_HANG_AT": "2", "CLINKD_TEST_MARK": str(mark)},
-                  wait=False)
+    proc = _train(
+        base + [f"--train.output_dir={b}"],
+        {"CLINKD_TEST_HANG_AT": "2", "CLINKD_TEST_MARK": str(mark)},
+        wait=False,
+    )
     try:
         deadline = time.monotonic() + 300
         while not mark.exists():  # step 3 began: checkpoint-2 is saved whole
@@ -107,7 +124,9 @@ def test_sigkill_then_resume_from_sharded_checkpoints(tmp_path, synth_dir, hub_s
     for k in wa:
         torch.testing.assert_close(wb[k], wa[k], rtol=1e-5, atol=1e-6, msg=k)
     w0 = _weights(hub_standin("Qwen2-VL-2B-Instruct"))
-    assert any(not torch.equal(w0[k].float(), wa[k].float()) for k in w0.keys() & wa.keys())  # training moved them
+    assert any(
+        not torch.equal(w0[k].float(), wa[k].float()) for k in w0.keys() & wa.keys()
+    )  # training moved them
     print(f"one uninterrupted run: {t_run:.1f}s")
 
 
@@ -120,8 +139,17 @@ def _fake_checkpoint(folder, step, sharded=False):
     if sharded:
         save_file({"a": torch.zeros(4)}, str(folder / "model-00001-of-00002.safetensors"))
         save_file({"b": torch.ones(8)}, str(folder / "model-00002-of-00002.safetensors"))
-        (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": {
-            "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+        (folder / "model.safetensors.index.json").write_text(
+            json.dumps(
+                {
+                    "metadata": {},
+                    "weight_map": {
+                        "a": "model-00001-of-00002.safetensors",
+                        "b": "model-00002-of-00002.safetensors",
+                    },
+                }
+            )
+        )
     else:
         save_file({"a": torch.zeros(4)}, str(folder / "model.safetensors"))
     torch.save({}, folder / "optimizer.pt")
@@ -148,10 +176,15 @@ def test_resume_skips_torn_checkpoints_and_says_why(tmp_path, caplog):
     torn = {
         "trainer_state.json is missing": lambda f: (f / "trainer_state.json").unlink(),
         "trainer_state.json is unreadable": lambda f: (f / "trainer_state.json").write_text('{"global_st'),
-        "model-00002-of-00002.safetensors is missing": lambda f: (f / "model-00002-of-00002.safetensors").unlink(),
-        "model-00001-of-00002.safetensors is cut short": lambda f: f.joinpath("model-00001-of-00002.safetensors")
-            .write_bytes(f.joinpath("model-00001-of-00002.safetensors").read_bytes()[:-3]),
-        "model.safetensors.index.json is unreadable": lambda f: (f / "model.safetensors.index.json").write_text("{"),
+        "model-00002-of-00002.safetensors is missing": lambda f: (
+            f / "model-00002-of-00002.safetensors"
+        ).unlink(),
+        "model-00001-of-00002.safetensors is cut short": lambda f: f.joinpath(
+            "model-00001-of-00002.safetensors"
+        ).write_bytes(f.joinpath("model-00001-of-00002.safetensors").read_bytes()[:-3]),
+        "model.safetensors.index.json is unreadable": lambda f: (
+            f / "model.safetensors.index.json"
+        ).write_text("{"),
         "optimizer.pt is missing": lambda f: (f / "optimizer.pt").unlink(),
         "scheduler.pt is missing": lambda f: (f / "scheduler.pt").unlink(),
     }
@@ -179,9 +212,13 @@ def test_resume_past_a_torn_checkpoint_gives_the_same_weights(tmp_path, synth_di
     from clinkd.train.run import run_sft
 
     caplog.set_level(logging.WARNING, logger="clinkd")
-    base = [a for a in FAST if "pixels" not in a] + [f"--data.dir={synth_dir}", f"--model.path={student_dir}",
-                                                    "--train.max_steps=6", "--train.save_steps=2",
-                                                    "--train.save_total_limit=3"]
+    base = [a for a in FAST if "pixels" not in a] + [
+        f"--data.dir={synth_dir}",
+        f"--model.path={student_dir}",
+        "--train.max_steps=6",
+        "--train.save_steps=2",
+        "--train.save_total_limit=3",
+    ]
     (a,) = load_run_configs(None, base + [f"--train.output_dir={tmp_path / 'a'}"])
     run_sft(a)
     b = tmp_path / "b"
@@ -195,7 +232,9 @@ def test_resume_past_a_torn_checkpoint_gives_the_same_weights(tmp_path, synth_di
     (cfg,) = load_run_configs(None, base + [f"--train.output_dir={b}"])
     assert resume_checkpoint(cfg, resume=True) == str(b / "checkpoint-2")
     run_sft(cfg, resume=True)
-    assert "checkpoint-6: it is empty" in caplog.text and "checkpoint-4: optimizer.pt is missing" in caplog.text
+    assert (
+        "checkpoint-6: it is empty" in caplog.text and "checkpoint-4: optimizer.pt is missing" in caplog.text
+    )
     wa, wb = _weights(tmp_path / "a"), _weights(b)
     assert wa.keys() == wb.keys()
     for k in wa:

@@ -11,8 +11,13 @@ from clinkd.model import load
 from clinkd.train.config import load_run_configs
 from clinkd.train.run import run_distill, run_sft
 
-FAST = ["--train.per_device_train_batch_size=2", "--train.logging_steps=1", "--train.learning_rate=5e-3",
-        "--data.max_train_samples=8", "--train.disable_tqdm=true"]
+FAST = [
+    "--train.per_device_train_batch_size=2",
+    "--train.logging_steps=1",
+    "--train.learning_rate=5e-3",
+    "--data.max_train_samples=8",
+    "--train.disable_tqdm=true",
+]
 
 
 def _weights(path):
@@ -20,7 +25,12 @@ def _weights(path):
 
 
 def test_resume_gives_the_same_weights(tmp_path, synth_dir, student_dir, monkeypatch):
-    base = FAST + [f"--data.dir={synth_dir}", f"--model.path={student_dir}", "--train.max_steps=4", "--train.save_steps=2"]
+    base = FAST + [
+        f"--data.dir={synth_dir}",
+        f"--model.path={student_dir}",
+        "--train.max_steps=4",
+        "--train.save_steps=2",
+    ]
     (a,) = load_run_configs(None, base + [f"--train.output_dir={tmp_path / 'a'}"])
     run_sft(a)
 
@@ -77,10 +87,24 @@ def test_distill_stage(tmp_path, synth_dir, student_dir, teacher_dir, caplog, mo
     import logging
 
     caplog.set_level(logging.INFO, logger="clinkd")
-    (cfg,) = load_run_configs(None, FAST + [f"--distill.teacher_logits={mode}", "--distill.top_k=16",
-        "--stage=distill", f"--data.dir={synth_dir}", f"--model.path={student_dir}", f"--distill.teacher={teacher_dir}",
-        "--distill.subset=0.5", "--distill.max_new_tokens=12", "--distill.curriculum_phases=2",
-        "--train.max_steps=2", "--train.save_steps=10", f"--train.output_dir={tmp_path / 'kd'}"])
+    (cfg,) = load_run_configs(
+        None,
+        FAST
+        + [
+            f"--distill.teacher_logits={mode}",
+            "--distill.top_k=16",
+            "--stage=distill",
+            f"--data.dir={synth_dir}",
+            f"--model.path={student_dir}",
+            f"--distill.teacher={teacher_dir}",
+            "--distill.subset=0.5",
+            "--distill.max_new_tokens=12",
+            "--distill.curriculum_phases=2",
+            "--train.max_steps=2",
+            "--train.save_steps=10",
+            f"--train.output_dir={tmp_path / 'kd'}",
+        ],
+    )
     out = run_distill(cfg)
     stats = json.loads((out / "distill_stats.json").read_text())
     n = stats["pseudo_labels"]
@@ -115,11 +139,25 @@ def padded_teacher_dir(tmp_path_factory, teacher_dir):
 
 
 @pytest.mark.parametrize("top_k", [0, 16])
-def test_distill_from_a_teacher_with_more_embedding_rows(tmp_path, synth_dir, student_dir, padded_teacher_dir, top_k):
-    (cfg,) = load_run_configs(None, FAST + [f"--distill.top_k={top_k}", "--stage=distill", f"--data.dir={synth_dir}",
-        f"--model.path={student_dir}", f"--distill.teacher={padded_teacher_dir}", "--distill.subset=0.25",
-        "--distill.max_new_tokens=6", "--train.max_steps=2", "--train.save_steps=10",
-        f"--train.output_dir={tmp_path / 'kd'}"])
+def test_distill_from_a_teacher_with_more_embedding_rows(
+    tmp_path, synth_dir, student_dir, padded_teacher_dir, top_k
+):
+    (cfg,) = load_run_configs(
+        None,
+        FAST
+        + [
+            f"--distill.top_k={top_k}",
+            "--stage=distill",
+            f"--data.dir={synth_dir}",
+            f"--model.path={student_dir}",
+            f"--distill.teacher={padded_teacher_dir}",
+            "--distill.subset=0.25",
+            "--distill.max_new_tokens=6",
+            "--train.max_steps=2",
+            "--train.save_steps=10",
+            f"--train.output_dir={tmp_path / 'kd'}",
+        ],
+    )
     out = run_distill(cfg)
     rows = load(student_dir)[0].get_output_embeddings().weight.shape[0]
     topk = torch.load(out / "pseudo_labels.teacher.pt", weights_only=True)
@@ -135,8 +173,17 @@ def test_distill_refuses_embeddings_that_miss_tokens(tmp_path, synth_dir, studen
     cut = tmp_path / "cut_teacher"
     model.save_pretrained(cut)
     processor.save_pretrained(cut)
-    (cfg,) = load_run_configs(None, FAST + ["--stage=distill", f"--data.dir={synth_dir}", f"--model.path={student_dir}",
-        f"--distill.teacher={cut}", f"--train.output_dir={tmp_path / 'kd'}"])
+    (cfg,) = load_run_configs(
+        None,
+        FAST
+        + [
+            "--stage=distill",
+            f"--data.dir={synth_dir}",
+            f"--model.path={student_dir}",
+            f"--distill.teacher={cut}",
+            f"--train.output_dir={tmp_path / 'kd'}",
+        ],
+    )
     with pytest.raises(ClinkdError, match="do not cover the tokenizer"):
         run_distill(cfg)
     assert not (tmp_path / "kd" / "pseudo_labels.json").exists()
@@ -146,11 +193,23 @@ def test_distill_refuses_a_teacher_with_another_tokenizer(tmp_path, synth_dir, s
     from clinkd.errors import ClinkdError
     from clinkd.model import build_tiny_processor, init_model_dir
 
-    other = init_model_dir(tmp_path / "other", "tiny-teacher",
-                           processor=build_tiny_processor(["completely different words"] * 50, vocab_size=300))
-    (cfg,) = load_run_configs(None, FAST + [
-        "--stage=distill", f"--data.dir={synth_dir}", f"--model.path={student_dir}", f"--distill.teacher={other}",
-        f"--train.output_dir={tmp_path / 'kd'}", "--train.max_steps=1"])
+    other = init_model_dir(
+        tmp_path / "other",
+        "tiny-teacher",
+        processor=build_tiny_processor(["completely different words"] * 50, vocab_size=300),
+    )
+    (cfg,) = load_run_configs(
+        None,
+        FAST
+        + [
+            "--stage=distill",
+            f"--data.dir={synth_dir}",
+            f"--model.path={student_dir}",
+            f"--distill.teacher={other}",
+            f"--train.output_dir={tmp_path / 'kd'}",
+            "--train.max_steps=1",
+        ],
+    )
     with pytest.raises(ClinkdError, match="do not share a tokenizer"):
         run_distill(cfg)
 
@@ -160,10 +219,22 @@ def test_sft_with_reflective_correction(tmp_path, synth_dir, student_dir, monkey
     from tests.train.test_rct import BagOfWords
 
     monkeypatch.setattr(rct_mod, "Embedder", BagOfWords)
-    (cfg,) = load_run_configs(None, FAST + [
-        f"--data.dir={synth_dir}", f"--model.path={student_dir}", "--train.max_steps=4", "--train.save_steps=10",
-        "--rct.enabled=true", "--rct.rounds=1", "--rct.sample_size=4", "--rct.num_candidates=2",
-        "--rct.max_new_tokens=12", f"--train.output_dir={tmp_path / 'sft'}"])
+    (cfg,) = load_run_configs(
+        None,
+        FAST
+        + [
+            f"--data.dir={synth_dir}",
+            f"--model.path={student_dir}",
+            "--train.max_steps=4",
+            "--train.save_steps=10",
+            "--rct.enabled=true",
+            "--rct.rounds=1",
+            "--rct.sample_size=4",
+            "--rct.num_candidates=2",
+            "--rct.max_new_tokens=12",
+            f"--train.output_dir={tmp_path / 'sft'}",
+        ],
+    )
     out = run_sft(cfg)
     (entry,) = [json.loads(x) for x in (out / "rct" / "log.jsonl").read_text().splitlines()]
     assert entry["step"] == 2 and entry["answered"] == 4
@@ -181,11 +252,26 @@ def test_rct_replays_reach_compute_loss(tmp_path, synth_dir, student_dir, monkey
     from tests.train.test_rct import BagOfWords
 
     monkeypatch.setattr(rct_mod, "Embedder", BagOfWords)
-    (cfg,) = load_run_configs(None, FAST + [
-        f"--data.dir={synth_dir}", f"--model.path={student_dir}", "--train.max_steps=20", "--train.save_steps=100",
-        "--train.dataloader_num_workers=2", "--train.dataloader_prefetch_factor=1", "--train.learning_rate=1e-6",
-        "--rct.enabled=true", "--rct.rounds=1", "--rct.sample_size=4", "--rct.num_candidates=2",
-        "--rct.max_new_tokens=6", "--rct.replay=2", f"--train.output_dir={tmp_path / 'sft'}"])
+    (cfg,) = load_run_configs(
+        None,
+        FAST
+        + [
+            f"--data.dir={synth_dir}",
+            f"--model.path={student_dir}",
+            "--train.max_steps=20",
+            "--train.save_steps=100",
+            "--train.dataloader_num_workers=2",
+            "--train.dataloader_prefetch_factor=1",
+            "--train.learning_rate=1e-6",
+            "--rct.enabled=true",
+            "--rct.rounds=1",
+            "--rct.sample_size=4",
+            "--rct.num_candidates=2",
+            "--rct.max_new_tokens=6",
+            "--rct.replay=2",
+            f"--train.output_dir={tmp_path / 'sft'}",
+        ],
+    )
     out = run_sft(cfg)
     (entry,) = [json.loads(x) for x in (out / "rct" / "log.jsonl").read_text().splitlines()]
     assert entry["found"] == 4 and entry["replayed"] == 8
@@ -206,10 +292,21 @@ def test_whole_pipeline_recipe_through_the_cli(tmp_path, synth_dir, monkeypatch)
     monkeypatch.setattr(rct_mod, "Embedder", BagOfWords)
     recipe = Path(__file__).parents[2] / "configs" / "tiny-clinkd.yaml"
     out = tmp_path / "clinkd"
-    args = ["train", str(recipe), f"--data.dir={synth_dir}", f"--train.output_dir={out}", *FAST,
-            "--teacher.train.max_steps=2", "--distill.train.max_steps=2", "--student.train.max_steps=3",
-            "--distill.distill.max_new_tokens=8", "--student.rct.rounds=1", "--student.rct.sample_size=2",
-            "--student.rct.num_candidates=2", "--student.rct.max_new_tokens=8"]
+    args = [
+        "train",
+        str(recipe),
+        f"--data.dir={synth_dir}",
+        f"--train.output_dir={out}",
+        *FAST,
+        "--teacher.train.max_steps=2",
+        "--distill.train.max_steps=2",
+        "--student.train.max_steps=3",
+        "--distill.distill.max_new_tokens=8",
+        "--student.rct.rounds=1",
+        "--student.rct.sample_size=2",
+        "--student.rct.num_candidates=2",
+        "--student.rct.max_new_tokens=8",
+    ]
     assert main(args) == 0
     for stage in ("teacher", "distill", "student"):
         assert (out / stage / "model.safetensors").is_file(), stage
@@ -225,9 +322,18 @@ def test_whole_pipeline_recipe_through_the_cli(tmp_path, synth_dir, monkeypatch)
 
 
 def test_lora_option_saves_a_merged_model(tmp_path, synth_dir, student_dir):
-    (cfg,) = load_run_configs(None, FAST + [
-        f"--data.dir={synth_dir}", f"--model.path={student_dir}", "--train.max_steps=2", "--model.lora_r=4",
-        "--model.lora_target_modules=[q_proj, v_proj]", f"--train.output_dir={tmp_path / 'lora'}"])
+    (cfg,) = load_run_configs(
+        None,
+        FAST
+        + [
+            f"--data.dir={synth_dir}",
+            f"--model.path={student_dir}",
+            "--train.max_steps=2",
+            "--model.lora_r=4",
+            "--model.lora_target_modules=[q_proj, v_proj]",
+            f"--train.output_dir={tmp_path / 'lora'}",
+        ],
+    )
     out = run_sft(cfg)
     w0, w1 = _weights(student_dir), _weights(out)
     assert w0.keys() == w1.keys()  # merged back: no adapter weights left
@@ -240,9 +346,18 @@ def test_epochs_become_steps_in_a_new_config(tmp_path, synth_dir, student_dir):
     config, in a new config: the caller's is a value, unchanged by the run (issue 15)."""
     import yaml
 
-    (cfg,) = load_run_configs(None, FAST + [
-        f"--data.dir={synth_dir}", f"--model.path={student_dir}", "--train.max_steps=-1", "--train.num_train_epochs=1",
-        "--data.max_train_samples=4", f"--train.output_dir={tmp_path / 'epochs'}"])
+    (cfg,) = load_run_configs(
+        None,
+        FAST
+        + [
+            f"--data.dir={synth_dir}",
+            f"--model.path={student_dir}",
+            "--train.max_steps=-1",
+            "--train.num_train_epochs=1",
+            "--data.max_train_samples=4",
+            f"--train.output_dir={tmp_path / 'epochs'}",
+        ],
+    )
     resolved = run_mod.with_max_steps(cfg, n_items=4)
     assert resolved.train.max_steps == 2 and cfg.train.max_steps == -1  # 4 items a epoch, global batch 2
     assert run_mod.with_max_steps(resolved, n_items=4) is resolved

@@ -51,8 +51,14 @@ def test_replay_reaches_data_loader_workers(workers):
     from torch.utils.data import DataLoader, SequentialSampler
 
     ds = ScheduledDataset([f"item{i}" for i in range(4)], [i % 4 for i in range(40)])
-    loader = DataLoader(ds, batch_size=2, sampler=SequentialSampler(ds), num_workers=workers,
-                        collate_fn=list, prefetch_factor=1 if workers else None)
+    loader = DataLoader(
+        ds,
+        batch_size=2,
+        sampler=SequentialSampler(ds),
+        num_workers=workers,
+        collate_fn=list,
+        prefetch_factor=1 if workers else None,
+    )
     seen = []
     for step, batch in enumerate(loader):
         seen += batch

@@ -15,13 +15,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Answer QUESTION about --image (PNG, JPEG, DICOM or NIfTI), print the answer and write a "
         "copy of the image with the answer's boxes and labels drawn (default: <stem>_answer.png beside it).",
     )
-    p.add_argument("question", help="the question, e.g. \"Where is the liver?\"")
+    p.add_argument("question", help='the question, e.g. "Where is the liver?"')
     p.add_argument("--model", required=True, type=Path, metavar="DIR", help="model directory")
     p.add_argument("--image", required=True, type=Path, metavar="FILE", help="PNG/JPEG/DICOM/NIfTI image")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE.png",
-                   help="annotated image (default <stem>_answer.png next to the input)")
-    p.add_argument("--select", choices=("greedy", "sasg"), default="greedy", help="answer selection (default greedy)")
-    p.add_argument("--candidates", type=int, default=5, metavar="N", help="SASG: sampled candidates besides greedy (5)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE.png",
+        help="annotated image (default <stem>_answer.png next to the input)",
+    )
+    p.add_argument(
+        "--select", choices=("greedy", "sasg"), default="greedy", help="answer selection (default greedy)"
+    )
+    p.add_argument(
+        "--candidates", type=int, default=5, metavar="N", help="SASG: sampled candidates besides greedy (5)"
+    )
     p.add_argument("--max-new-tokens", type=int, default=100, help="answer length limit (100)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
     p.add_argument("--device", default="auto", help="torch device (default: cuda when available, else cpu)")
@@ -36,8 +45,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from clinkd.infer.ask import ask_image, check_question
     from clinkd.infer.predict import check_decoding_args
 
-    check_decoding_args(select=args.select, candidates=args.candidates, max_new_tokens=args.max_new_tokens,
-                        seed=args.seed, cli=True)
+    check_decoding_args(
+        select=args.select,
+        candidates=args.candidates,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        cli=True,
+    )
     check_question(args.question)
     if not args.model.is_dir():
         raise ClinkdError(f"model directory {args.model} not found")
@@ -46,9 +60,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
     check_pixel_options(args)
     device = resolve_device(args.device)
     # ask_image checks --out (a writable image file, not the input) before loading anything
-    ans = ask_image(args.model, args.image, args.question, out=args.out, select=args.select, candidates=args.candidates,
-                    max_new_tokens=args.max_new_tokens, seed=args.seed, device=device,
-                    min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+    ans = ask_image(
+        args.model,
+        args.image,
+        args.question,
+        out=args.out,
+        select=args.select,
+        candidates=args.candidates,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        device=device,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+    )
     print(ans.text)
     print(f"({len(ans.boxes)} box(es) drawn on {ans.image_out})")
     return 0

@@ -10,7 +10,9 @@ from pathlib import Path
 from clinkd.errors import ClinkdError
 
 MIN_SYNTH_IMAGES = 16  # two per modality: one for training, one for testing
-DEFAULT_SHAPES_IMAGES = 2000  # clinkd.data.synth.shapes.DEFAULT_SHAPES_IMAGES (not imported: keeps --help fast)
+DEFAULT_SHAPES_IMAGES = (
+    2000  # clinkd.data.synth.shapes.DEFAULT_SHAPES_IMAGES (not imported: keeps --help fast)
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,19 +29,34 @@ def register(sub: argparse._SubParsersAction) -> None:
         "counting of coloured shapes). Same seed, same bytes. A folder that already holds something is "
         "refused unless --force.",
     )
-    s.add_argument("--domain", choices=["medgrit", "shapes"], default="medgrit",
-                   help="medgrit: the synthetic Med-GRIT benchmark (default); shapes: generic pretraining data "
-                   "for a student base, a train.json only")
+    s.add_argument(
+        "--domain",
+        choices=["medgrit", "shapes"],
+        default="medgrit",
+        help="medgrit: the synthetic Med-GRIT benchmark (default); shapes: generic pretraining data "
+        "for a student base, a train.json only",
+    )
     s.add_argument("--out", required=True, type=Path, help="output folder (new or empty, unless --force)")
     s.add_argument("--seed", type=int, default=0, help="random seed, >= 0 (default 0)")
-    s.add_argument("--images", type=int, default=None,
-                   help=f"number of images, at least {MIN_SYNTH_IMAGES} for medgrit (default 480), at least 1 "
-                   f"for shapes (default {DEFAULT_SHAPES_IMAGES})")
-    s.add_argument("--test-fraction", type=float, default=None,
-                   help="share of images in the test split, between 0 and 1 exclusive (default 0.2); ignored by "
-                   "--domain shapes, which writes no test split")
-    s.add_argument("--force", action="store_true",
-                   help="write into a folder that already holds files (files of the same names are overwritten)")
+    s.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        help=f"number of images, at least {MIN_SYNTH_IMAGES} for medgrit (default 480), at least 1 "
+        f"for shapes (default {DEFAULT_SHAPES_IMAGES})",
+    )
+    s.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        help="share of images in the test split, between 0 and 1 exclusive (default 0.2); ignored by "
+        "--domain shapes, which writes no test split",
+    )
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a folder that already holds files (files of the same names are overwritten)",
+    )
     s.set_defaults(func=cmd_synth)
 
     c = dsub.add_parser(
@@ -52,7 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "536870912) as its header declares them. Exit status 1 when there is any problem.",
     )
     c.add_argument("path", type=Path, help="a JSON data file or a dataset folder")
-    c.add_argument("--images", type=Path, default=None, help="image folder (default: images/ beside the data)")
+    c.add_argument(
+        "--images", type=Path, default=None, help="image folder (default: images/ beside the data)"
+    )
     c.add_argument("--no-images", action="store_true", help="do not open the images")
     c.add_argument("--max-shown", type=int, default=200, help="print at most this many problems")
     c.set_defaults(func=cmd_check)
@@ -72,24 +91,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     cv.add_argument("src", type=Path, help="input file or dataset folder")
     cv.add_argument("dst", type=Path, help="output file (or folder when src is a folder)")
     cv.add_argument("--to", required=True, choices=["test", "train", "sharegpt"], help="output form")
-    cv.add_argument("--from", dest="src_format", choices=["test", "train", "sharegpt"], default=None,
-                    help="input form (default: detected)")
-    cv.add_argument("--box-style", choices=["qwen", "qwen2", "clinkd"], default=None,
-                    help="rewrite box/ref markup into this style (default: keep)")
-    cv.add_argument("--box-convention", choices=["medgrit", "qwen2_vl", "qwen2_5_vl", "qwen3_vl"], default=None,
-                    help="write every box in this model family's own coordinates and answer form (qwen2_vl: 0-1000 "
-                    "<|box_start|> markup; qwen2_5_vl: absolute pixels of the image as the processor resizes it, "
-                    "JSON bbox_2d; qwen3_vl: 0-1000 JSON bbox_2d); the image sizes assumed are written to "
-                    "<output stem>.boxes.json (default: keep the files' Med-GRIT text)")
-    cv.add_argument("--images", type=Path, default=None,
-                    help="image folder, read for --box-convention (default: the dataset's images/)")
-    cv.add_argument("--min-pixels", type=int, default=None,
-                    help="--box-convention: min_pixels of the HF image processor that will read the output (its "
-                    "checkpoint's preprocessor_config.json; default the hub's: 3136 for Qwen2/2.5-VL, 65536 for "
-                    "Qwen3-VL). Absolute coordinates (qwen2_5_vl) are pixels of the image it resizes to")
-    cv.add_argument("--max-pixels", type=int, default=None,
-                    help="--box-convention: that processor's max_pixels (default the hub's: 12845056 for "
-                    "Qwen2/2.5-VL, 16777216 for Qwen3-VL)")
+    cv.add_argument(
+        "--from",
+        dest="src_format",
+        choices=["test", "train", "sharegpt"],
+        default=None,
+        help="input form (default: detected)",
+    )
+    cv.add_argument(
+        "--box-style",
+        choices=["qwen", "qwen2", "clinkd"],
+        default=None,
+        help="rewrite box/ref markup into this style (default: keep)",
+    )
+    cv.add_argument(
+        "--box-convention",
+        choices=["medgrit", "qwen2_vl", "qwen2_5_vl", "qwen3_vl"],
+        default=None,
+        help="write every box in this model family's own coordinates and answer form (qwen2_vl: 0-1000 "
+        "<|box_start|> markup; qwen2_5_vl: absolute pixels of the image as the processor resizes it, "
+        "JSON bbox_2d; qwen3_vl: 0-1000 JSON bbox_2d); the image sizes assumed are written to "
+        "<output stem>.boxes.json (default: keep the files' Med-GRIT text)",
+    )
+    cv.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="image folder, read for --box-convention (default: the dataset's images/)",
+    )
+    cv.add_argument(
+        "--min-pixels",
+        type=int,
+        default=None,
+        help="--box-convention: min_pixels of the HF image processor that will read the output (its "
+        "checkpoint's preprocessor_config.json; default the hub's: 3136 for Qwen2/2.5-VL, 65536 for "
+        "Qwen3-VL). Absolute coordinates (qwen2_5_vl) are pixels of the image it resizes to",
+    )
+    cv.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="--box-convention: that processor's max_pixels (default the hub's: 12845056 for "
+        "Qwen2/2.5-VL, 16777216 for Qwen3-VL)",
+    )
     cv.set_defaults(func=cmd_convert)
 
     g = dsub.add_parser("gallery", help="a contact sheet of images with their boxes and labels drawn")
@@ -111,13 +155,17 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.test_fraction is None:
         args.test_fraction = 0.2
     if not 0.0 < args.test_fraction < 1.0:
-        raise ClinkdError(f"--test-fraction must be between 0 and 1, exclusive (got {args.test_fraction}): the "
-                          "dataset needs both a training and a test split")
+        raise ClinkdError(
+            f"--test-fraction must be between 0 and 1, exclusive (got {args.test_fraction}): the "
+            "dataset needs both a training and a test split"
+        )
     kwargs = {"seed": args.seed, "test_fraction": args.test_fraction, "progress": True}
     if args.images is not None:
         if args.images < MIN_SYNTH_IMAGES:
-            raise ClinkdError(f"--images must be at least {MIN_SYNTH_IMAGES} (two per modality: one for training, "
-                              f"one for testing), got {args.images}")
+            raise ClinkdError(
+                f"--images must be at least {MIN_SYNTH_IMAGES} (two per modality: one for training, "
+                f"one for testing), got {args.images}"
+            )
         kwargs["n_images"] = args.images
     output_dir(args.out, force=args.force, what="--out folder")
     summary = synth.generate(args.out, **kwargs)
@@ -135,12 +183,20 @@ def _synth_shapes(args: argparse.Namespace) -> int:
     if n < 1:
         raise ClinkdError(f"--images must be at least 1, got {n}")
     if args.test_fraction is not None:
-        print("note: --test-fraction is ignored by --domain shapes (it writes train.json only)", file=sys.stderr)
+        print(
+            "note: --test-fraction is ignored by --domain shapes (it writes train.json only)", file=sys.stderr
+        )
     output_dir(args.out, force=args.force, what="--out folder")
     t0 = time.perf_counter()
     out = generate_shapes(args.out, seed=args.seed, n_images=n, progress=True)
-    summary = {"out_dir": str(out), "domain": "shapes", "seed": args.seed, "images": n,
-               "files": {"train": str(out / "train.json")}, "seconds": round(time.perf_counter() - t0, 3)}
+    summary = {
+        "out_dir": str(out),
+        "domain": "shapes",
+        "seed": args.seed,
+        "images": n,
+        "files": {"train": str(out / "train.json")},
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -209,14 +265,18 @@ def cmd_convert(args: argparse.Namespace) -> int:
             hub_lo, hub_hi = HUB_PIXEL_BUDGETS[args.box_convention]
             lo = lo if lo is not None else min(hub_lo, hi or hub_lo)
             hi = hi if hi is not None else max(hub_hi, lo)
-            samples, side = write_in_convention(samples, dst, args.box_convention, image_dir,
-                                                min_pixels=lo, max_pixels=hi)
+            samples, side = write_in_convention(
+                samples, dst, args.box_convention, image_dir, min_pixels=lo, max_pixels=hi
+            )
             note = f", boxes in the {args.box_convention} convention; image sizes assumed in {side}"
             areas = [w * h for w, h in (v["size"] for v in json.loads(side.read_text())["images"].values())]
             if areas and args.box_convention == "qwen2_5_vl":
-                print(f"LLaMA-Factory: keep image_max_pixels >= {max(areas)} and image_min_pixels <= {min(areas)} "
-                      "(its defaults: 589824 and 1024) so that it does not rescale the images before the "
-                      f"processor, and the processor's own budget at {lo}..{hi}", file=sys.stderr)
+                print(
+                    f"LLaMA-Factory: keep image_max_pixels >= {max(areas)} and image_min_pixels <= {min(areas)} "
+                    "(its defaults: 589824 and 1024) so that it does not rescale the images before the "
+                    f"processor, and the processor's own budget at {lo}..{hi}",
+                    file=sys.stderr,
+                )
         write_samples(samples, dst, args.to, box_style=args.box_style)
         print(f"{src} -> {dst} ({len(samples)} records, {args.to}{note})")
     return 0
@@ -230,7 +290,9 @@ def _refuse_dataset_file(out: Path, dataset: Path) -> None:
     files = find_dataset_files(dataset)
     target = out.resolve()
     inputs = {p.resolve() for p in [*files.train, *files.test.values(), files.root / "dataset_info.json"]}
-    if target in inputs or (files.image_dir != files.root and target.is_relative_to(files.image_dir.resolve())):
+    if target in inputs or (
+        files.image_dir != files.root and target.is_relative_to(files.image_dir.resolve())
+    ):
         raise ClinkdError(f"--out {out} is a file of the dataset {dataset}; write the gallery somewhere else")
 
 

@@ -16,8 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "finished in DIR are reused.",
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
-    p.add_argument("--size", choices=["full", "tiny"], default="full",
-                   help="full: the documented budget; tiny: a smoke run of a few seconds")
+    p.add_argument(
+        "--size",
+        choices=["full", "tiny"],
+        default="full",
+        help="full: the documented budget; tiny: a smoke run of a few seconds",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="delete DIR first instead of reusing finished stages")
     p.set_defaults(func=cmd_demo)

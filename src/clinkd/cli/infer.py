@@ -9,14 +9,25 @@ from clinkd.errors import ClinkdError
 
 TASK_CHOICES = ("VG", "RO", "GC", "MII", "all")
 
+
 def add_pixel_options(p: argparse.ArgumentParser) -> None:
     """``--min-pixels`` / ``--max-pixels``: the image budget (shared by infer, ask and serve)."""
-    p.add_argument("--min-pixels", type=int, default=None, metavar="N",
-                   help="smallest resized image area in pixels (default: 512*512 for a real checkpoint, a tiny "
-                   "model's own setting)")
-    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
-                   help="largest resized image area in pixels, i.e. at most N/784 visual tokens an image (default: "
-                   "1024*1024 for a real checkpoint, as the ClinKD release; a tiny model's own setting)")
+    p.add_argument(
+        "--min-pixels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="smallest resized image area in pixels (default: 512*512 for a real checkpoint, a tiny "
+        "model's own setting)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="largest resized image area in pixels, i.e. at most N/784 visual tokens an image (default: "
+        "1024*1024 for a real checkpoint, as the ClinKD release; a tiny model's own setting)",
+    )
 
 
 def check_pixel_options(args: argparse.Namespace, error: type[Exception] = ClinkdError) -> None:
@@ -41,35 +52,76 @@ def register(sub: argparse._SubParsersAction) -> None:
         "candidate the others agree with most (sentence embeddings + box IoU) is written.",
     )
     p.add_argument("--model", required=True, type=Path, metavar="DIR", help="model directory")
-    p.add_argument("--data", required=True, type=Path, metavar="TEST.json|DIR",
-                   help="a test file, or a dataset folder holding test_<TASK>.json files")
-    p.add_argument("--out", required=True, type=Path, metavar="PRED.jsonl|DIR",
-                   help="prediction file (for a test file) or output folder (for a dataset folder)")
-    p.add_argument("--task", choices=TASK_CHOICES, default=None,
-                   help="folder: which test files (default all); file: its task (default from the file name)")
-    p.add_argument("--images", type=Path, default=None, metavar="DIR",
-                   help="image folder (default: images/ beside the test file, else its folder)")
-    p.add_argument("--select", choices=("greedy", "sasg"), default="greedy", help="answer selection (default greedy)")
-    p.add_argument("--candidates", type=int, default=5, metavar="N", help="SASG: sampled candidates besides greedy (5)")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        metavar="TEST.json|DIR",
+        help="a test file, or a dataset folder holding test_<TASK>.json files",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="PRED.jsonl|DIR",
+        help="prediction file (for a test file) or output folder (for a dataset folder)",
+    )
+    p.add_argument(
+        "--task",
+        choices=TASK_CHOICES,
+        default=None,
+        help="folder: which test files (default all); file: its task (default from the file name)",
+    )
+    p.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="image folder (default: images/ beside the test file, else its folder)",
+    )
+    p.add_argument(
+        "--select", choices=("greedy", "sasg"), default="greedy", help="answer selection (default greedy)"
+    )
+    p.add_argument(
+        "--candidates", type=int, default=5, metavar="N", help="SASG: sampled candidates besides greedy (5)"
+    )
     p.add_argument("--temperature", type=float, default=0.7, help="SASG sampling temperature (0.7)")
     p.add_argument("--top-p", type=float, default=0.9, help="SASG nucleus sampling top-p (0.9)")
     p.add_argument("--box-weight", type=float, default=0.5, help="SASG: weight of box IoU in agreement (0.5)")
-    p.add_argument("--length-cap", type=float, default=2.0, metavar="FACTOR",
-                   help="SASG: drop samples longer than FACTOR x the greedy answer + 8 tokens (2; 0 = no cap)")
-    p.add_argument("--save-candidates", action="store_true",
-                   help="SASG: keep candidates and scores in each record under the extra key 'sasg'")
+    p.add_argument(
+        "--length-cap",
+        type=float,
+        default=2.0,
+        metavar="FACTOR",
+        help="SASG: drop samples longer than FACTOR x the greedy answer + 8 tokens (2; 0 = no cap)",
+    )
+    p.add_argument(
+        "--save-candidates",
+        action="store_true",
+        help="SASG: keep candidates and scores in each record under the extra key 'sasg'",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="questions per generate call (8)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="override the 80 / 100 (MII) token limit")
-    p.add_argument("--box-style", choices=("qwen", "qwen2", "clinkd", "raw"), default="qwen",
-                   help="box markup of responses, read back from the model's box convention into Med-GRIT 0-1000; "
-                   "qwen = <box>...</box> (default, what eval reads); raw = the model's own text (always kept "
-                   "as raw_response when it differs)")
-    p.add_argument("--question-box-style", choices=("auto", "qwen", "qwen2", "clinkd", "raw"), default="auto",
-                   help="boxes of the questions fed to the model; auto (default) = the model's box convention "
-                   "(the one it was trained in, a hub checkpoint's family's own); qwen/qwen2/clinkd = that "
-                   "markup, 0-1000; raw = the test file's text unchanged")
+    p.add_argument(
+        "--box-style",
+        choices=("qwen", "qwen2", "clinkd", "raw"),
+        default="qwen",
+        help="box markup of responses, read back from the model's box convention into Med-GRIT 0-1000; "
+        "qwen = <box>...</box> (default, what eval reads); raw = the model's own text (always kept "
+        "as raw_response when it differs)",
+    )
+    p.add_argument(
+        "--question-box-style",
+        choices=("auto", "qwen", "qwen2", "clinkd", "raw"),
+        default="auto",
+        help="boxes of the questions fed to the model; auto (default) = the model's box convention "
+        "(the one it was trained in, a hub checkpoint's family's own); qwen/qwen2/clinkd = that "
+        "markup, 0-1000; raw = the test file's text unchanged",
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples of each file")
+    p.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="only the first N samples of each file"
+    )
     p.add_argument("--device", default="auto", help="torch device (default: cuda when available, else cpu)")
     add_pixel_options(p)
     p.set_defaults(func=cmd_infer)
@@ -85,11 +137,15 @@ def resolve_device(name: str) -> str:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError, TypeError):
-        raise ClinkdError(f"--device {name!r} is not a torch device; use auto, cpu, cuda, cuda:N or mps") from None
+        raise ClinkdError(
+            f"--device {name!r} is not a torch device; use auto, cpu, cuda, cuda:N or mps"
+        ) from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if (device.index or 0) >= count:
-            raise ClinkdError(f"--device {name}: this machine has {count} usable CUDA device(s); use auto or cpu")
+            raise ClinkdError(
+                f"--device {name}: this machine has {count} usable CUDA device(s); use auto or cpu"
+            )
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise ClinkdError(f"--device {name}: MPS is not available here; use auto or cpu")
     elif device.type not in ("cpu", "cuda", "mps"):
@@ -100,10 +156,19 @@ def resolve_device(name: str) -> str:
 def cmd_infer(args: argparse.Namespace) -> int:
     from clinkd.infer.predict import check_decoding_args
 
-    check_decoding_args(select=args.select, candidates=args.candidates, temperature=args.temperature,
-                        top_p=args.top_p, box_weight=args.box_weight, length_factor=args.length_cap or None,
-                        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit,
-                        seed=args.seed, cli=True)
+    check_decoding_args(
+        select=args.select,
+        candidates=args.candidates,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        box_weight=args.box_weight,
+        length_factor=args.length_cap or None,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        limit=args.limit,
+        seed=args.seed,
+        cli=True,
+    )
     if not args.model.is_dir():
         raise ClinkdError(f"model directory {args.model} not found")
     if not args.data.exists():
@@ -112,12 +177,24 @@ def cmd_infer(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     from clinkd.infer.predict import predict_dataset, predict_file
 
-    common = dict(select=args.select, candidates=args.candidates, temperature=args.temperature, top_p=args.top_p,
-                  box_weight=args.box_weight, length_factor=args.length_cap or None, batch_size=args.batch_size,
-                  max_new_tokens=args.max_new_tokens, box_style=args.box_style,
-                  question_box_style=args.question_box_style, seed=args.seed, limit=args.limit,
-                  save_candidates=args.save_candidates, device=device, min_pixels=args.min_pixels,
-                  max_pixels=args.max_pixels)
+    common = dict(
+        select=args.select,
+        candidates=args.candidates,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        box_weight=args.box_weight,
+        length_factor=args.length_cap or None,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        box_style=args.box_style,
+        question_box_style=args.question_box_style,
+        seed=args.seed,
+        limit=args.limit,
+        save_candidates=args.save_candidates,
+        device=device,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+    )
     if args.data.is_dir():
         if args.out.suffix == ".jsonl":
             raise ClinkdError(f"--data is a folder, so --out must be a folder (got {args.out})")
@@ -129,6 +206,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
         s = predict_file(args.model, args.data, args.out, task=args.task, image_dir=args.images, **common)
         results = {s.task or args.data.stem: s}
     for name, s in results.items():
-        print(f"{name}: {s.path} ({s.done_before + s.written}/{s.total} records; {s.written} written now, "
-              f"{s.done_before} already there)")
+        print(
+            f"{name}: {s.path} ({s.done_before + s.written}/{s.total} records; {s.written} written now, "
+            f"{s.done_before} already there)"
+        )
     return 0

@@ -25,24 +25,45 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Load it back with clinkd.model.load(DIR).",
     )
     what = i.add_mutually_exclusive_group(required=True)
-    what.add_argument("--size", choices=["tiny-student", "tiny-teacher", "student-base", "teacher"],
-                      help="tiny model size, randomly initialised (tiny-student, tiny-teacher), or a shipped "
-                      "pretrained checkpoint (student-base: the tiny student pretrained on generic shapes; "
-                      "teacher: the tiny teacher trained long on synthetic Med-GRIT)")
-    what.add_argument("--like", metavar="NAME",
-                      choices=["Qwen2-VL-2B-Instruct", "Qwen2-VL-7B-Instruct", "Qwen2.5-VL-3B-Instruct",
-                               "Qwen3-VL-2B-Instruct"],
-                      help="hub-layout stand-in of this checkpoint (Qwen2-VL-2B-Instruct, Qwen2-VL-7B-Instruct, "
-                      "Qwen2.5-VL-3B-Instruct, Qwen3-VL-2B-Instruct); --rope/--family/--*-pixels do not apply")
+    what.add_argument(
+        "--size",
+        choices=["tiny-student", "tiny-teacher", "student-base", "teacher"],
+        help="tiny model size, randomly initialised (tiny-student, tiny-teacher), or a shipped "
+        "pretrained checkpoint (student-base: the tiny student pretrained on generic shapes; "
+        "teacher: the tiny teacher trained long on synthetic Med-GRIT)",
+    )
+    what.add_argument(
+        "--like",
+        metavar="NAME",
+        choices=[
+            "Qwen2-VL-2B-Instruct",
+            "Qwen2-VL-7B-Instruct",
+            "Qwen2.5-VL-3B-Instruct",
+            "Qwen3-VL-2B-Instruct",
+        ],
+        help="hub-layout stand-in of this checkpoint (Qwen2-VL-2B-Instruct, Qwen2-VL-7B-Instruct, "
+        "Qwen2.5-VL-3B-Instruct, Qwen3-VL-2B-Instruct); --rope/--family/--*-pixels do not apply",
+    )
     i.add_argument("--out", required=True, type=Path, help="output folder (new or empty, unless --force)")
-    i.add_argument("--force", action="store_true",
-                   help="write into --out even when it holds files (those of the same names are overwritten)")
+    i.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even when it holds files (those of the same names are overwritten)",
+    )
     i.add_argument("--rope", default="mcg", choices=["mcg", "stock"], help="position-id scheme (default mcg)")
     i.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
-    i.add_argument("--family", default="qwen2_vl", choices=["qwen2_vl", "qwen2_5_vl", "qwen3_vl"],
-                   help="model family (default qwen2_vl)")
-    i.add_argument("--max-pixels", type=int, default=224 * 224,
-                   help="largest image area after resizing (default 224*224: 64 image tokens)")
+    i.add_argument(
+        "--family",
+        default="qwen2_vl",
+        choices=["qwen2_vl", "qwen2_5_vl", "qwen3_vl"],
+        help="model family (default qwen2_vl)",
+    )
+    i.add_argument(
+        "--max-pixels",
+        type=int,
+        default=224 * 224,
+        help="largest image area after resizing (default 224*224: 64 image tokens)",
+    )
     i.add_argument("--min-pixels", type=int, default=56 * 56, help="smallest image area (default 56*56)")
     i.set_defaults(func=cmd_init)
 
@@ -77,13 +98,22 @@ def _init(args: argparse.Namespace) -> int:
     if args.size in NAMES:
         out = copy_pretrained(args.size, args.out)
         c = pretrained_card(args.size)
-        print(f"wrote the pretrained {args.size} ({c['parameters'] / 1e6:.2f} M parameters, {c['steps']} steps; "
-              f"model card {out / 'README.md'}) to {out}")
+        print(
+            f"wrote the pretrained {args.size} ({c['parameters'] / 1e6:.2f} M parameters, {c['steps']} steps; "
+            f"model card {out / 'README.md'}) to {out}"
+        )
         return 0
     from clinkd.model.tiny import init_model_dir
 
-    out = init_model_dir(args.out, args.size, rope=args.rope, seed=args.seed, family=args.family,
-                         min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+    out = init_model_dir(
+        args.out,
+        args.size,
+        rope=args.rope,
+        seed=args.seed,
+        family=args.family,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+    )
     print(f"wrote {args.size} ({args.family}, rope {args.rope}) to {out}")
     return 0
 

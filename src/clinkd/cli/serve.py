@@ -29,29 +29,64 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sent anywhere: no analytics, no share link. Uploads are read once and deleted; the app's temporary "
         "folder is private and removed when it stops.",
     )
-    p.add_argument("--model", required=True, type=Path, metavar="DIR", help="model directory (clinkd.model.load)")
+    p.add_argument(
+        "--model", required=True, type=Path, metavar="DIR", help="model directory (clinkd.model.load)"
+    )
     from clinkd.serve.limits import MAX_QUESTION_CHARS, QUEUE_SIZE
 
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1: this machine only; any other needs --auth or --insecure)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only; any other needs --auth or --insecure)",
+    )
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--auth", default=os.environ.get(AUTH_ENV), metavar="USER:PASSWORD",
-                   help=f"require this login (default: ${AUTH_ENV}, which other users cannot see in the process "
-                   "list as they can this option)")
-    p.add_argument("--insecure", action="store_true",
-                   help="allow a non-loopback --host without --auth: anyone who reaches the port can use the model")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
-                   help="largest accepted upload in MB (default 20)")
-    p.add_argument("--max-question-chars", type=int, default=MAX_QUESTION_CHARS, metavar="N",
-                   help="longest accepted question, object name or region, in characters "
-                   f"(default {MAX_QUESTION_CHARS})")
-    p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, metavar="N",
-                   help=f"requests that may wait; one more is told the app is busy (default {QUEUE_SIZE})")
-    p.add_argument("--select", default="greedy", choices=["greedy", "sasg"],
-                   help="answer selection: greedy, or SASG (semantic medoid of sampled candidates)")
-    p.add_argument("--candidates", type=int, default=4, help="sampled candidates for --select sasg (default 4)")
+    p.add_argument(
+        "--auth",
+        default=os.environ.get(AUTH_ENV),
+        metavar="USER:PASSWORD",
+        help=f"require this login (default: ${AUTH_ENV}, which other users cannot see in the process "
+        "list as they can this option)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without --auth: anyone who reaches the port can use the model",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=20.0,
+        metavar="MB",
+        help="largest accepted upload in MB (default 20)",
+    )
+    p.add_argument(
+        "--max-question-chars",
+        type=int,
+        default=MAX_QUESTION_CHARS,
+        metavar="N",
+        help="longest accepted question, object name or region, in characters "
+        f"(default {MAX_QUESTION_CHARS})",
+    )
+    p.add_argument(
+        "--queue-size",
+        type=int,
+        default=QUEUE_SIZE,
+        metavar="N",
+        help=f"requests that may wait; one more is told the app is busy (default {QUEUE_SIZE})",
+    )
+    p.add_argument(
+        "--select",
+        default="greedy",
+        choices=["greedy", "sasg"],
+        help="answer selection: greedy, or SASG (semantic medoid of sampled candidates)",
+    )
+    p.add_argument(
+        "--candidates", type=int, default=4, help="sampled candidates for --select sasg (default 4)"
+    )
     p.add_argument("--max-new-tokens", type=int, default=128, help="answer length limit (default 128)")
-    p.add_argument("--device", default=None, help="torch device for the model (default: cuda if available, else cpu)")
+    p.add_argument(
+        "--device", default=None, help="torch device for the model (default: cuda if available, else cpu)"
+    )
     from clinkd.cli.infer import add_pixel_options
 
     add_pixel_options(p)
@@ -81,8 +116,10 @@ def parse_auth(text: str | None) -> tuple[str, str] | None:
     if not colon:
         raise CLIError(f"--auth (or ${AUTH_ENV}) must be USER:PASSWORD (no ':' found)")
     if not user or user != user.strip() or any(not ch.isprintable() for ch in user):
-        raise CLIError("--auth: the user name before ':' must be non-empty, without surrounding spaces or "
-                       "control characters")
+        raise CLIError(
+            "--auth: the user name before ':' must be non-empty, without surrounding spaces or "
+            "control characters"
+        )
     if not password:
         raise CLIError(f"--auth: the password of {user!r} is empty")
     if any(not ch.isprintable() for ch in password):
@@ -104,8 +141,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--queue-size must be at least 1, got {args.queue_size}")
     parse_auth(args.auth)
     if not is_loopback(args.host) and args.auth is None and not args.insecure:
-        raise CLIError(f"--host {args.host or '(every interface)'} makes the app reachable from other machines: "
-                       "require a login with --auth USER:PASSWORD, or pass --insecure to serve it without one")
+        raise CLIError(
+            f"--host {args.host or '(every interface)'} makes the app reachable from other machines: "
+            "require a login with --auth USER:PASSWORD, or pass --insecure to serve it without one"
+        )
     if args.candidates < 1:
         raise CLIError(f"--candidates must be at least 1, got {args.candidates}")
     if not args.model.is_dir():
@@ -124,13 +163,19 @@ def build_from_args(args: argparse.Namespace):
     from clinkd.serve.app import build_app
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, processor = load(args.model, min_pixels=getattr(args, "min_pixels", None),
-                            max_pixels=getattr(args, "max_pixels", None))
+    model, processor = load(
+        args.model, min_pixels=getattr(args, "min_pixels", None), max_pixels=getattr(args, "max_pixels", None)
+    )
     model = model.to(device)
-    answerer = Answerer(model, processor, select=args.select, candidates=args.candidates,
-                        max_new_tokens=args.max_new_tokens)
-    app = build_app(answerer, model_path=args.model, max_upload_mb=args.max_upload_mb,
-                    max_question_chars=args.max_question_chars)
+    answerer = Answerer(
+        model, processor, select=args.select, candidates=args.candidates, max_new_tokens=args.max_new_tokens
+    )
+    app = build_app(
+        answerer,
+        model_path=args.model,
+        max_upload_mb=args.max_upload_mb,
+        max_question_chars=args.max_question_chars,
+    )
     return app, answerer
 
 
@@ -144,18 +189,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from clinkd.serve.uploads import private_temp_dir
 
     if not is_loopback(args.host):
-        log.warning("binding %s: the app is reachable from other machines%s", args.host or "every interface",
-                    " (login required; it travels in clear over plain HTTP)" if auth else " and has no login")
+        log.warning(
+            "binding %s: the app is reachable from other machines%s",
+            args.host or "every interface",
+            " (login required; it travels in clear over plain HTTP)" if auth else " and has no login",
+        )
     # `kill` (SIGTERM, as a service manager stops it) must delete the uploads as Ctrl-C does
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with private_temp_dir() as temp_dir:  # gradio reads it when imported, when the app is built and launched
+        with (
+            private_temp_dir() as temp_dir
+        ):  # gradio reads it when imported, when the app is built and launched
             from clinkd.serve.app import launch
 
             log.info("uploads and served images kept in %s until the app stops", temp_dir)
             app, _ = build_from_args(args)
-            launch(app, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
-                   queue_size=args.queue_size, auth=auth, block=True)
+            launch(
+                app,
+                host=args.host,
+                port=args.port,
+                max_upload_mb=args.max_upload_mb,
+                queue_size=args.queue_size,
+                auth=auth,
+                block=True,
+            )
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0

@@ -16,8 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Sections: data, model, distill, rct, train (any transformers TrainingArguments). "
         "`clinkd train --help-config` lists every key with its default.",
     )
-    p.add_argument("config", nargs="?", type=Path, help="YAML recipe (omit to use the defaults: tiny student SFT)")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the output folder")
+    p.add_argument(
+        "config", nargs="?", type=Path, help="YAML recipe (omit to use the defaults: tiny student SFT)"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint in the output folder"
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
     p.add_argument("--help-config", action="store_true", help="list every configuration key and exit")
     p.set_defaults(func=cmd_train, accepts_overrides=True)

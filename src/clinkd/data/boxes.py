@@ -106,7 +106,9 @@ BOX_TAG_RE = re.compile(rf"{BOX_OPEN}({tempered(BOX_OPEN)}){BOX_CLOSE}", re.S)
 REF_TAG_RE = re.compile(rf"{REF_OPEN}({tempered(REF_OPEN)}){REF_CLOSE}", re.S)
 #: every ref/box delimiter of every style, longest first (so that no delimiter is cut by a shorter one)
 DELIMITERS_RE = re.compile(
-    "|".join(re.escape(d) for d in sorted({d for s in STYLES.values() for d in s}, key=lambda d: (-len(d), d)))
+    "|".join(
+        re.escape(d) for d in sorted({d for s in STYLES.values() for d in s}, key=lambda d: (-len(d), d))
+    )
 )
 
 

@@ -77,7 +77,9 @@ def token_problems(text: str) -> list[str]:
     tokens = special_tokens_in(text)
     if not tokens:
         return []
-    return [f"holds chat special token(s) {', '.join(tokens)}, which would end or fake a chat turn; remove them"]
+    return [
+        f"holds chat special token(s) {', '.join(tokens)}, which would end or fake a chat turn; remove them"
+    ]
 
 
 def box_problems(text: str) -> list[str]:
@@ -180,8 +182,14 @@ def check_file(
         report.problems += [Problem(str(path), idx, m) for m in sample_problems(sample)]
         if idx in repeats:
             what = "and question are" if fmt == "test" else "is"
-            report.problems.append(Problem(str(path), idx, f"duplicate record: its id {sample.id!r} {what} those "
-                                           f"of record {repeats[idx]}; remove it or give it its own id"))
+            report.problems.append(
+                Problem(
+                    str(path),
+                    idx,
+                    f"duplicate record: its id {sample.id!r} {what} those "
+                    f"of record {repeats[idx]}; remove it or give it its own id",
+                )
+            )
         try:
             img = image_path(image_dir, sample.image)
         except DataError as err:
@@ -217,5 +225,7 @@ def check_path(
         report.problems.append(Problem(str(path), None, "no JSON data files in this folder"))
     cache: dict[Path, str | None] = {}
     for f in all_files:
-        check_file(f, image_dir or files.image_dir, check_images=check_images, report=report, _image_cache=cache)
+        check_file(
+            f, image_dir or files.image_dir, check_images=check_images, report=report, _image_cache=cache
+        )
     return report

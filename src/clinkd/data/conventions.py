@@ -50,8 +50,19 @@ from clinkd.data.boxes import (
 )
 from clinkd.errors import ClinkdError
 
-__all__ = ["CONVENTIONS", "NATIVE", "BoxCodec", "Convention", "Reading", "convention_named", "native_convention",
-           "read_answer", "resized_size", "to_model", "write_in_convention"]
+__all__ = [
+    "CONVENTIONS",
+    "NATIVE",
+    "BoxCodec",
+    "Convention",
+    "Reading",
+    "convention_named",
+    "native_convention",
+    "read_answer",
+    "resized_size",
+    "to_model",
+    "write_in_convention",
+]
 
 Frame = Literal["norm1000", "resized"]
 Form = Literal["markup", "json"]
@@ -95,17 +106,23 @@ def convention_named(key: str) -> Convention:
 def native_convention(model_type: str) -> Convention:
     """The convention a family was pretrained in (``model_type`` of its config)."""
     if model_type not in NATIVE:
-        raise ClinkdError(f"no native box convention for model_type {model_type!r}; clinkd knows {sorted(NATIVE)}")
+        raise ClinkdError(
+            f"no native box convention for model_type {model_type!r}; clinkd knows {sorted(NATIVE)}"
+        )
     return NATIVE[model_type]
 
 
-def resized_size(width: int, height: int, *, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+def resized_size(
+    width: int, height: int, *, factor: int, min_pixels: int, max_pixels: int
+) -> tuple[int, int]:
     """``(width, height)`` of the image a Qwen-VL processor feeds the model: transformers' own ``smart_resize``
     (sides multiples of ``factor`` = patch size × merge size, area within the pixel budget)."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
     try:
-        h, w = smart_resize(int(height), int(width), factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+        h, w = smart_resize(
+            int(height), int(width), factor=factor, min_pixels=min_pixels, max_pixels=max_pixels
+        )
     except ValueError as err:  # aspect ratio above 200: the processor refuses the image too
         raise ClinkdError(f"image of {width}x{height} pixels: {err}") from err
     return int(w), int(h)
@@ -136,7 +153,9 @@ def _from_frame(values: list[float], conv: Convention, size: tuple[int, int] | N
 
 def _need_size(size: tuple[int, int] | None, conv: Convention) -> tuple[int, int]:
     if not size or size[0] <= 0 or size[1] <= 0:
-        raise ClinkdError(f"the {conv.name} box convention counts pixels of the resized image: its size is needed")
+        raise ClinkdError(
+            f"the {conv.name} box convention counts pixels of the resized image: its size is needed"
+        )
     return int(size[0]), int(size[1])
 
 
@@ -233,13 +252,16 @@ def to_model(text: str, conv: Convention, size: tuple[int, int] | None = None) -
                 parts.append(s)
                 continue
             head = f"{ref_open}{s.label}{ref_close}" if s.label is not None else ""
-            bodies = "".join(f"{box_open}({a},{b}),({c},{d}){box_close}"
-                             for a, b, c, d in (_to_frame(x, conv, size) for x in s.boxes))
+            bodies = "".join(
+                f"{box_open}({a},{b}),({c},{d}){box_close}"
+                for a, b, c, d in (_to_frame(x, conv, size) for x in s.boxes)
+            )
             parts.append(head + bodies)
         return "".join(parts)
     grounds = [s for s in segments if isinstance(s, _Ground) and s.boxes]
     only_groundings = grounds and all(
-        (isinstance(s, str) and not s.strip()) or (isinstance(s, _Ground) and s.boxes) for s in segments)
+        (isinstance(s, str) and not s.strip()) or (isinstance(s, _Ground) and s.boxes) for s in segments
+    )
     if only_groundings:
         items = [_json_item(g, b, conv, size) for g in grounds for b in g.boxes]
         return "```json\n[\n" + ",\n".join("\t" + _dumps(i) for i in items) + "\n]\n```"
@@ -297,7 +319,9 @@ def _grounding_of(obj: Any, conv: Convention, size, problems: list[str]) -> list
     """The groundings of a decoded JSON value: an object with a box/point key, a list of them, a bare
     ``[x1, y1, x2, y2]`` or a list of those. None when the value is not a grounding."""
     if isinstance(obj, dict):
-        label = next((str(obj[k]).strip() for k in _LABEL_KEYS if isinstance(obj.get(k), (str, int, float))), None)
+        label = next(
+            (str(obj[k]).strip() for k in _LABEL_KEYS if isinstance(obj.get(k), (str, int, float))), None
+        )
         for k in (*_BOX_KEYS, *_POINT_KEYS):
             if k in obj:
                 box = _box_value(obj[k], conv, size, point=k in _POINT_KEYS)
@@ -326,14 +350,19 @@ def _box_value(v: Any, conv: Convention, size, point: bool) -> Box | None:
     if isinstance(v, list) and len(v) == 2 and all(isinstance(p, list) for p in v):
         v = [*v[0], *v[1]]  # [[x1, y1], [x2, y2]]
     n = 2 if point else 4
-    if not (isinstance(v, list) and len(v) == n and all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)):
+    if not (
+        isinstance(v, list)
+        and len(v) == n
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+    ):
         return None
     values = [float(x) for x in v] * (2 if point else 1)
     return _from_frame(values, conv, size, any(isinstance(x, float) and not float(x).is_integer() for x in v))
 
 
-def _json_spans(text: str, conv: Convention, size, problems: list[str]) -> list[tuple[int, int, list[_Ground]]]:
+def _json_spans(
+    text: str, conv: Convention, size, problems: list[str]
+) -> list[tuple[int, int, list[_Ground]]]:
     """Where ``text`` holds JSON groundings: fenced blocks, objects/lists around a box key, then loose
     ``"bbox_2d": [...]`` fragments of JSON that does not decode."""
     spans: list[tuple[int, int, list[_Ground]]] = []
@@ -391,8 +420,13 @@ def _json_spans(text: str, conv: Convention, size, problems: list[str]) -> list[
         closed = re.match(r"\s*,?\s*\}", text[end : end + 20])
         if opened and closed:  # the whole broken object goes
             start, end = start - (len(text[max(0, start - 20) : start]) - opened.start()), end + closed.end()
-        spans.append((start, end, [_Ground(label.strip() if label else None,
-                                                   [_from_frame(parsed[0], conv, size, parsed[1])])]))
+        spans.append(
+            (
+                start,
+                end,
+                [_Ground(label.strip() if label else None, [_from_frame(parsed[0], conv, size, parsed[1])])],
+            )
+        )
     spans.sort(key=lambda s: s[0])
     return spans
 
@@ -409,8 +443,10 @@ def _merge(grounds: list[_Ground]) -> list[_Ground]:
 
 
 def _medgrit(grounds: list[_Ground]) -> str:
-    return "".join(format_grounding(g.label, [b.rounded() for b in g.boxes]) if g.boxes else f"<ref>{g.label}</ref>"
-                   for g in grounds)
+    return "".join(
+        format_grounding(g.label, [b.rounded() for b in g.boxes]) if g.boxes else f"<ref>{g.label}</ref>"
+        for g in grounds
+    )
 
 
 def read_answer(text: str, conv: Convention, size: tuple[int, int] | None = None) -> Reading:
@@ -483,7 +519,9 @@ class BoxCodec:
     def model_size(self, image_size: tuple[int, int] | None) -> tuple[int, int] | None:
         if self.convention.frame != "resized" or image_size is None:
             return None
-        return resized_size(*image_size, factor=self.factor, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+        return resized_size(
+            *image_size, factor=self.factor, min_pixels=self.min_pixels, max_pixels=self.max_pixels
+        )
 
     def to_model(self, text: str, image_size: tuple[int, int] | None) -> str:
         """A Med-GRIT text (question or answer) as the model writes it, for an image of ``image_size``."""
@@ -494,8 +532,13 @@ class BoxCodec:
         return read_answer(text, self.convention, self.model_size(image_size))
 
     def describe(self) -> dict:
-        return {"box_convention": self.convention.key, "factor": self.factor, "min_pixels": self.min_pixels,
-                "max_pixels": self.max_pixels, "convert_questions": self.convert_questions}
+        return {
+            "box_convention": self.convention.key,
+            "factor": self.factor,
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+            "convert_questions": self.convert_questions,
+        }
 
 
 # -- datasets in a family's convention ------------------------------------------------------------------
@@ -503,8 +546,12 @@ class BoxCodec:
 FACTORS = {"medgrit": 28, "qwen2_vl": 28, "qwen2_5_vl": 28, "qwen3_vl": 32}
 #: (min_pixels, max_pixels) of the hub checkpoints' processors: what another trainer (LLaMA-Factory) feeds
 #: the model when it leaves the processor as shipped
-HUB_PIXEL_BUDGETS = {"medgrit": (3136, 12845056), "qwen2_vl": (3136, 12845056), "qwen2_5_vl": (3136, 12845056),
-                     "qwen3_vl": (65536, 16777216)}
+HUB_PIXEL_BUDGETS = {
+    "medgrit": (3136, 12845056),
+    "qwen2_vl": (3136, 12845056),
+    "qwen2_5_vl": (3136, 12845056),
+    "qwen3_vl": (65536, 16777216),
+}
 
 
 def write_in_convention(samples, dst, convention: str, image_dir, *, min_pixels: int, max_pixels: int):
@@ -534,19 +581,34 @@ def write_in_convention(samples, dst, convention: str, image_dir, *, min_pixels:
             if not path.is_file():
                 raise DataError(f"image {path} not found (pass --images DIR)", dst, k)
             size = image_size(path)
-            sizes[s.image] = {"size": list(size), "resized": list(resized_size(
-                *size, factor=codec.factor, min_pixels=lo, max_pixels=hi))}
+            sizes[s.image] = {
+                "size": list(size),
+                "resized": list(resized_size(*size, factor=codec.factor, min_pixels=lo, max_pixels=hi)),
+            }
         size = tuple(sizes[s.image]["size"])
         turns = [Turn(codec.to_model(t.question, size), codec.to_model(t.answer, size)) for t in s.turns]
         out.append(Sample(s.id, s.image, turns, s.task, s.modality))
     side = Path(dst).with_name(Path(dst).stem + ".boxes.json")
     side.parent.mkdir(parents=True, exist_ok=True)
-    side.write_text(json.dumps({
-        "box_convention": conv.key, "frame": conv.frame, "form": conv.form, "factor": codec.factor,
-        "min_pixels": lo, "max_pixels": hi,
-        "note": "resized = (width, height) the HF image processor feeds the model (transformers smart_resize with "
+    side.write_text(
+        json.dumps(
+            {
+                "box_convention": conv.key,
+                "frame": conv.frame,
+                "form": conv.form,
+                "factor": codec.factor,
+                "min_pixels": lo,
+                "max_pixels": hi,
+                "note": "resized = (width, height) the HF image processor feeds the model (transformers smart_resize with "
                 "min_pixels/max_pixels above); absolute coordinates are pixels of that image, so train with that "
                 "processor budget and without any other rescaling (LLaMA-Factory: image_max_pixels at least the "
                 "largest image area, image_min_pixels at most the smallest)",
-        "images": sizes}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+                "images": sizes,
+            },
+            indent=1,
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return out, side

@@ -60,7 +60,9 @@ def read_json(path: str | os.PathLike) -> Any:
     except FileNotFoundError:
         raise DataError("file not found", path) from None
     except UnicodeDecodeError as err:
-        raise DataError(f"not UTF-8 text ({err.reason} at byte {err.start}); save the file as UTF-8", path) from None
+        raise DataError(
+            f"not UTF-8 text ({err.reason} at byte {err.start}); save the file as UTF-8", path
+        ) from None
     except OSError as err:
         raise DataError(f"cannot read the file: {err.strerror or err}", path) from None
     if not text.strip():
@@ -70,7 +72,9 @@ def read_json(path: str | os.PathLike) -> Any:
     except json.JSONDecodeError as err:
         raise DataError(f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}", path) from None
     except RecursionError:
-        raise DataError("JSON nested too deeply to read (records are at most a few levels deep)", path) from None
+        raise DataError(
+            "JSON nested too deeply to read (records are at most a few levels deep)", path
+        ) from None
     except ValueError as err:  # e.g. an integer of more digits than Python converts
         raise DataError(f"invalid JSON: {err}", path) from None
 
@@ -162,7 +166,9 @@ def _from_train(rec: dict) -> Sample:
         if not (isinstance(msg, dict) and _is_text(msg.get("value")) and "from" in msg):
             raise ValueError(f"conversations[{i}] must be {{'from': ..., 'value': str}}")
         want = _USER if i % 2 == 0 else _ASSISTANT
-        _check_speaker(msg["from"], want, f"conversations[{i}] is from", "turns must alternate user, assistant")
+        _check_speaker(
+            msg["from"], want, f"conversations[{i}] is from", "turns must alternate user, assistant"
+        )
         if i % 2 == 1:
             turns.append(Turn(conv[i - 1]["value"], msg["value"]))
     if len(conv) % 2:
@@ -235,7 +241,11 @@ def read_samples(path: str | os.PathLike, fmt: Format | None = None, task: str |
     samples, problems = parse_records(read_json(path), path, fmt, task)
     if problems:
         p = problems[0]
-        more = f" (and {len(problems) - 1} more problem(s); run `clinkd data check {path}`)" if len(problems) > 1 else ""
+        more = (
+            f" (and {len(problems) - 1} more problem(s); run `clinkd data check {path}`)"
+            if len(problems) > 1
+            else ""
+        )
         raise DataError(p.message + more, p.path, p.record)
     return samples
 
@@ -270,13 +280,17 @@ def to_records(samples: Iterable[Sample], fmt: Format, box_style: Style | None =
     return out
 
 
-def write_test_file(samples: Iterable[Sample], path: str | os.PathLike, box_style: Style | None = None) -> Path:
+def write_test_file(
+    samples: Iterable[Sample], path: str | os.PathLike, box_style: Style | None = None
+) -> Path:
     path = Path(path)
     _dump(to_records(samples, "test", box_style), path)
     return path
 
 
-def write_train_file(samples: Iterable[Sample], path: str | os.PathLike, box_style: Style | None = None) -> Path:
+def write_train_file(
+    samples: Iterable[Sample], path: str | os.PathLike, box_style: Style | None = None
+) -> Path:
     path = Path(path)
     _dump(to_records(samples, "train", box_style), path)
     return path
@@ -371,8 +385,9 @@ class Dataset:
     def image_dir(self) -> Path:
         return self.files.image_dir
 
-    def image_path(self, sample: Sample, source: str | os.PathLike | None = None,
-                   record: int | str | None = None) -> Path:
+    def image_path(
+        self, sample: Sample, source: str | os.PathLike | None = None, record: int | str | None = None
+    ) -> Path:
         """The file of ``sample``'s image; a path leaving the image folder raises :class:`DataError`
         (naming ``source`` and ``record`` when given), see :func:`clinkd.data.images.image_path`."""
         return image_path(self.image_dir, sample.image, source, record)

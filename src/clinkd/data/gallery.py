@@ -81,7 +81,10 @@ def _known_names() -> list[tuple[re.Pattern, str]]:
     pairs = {n: n for n in CATALOGUE}
     pairs.update({syn: n for n, (_, syns) in CATALOGUE.items() for syn in syns})
     pairs.update({syn: n for (_, n), syns in SYNONYMS_BY_MODALITY.items() for syn in syns})
-    return [(re.compile(rf"\b{re.escape(k)}\b", re.I), v) for k, v in sorted(pairs.items(), key=lambda kv: -len(kv[0]))]
+    return [
+        (re.compile(rf"\b{re.escape(k)}\b", re.I), v)
+        for k, v in sorted(pairs.items(), key=lambda kv: -len(kv[0]))
+    ]
 
 
 _KNOWN = _known_names()
@@ -149,8 +152,9 @@ def _tile(path: Path, sample: Sample, task: str) -> Image.Image:
         ImageDraw.Draw(tile).text((8, TILE // 2), note, fill=(255, 90, 90), font=font(14))
     else:
         scale = min(TILE / img.width, TILE / img.height)
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                         Image.Resampling.BILINEAR)
+        img = img.resize(
+            (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR
+        )
         img = draw_annotations(img, annotations(sample), font_size=12, line_width=2)
         tile.paste(img, ((TILE - img.width) // 2, (TILE - img.height) // 2))
     draw = ImageDraw.Draw(tile)
@@ -160,8 +164,14 @@ def _tile(path: Path, sample: Sample, task: str) -> Image.Image:
     return tile
 
 
-def make_gallery(dataset_dir: str | PathLike, out_png: str | PathLike, *, n: int = 16, seed: int = 0,
-                 per_modality: bool = True) -> Path:
+def make_gallery(
+    dataset_dir: str | PathLike,
+    out_png: str | PathLike,
+    *,
+    n: int = 16,
+    seed: int = 0,
+    per_modality: bool = True,
+) -> Path:
     """Write a contact sheet of ``n`` samples of a dataset folder to ``out_png`` and return its path.
 
     Samples are drawn from the test files (task = the file's task) and the training files (task
@@ -175,7 +185,9 @@ def make_gallery(dataset_dir: str | PathLike, out_png: str | PathLike, *, n: int
         raise ValueError(f"n must be >= 1, got {n}")
     ds = read_dataset_dir(dataset_dir)
     # (sample, task, file, record index): every record of a file read is a sample, in order.
-    entries = [(s, task, ds.files.test[task], i) for task, samples in ds.test.items() for i, s in enumerate(samples)]
+    entries = [
+        (s, task, ds.files.test[task], i) for task, samples in ds.test.items() for i, s in enumerate(samples)
+    ]
     entries += [(s, "train", src, i) for s, (src, i) in zip(ds.train, ds.train_origin)]
     if not entries:
         raise DataError("no samples found (expected train.json or test_<TASK>.json files)", dataset_dir)

@@ -83,8 +83,10 @@ def _limit(value: int | None, env: str, default: int) -> int:
         try:
             value = int(text.replace("_", ""))
         except ValueError:
-            raise ClinkdError(f"{env}={text!r} is not a whole number; set it to a positive number, or unset it "
-                              "for the default") from None
+            raise ClinkdError(
+                f"{env}={text!r} is not a whole number; set it to a positive number, or unset it "
+                "for the default"
+            ) from None
     if value < 1:
         raise ClinkdError(f"{env}={value} must be at least 1")
     return int(value)
@@ -112,16 +114,24 @@ def check_decoded_size(path: str | os.PathLike, described: str, plane: int, tota
     if plane > pixels:
         raise ImageLoadError(
             f"{described}: {plane:,} pixels in one image, over the limit of {pixels:,} ({PIXELS_ENV}); refused "
-            "before decoding (a decompression bomb, or a larger image than clinkd accepts: raise the limit)", path)
+            "before decoding (a decompression bomb, or a larger image than clinkd accepts: raise the limit)",
+            path,
+        )
     voxels = max_volume_voxels()
     if total is not None and total > voxels:
         raise ImageLoadError(
             f"{described}: {total:,} voxels, over the limit of {voxels:,} ({VOXELS_ENV}); refused before "
-            "decoding (a decompression bomb, or a larger volume than clinkd accepts: raise the limit)", path)
+            "decoding (a decompression bomb, or a larger volume than clinkd accepts: raise the limit)",
+            path,
+        )
 
 
-def image_path(image_dir: str | os.PathLike, name: str, source: str | os.PathLike | None = None,
-               record: int | str | None = None) -> Path:
+def image_path(
+    image_dir: str | os.PathLike,
+    name: str,
+    source: str | os.PathLike | None = None,
+    record: int | str | None = None,
+) -> Path:
     """``image_dir / name`` for an image named by a data record, refused when it leaves ``image_dir``.
 
     An absolute path, or one whose ``..`` or symbolic links lead outside the image folder, is a
@@ -130,15 +140,20 @@ def image_path(image_dir: str | os.PathLike, name: str, source: str | os.PathLik
     """
     folder = Path(image_dir)
     if not name or Path(name).is_absolute() or Path(name).anchor or "\x00" in name:
-        raise DataError(f"image path {_cut(name)!r} is not a path inside the image folder {folder}", source, record)
+        raise DataError(
+            f"image path {_cut(name)!r} is not a path inside the image folder {folder}", source, record
+        )
     path = folder / name
     try:
         inside = path.resolve().is_relative_to(folder.resolve())
         if inside:
             path.exists()  # a name too long for the file system raises here, not later in a caller
     except (OSError, RuntimeError) as err:  # RuntimeError: a symbolic link loop (Python < 3.13)
-        raise DataError(f"image path {_cut(name)!r} cannot be looked up: {getattr(err, 'strerror', None) or err}",
-                        source, record) from None
+        raise DataError(
+            f"image path {_cut(name)!r} cannot be looked up: {getattr(err, 'strerror', None) or err}",
+            source,
+            record,
+        ) from None
     if not inside:
         raise DataError(f"image path {_cut(name)!r} leaves the image folder {folder}", source, record)
     return path
@@ -255,15 +270,20 @@ def _open_raster(path: Path) -> Iterator[Image.Image]:
         raise ImageLoadError(f"refused as a decompression bomb by Pillow: {err}", path) from None
     with im:
         width, height = im.size
-        check_decoded_size(path, f"the header declares a {width} x {height} {im.format or ''} image".replace("  ", " "),
-                           width * height)
+        check_decoded_size(
+            path,
+            f"the header declares a {width} x {height} {im.format or ''} image".replace("  ", " "),
+            width * height,
+        )
         bomb = [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
         for w in caught:
             if w not in bomb:
                 warnings.warn(w.message, w.category, stacklevel=3)
         if bomb:
-            raise ImageLoadError(f"refused as a decompression bomb by Pillow (PIL.Image.MAX_IMAGE_PIXELS): "
-                                 f"{bomb[0].message}", path)
+            raise ImageLoadError(
+                f"refused as a decompression bomb by Pillow (PIL.Image.MAX_IMAGE_PIXELS): {bomb[0].message}",
+                path,
+            )
         yield im
 
 
@@ -318,8 +338,10 @@ def _check_dicom_size(ds, path: Path) -> tuple[int, int]:
     """Check the decoded size a DICOM header declares; return ``(frames, decoded pixel-data bytes)``."""
     rows, cols, frames, samples, bits = _dicom_geometry(ds, path)
     n_bytes = -(-rows * cols * frames * samples * bits // 8)
-    described = (f"the DICOM header declares {rows} x {cols} pixels x {frames} frame(s) x {samples} sample(s) "
-                 f"of {bits} bits ({n_bytes / 2**20:,.0f} MiB of pixel data)")
+    described = (
+        f"the DICOM header declares {rows} x {cols} pixels x {frames} frame(s) x {samples} sample(s) "
+        f"of {bits} bits ({n_bytes / 2**20:,.0f} MiB of pixel data)"
+    )
     check_decoded_size(path, described, rows * cols, rows * cols * frames * samples)
     return frames, n_bytes
 
@@ -365,8 +387,10 @@ class _Inflating(io.RawIOBase):
         while (end is None or len(self._buf) < end) and not self._inflater.eof:
             want = self.limit + 1 - len(self._buf)
             if want <= 0:
-                raise ImageLoadError(f"{self.what} inflates to more than {self.limit:,} bytes; refused (a "
-                                     "decompression bomb)", self._path)
+                raise ImageLoadError(
+                    f"{self.what} inflates to more than {self.limit:,} bytes; refused (a decompression bomb)",
+                    self._path,
+                )
             if end is not None:
                 want = min(want, max(end - len(self._buf), 2**16))
             out = self._inflater.decompress(self._pending, want)
@@ -406,10 +430,16 @@ def _deflated_dicom(path: Path, meta):
 
     with open(path, "rb") as fp:
         read_preamble(fp, False)
-        read_dataset(fp, is_implicit_VR=False, is_little_endian=True, stop_when=lambda tag, vr, n: tag >> 16 != 2)
+        read_dataset(
+            fp, is_implicit_VR=False, is_little_endian=True, stop_when=lambda tag, vr, n: tag >> 16 != 2
+        )
         stream = _Inflating(fp.read(), MAX_HEADER_BYTES, path, "deflated DICOM header")
-    header = read_dataset(stream, is_implicit_VR=False, is_little_endian=True,
-                          stop_when=lambda tag, vr, n: tag in (0x7FE00010, 0x7FE00008, 0x7FE00009))
+    header = read_dataset(
+        stream,
+        is_implicit_VR=False,
+        is_little_endian=True,
+        stop_when=lambda tag, vr, n: tag in (0x7FE00010, 0x7FE00008, 0x7FE00009),
+    )
     pixel_start = stream.tell()
     header.file_meta = meta
 
@@ -498,12 +528,17 @@ def _nifti_header(path: str | os.PathLike):
         elif 540 in sizes:
             klass, n, endian = nib.Nifti2Header, 540, sizes[540]
         else:
-            raise ImageLoadError("not a valid NIfTI file (its header size is neither 348 nor 540 bytes)", path)
+            raise ImageLoadError(
+                "not a valid NIfTI file (its header size is neither 348 nor 540 bytes)", path
+            )
         hdr = klass.from_fileobj(io.BytesIO(head[:n]))
         offset = int(hdr["vox_offset"])
         if offset > MAX_HEADER_BYTES:
-            raise ImageLoadError(f"NIfTI header declares its data at byte {offset:,}, past the "
-                                 f"{MAX_HEADER_BYTES:,} bytes a header may take; refused", path)
+            raise ImageLoadError(
+                f"NIfTI header declares its data at byte {offset:,}, past the "
+                f"{MAX_HEADER_BYTES:,} bytes a header may take; refused",
+                path,
+            )
         f.seek(n)
         flag = f.read(4)
         pos = n + 4
@@ -511,8 +546,11 @@ def _nifti_header(path: str | os.PathLike):
             ext = f.read(8)
             esize = int.from_bytes(ext[:4], "little" if endian == "<" else "big", signed=True)
             if len(ext) < 8 or esize < 16 or pos + esize > offset:
-                raise ImageLoadError(f"NIfTI header extension at byte {pos} declares {esize} bytes, which do not "
-                                     f"fit before the image data at byte {offset}; refused", path)
+                raise ImageLoadError(
+                    f"NIfTI header extension at byte {pos} declares {esize} bytes, which do not "
+                    f"fit before the image data at byte {offset}; refused",
+                    path,
+                )
             f.seek(esize - 8, 1)  # through gzip: inflated and discarded, at most MAX_HEADER_BYTES
             pos += esize
     return hdr
@@ -531,8 +569,9 @@ def _open_nifti_checked(path: Path):
         raise ImageLoadError(f"not a valid NIfTI file: {err}", path) from None
     if len(shape) < 2:
         raise ImageLoadError(f"cannot make a 2-D image from a volume of shape {shape}", path)
-    check_decoded_size(path, f"the NIfTI header declares a volume of shape {shape}", shape[0] * shape[1],
-                       math.prod(shape))
+    check_decoded_size(
+        path, f"the NIfTI header declares a volume of shape {shape}", shape[0] * shape[1], math.prod(shape)
+    )
     try:
         img = nib.load(str(path))
     except Exception as err:

@@ -46,8 +46,16 @@ IMG_TAG_RE = re.compile(r"<img>(.*?)</img>", re.S)
 #: spoofed system or assistant turn) or fake an image slot. The grounding tokens (``<|box_start|>``,
 #: ``<|object_ref_start|>`` …) are not among them: questions legitimately carry boxes.
 CHAT_SPECIAL_TOKENS: tuple[str, ...] = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
-    "<|image_pad|>", "<|video_pad|>", "<|quad_start|>", "<|quad_end|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
 )
 
 
@@ -56,7 +64,9 @@ def special_tokens_in(text: str) -> list[str]:
     return [t for t in CHAT_SPECIAL_TOKENS if t in text]
 
 
-def check_question(question: str, source: str | PathLike | None = None, record: int | str | None = None) -> None:
+def check_question(
+    question: str, source: str | PathLike | None = None, record: int | str | None = None
+) -> None:
     """Refuse a question the model must not be given: one holding chat special tokens
     (:data:`clinkd.data.sample.CHAT_SPECIAL_TOKENS`, e.g. ``<|im_end|><|im_start|>system``, which would close
     the user's turn and open a spoofed system or assistant turn, or fake an image slot), or text that is
@@ -72,13 +82,21 @@ def check_question(question: str, source: str | PathLike | None = None, record: 
     """
     tokens = special_tokens_in(question)
     if tokens:
-        raise DataError(f"the question holds the chat special token(s) {', '.join(tokens)}, which would let it end "
-                        "its turn and start another (a spoofed system or assistant turn); remove them", source, record)
+        raise DataError(
+            f"the question holds the chat special token(s) {', '.join(tokens)}, which would let it end "
+            "its turn and start another (a spoofed system or assistant turn); remove them",
+            source,
+            record,
+        )
     try:
         question.encode("utf-8")
     except UnicodeEncodeError as err:
-        raise DataError(f"the question is not valid text: {question[err.start]!r} at character {err.start} is a lone "
-                        "surrogate (undecodable bytes?); fix its encoding", source, record) from None
+        raise DataError(
+            f"the question is not valid text: {question[err.start]!r} at character {err.start} is a lone "
+            "surrogate (undecodable bytes?); fix its encoding",
+            source,
+            record,
+        ) from None
 
 
 def modality_of(image: str) -> str:

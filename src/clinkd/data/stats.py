@@ -30,7 +30,9 @@ def dataset_stats(ds: Dataset) -> dict:
             "images": len({s.image for s in samples}),
             "turns": sum(counts.values()),
             "by_task": {
-                t: {m: counts[(t, m)] for m in modalities if counts[(t, m)]} for t in TASKS if any(counts[(t, m)] for m in modalities)
+                t: {m: counts[(t, m)] for m in modalities if counts[(t, m)]}
+                for t in TASKS
+                if any(counts[(t, m)] for m in modalities)
             },
         }
     return out

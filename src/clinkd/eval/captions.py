@@ -38,7 +38,14 @@ from clinkd.eval import coco_java, ngram
 log = logging.getLogger(__name__)
 
 CAPTION_METRICS: tuple[str, ...] = (
-    "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE",
+    "Bleu_1",
+    "Bleu_2",
+    "Bleu_3",
+    "Bleu_4",
+    "METEOR",
+    "ROUGE_L",
+    "CIDEr",
+    "SPICE",
 )
 """Metric names as pycocoevalcap spells them."""
 
@@ -74,7 +81,10 @@ class CaptionResult:
 
 
 def score_caption_tasks(
-    tasks: Mapping[str, CaptionTask], *, spice: bool | None = None, progress: bool = False,
+    tasks: Mapping[str, CaptionTask],
+    *,
+    spice: bool | None = None,
+    progress: bool = False,
     max_tokens: int | None = None,
 ) -> dict[str, CaptionResult]:
     """Score every group of every task with one tokenizer run and one METEOR process.
@@ -101,19 +111,26 @@ class CaptionScorer:
     once the tokens are there, then joins the thread. ``evaluate`` scores VG and RO in between.
     """
 
-    def __init__(self, tasks: Mapping[str, CaptionTask], *, spice: bool | None = None,
-                 progress: bool = False, max_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        tasks: Mapping[str, CaptionTask],
+        *,
+        spice: bool | None = None,
+        progress: bool = False,
+        max_tokens: int | None = None,
+    ) -> None:
         self.tasks = tasks
         self.max_tokens = max_tokens
         #: task → {"responses": indices, "references": indices} of the captions ``max_tokens`` cut
-        self.cut: dict[str, dict[str, set[int]]] = {n: {"responses": set(), "references": set()} for n in tasks}
+        self.cut: dict[str, dict[str, set[int]]] = {
+            n: {"responses": set(), "references": set()} for n in tasks
+        }
         self.names = [n for n in tasks if len(tasks[n].hyps)]
         self.spice = spice
         self.progress = progress
         self.spice_reason = "not requested" if spice is False else coco_java.spice_unavailable_reason()
         if spice is True and self.spice_reason:
-            raise coco_java.JavaToolError(f"SPICE was required (--spice) but cannot run: "
-                                          f"{self.spice_reason}")
+            raise coco_java.JavaToolError(f"SPICE was required (--spice) but cannot run: {self.spice_reason}")
         # (task, group, global indices) of every non-empty group, in a fixed order
         self.jobs: list[tuple[str, str, list[int]]] = []
         offset = 0
@@ -145,8 +162,9 @@ class CaptionScorer:
             for _, _, idx in self.jobs:  # each group's responses and references: two documents
                 docs.append([hyps[i] for i in idx])
                 docs.append([refs[i] for i in idx])
-            log.info("tokenising %d documents, %d captions (one PTB tokenizer run)", len(docs),
-                     sum(map(len, docs)))
+            log.info(
+                "tokenising %d documents, %d captions (one PTB tokenizer run)", len(docs), sum(map(len, docs))
+            )
             tokens = coco_java.ptb_tokenize_docs(docs)
             if self.max_tokens is not None:
                 tokens = self._bound(tokens)
@@ -159,8 +177,7 @@ class CaptionScorer:
                 for pair in zip(th, tr):
                     pairs.setdefault(pair, len(pairs))
             box["pairs"] = pairs
-            log.info("METEOR over %d distinct caption pairs, %d groups (one JVM)", len(pairs),
-                     len(self.jobs))
+            log.info("METEOR over %d distinct caption pairs, %d groups (one JVM)", len(pairs), len(self.jobs))
             try:
                 stats = meteor.stats([h for h, _ in pairs], [[r] for _, r in pairs])
             except coco_java.MeteorDied as err:
@@ -169,7 +186,9 @@ class CaptionScorer:
             index = [[pairs[p] for p in zip(th, tr)] for th, tr in box["tokens"]]  # type: ignore[attr-defined]
             box["meteor"] = meteor.evaluate_summed_many([[stats[k] for k in idx] for idx in index])
             # per-sample additive rows (bootstraps of corpus METEOR), parsed once per distinct pair
-            rows = np.array([coco_java.additive_stats(line) for line in stats]).reshape(-1, coco_java.STATS_WIDTH)
+            rows = np.array([coco_java.additive_stats(line) for line in stats]).reshape(
+                -1, coco_java.STATS_WIDTH
+            )
             box["meteor_stats"] = [rows[np.asarray(idx, dtype=np.intp)] for idx in index]
             log.debug("METEOR EVALs done after %.1f s", time.perf_counter() - self._t0)
         except BaseException as err:
@@ -202,7 +221,9 @@ class CaptionScorer:
             out.append(cut)
         return out
 
-    def _meteor_failure(self, pairs: list[tuple[str, str]], err: coco_java.MeteorDied) -> coco_java.JavaToolError:
+    def _meteor_failure(
+        self, pairs: list[tuple[str, str]], err: coco_java.MeteorDied
+    ) -> coco_java.JavaToolError:
         """The error saying which caption METEOR died on and what to do, when it died on a long one (its
         aligner runs out of memory there); else ``err`` itself (Java not working)."""
         if err.answered >= len(pairs):
@@ -222,7 +243,8 @@ class CaptionScorer:
             f"METEOR's process died on {where}: a response of {len(hyp.split())} tokens against a reference of "
             f"{len(ref.split())} (its aligner runs out of memory on such captions; pycocoevalcap's METEOR fails on "
             f"it too). Pass --max-caption-tokens {coco_java.MAX_TOKENS} to score captions cut to that many tokens "
-            "(not the standard reading; the report counts the captions cut), or fix the response")
+            "(not the standard reading; the report counts the captions cut), or fix the response"
+        )
 
     def close(self) -> None:
         """Stop the METEOR JVM without collecting results (``finish`` does it otherwise)."""
@@ -256,8 +278,9 @@ class CaptionScorer:
             res.spice_reason = self.spice_reason
         return results
 
-    def _ngram_metrics(self, tokens: list[tuple[list[str], list[str]]],
-                       results: dict[str, CaptionResult]) -> None:
+    def _ngram_metrics(
+        self, tokens: list[tuple[list[str], list[str]]], results: dict[str, CaptionResult]
+    ) -> None:
         """BLEU, ROUGE-L, CIDEr per group; n-gram counts and per-pair statistics are computed once
         per distinct token string / pair and shared between groups."""
         cooked: dict[str, ngram.Cooked] = {}
@@ -286,13 +309,15 @@ class CaptionScorer:
             scores["ROUGE_L"] = float(np.mean(rouge_each))
             scores["CIDEr"], cider_each = ngram.cider(ch, cr)
             results[name].scores[group] = scores
-            results[name].per_sample[group] = {"ROUGE_L": rouge_each, "CIDEr": cider_each,
-                                               "BLEU_stats": ngram.bleu_stats_matrix(bleu_stats)}
+            results[name].per_sample[group] = {
+                "ROUGE_L": rouge_each,
+                "CIDEr": cider_each,
+                "BLEU_stats": ngram.bleu_stats_matrix(bleu_stats),
+            }
             bar.update(1)
         bar.close()
 
-    def _spice(self, tokens: list[tuple[list[str], list[str]]],
-               results: dict[str, CaptionResult]) -> None:
+    def _spice(self, tokens: list[tuple[list[str], list[str]]], results: dict[str, CaptionResult]) -> None:
         if self.spice_reason is not None:
             return
         pairs: dict[tuple[str, str], int] = {}

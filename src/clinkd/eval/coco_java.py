@@ -43,8 +43,9 @@ MAX_TOKENS = 2_000
 default): far above any Med-GRIT answer (a reference is a few dozen words), far below what METEOR
 cannot align."""
 
-_PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
-                           ".", "?", "!", ",", ":", "-", "--", "...", ";"])
+_PUNCTUATIONS = frozenset(
+    ["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"]
+)
 # The same list as pycocoevalcap.tokenizer.ptbtokenizer.PUNCTUATIONS (checked by a test).
 
 
@@ -122,10 +123,13 @@ def ptb_tokenize_docs(docs: Sequence[Sequence[str]]) -> list[list[str]]:
         if lines is None:  # characters the tokenizer reads as line breaks: try harder, then fail
             lines = _run_tokenizer([[_aggressive(t) for t in doc]])[0]
         if lines is None:
-            raise JavaToolError("the PTB tokenizer output does not line up with its input "
-                               "(a caption holds characters it treats as line breaks)")
-        result.append([" ".join([w for w in line.rstrip().split(" ") if w not in _PUNCTUATIONS])
-                       for line in lines])
+            raise JavaToolError(
+                "the PTB tokenizer output does not line up with its input "
+                "(a caption holds characters it treats as line breaks)"
+            )
+        result.append(
+            [" ".join([w for w in line.rstrip().split(" ") if w not in _PUNCTUATIONS]) for line in lines]
+        )
     return result
 
 
@@ -145,9 +149,19 @@ def _run_tokenizer(docs: list[list[str]]) -> list[list[str] | None]:
             listing.append(f"in{k}.txt\tout{k}.txt")
         (folder / "files.txt").write_text("\n".join(listing) + "\n", encoding="utf-8")
         proc = subprocess.run(
-            ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer",
-             "-preserveLines", "-lowerCase", "-ioFileList", "files.txt"],
-            cwd=folder, capture_output=True, check=False,
+            [
+                "java",
+                "-cp",
+                str(jar),
+                "edu.stanford.nlp.process.PTBTokenizer",
+                "-preserveLines",
+                "-lowerCase",
+                "-ioFileList",
+                "files.txt",
+            ],
+            cwd=folder,
+            capture_output=True,
+            check=False,
         )
         if proc.returncode != 0:
             raise JavaToolError(f"PTB tokenizer failed: {proc.stderr.decode(errors='replace')[-500:]}")
@@ -163,7 +177,7 @@ def _align(out: list[str], doc: list[str]) -> list[str] | None:
     n = len(doc)
     if len(out) > n and not any(x.strip() for x in out[n:]):
         out = out[:n]
-    if len(out) < n and not any(t.strip() for t in doc[len(out):]):
+    if len(out) < n and not any(t.strip() for t in doc[len(out) :]):
         out = out + [""] * (n - len(out))
     return out if len(out) == n else None
 
@@ -183,7 +197,10 @@ class MeteorProcess:
         folder = package_dir() / "meteor"
         self._proc = subprocess.Popen(
             ["java", "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l", "en", "-norm"],
-            cwd=folder, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            cwd=folder,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         self._lock = threading.Lock()
         self._pending = b""
@@ -273,8 +290,12 @@ class MeteorProcess:
             if not chunk:
                 writer.join(timeout=5)
                 why = f" ({error[0]})" if error else ""
-                raise MeteorDied("the METEOR process ended unexpectedly" + why +
-                                 " (is Java working? ~2 GB of memory is needed)", seen)
+                raise MeteorDied(
+                    "the METEOR process ended unexpectedly"
+                    + why
+                    + " (is Java working? ~2 GB of memory is needed)",
+                    seen,
+                )
             chunks.append(chunk)
             seen += chunk.count(b"\n")
         writer.join()
@@ -384,9 +405,11 @@ def spice_unavailable_reason() -> str | None:
         return f"spice-1.0.jar is missing from {folder.name}/ in the pycocoevalcap package"
     missing = [j for j in SPICE_JARS if not (folder / "lib" / j).is_file()]
     if missing:
-        return ("SPICE needs the Stanford CoreNLP 3.6.0 jars (" + ", ".join(missing) + ") in "
-                "pycocoevalcap/spice/lib; pycocoevalcap downloads them from nlp.stanford.edu on first "
-                "use, which clinkd never triggers (offline). Copy them there to get SPICE.")
+        return (
+            "SPICE needs the Stanford CoreNLP 3.6.0 jars (" + ", ".join(missing) + ") in "
+            "pycocoevalcap/spice/lib; pycocoevalcap downloads them from nlp.stanford.edu on first "
+            "use, which clinkd never triggers (offline). Copy them there to get SPICE."
+        )
     return None
 
 

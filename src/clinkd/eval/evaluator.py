@@ -36,8 +36,7 @@ from clinkd.eval.predictions import (
 log = logging.getLogger(__name__)
 
 PredictionsArg = (
-    Mapping[str, Sequence[Prediction | Mapping[str, Any]]]
-    | str | PathLike | Sequence[str | PathLike]
+    Mapping[str, Sequence[Prediction | Mapping[str, Any]]] | str | PathLike | Sequence[str | PathLike]
 )
 
 
@@ -85,18 +84,18 @@ HEADLINE = {
 CONVENTIONS = {
     "modalities": list(MODALITIES),
     "standard_mean": "equal weight over the eight modalities; an absent modality contributes 0 "
-                     "(VG, RO per protocol; GC/MII: the scripts' fixed division by 8); it is listed "
-                     "under absent_modalities",
+    "(VG, RO per protocol; GC/MII: the scripts' fixed division by 8); it is listed "
+    "under absent_modalities",
     "strict_mean": "equal weight over present modalities only; pooled = all samples as one group",
     "unavailable": "a metric that could not be computed is null and its reason is given in the "
-                   "task block's 'unavailable' map, e.g. {'SPICE': 'reason'}; never 0",
+    "task block's 'unavailable' map, e.g. {'SPICE': 'reason'}; never 0",
     "iou": "continuous area (x2-x1)*(y2-y1) on the 0-1000 grid, no +1; standard hit: IoU > 0.5; "
-           "strict match: IoU >= 0.5 after the one-to-one assignment with the most such pairs (then the largest "
-           "total IoU)",
+    "strict match: IoU >= 0.5 after the one-to-one assignment with the most such pairs (then the largest "
+    "total IoU)",
     "other_modalities": "image prefixes outside the eight are scored under other_modalities and "
-                        "left out of every mean",
+    "left out of every mean",
     "duplicate_ids": "a prediction file holding one id twice is refused (each test sample is scored once); "
-                     "records given in memory are taken as given",
+    "records given in memory are taken as given",
 }
 
 #: Most bootstrap resamples accepted: more would take gigabytes for a large modality and add nothing.
@@ -108,18 +107,18 @@ _LONG = 100_000  # characters: the published pipeline hangs or crashes on an ans
 
 PIPELINE = {
     "line_breaks": "a \\r, \\x0b, \\x0c, \\x85, U+2028 or U+2029 in a caption: pycocoevalcap's tokenizer reads it as a "
-                   "line end, so every later caption of that modality is scored against the wrong reference; "
-                   "clinkd reads it as a space",
+    "line end, so every later caption of that modality is scored against the wrong reference; "
+    "clinkd reads it as a space",
     "lone_surrogates": "a lone surrogate in a caption: pycocoevalcap cannot write its tokenizer input and stops; "
-                       "clinkd reads it as U+FFFD",
+    "clinkd reads it as U+FFFD",
     "over_100k_characters": "a caption of over 100,000 characters: the published pipeline hangs or crashes on it; "
-                            "clinkd scores it whole",
+    "clinkd scores it whole",
     "absent_modalities": "a modality with no sample: the published caption scripts crash on it; clinkd counts it 0 "
-                         "in the standard mean (sum over the eight / 8) and leaves it out of the strict mean",
+    "in the standard mean (sum over the eight / 8) and leaves it out of the strict mean",
     "duplicate_ids": "an id given twice: the published caption pipeline fails on it and the VG/RO scripts count "
-                     "the record twice; clinkd refuses such files and scores records given in memory as given",
+    "the record twice; clinkd refuses such files and scores records given in memory as given",
     "other_modalities": "an image name whose prefix is not one of the eight modalities: the published scripts "
-                        "raise KeyError; clinkd scores it apart (other_modalities), outside every mean",
+    "raise KeyError; clinkd scores it apart (other_modalities), outside every mean",
 }
 
 
@@ -168,9 +167,17 @@ def evaluate(
     t0 = time.perf_counter()
     by_task, inputs, labels = _load(predictions, task, skip_invalid)
     timings: dict[str, float] = {"load": time.perf_counter() - t0}
-    report = Report(standard={}, strict={} if strict else None, inputs=inputs,
-                    settings={"strict": strict, "bootstrap": bootstrap, "seed": seed,
-                              "max_caption_tokens": max_caption_tokens})
+    report = Report(
+        standard={},
+        strict={} if strict else None,
+        inputs=inputs,
+        settings={
+            "strict": strict,
+            "bootstrap": bootstrap,
+            "seed": seed,
+            "max_caption_tokens": max_caption_tokens,
+        },
+    )
     groups = {t: group_by_modality(p) for t, p in by_task.items()}
 
     caption_tasks = {}
@@ -181,8 +188,12 @@ def evaluate(
             if strict and known:
                 g[st.POOLED] = known
             preds = by_task[t]
-            caption_tasks[t] = CaptionTask(hyps=[clean_response(p.response) for p in preds],
-                                           refs=[p.annotation for p in preds], groups=g, labels=labels[t])
+            caption_tasks[t] = CaptionTask(
+                hyps=[clean_response(p.response) for p in preds],
+                refs=[p.annotation for p in preds],
+                groups=g,
+                labels=labels[t],
+            )
     # The caption work is Java-bound (tokenizer, METEOR) and runs in a background thread from here;
     # VG and RO are scored meanwhile, then BLEU/ROUGE-L/CIDEr in this thread.
     t1 = time.perf_counter()
@@ -206,10 +217,12 @@ def evaluate(
     return report
 
 
-def check_settings(*, bootstrap: int = 0, seed: int = 0, max_caption_tokens: int | None = None,
-                   cli: bool = False) -> None:
+def check_settings(
+    *, bootstrap: int = 0, seed: int = 0, max_caption_tokens: int | None = None, cli: bool = False
+) -> None:
     """Refuse impossible evaluation settings before any work (``cli``: name the options as the command
     line spells them). Raises :class:`~clinkd.errors.ClinkdError`."""
+
     def name(arg: str) -> str:
         return "--" + arg.replace("_", "-") if cli else arg
 
@@ -217,29 +230,36 @@ def check_settings(*, bootstrap: int = 0, seed: int = 0, max_caption_tokens: int
         return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
     if not whole(bootstrap) or not 0 <= bootstrap <= MAX_BOOTSTRAP:
-        raise ClinkdError(f"{name('bootstrap')} must be a whole number from 0 (no intervals) to {MAX_BOOTSTRAP}, "
-                          f"got {bootstrap!r}")
+        raise ClinkdError(
+            f"{name('bootstrap')} must be a whole number from 0 (no intervals) to {MAX_BOOTSTRAP}, "
+            f"got {bootstrap!r}"
+        )
     if not whole(seed) or not 0 <= seed < 2**63:
         raise ClinkdError(f"{name('seed')} must be a whole number of at least 0, got {seed!r}")
     if max_caption_tokens is not None and (not whole(max_caption_tokens) or max_caption_tokens < 1):
-        raise ClinkdError(f"{name('max_caption_tokens')} must be a whole number of at least 1 (leave it out to "
-                          f"score whole captions), got {max_caption_tokens!r}")
+        raise ClinkdError(
+            f"{name('max_caption_tokens')} must be a whole number of at least 1 (leave it out to "
+            f"score whole captions), got {max_caption_tokens!r}"
+        )
 
 
-def _conventions(report: Report, by_task: dict[str, list[Prediction]], scorer: CaptionScorer,
-                 max_tokens: int | None) -> dict[str, Any]:
+def _conventions(
+    report: Report, by_task: dict[str, list[Prediction]], scorer: CaptionScorer, max_tokens: int | None
+) -> dict[str, Any]:
     """:data:`CONVENTIONS` with what this input made of them: the caption length bound and what it cut,
     and per task the records on which the published pipeline misbehaves (:data:`PIPELINE`)."""
     out: dict[str, Any] = dict(CONVENTIONS)
     caption_tasks = [t for t in ("GC", "MII") if t in by_task]
     if max_tokens is None:
-        out["caption_length"] = {"max_tokens": None, "note": "GC/MII captions are scored whole, as pycocoevalcap "
-                                 "scores them"}
+        out["caption_length"] = {
+            "max_tokens": None,
+            "note": "GC/MII captions are scored whole, as pycocoevalcap scores them",
+        }
     else:
         out["caption_length"] = {
             "max_tokens": max_tokens,
             "note": f"GC/MII captions cut to {max_tokens} tokens after tokenising (--max-caption-tokens): NOT the "
-                    "standard reading, which scores them whole",
+            "standard reading, which scores them whole",
             "responses_cut": {t: len(scorer.cut.get(t, {}).get("responses", ())) for t in caption_tasks},
             "references_cut": {t: len(scorer.cut.get(t, {}).get("references", ())) for t in caption_tasks},
         }
@@ -260,9 +280,10 @@ def _conventions(report: Report, by_task: dict[str, list[Prediction]], scorer: C
             found[t] = counts
     out["published_pipeline"] = {
         "note": "where the published scripts (pycocoevalcap included) themselves fail or misalign, clinkd keeps "
-                "the sound behaviour described here; the counts say how many records of each task (modalities "
-                "for absent_modalities) are concerned — the published numbers would differ on them",
-        "what": PIPELINE, "counts": found,
+        "the sound behaviour described here; the counts say how many records of each task (modalities "
+        "for absent_modalities) are concerned — the published numbers would differ on them",
+        "what": PIPELINE,
+        "counts": found,
     }
     return out
 
@@ -275,9 +296,16 @@ def _has_surrogate(text: str) -> bool:
     return False
 
 
-def _score_task(report: Report, t: str, preds: list[Prediction], g: dict[str, list[int]],
-                caption: CaptionResult | None, bootstrap: int, seed: int,
-                timings: dict[str, float]) -> None:
+def _score_task(
+    report: Report,
+    t: str,
+    preds: list[Prediction],
+    g: dict[str, list[int]],
+    caption: CaptionResult | None,
+    bootstrap: int,
+    seed: int,
+    timings: dict[str, float],
+) -> None:
     t1 = time.perf_counter()
     if t == "VG":
         block = std.vg_standard(preds, g)
@@ -299,8 +327,11 @@ def _score_task(report: Report, t: str, preds: list[Prediction], g: dict[str, li
     timings[t] = time.perf_counter() - t1
 
 
-def _load(predictions: PredictionsArg, task: str | None, skip_invalid: bool,
-          ) -> tuple[dict[str, list[Prediction]], list[dict[str, Any]], dict[str, list[str]]]:
+def _load(
+    predictions: PredictionsArg,
+    task: str | None,
+    skip_invalid: bool,
+) -> tuple[dict[str, list[Prediction]], list[dict[str, Any]], dict[str, list[str]]]:
     """The predictions by task, the ``inputs`` rows of the report, and a label per prediction (file and
     line) for error messages."""
     if task is not None and task not in TASKS:
@@ -319,12 +350,19 @@ def _load(predictions: PredictionsArg, task: str | None, skip_invalid: bool,
                     labels.setdefault(name, []).append(f"<{name} predictions> record {k}")
                 except ValueError as err:
                     if not skip_invalid:
-                        raise DataError(f"invalid prediction: {err}", f"<{name} predictions>",
-                                        record=k) from err
+                        raise DataError(
+                            f"invalid prediction: {err}", f"<{name} predictions>", record=k
+                        ) from err
             by_task[name] = preds
             labels.setdefault(name, [])
-            inputs.append({"source": f"<{name} in memory>", "task": name, "n_predictions": len(preds),
-                           "n_skipped": len(items) - len(preds)})
+            inputs.append(
+                {
+                    "source": f"<{name} in memory>",
+                    "task": name,
+                    "n_predictions": len(preds),
+                    "n_skipped": len(items) - len(preds),
+                }
+            )
         return by_task, inputs, labels
     paths = [predictions] if isinstance(predictions, (str, PathLike)) else list(predictions)
     by_task, inputs = {}, []
@@ -336,25 +374,40 @@ def _load(predictions: PredictionsArg, task: str | None, skip_invalid: bool,
         preds = read_predictions(path, skip_invalid, skipped=skipped, lines=lines)
         if not preds:
             more = f" ({len(skipped)} invalid line(s) skipped)" if skipped else ""
-            raise DataError(f"holds no prediction records{more}; was the inference run cut short, or is this the "
-                            "wrong file?", path)
+            raise DataError(
+                f"holds no prediction records{more}; was the inference run cut short, or is this the "
+                "wrong file?",
+                path,
+            )
         first = seen.setdefault(name, {})
         for p, line_no in zip(preds, lines):
             if p.id in first:
                 where, at = first[p.id]
                 other = "" if where == str(path) else f" of {where}"
-                raise DataError(f"line {line_no} repeats id {p.id!r}, already given at line {at}{other}; each test "
-                                "sample is scored once (three copies of one record would count three times) — remove "
-                                "the duplicate line(s)", path, record=line_no)
+                raise DataError(
+                    f"line {line_no} repeats id {p.id!r}, already given at line {at}{other}; each test "
+                    "sample is scored once (three copies of one record would count three times) — remove "
+                    "the duplicate line(s)",
+                    path,
+                    record=line_no,
+                )
             first[p.id] = (str(path), line_no)
         if name in by_task:  # several files of one task (e.g. shards) are scored as one set
             log.info("%s: appended to the %s predictions read before", path, name)
         by_task.setdefault(name, []).extend(preds)
-        labels.setdefault(name, []).extend(f"{Path(path).name} line {n} (id {p.id!r})" for p, n in zip(preds, lines))
+        labels.setdefault(name, []).extend(
+            f"{Path(path).name} line {n} (id {p.id!r})" for p, n in zip(preds, lines)
+        )
         if skipped:
-            log.warning("%s: skipped %d invalid line(s), first at line %d", path, len(skipped),
-                        skipped[0][0])
-        inputs.append({"source": str(path), "file": Path(path).name, "task": name,
-                       "n_predictions": len(preds), "n_skipped": len(skipped),
-                       "skipped_lines": [n for n, _ in skipped[:100]]})
+            log.warning("%s: skipped %d invalid line(s), first at line %d", path, len(skipped), skipped[0][0])
+        inputs.append(
+            {
+                "source": str(path),
+                "file": Path(path).name,
+                "task": name,
+                "n_predictions": len(preds),
+                "n_skipped": len(skipped),
+                "skipped_lines": [n for n, _ in skipped[:100]],
+            }
+        )
     return by_task, inputs, labels

@@ -116,8 +116,9 @@ def iou_matrix(boxes1: Sequence[Box | None], boxes2: Sequence[Box | None]) -> np
     everything. Areas are computed as the scripts do, without ``abs``: an inverted box has a
     non-positive width or height, hence no intersection."""
     if len(boxes1) * len(boxes2) <= 16:  # the usual case: a few boxes; NumPy overhead dominates
-        return np.array([[_iou_scalar(a, b) for b in boxes2] for a in boxes1],
-                        dtype=np.float64).reshape(len(boxes1), len(boxes2))
+        return np.array([[_iou_scalar(a, b) for b in boxes2] for a in boxes1], dtype=np.float64).reshape(
+            len(boxes1), len(boxes2)
+        )
     out = np.zeros((len(boxes1), len(boxes2)), dtype=np.float64)
     ok1 = [i for i, b in enumerate(boxes1) if b is not None]
     ok2 = [j for j, b in enumerate(boxes2) if b is not None]

@@ -61,8 +61,12 @@ def bleu_stats(test: Cooked, ref: Cooked) -> dict:
     ref_counts = ref.counts
     for ngram, count in test.counts.items():
         correct[len(ngram) - 1] += min(ref_counts.get(ngram, 0), count)
-    return {"reflen": [ref.length], "testlen": test.length,
-            "guess": [max(0, test.length - k + 1) for k in range(1, N + 1)], "correct": correct}
+    return {
+        "reflen": [ref.length],
+        "testlen": test.length,
+        "guess": [max(0, test.length - k + 1) for k in range(1, N + 1)],
+        "correct": correct,
+    }
 
 
 def bleu(stats: Sequence[dict]) -> list[float]:

@@ -120,9 +120,15 @@ def headline_intervals(
     if not preds_by_row:
         raise ClinkdError("headline_intervals needs at least one row of predictions")
     if reference is not None and reference not in preds_by_row:
-        raise ClinkdError(f"reference row {reference!r} is not among the rows ({', '.join(map(repr, preds_by_row))})")
+        raise ClinkdError(
+            f"reference row {reference!r} is not among the rows ({', '.join(map(repr, preds_by_row))})"
+        )
     check_settings(seed=seed)
-    if not isinstance(resamples, numbers.Integral) or isinstance(resamples, bool) or not 2 <= resamples <= MAX_BOOTSTRAP:
+    if (
+        not isinstance(resamples, numbers.Integral)
+        or isinstance(resamples, bool)
+        or not 2 <= resamples <= MAX_BOOTSTRAP
+    ):
         raise ClinkdError(f"resamples must be a whole number from 2 to {MAX_BOOTSTRAP}, got {resamples!r}")
 
     rows = {row: _records(row, tasks) for row, tasks in preds_by_row.items()}
@@ -131,9 +137,13 @@ def headline_intervals(
     for row in rows:
         for t in rows[row]:
             if t not in rows[anchor]:
-                raise ClinkdError(f"row {row!r} holds task {t} but row {anchor!r} does not; every row must answer "
-                                  "the same tasks")
-    order = {row: {t: _align(row, t, rows[row].get(t), rows[anchor][t], anchor) for t in tasks} for row in rows}
+                raise ClinkdError(
+                    f"row {row!r} holds task {t} but row {anchor!r} does not; every row must answer "
+                    "the same tasks"
+                )
+    order = {
+        row: {t: _align(row, t, rows[row].get(t), rows[anchor][t], anchor) for t in tasks} for row in rows
+    }
 
     standard, per_question = _score(rows, tasks)
     values: dict[str, dict[str, np.ndarray]] = {row: {} for row in rows}  # row → task → (B, n_metrics)
@@ -145,36 +155,71 @@ def headline_intervals(
         for row in rows:
             x = per_question[row][t][order[row][t]]  # (n, k), in the anchor's order
             values[row][t] = _replicates(t, x, [groups[m] for m in present], counts, resamples)
-        n_questions[t] = {"total": len(rows[anchor][t]),
-                          "per_modality": {m: len(groups.get(m, ())) for m in MODALITIES}}
+        n_questions[t] = {
+            "total": len(rows[anchor][t]),
+            "per_modality": {m: len(groups.get(m, ())) for m in MODALITIES},
+        }
 
     out: dict[str, Any] = {
-        "settings": {"resamples": resamples, "seed": seed, "reference": reference, "level": 0.95,
-                     "interval": "percentile, stratified bootstrap of questions within each modality, the same "
-                                 "draws for every row (paired)"},
+        "settings": {
+            "resamples": resamples,
+            "seed": seed,
+            "reference": reference,
+            "level": 0.95,
+            "interval": "percentile, stratified bootstrap of questions within each modality, the same "
+            "draws for every row (paired)",
+        },
         "metrics": {t: list(METRICS[t]) for t in tasks},
         "headline": {t: HEADLINE["standard"][t] for t in tasks},
         "n_questions": n_questions,
-        "rows": {row: {t: _intervals(standard[row][t], METRICS[t], values[row][t]) for t in tasks} for row in rows},
-        "exact": ["recall@0.5", "accuracy", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "mBMR"],
-        "conditional": {"CIDEr": "per-caption CIDEr-D averaged with each modality's document frequencies of the "
-                                 "full test set held fixed (the usual CIDEr bootstrap)"},
+        "rows": {
+            row: {t: _intervals(standard[row][t], METRICS[t], values[row][t]) for t in tasks} for row in rows
+        },
+        "exact": [
+            "recall@0.5",
+            "accuracy",
+            "Bleu_1",
+            "Bleu_2",
+            "Bleu_3",
+            "Bleu_4",
+            "METEOR",
+            "ROUGE_L",
+            "mBMR",
+        ],
+        "conditional": {
+            "CIDEr": "per-caption CIDEr-D averaged with each modality's document frequencies of the "
+            "full test set held fixed (the usual CIDEr bootstrap)"
+        },
         "approximate": [],
         "standard": standard,
     }
     if reference is not None:
-        diffs = {row: {t: _differences(standard[row][t], standard[reference][t], METRICS[t],
-                                       values[row][t] - values[reference][t]) for t in tasks}
-                 for row in rows if row != reference}
+        diffs = {
+            row: {
+                t: _differences(
+                    standard[row][t],
+                    standard[reference][t],
+                    METRICS[t],
+                    values[row][t] - values[reference][t],
+                )
+                for t in tasks
+            }
+            for row in rows
+            if row != reference
+        }
         out["differences"] = diffs
-        out["resolution"] = {t: {m: _resolution([diffs[r][t][m] for r in diffs]) for m in METRICS[t]} for t in tasks}
+        out["resolution"] = {
+            t: {m: _resolution([diffs[r][t][m] for r in diffs]) for m in METRICS[t]} for t in tasks
+        }
     return out
 
 
 # ------------------------------------------------------------------------------------- inputs
 
 
-def _records(row: str, tasks: Mapping[str, Sequence[Prediction | Mapping[str, Any]]]) -> dict[str, list[Prediction]]:
+def _records(
+    row: str, tasks: Mapping[str, Sequence[Prediction | Mapping[str, Any]]]
+) -> dict[str, list[Prediction]]:
     out: dict[str, list[Prediction]] = {}
     for t, items in tasks.items():
         if t not in TASKS:
@@ -184,23 +229,34 @@ def _records(row: str, tasks: Mapping[str, Sequence[Prediction | Mapping[str, An
             try:
                 preds.append(as_prediction(item))
             except ValueError as err:
-                raise DataError(f"invalid prediction: {err}", f"<row {row!r}, {t} predictions>", record=k) from err
+                raise DataError(
+                    f"invalid prediction: {err}", f"<row {row!r}, {t} predictions>", record=k
+                ) from err
         out[t] = preds
     return out
 
 
-def _align(row: str, task: str, preds: list[Prediction] | None, anchor: list[Prediction], anchor_name: str,
-           ) -> np.ndarray:
+def _align(
+    row: str,
+    task: str,
+    preds: list[Prediction] | None,
+    anchor: list[Prediction],
+    anchor_name: str,
+) -> np.ndarray:
     """``order`` such that ``preds[order[j]]`` answers the question of ``anchor[j]``; refuses rows whose
     questions differ."""
     if preds is None:
-        raise ClinkdError(f"row {row!r} has no {task} predictions but row {anchor_name!r} has; every row must "
-                          "answer the same tasks")
+        raise ClinkdError(
+            f"row {row!r} has no {task} predictions but row {anchor_name!r} has; every row must "
+            "answer the same tasks"
+        )
     where: dict[int | str, int] = {}
     for i, p in enumerate(preds):
         if p.id in where:
-            raise ClinkdError(f"row {row!r}, task {task}: id {p.id!r} is given twice (records {where[p.id]} and "
-                              f"{i}); a paired comparison needs each question once")
+            raise ClinkdError(
+                f"row {row!r}, task {task}: id {p.id!r} is given twice (records {where[p.id]} and "
+                f"{i}); a paired comparison needs each question once"
+            )
         where[p.id] = i
     ids = [p.id for p in anchor]
     missing = [i for i in ids if i not in where]
@@ -211,23 +267,30 @@ def _align(row: str, task: str, preds: list[Prediction] | None, anchor: list[Pre
             what.append(f"{len(missing)} id(s) of row {anchor_name!r} missing (first {missing[0]!r})")
         if extra:
             what.append(f"{len(extra)} id(s) not in row {anchor_name!r} (first {extra[0]!r})")
-        raise ClinkdError(f"row {row!r}, task {task}: not the same questions as row {anchor_name!r}: "
-                          + "; ".join(what) + ". Paired intervals need every row to answer the same test questions")
+        raise ClinkdError(
+            f"row {row!r}, task {task}: not the same questions as row {anchor_name!r}: "
+            + "; ".join(what)
+            + ". Paired intervals need every row to answer the same test questions"
+        )
     order = np.array([where[i] for i in ids], dtype=np.intp)
     for j, i in enumerate(order):
         a, p = anchor[j], preds[i]
         if (p.image, p.annotation) != (a.image, a.annotation):
             field = "image" if p.image != a.image else "annotation"
-            raise ClinkdError(f"row {row!r}, task {task}: id {p.id!r} has another {field} than in row "
-                              f"{anchor_name!r}; paired intervals need every row to answer the same test questions")
+            raise ClinkdError(
+                f"row {row!r}, task {task}: id {p.id!r} has another {field} than in row "
+                f"{anchor_name!r}; paired intervals need every row to answer the same test questions"
+            )
     return order
 
 
 # ------------------------------------------------------------------------------------- scoring
 
 
-def _score(rows: dict[str, dict[str, list[Prediction]]], tasks: list[str],
-           ) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, np.ndarray]]]:
+def _score(
+    rows: dict[str, dict[str, list[Prediction]]],
+    tasks: list[str],
+) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, np.ndarray]]]:
     """Each row's standard blocks (``evaluate``'s own functions, on the row's records in the row's order)
     and per-question additive quantities ``(n, k)`` in the row's order. Captions of every row in one run."""
     standard: dict[str, dict[str, dict[str, Any]]] = {row: {} for row in rows}
@@ -252,8 +315,11 @@ def _score(rows: dict[str, dict[str, list[Prediction]]], tasks: list[str],
             else:  # as evaluate(strict=False) builds it: the modality groups, no pooled group
                 key = f"{r}:{t}"
                 keys[key] = (row, t)
-                caption_tasks[key] = CaptionTask(hyps=[clean_response(p.response) for p in preds],
-                                                 refs=[p.annotation for p in preds], groups=groups)
+                caption_tasks[key] = CaptionTask(
+                    hyps=[clean_response(p.response) for p in preds],
+                    refs=[p.annotation for p in preds],
+                    groups=groups,
+                )
     if caption_tasks:
         scorer = CaptionScorer(caption_tasks, spice=False)
         scorer.start()
@@ -284,8 +350,9 @@ def _caption_rows(result: CaptionResult, groups: Mapping[str, Sequence[int]], n:
 # ------------------------------------------------------------------------------------- bootstrap
 
 
-def _replicates(task: str, x: np.ndarray, positions: list[list[int]], counts: list[np.ndarray],
-                n_boot: int) -> np.ndarray:
+def _replicates(
+    task: str, x: np.ndarray, positions: list[list[int]], counts: list[np.ndarray], n_boot: int
+) -> np.ndarray:
     """``(B, len(METRICS[task]))`` replicate values: per present modality the metric of the resampled sums
     ``counts_m @ x[positions_m]``, then the sum over modalities / 8 (absent ones count 0)."""
     total = np.zeros((n_boot, len(CAPTION_COLUMNS) if task in ("GC", "MII") else 1))
@@ -307,7 +374,9 @@ def _replicates(task: str, x: np.ndarray, positions: list[list[int]], counts: li
     return total
 
 
-def _intervals(block: Mapping[str, Any], metrics: Sequence[str], values: np.ndarray) -> dict[str, dict[str, Any]]:
+def _intervals(
+    block: Mapping[str, Any], metrics: Sequence[str], values: np.ndarray
+) -> dict[str, dict[str, Any]]:
     ci = percentile_ci(values)
     se = values.std(axis=0, ddof=1)
     out = {}
@@ -320,8 +389,9 @@ def _intervals(block: Mapping[str, Any], metrics: Sequence[str], values: np.ndar
     return out
 
 
-def _differences(block: Mapping[str, Any], ref_block: Mapping[str, Any], metrics: Sequence[str],
-                 diff: np.ndarray) -> dict[str, dict[str, Any]]:
+def _differences(
+    block: Mapping[str, Any], ref_block: Mapping[str, Any], metrics: Sequence[str], diff: np.ndarray
+) -> dict[str, dict[str, Any]]:
     ci = percentile_ci(diff)
     se = diff.std(axis=0, ddof=1)
     out = {}
@@ -331,11 +401,19 @@ def _differences(block: Mapping[str, Any], ref_block: Mapping[str, Any], metrics
             out[m] = {"difference": None, "ci95": None, "se": None, "half_width": None, "beyond_noise": None}
             continue
         lo, hi = float(ci[k, 0]), float(ci[k, 1])
-        out[m] = {"difference": a - b, "ci95": [lo, hi], "se": float(se[k]), "half_width": (hi - lo) / 2,
-                  "beyond_noise": bool(lo > 0 or hi < 0)}
+        out[m] = {
+            "difference": a - b,
+            "ci95": [lo, hi],
+            "se": float(se[k]),
+            "half_width": (hi - lo) / 2,
+            "beyond_noise": bool(lo > 0 or hi < 0),
+        }
     return out
 
 
 def _resolution(entries: list[dict[str, Any]]) -> dict[str, float | None]:
     widths = [e["half_width"] for e in entries if e["half_width"] is not None]
-    return {"min_half_width": min(widths) if widths else None, "max_half_width": max(widths) if widths else None}
+    return {
+        "min_half_width": min(widths) if widths else None,
+        "max_half_width": max(widths) if widths else None,
+    }

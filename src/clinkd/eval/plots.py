@@ -17,14 +17,20 @@ from clinkd.eval.predictions import MODALITIES
 _COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52")
 
 
-def _bars(ax: Any, series: dict[str, Sequence[float | None]], labels: Sequence[str],
-          ylabel: str, title: str) -> None:
+def _bars(
+    ax: Any, series: dict[str, Sequence[float | None]], labels: Sequence[str], ylabel: str, title: str
+) -> None:
     x = np.arange(len(labels))
     width = 0.8 / max(len(series), 1)
     for k, (name, vals) in enumerate(series.items()):
         heights = [np.nan if v is None else v for v in vals]
-        ax.bar(x + (k - (len(series) - 1) / 2) * width, heights, width, label=name,
-               color=_COLORS[k % len(_COLORS)])
+        ax.bar(
+            x + (k - (len(series) - 1) / 2) * width,
+            heights,
+            width,
+            label=name,
+            color=_COLORS[k % len(_COLORS)],
+        )
     for i, _lab in enumerate(labels):
         if all(vals[i] is None for vals in series.values()):
             ax.text(i, 0, "no\nsamples", ha="center", va="bottom", fontsize=7, color="grey")
@@ -44,8 +50,9 @@ def plot_task(task: str, standard: dict[str, Any], strict: dict[str, Any] | None
     if task in ("VG", "RO"):
         fig, ax = plt.subplots(figsize=(8, 4))
         if task == "VG":
-            series = {"standard recall@0.5 (many-to-one, IoU>0.5)":
-                      [std_per[m]["recall@0.5"] for m in labels]}
+            series = {
+                "standard recall@0.5 (many-to-one, IoU>0.5)": [std_per[m]["recall@0.5"] for m in labels]
+            }
             if strict:
                 series["strict recall (one-to-one, IoU>=0.5)"] = [st_per[m]["recall"] for m in labels]
                 series["strict F1"] = [st_per[m]["f1"] for m in labels]
@@ -57,10 +64,20 @@ def plot_task(task: str, standard: dict[str, Any], strict: dict[str, Any] | None
     else:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
         metrics = ["Bleu_4", "METEOR", "ROUGE_L"] + (["mBMR"] if task == "MII" else [])
-        _bars(ax1, {k: [std_per[m].get(k) for m in labels] for k in metrics}, labels, "score",
-              f"{task} per modality")
-        _bars(ax2, {"CIDEr": [std_per[m]["CIDEr"] for m in labels]}, labels, "CIDEr",
-              f"{task} CIDEr per modality")
+        _bars(
+            ax1,
+            {k: [std_per[m].get(k) for m in labels] for k in metrics},
+            labels,
+            "score",
+            f"{task} per modality",
+        )
+        _bars(
+            ax2,
+            {"CIDEr": [std_per[m]["CIDEr"] for m in labels]},
+            labels,
+            "CIDEr",
+            f"{task} CIDEr per modality",
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

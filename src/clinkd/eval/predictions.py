@@ -19,8 +19,16 @@ from clinkd.errors import DataError
 
 # TASKS (the four Med-GRIT tasks), MODALITIES (the eight modalities every standard mean is taken over, in
 # the published scripts' order) and modality_of are clinkd.data.sample's: one definition each.
-__all__ = ["MODALITIES", "TASKS", "Prediction", "as_prediction", "group_by_modality", "modality_of",
-           "read_predictions", "task_from_filename"]
+__all__ = [
+    "MODALITIES",
+    "TASKS",
+    "Prediction",
+    "as_prediction",
+    "group_by_modality",
+    "modality_of",
+    "read_predictions",
+    "task_from_filename",
+]
 
 _REQUIRED = ("id", "image", "annotation", "response")
 
@@ -66,12 +74,21 @@ class Prediction:
             response = ""
         question = record.get("question", "")
         question = "" if question is None else question
-        for name, value in (("image", record["image"]), ("annotation", record["annotation"]),
-                            ("response", response), ("question", question)):
+        for name, value in (
+            ("image", record["image"]),
+            ("annotation", record["annotation"]),
+            ("response", response),
+            ("question", question),
+        ):
             if not isinstance(value, str):
                 raise ValueError(f"'{name}' must be a string, got {type(value).__name__}")
-        return cls(id=pid, image=record["image"], question=question,
-                   annotation=record["annotation"], response=response)
+        return cls(
+            id=pid,
+            image=record["image"],
+            question=question,
+            annotation=record["annotation"],
+            response=response,
+        )
 
 
 def as_prediction(item: Prediction | Mapping[str, Any]) -> Prediction:
@@ -118,8 +135,9 @@ def read_predictions(
         except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
             reason = f"line {line_no} is not a valid prediction record ({_short(err)})"
             if not skip_invalid:
-                raise DataError(reason + "; fix the line or pass --skip-invalid", path,
-                                record=line_no) from err
+                raise DataError(
+                    reason + "; fix the line or pass --skip-invalid", path, record=line_no
+                ) from err
             if skipped is not None:
                 skipped.append((line_no, reason))
     return out
@@ -141,8 +159,11 @@ def task_from_filename(path: str | PathLike) -> str:
     if len(found) == 1:
         return found[0]
     what = "names no task" if not found else f"is ambiguous (names {', '.join(found)})"
-    raise DataError(f"the file name {what}; pass --task VG|RO|GC|MII (or rename the file so that "
-                    "exactly one of VG, RO, GC, MII appears as a '_'-separated token)", path)
+    raise DataError(
+        f"the file name {what}; pass --task VG|RO|GC|MII (or rename the file so that "
+        "exactly one of VG, RO, GC, MII appears as a '_'-separated token)",
+        path,
+    )
 
 
 def group_by_modality(preds: Iterable[Prediction]) -> dict[str, list[int]]:

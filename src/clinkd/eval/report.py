@@ -88,15 +88,21 @@ def _ci(block: dict[str, Any], key: str) -> str:
 
 def render_markdown(report: Report, plot_files: dict[str, list[str]] | None = None) -> str:
     """The human-readable report: one section per task, standard and strict side by side."""
-    lines = ["# Med-GRIT-270k evaluation report", "",
-             "Two readings. **Standard**: the published protocol, quirks included — comparable with "
-             "published numbers (mean over all eight modalities, absent ones counting 0). "
-             "**Strict**: one-to-one box matching, normalised exact RO match, means over present "
-             "modalities, 95% bootstrap intervals.", ""]
+    lines = [
+        "# Med-GRIT-270k evaluation report",
+        "",
+        "Two readings. **Standard**: the published protocol, quirks included — comparable with "
+        "published numbers (mean over all eight modalities, absent ones counting 0). "
+        "**Strict**: one-to-one box matching, normalised exact RO match, means over present "
+        "modalities, 95% bootstrap intervals.",
+        "",
+    ]
     if report.inputs:
         lines += ["| input | task | predictions | skipped lines |", "|---|---|---:|---:|"]
-        lines += [f"| {i.get('file', i['source'])} | {i['task']} | {i['n_predictions']} | "
-                  f"{i['n_skipped']} |" for i in report.inputs]
+        lines += [
+            f"| {i.get('file', i['source'])} | {i['task']} | {i['n_predictions']} | {i['n_skipped']} |"
+            for i in report.inputs
+        ]
         lines.append("")
     notes: list[str] = []
     for task in TASKS:
@@ -111,28 +117,38 @@ def render_markdown(report: Report, plot_files: dict[str, list[str]] | None = No
         else:
             lines += _caption_table(task, std, st)
         if std.get("absent_modalities"):
-            notes.append(f"{task}: no scorable samples for {', '.join(std['absent_modalities'])} — "
-                         "counted as 0 in the standard mean, left out of the strict mean.")
+            notes.append(
+                f"{task}: no scorable samples for {', '.join(std['absent_modalities'])} — "
+                "counted as 0 in the standard mean, left out of the strict mean."
+            )
         for name, reason in (std.get("unavailable") or {}).items():
             notes.append(f"{task}: {name} unavailable — {reason}")
         if std.get("other_modalities"):
-            notes.append(f"{task}: modalities outside the eight, scored apart and left out of the "
-                         f"means: {', '.join(std['other_modalities'])}.")
+            notes.append(
+                f"{task}: modalities outside the eight, scored apart and left out of the "
+                f"means: {', '.join(std['other_modalities'])}."
+            )
         for name in (plot_files or {}).get(task, []):
             lines.append(f"![{task} {name}](plots/{name})  ")
         lines.append("")
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     conventions = report.to_dict()["conventions"]
-    lines += ["## Conventions", ""] + [f"- **{k}**: {v}" for k, v in conventions.items() if isinstance(v, str)]
+    lines += ["## Conventions", ""] + [
+        f"- **{k}**: {v}" for k, v in conventions.items() if isinstance(v, str)
+    ]
     length = conventions.get("caption_length")
     if length:
-        cut = ", ".join(f"{t}: {n} response(s), {length['references_cut'][t]} reference(s)"
-                        for t, n in (length.get("responses_cut") or {}).items())
+        cut = ", ".join(
+            f"{t}: {n} response(s), {length['references_cut'][t]} reference(s)"
+            for t, n in (length.get("responses_cut") or {}).items()
+        )
         lines.append(f"- **caption_length**: {length['note']}" + (f" — cut: {cut}" if cut else ""))
     pipeline = conventions.get("published_pipeline")
     if pipeline:
-        lines.append(f"- **published_pipeline**: {pipeline['note']}" + ("" if pipeline["counts"] else " (none here)"))
+        lines.append(
+            f"- **published_pipeline**: {pipeline['note']}" + ("" if pipeline["counts"] else " (none here)")
+        )
         for task, counts in pipeline["counts"].items():
             for case, n in counts.items():
                 lines.append(f"  - {task}, {n} × {case}: {pipeline['what'][case]}")
@@ -150,37 +166,56 @@ def _entry(block: dict[str, Any] | None, m: str) -> dict[str, Any]:
 
 
 def _vg_table(std: dict[str, Any], st: dict[str, Any] | None) -> list[str]:
-    out = ["| modality | samples | annotation boxes | std recall@0.5 | strict P | strict R | "
-           "strict F1 | strict mean IoU |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| modality | samples | annotation boxes | std recall@0.5 | strict P | strict R | "
+        "strict F1 | strict mean IoU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for m in _rows(std):
         e, s = _entry(std, m), _entry(st, m)
-        out.append(f"| {m} | {e['n_samples']} | {e['n_boxes']} | {_f(e['recall@0.5'])} | "
-                   f"{_f(s.get('precision'))} | {_f(s.get('recall'))} | {_f(s.get('f1'))} | "
-                   f"{_f(s.get('mean_iou'))} |")
-    out.append(f"| **mean** (std: over 8; strict: over present) | {std['n_samples']} | | "
-               f"**{_f(std['recall@0.5'])}** | " + (" | ".join(
-                   f"**{_f(st[k])}**{_ci(st, k)}" for k in ("precision", "recall", "f1", "mean_iou"))
-                   if st else " | | | ") + " |")
+        out.append(
+            f"| {m} | {e['n_samples']} | {e['n_boxes']} | {_f(e['recall@0.5'])} | "
+            f"{_f(s.get('precision'))} | {_f(s.get('recall'))} | {_f(s.get('f1'))} | "
+            f"{_f(s.get('mean_iou'))} |"
+        )
+    out.append(
+        f"| **mean** (std: over 8; strict: over present) | {std['n_samples']} | | "
+        f"**{_f(std['recall@0.5'])}** | "
+        + (
+            " | ".join(f"**{_f(st[k])}**{_ci(st, k)}" for k in ("precision", "recall", "f1", "mean_iou"))
+            if st
+            else " | | | "
+        )
+        + " |"
+    )
     if st:
         p = st["pooled"]
-        out.append(f"| pooled (strict) | | | | {_f(p['precision'])} | {_f(p['recall'])} | "
-                   f"{_f(p['f1'])} | {_f(p['mean_iou'])} |")
+        out.append(
+            f"| pooled (strict) | | | | {_f(p['precision'])} | {_f(p['recall'])} | "
+            f"{_f(p['f1'])} | {_f(p['mean_iou'])} |"
+        )
     out += ["", f"Samples without an annotation box (skipped): {std['n_skipped_no_box']}."]
     if std.get("n_malformed_annotation_boxes"):
-        out.append(f"Malformed annotation boxes (counted, never found): "
-                   f"{std['n_malformed_annotation_boxes']}.")
+        out.append(
+            f"Malformed annotation boxes (counted, never found): {std['n_malformed_annotation_boxes']}."
+        )
     return out + [""]
 
 
 def _ro_table(std: dict[str, Any], st: dict[str, Any] | None) -> list[str]:
-    out = ["| modality | samples | std accuracy (substring) | strict accuracy (exact) |",
-           "|---|---:|---:|---:|"]
+    out = [
+        "| modality | samples | std accuracy (substring) | strict accuracy (exact) |",
+        "|---|---:|---:|---:|",
+    ]
     for m in _rows(std):
         e, s = _entry(std, m), _entry(st, m)
         out.append(f"| {m} | {e['n_samples']} | {_f(e['accuracy'])} | {_f(s.get('accuracy'))} |")
-    out.append(f"| **mean** (std: over 8; strict: over present) | {std['n_samples']} | "
-               f"**{_f(std['accuracy'])}** | "
-               + (f"**{_f(st['accuracy'])}**{_ci(st, 'accuracy')}" if st else "") + " |")
+    out.append(
+        f"| **mean** (std: over 8; strict: over present) | {std['n_samples']} | "
+        f"**{_f(std['accuracy'])}** | "
+        + (f"**{_f(st['accuracy'])}**{_ci(st, 'accuracy')}" if st else "")
+        + " |"
+    )
     if st:
         out.append(f"| pooled (strict) | {st['pooled']['n_samples']} | | {_f(st['pooled']['accuracy'])} |")
     return out + [""]
@@ -188,20 +223,29 @@ def _ro_table(std: dict[str, Any], st: dict[str, Any] | None) -> list[str]:
 
 def _caption_table(task: str, std: dict[str, Any], st: dict[str, Any] | None) -> list[str]:
     cols = [*CAPTION_COLUMNS, *(["mBMR"] if task == "MII" else [])]
-    out = ["| modality | samples | " + " | ".join(cols) + " |",
-           "|---|---:|" + "---:|" * len(cols)]
+    out = ["| modality | samples | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
     for m in _rows(std):
         e = _entry(std, m)
         out.append(f"| {m} | {e['n_samples']} | " + " | ".join(_f(e.get(c)) for c in cols) + " |")
-    out.append(f"| **standard mean** (over 8) | {std['n_samples']} | "
-               + " | ".join(f"**{_f(std.get(c))}**" for c in cols) + " |")
+    out.append(
+        f"| **standard mean** (over 8) | {std['n_samples']} | "
+        + " | ".join(f"**{_f(std.get(c))}**" for c in cols)
+        + " |"
+    )
     if st:
-        out.append(f"| **strict mean** (over {len(st['modalities_in_mean'])} present) | "
-                   f"{st['n_samples']} | " + " | ".join(f"**{_f(st.get(c))}**{_ci(st, c)}" for c in cols)
-                   + " |")
-        out.append(f"| pooled (strict) | {st['pooled']['n_samples']} | "
-                   + " | ".join(_f(st['pooled'].get(c)) for c in cols) + " |")
-    out += ["", "Per-modality scores are one pycocoevalcap run per modality (identical in both "
-            "readings); the readings differ in how they average. Intervals in brackets are 95% "
-            "bootstrap intervals (ROUGE_L, CIDEr, SPICE only)."]
+        out.append(
+            f"| **strict mean** (over {len(st['modalities_in_mean'])} present) | "
+            f"{st['n_samples']} | " + " | ".join(f"**{_f(st.get(c))}**{_ci(st, c)}" for c in cols) + " |"
+        )
+        out.append(
+            f"| pooled (strict) | {st['pooled']['n_samples']} | "
+            + " | ".join(_f(st["pooled"].get(c)) for c in cols)
+            + " |"
+        )
+    out += [
+        "",
+        "Per-modality scores are one pycocoevalcap run per modality (identical in both "
+        "readings); the readings differ in how they average. Intervals in brackets are 95% "
+        "bootstrap intervals (ROUGE_L, CIDEr, SPICE only).",
+    ]
     return out + [""]

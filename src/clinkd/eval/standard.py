@@ -70,8 +70,12 @@ def vg_sample(pred: Prediction) -> dict[str, Any] | None:
     pr = [parse_box_standard(b) for b in standard_box_strings(clean_response(pred.response))]
     ious = iou_matrix(gt, pr)  # (n_gt, n_pred)
     best = ious.max(axis=1) if ious.shape[1] else np.zeros(len(gt))
-    return {"n_boxes": len(gt), "n_found": many_to_one_found(ious, IOU_THRESHOLD),
-            "best_iou": best.tolist(), "n_malformed_ann": sum(b is None for b in gt)}
+    return {
+        "n_boxes": len(gt),
+        "n_found": many_to_one_found(ious, IOU_THRESHOLD),
+        "best_iou": best.tolist(),
+        "n_malformed_ann": sum(b is None for b in gt),
+    }
 
 
 def standard_box_strings_annotation(annotation: str) -> list[str]:
@@ -88,8 +92,13 @@ def vg_standard(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]]
         scored = [samples[i] for i in groups.get(m, ()) if samples[i] is not None]
         boxes = sum(s["n_boxes"] for s in scored)
         found = sum(s["n_found"] for s in scored)
-        per[m] = {"recall@0.5": found / boxes if boxes else None, "n_samples": len(groups.get(m, ())),
-                  "n_scored": len(scored), "n_boxes": boxes, "n_found": found}
+        per[m] = {
+            "recall@0.5": found / boxes if boxes else None,
+            "n_samples": len(groups.get(m, ())),
+            "n_scored": len(scored),
+            "n_boxes": boxes,
+            "n_found": found,
+        }
     out: dict[str, Any] = {
         "recall@0.5": mean_over_eight({m: per[m]["recall@0.5"] for m in MODALITIES}),
         "per_modality": {m: per[m] for m in MODALITIES},
@@ -112,8 +121,7 @@ def ro_standard(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]]
     for m in [*MODALITIES, *other]:
         idx = groups.get(m, ())
         n_ok = sum(correct[i] for i in idx)
-        per[m] = {"accuracy": n_ok / len(idx) if idx else None, "n_samples": len(idx),
-                  "n_correct": n_ok}
+        per[m] = {"accuracy": n_ok / len(idx) if idx else None, "n_samples": len(idx), "n_correct": n_ok}
     out: dict[str, Any] = {
         "accuracy": mean_over_eight({m: per[m]["accuracy"] for m in MODALITIES}),
         "per_modality": {m: per[m] for m in MODALITIES},
@@ -125,8 +133,11 @@ def ro_standard(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]]
     return out
 
 
-def captions_standard(task: str, result: CaptionResult, groups: Mapping[str, Sequence[int]],
-                      ) -> dict[str, Any]:
+def captions_standard(
+    task: str,
+    result: CaptionResult,
+    groups: Mapping[str, Sequence[int]],
+) -> dict[str, Any]:
     """Caption metrics per modality, then the sum over the eight divided by 8.
 
     A metric that could not be computed is ``None`` and explained under ``unavailable``. For MII,

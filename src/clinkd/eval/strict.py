@@ -130,8 +130,9 @@ def _vg_stat(sums: list[np.ndarray], sizes: list[int]) -> np.ndarray:
     return np.mean(per, axis=0)
 
 
-def vg_strict(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]], *,
-              bootstrap: int, seed: int) -> dict[str, Any]:
+def vg_strict(
+    preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]], *, bootstrap: int, seed: int
+) -> dict[str, Any]:
     rows = [vg_sample_strict(p) for p in preds]
     present, _, other = split_modalities(groups)
     per: dict[str, dict[str, Any]] = {}
@@ -141,12 +142,18 @@ def vg_strict(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]], 
         mats[m] = np.array(scored).reshape(-1, 4)
         s = mats[m].sum(axis=0)
         entry: dict[str, Any] = _vg_metrics(s) if scored else dict.fromkeys(VG_HEADLINE)
-        entry.update(n_samples=len(groups.get(m, ())), n_scored=len(scored), n_gt_boxes=int(s[2]),
-                     n_pred_boxes=int(s[1]), n_matched=int(s[0]))
+        entry.update(
+            n_samples=len(groups.get(m, ())),
+            n_scored=len(scored),
+            n_gt_boxes=int(s[2]),
+            n_pred_boxes=int(s[1]),
+            n_matched=int(s[0]),
+        )
         per[m] = entry
     in_mean = [m for m in present if per[m]["n_scored"]]
-    out: dict[str, Any] = {k: (float(np.mean([per[m][k] for m in in_mean])) if in_mean else None)
-                           for k in VG_HEADLINE}
+    out: dict[str, Any] = {
+        k: (float(np.mean([per[m][k] for m in in_mean])) if in_mean else None) for k in VG_HEADLINE
+    }
     ci = bootstrap_ci([mats[m] for m in in_mean], _vg_stat, bootstrap, task_rng(seed, "VG"))
     pooled = np.concatenate([mats[m] for m in MODALITIES]).sum(axis=0)
     out.update(
@@ -164,10 +171,12 @@ def vg_strict(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]], 
     return out
 
 
-def ro_strict(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]], *,
-              bootstrap: int, seed: int) -> dict[str, Any]:
-    correct = np.array([ro_correct_strict(p.annotation, clean_response(p.response)) for p in preds],
-                       dtype=np.float64)
+def ro_strict(
+    preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]], *, bootstrap: int, seed: int
+) -> dict[str, Any]:
+    correct = np.array(
+        [ro_correct_strict(p.annotation, clean_response(p.response)) for p in preds], dtype=np.float64
+    )
     present, _, other = split_modalities(groups)
     per: dict[str, dict[str, Any]] = {}
     for m in [*MODALITIES, *other]:
@@ -175,9 +184,12 @@ def ro_strict(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]], 
         n_ok = int(correct[idx].sum()) if idx else 0
         per[m] = {"accuracy": n_ok / len(idx) if idx else None, "n_samples": len(idx), "n_correct": n_ok}
     acc = float(np.mean([per[m]["accuracy"] for m in present])) if present else None
-    ci = bootstrap_ci([correct[list(groups[m])][:, None] for m in present],
-                      lambda s, n: np.mean([x / k for x, k in zip(s, n)], axis=0),
-                      bootstrap, task_rng(seed, "RO"))
+    ci = bootstrap_ci(
+        [correct[list(groups[m])][:, None] for m in present],
+        lambda s, n: np.mean([x / k for x, k in zip(s, n)], axis=0),
+        bootstrap,
+        task_rng(seed, "RO"),
+    )
     known = [i for m in MODALITIES for i in groups.get(m, ())]
     out: dict[str, Any] = {
         "accuracy": acc,
@@ -193,8 +205,9 @@ def ro_strict(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]], 
     return out
 
 
-def captions_strict(task: str, result: CaptionResult, groups: Mapping[str, Sequence[int]], *,
-                    bootstrap: int, seed: int) -> dict[str, Any]:
+def captions_strict(
+    task: str, result: CaptionResult, groups: Mapping[str, Sequence[int]], *, bootstrap: int, seed: int
+) -> dict[str, Any]:
     """Mean over present modalities of the per-modality pycocoevalcap scores, pooled scores, CIs."""
     present, _, other = split_modalities(groups)
 
@@ -220,12 +233,17 @@ def captions_strict(task: str, result: CaptionResult, groups: Mapping[str, Seque
         out[metric] = float(np.mean(vals))
     ci_metrics = [k for k in CI_CAPTION_METRICS if out.get(k) is not None]
     mats = [np.stack([result.per_sample[m][k] for k in ci_metrics], axis=1) for m in present]
-    ci = bootstrap_ci(mats, lambda s, n: np.mean([x / k for x, k in zip(s, n)], axis=0),
-                      bootstrap, task_rng(seed, task)) if ci_metrics else None
+    ci = (
+        bootstrap_ci(
+            mats, lambda s, n: np.mean([x / k for x, k in zip(s, n)], axis=0), bootstrap, task_rng(seed, task)
+        )
+        if ci_metrics
+        else None
+    )
     out.update(
         ci95=_ci_dict(ci_metrics, ci),
         ci_note="CIs only for metrics whose score is a mean of per-sample scores (ROUGE_L, CIDEr "
-                "with IDF fixed, SPICE); none for corpus-level BLEU or aggregate METEOR",
+        "with IDF fixed, SPICE); none for corpus-level BLEU or aggregate METEOR",
         per_modality={m: per[m] for m in MODALITIES},
         pooled={**entry(POOLED), "n_samples": sum(len(groups.get(m, ())) for m in MODALITIES)},
         modalities_in_mean=present,

@@ -34,7 +34,15 @@ from clinkd.infer.sasg import generate_candidates, select_answers
 from clinkd.infer.similarity import Embedder
 from clinkd.paths import output_file
 
-__all__ = ["DRAW_SUFFIXES", "Answer", "annotations", "ask_image", "check_question", "default_output", "scan_markup"]
+__all__ = [
+    "DRAW_SUFFIXES",
+    "Answer",
+    "annotations",
+    "ask_image",
+    "check_question",
+    "default_output",
+    "scan_markup",
+]
 
 #: File types the annotated copy can be written as (chosen by the --out suffix).
 DRAW_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -132,28 +140,49 @@ def ask_image(
     from clinkd.data.sample import strip_image_tag
     from clinkd.infer.predict import _load_model, _same_file, check_decoding_args
 
-    check_decoding_args(select=select, candidates=candidates, temperature=temperature, top_p=top_p,
-                        max_new_tokens=max_new_tokens, seed=seed)
+    check_decoding_args(
+        select=select,
+        candidates=candidates,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+    )
     if not question.strip():
         raise ClinkdError("the question is empty")
     check_question(question)
     target = None
     if draw:  # checked before any work: never after a minute of generation, never over the input image
-        target = output_file(out if out is not None else default_output(image), what="annotated image (--out)",
-                             create_parent=False)
+        target = output_file(
+            out if out is not None else default_output(image),
+            what="annotated image (--out)",
+            create_parent=False,
+        )
         if target.suffix.lower() not in DRAW_SUFFIXES:
-            raise ClinkdError(f"annotated image (--out) {target}: cannot write a {target.suffix or 'suffix-less'} "
-                              f"file; end the name with one of {', '.join(DRAW_SUFFIXES)}")
+            raise ClinkdError(
+                f"annotated image (--out) {target}: cannot write a {target.suffix or 'suffix-less'} "
+                f"file; end the name with one of {', '.join(DRAW_SUFFIXES)}"
+            )
         if _same_file(target, Path(image)):
-            raise ClinkdError(f"annotated image (--out) {target} is the input image; writing there would destroy it — "
-                              "give another --out")
+            raise ClinkdError(
+                f"annotated image (--out) {target} is the input image; writing there would destroy it — "
+                "give another --out"
+            )
     pil = load_image(image)  # raises ImageLoadError naming the file
     model, processor = _load_model(model, processor, device, min_pixels, max_pixels)
     n = candidates if select == "sasg" else 0
     with torch.random.fork_rng():  # the seed stays local to this call
         torch.manual_seed(seed)
-        (cands,) = generate_candidates(model, processor, [pil], [strip_image_tag(question)[0]], n=n,
-                                       max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+        (cands,) = generate_candidates(
+            model,
+            processor,
+            [pil],
+            [strip_image_tag(question)[0]],
+            n=n,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+        )
     scores: list[float] = []
     text = cands[0]
     if n:

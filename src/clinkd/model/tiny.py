@@ -59,45 +59,76 @@ def _mrope_section(head_dim: int) -> list[int]:
     return [t, h, half - t - h]
 
 
-def tiny_config(size: str, tokenizer, family: str = "qwen2_vl", rope: RopeSettings | dict | str | None = "mcg"):
+def tiny_config(
+    size: str, tokenizer, family: str = "qwen2_vl", rope: RopeSettings | dict | str | None = "mcg"
+):
     """Config of a tiny ``family`` model (``qwen2_vl``, ``qwen2_5_vl``, ``qwen3_vl``) for ``tokenizer``."""
     if size not in SIZES:
         raise ClinkdError(f"unknown tiny size {size!r}; choose from {sorted(SIZES)}")
     if family not in FAMILIES:
         raise ClinkdError(f"unknown model family {family!r}; choose from {list(FAMILIES)}")
     s = SIZES[size]
-    ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in [
-        ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
-        ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"),
-    ]}
+    ids = {
+        name: tokenizer.convert_tokens_to_ids(tok)
+        for name, tok in [
+            ("image_token_id", "<|image_pad|>"),
+            ("video_token_id", "<|video_pad|>"),
+            ("vision_start_token_id", "<|vision_start|>"),
+            ("vision_end_token_id", "<|vision_end|>"),
+        ]
+    }
     head_dim = s.hidden_size // s.num_heads
     text = dict(
-        vocab_size=len(tokenizer), hidden_size=s.hidden_size, intermediate_size=s.intermediate_size,
-        num_hidden_layers=s.num_layers, num_attention_heads=s.num_heads, num_key_value_heads=s.num_kv_heads,
-        max_position_embeddings=4096, bos_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=s.hidden_size,
+        intermediate_size=s.intermediate_size,
+        num_hidden_layers=s.num_layers,
+        num_attention_heads=s.num_heads,
+        num_key_value_heads=s.num_kv_heads,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": _mrope_section(head_dim)},
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": _mrope_section(head_dim),
+        },
     )
     vision = dict(depth=s.vision_depth, num_heads=s.vision_heads, spatial_merge_size=2, temporal_patch_size=2)
     if family == "qwen2_vl":
         vision.update(embed_dim=s.vision_embed, hidden_size=s.hidden_size, mlp_ratio=2, patch_size=14)
         config = Qwen2VLConfig(text_config=text, vision_config=vision, **ids)
     elif family == "qwen2_5_vl":
-        vision.update(hidden_size=s.vision_embed, out_hidden_size=s.hidden_size, intermediate_size=2 * s.vision_embed,
-                      patch_size=14, window_size=56, fullatt_block_indexes=[s.vision_depth - 1])
+        vision.update(
+            hidden_size=s.vision_embed,
+            out_hidden_size=s.hidden_size,
+            intermediate_size=2 * s.vision_embed,
+            patch_size=14,
+            window_size=56,
+            fullatt_block_indexes=[s.vision_depth - 1],
+        )
         config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **ids)
     else:
         text.update(head_dim=head_dim)
         text["rope_parameters"]["mrope_interleaved"] = True
-        vision.update(hidden_size=s.vision_embed, out_hidden_size=s.hidden_size, intermediate_size=2 * s.vision_embed,
-                      patch_size=16, num_position_embeddings=256, deepstack_visual_indexes=[0])
+        vision.update(
+            hidden_size=s.vision_embed,
+            out_hidden_size=s.hidden_size,
+            intermediate_size=2 * s.vision_embed,
+            patch_size=16,
+            num_position_embeddings=256,
+            deepstack_visual_indexes=[0],
+        )
         config = Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
     set_rope_settings(config, rope)
     set_box_convention(config, CONVENTIONS["medgrit"])  # tiny models learn the Med-GRIT text as it is
     return config
 
 
-def build_tiny_model(size: str, tokenizer, *, family: str = "qwen2_vl", rope="mcg", seed: int = 0, stock: bool = False):
+def build_tiny_model(
+    size: str, tokenizer, *, family: str = "qwen2_vl", rope="mcg", seed: int = 0, stock: bool = False
+):
     """A randomly initialised tiny model, the same for the same ``seed`` whatever the caller's random state,
     which is left unchanged. ``stock=True`` gives the upstream transformers class."""
     config = tiny_config(size, tokenizer, family, rope)
@@ -105,14 +136,20 @@ def build_tiny_model(size: str, tokenizer, *, family: str = "qwen2_vl", rope="mc
     with local_seed(seed):  # seeded weights; the caller's random state is left as it was
         model = (upstream if stock else ours)(config)
     model.generation_config = GenerationConfig(
-        eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id], pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.pad_token_id, do_sample=False,
+        eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.pad_token_id,
+        do_sample=False,
     )
     return model.eval()
 
 
 def build_tiny_processor(
-    corpus: Iterable[str], *, vocab_size: int = 4096, min_pixels: int = 56 * 56, max_pixels: int = 224 * 224,
+    corpus: Iterable[str],
+    *,
+    vocab_size: int = 4096,
+    min_pixels: int = 56 * 56,
+    max_pixels: int = 224 * 224,
     patch_size: int = 14,
 ) -> ClinkdProcessor:
     """Train the shared tokenizer on ``corpus`` and wrap it with the image-only processor.
@@ -138,9 +175,16 @@ def default_corpus() -> list[str]:
 
 
 def init_model_dir(
-    out: str | Path, size: str, *, rope="mcg", seed: int = 0, family: str = "qwen2_vl",
-    corpus: Iterable[str] | None = None, processor: ClinkdProcessor | None = None,
-    min_pixels: int = 56 * 56, max_pixels: int = 224 * 224,
+    out: str | Path,
+    size: str,
+    *,
+    rope="mcg",
+    seed: int = 0,
+    family: str = "qwen2_vl",
+    corpus: Iterable[str] | None = None,
+    processor: ClinkdProcessor | None = None,
+    min_pixels: int = 56 * 56,
+    max_pixels: int = 224 * 224,
 ) -> Path:
     """Write a complete tiny model directory to ``out`` and return its path (files of the same names in an
     existing ``out`` are overwritten: the CLI refuses a non-empty folder without ``--force``).
@@ -151,13 +195,22 @@ def init_model_dir(
     out = output_dir(out, force=True, what="model folder")  # a file, or a path under one: refused before work
     if processor is None:
         processor = build_tiny_processor(
-            default_corpus() if corpus is None else corpus, min_pixels=min_pixels, max_pixels=max_pixels,
+            default_corpus() if corpus is None else corpus,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
             patch_size=16 if family == "qwen3_vl" else 14,
         )
     model = build_tiny_model(size, processor.tokenizer, family=family, rope=rope, seed=seed)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("wrote %s (%s, %s, %.2fM parameters, rope %s) to %s", size, family, type(model).__name__,
-             n_params / 1e6, model.rope_settings.scheme, out)
+    log.info(
+        "wrote %s (%s, %s, %.2fM parameters, rope %s) to %s",
+        size,
+        family,
+        type(model).__name__,
+        n_params / 1e6,
+        model.rope_settings.scheme,
+        out,
+    )
     return out

@@ -38,8 +38,22 @@ from clinkd.infer.ask import annotations, scan_markup
 from clinkd.serve.limits import MAX_QUESTION_CHARS
 
 __all__ = [
-    "ACCEPTED_SUFFIXES", "ASKED_LABEL", "FREE", "MAX_QUESTION_CHARS", "TASKS", "Answerer", "Result", "ServeError",
-    "TaskSpec", "ask", "box_rows", "build_question", "check_text", "grounded_items", "parse_region", "read_upload",
+    "ACCEPTED_SUFFIXES",
+    "ASKED_LABEL",
+    "FREE",
+    "MAX_QUESTION_CHARS",
+    "TASKS",
+    "Answerer",
+    "Result",
+    "ServeError",
+    "TaskSpec",
+    "ask",
+    "box_rows",
+    "build_question",
+    "check_text",
+    "grounded_items",
+    "parse_region",
+    "read_upload",
     "readable",
 ]
 
@@ -63,13 +77,16 @@ class TaskSpec:
 
 
 FREE = "Free question"
-TASKS: dict[str, TaskSpec] = {t.label: t for t in (
-    TaskSpec("free", FREE),
-    TaskSpec("VG", "VG: locate an object", VG_QUESTIONS[0], needs_object=True),
-    TaskSpec("RO", "RO: identify the object in a region", RO_QUESTIONS[0], needs_region=True),
-    TaskSpec("GC", "GC: describe a region", GC_QUESTIONS[0], needs_region=True),
-    TaskSpec("MII", "MII: analyse the image", MII_QUESTIONS[0]),
-)}
+TASKS: dict[str, TaskSpec] = {
+    t.label: t
+    for t in (
+        TaskSpec("free", FREE),
+        TaskSpec("VG", "VG: locate an object", VG_QUESTIONS[0], needs_object=True),
+        TaskSpec("RO", "RO: identify the object in a region", RO_QUESTIONS[0], needs_region=True),
+        TaskSpec("GC", "GC: describe a region", GC_QUESTIONS[0], needs_region=True),
+        TaskSpec("MII", "MII: analyse the image", MII_QUESTIONS[0]),
+    )
+}
 
 
 def _mb(n_bytes: float) -> str:
@@ -100,11 +117,15 @@ def check_text(what: str, text: str | None, max_chars: int = MAX_QUESTION_CHARS)
     longer than ``max_chars`` or holds a chat special token (:func:`clinkd.data.sample.special_tokens_in`)."""
     text = text or ""
     if len(text) > max_chars:
-        raise ServeError(f"the {what} is {len(text):,} characters long; the limit is {max_chars:,}. Shorten it")
+        raise ServeError(
+            f"the {what} is {len(text):,} characters long; the limit is {max_chars:,}. Shorten it"
+        )
     tokens = special_tokens_in(text)
     if tokens:
-        raise ServeError(f"the {what} contains the special token{'s' * (len(tokens) > 1)} {', '.join(tokens)}, "
-                         "which only the app may write; remove it")
+        raise ServeError(
+            f"the {what} contains the special token{'s' * (len(tokens) > 1)} {', '.join(tokens)}, "
+            "which only the app may write; remove it"
+        )
     return text
 
 
@@ -116,16 +137,23 @@ def parse_region(text: str) -> Box:
     try:
         box, _ = parse_box_body(body, scale="norm1000")
     except BoxParseError:
-        raise ServeError(f"cannot read the region {body[:60]!r}: write it as (x1,y1),(x2,y2), e.g. "
-                         "(120,340),(260,512)") from None
+        raise ServeError(
+            f"cannot read the region {body[:60]!r}: write it as (x1,y1),(x2,y2), e.g. (120,340),(260,512)"
+        ) from None
     problems = box.problems() or (["the box is empty"] if box.area == 0 else [])
     if problems:
         raise ServeError(f"bad region: {'; '.join(problems)}")
     return box
 
 
-def build_question(task: str, question: str = "", object_name: str = "", region: str = "", *,
-                   max_chars: int = MAX_QUESTION_CHARS) -> str:
+def build_question(
+    task: str,
+    question: str = "",
+    object_name: str = "",
+    region: str = "",
+    *,
+    max_chars: int = MAX_QUESTION_CHARS,
+) -> str:
     """The text sent to the model for a task preset (by dropdown label or key) or a free question.
 
     Only the field the task uses is read and checked (:func:`check_text`, at most ``max_chars``): the
@@ -159,7 +187,7 @@ def readable(text: str, width: int, height: int) -> str:
     """``text`` with its markup spelled out: refs as «name», boxes as 0–1000 coordinates and pixels."""
     out, last = [], 0
     for m, _, box in scan_markup(text):
-        out.append(text[last:m.start()])
+        out.append(text[last : m.start()])
         last = m.end()
         if box is None and m.group("ref") is not None:
             out.append(f"«{m.group('ref').strip()}»")
@@ -220,15 +248,23 @@ class Answerer:
         if self.select == "greedy":
             from clinkd.infer.generate import generate_answers
 
-            return generate_answers(self.model, self.processor, [image], [question],
-                                    max_new_tokens=self.max_new_tokens)[0][0]
+            return generate_answers(
+                self.model, self.processor, [image], [question], max_new_tokens=self.max_new_tokens
+            )[0][0]
         # the same SASG as `clinkd infer --select sasg`: one generate call, greedy first, medoid chosen
         from clinkd.infer.sasg import generate_candidates, select_answers
         from clinkd.infer.similarity import Embedder
 
-        cands = generate_candidates(self.model, self.processor, [image], [question], n=self.candidates,
-                                    max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                                    top_p=self.top_p)
+        cands = generate_candidates(
+            self.model,
+            self.processor,
+            [image],
+            [question],
+            n=self.candidates,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+        )
         if self.embedder is None:
             self.embedder = Embedder()
         return select_answers(cands, self.embedder)[0].answer
@@ -246,21 +282,41 @@ class Result:
     seconds: float
 
 
-def ask(answerer, upload: Image.Image | str | Path | None, task: str, question: str = "", object_name: str = "",
-        region: str = "", *, max_bytes: int = 20 * 2**20, max_question_chars: int = MAX_QUESTION_CHARS) -> Result:
+def ask(
+    answerer,
+    upload: Image.Image | str | Path | None,
+    task: str,
+    question: str = "",
+    object_name: str = "",
+    region: str = "",
+    *,
+    max_bytes: int = 20 * 2**20,
+    max_question_chars: int = MAX_QUESTION_CHARS,
+) -> Result:
     """The whole request: build the question, read the upload, answer, draw. Raises ServeError.
 
     ``upload`` is the image :func:`read_upload` returned (the app's way: decoded once, when uploaded),
     or the path of an uploaded file, read here; None when nothing was uploaded.
     """
-    question_text = build_question(task, question, object_name, region, max_chars=max_question_chars)  # cheap first
+    question_text = build_question(
+        task, question, object_name, region, max_chars=max_question_chars
+    )  # cheap first
     image = upload if isinstance(upload, Image.Image) else read_upload(upload, max_bytes)
     start = time.perf_counter()
     answer = answerer(image, question_text)
     seconds = time.perf_counter() - start
     items = grounded_items(question_text, ASKED_LABEL) + grounded_items(answer)
     w, h = image.size
-    text = readable(answer, w, h) or ("(no readable text: see Details, raw answer)" if answer.strip()
-                                      else "(the model gave an empty answer)")
-    return Result(question_text, getattr(answer, "raw", answer), text, draw_annotations(image, items),
-                  box_rows(items, w, h), seconds)
+    text = readable(answer, w, h) or (
+        "(no readable text: see Details, raw answer)"
+        if answer.strip()
+        else "(the model gave an empty answer)"
+    )
+    return Result(
+        question_text,
+        getattr(answer, "raw", answer),
+        text,
+        draw_annotations(image, items),
+        box_rows(items, w, h),
+        seconds,
+    )

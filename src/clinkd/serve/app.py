@@ -38,8 +38,16 @@ from clinkd.serve.answer import ACCEPTED_SUFFIXES, FREE, TASKS, ServeError, ask,
 from clinkd.serve.limits import MAX_QUESTION_CHARS, QUEUE_SIZE
 from clinkd.serve.uploads import discard_upload
 
-__all__ = ["BUG_MESSAGE", "CACHE_MAX_AGE_S", "KEEP_IMAGE_S", "build_app", "launch", "on_ask",
-           "on_task", "on_upload"]
+__all__ = [
+    "BUG_MESSAGE",
+    "CACHE_MAX_AGE_S",
+    "KEEP_IMAGE_S",
+    "build_app",
+    "launch",
+    "on_ask",
+    "on_task",
+    "on_upload",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +61,11 @@ BUG_MESSAGE = "clinkd failed on this request: a bug, logged on the server with i
 def on_task(task: str):
     """Show the fields the chosen task needs: (question, object name, region) visibility updates."""
     spec = TASKS.get(task, TASKS[FREE])
-    return (gr.update(visible=spec.template is None), gr.update(visible=spec.needs_object),
-            gr.update(visible=spec.needs_region))
+    return (
+        gr.update(visible=spec.template is None),
+        gr.update(visible=spec.needs_object),
+        gr.update(visible=spec.needs_region),
+    )
 
 
 def _bug(what: str) -> gr.Error:
@@ -84,7 +95,9 @@ def on_upload(path: str | None, max_bytes: int, upload_root: str | Path | None =
     return gr.update(), image, status, image
 
 
-def on_ask(answerer, image, task, question, object_name, region, *, max_question_chars: int = MAX_QUESTION_CHARS):
+def on_ask(
+    answerer, image, task, question, object_name, region, *, max_question_chars: int = MAX_QUESTION_CHARS
+):
     """The Ask button about the session's ``image`` (from :func:`on_upload`; None: nothing uploaded):
     (image, answer, raw answer, boxes, question sent, status). A refusal keeps the image and what was
     typed, empties the answer fields and says why in the status (and in a warning toast)."""
@@ -101,14 +114,21 @@ def on_ask(answerer, image, task, question, object_name, region, *, max_question
     return r.image, r.text, r.answer, r.rows, r.question, status
 
 
-def build_app(answerer, *, model_path: str | Path = "", max_upload_mb: float = 20.0,
-              max_question_chars: int = MAX_QUESTION_CHARS) -> gr.Blocks:
+def build_app(
+    answerer,
+    *,
+    model_path: str | Path = "",
+    max_upload_mb: float = 20.0,
+    max_question_chars: int = MAX_QUESTION_CHARS,
+) -> gr.Blocks:
     """The Blocks app around ``answerer`` (a :class:`clinkd.serve.answer.Answerer`); not launched.
 
     Build it inside :func:`clinkd.serve.uploads.private_temp_dir` (the components read Gradio's folder now).
     """
     max_bytes = int(max_upload_mb * 2**20)
-    with gr.Blocks(title="ClinKD", analytics_enabled=False, delete_cache=(CACHE_SWEEP_S, CACHE_MAX_AGE_S)) as app:
+    with gr.Blocks(
+        title="ClinKD", analytics_enabled=False, delete_cache=(CACHE_SWEEP_S, CACHE_MAX_AGE_S)
+    ) as app:
         gr.Markdown(
             "## ClinKD: grounded medical VQA\n"
             f"Model `{model_path}` · RoPE scheme **{answerer.rope_scheme}** · answer selection "
@@ -117,24 +137,47 @@ def build_app(answerer, *, model_path: str | Path = "", max_upload_mb: float = 2
         )
         with gr.Row():
             with gr.Column(scale=1):
-                upload = gr.File(label=f"Image ({' '.join(ACCEPTED_SUFFIXES)})", file_types=list(ACCEPTED_SUFFIXES),
-                                 type="filepath", elem_id="clinkd-file", height=120)
+                upload = gr.File(
+                    label=f"Image ({' '.join(ACCEPTED_SUFFIXES)})",
+                    file_types=list(ACCEPTED_SUFFIXES),
+                    type="filepath",
+                    elem_id="clinkd-file",
+                    height=120,
+                )
                 task = gr.Dropdown(list(TASKS), value=FREE, label="Task", elem_id="clinkd-task")
-                question = gr.Textbox(label="Question", placeholder="e.g. Where is the liver?", lines=2,
-                                      elem_id="clinkd-question")
-                object_name = gr.Textbox(label="Object to locate", placeholder="e.g. liver", visible=False,
-                                         elem_id="clinkd-object")
-                region = gr.Textbox(label="Region (x1,y1),(x2,y2) on the 0-1000 scale",
-                                    placeholder="(120,340),(260,512)", visible=False, elem_id="clinkd-region")
+                question = gr.Textbox(
+                    label="Question",
+                    placeholder="e.g. Where is the liver?",
+                    lines=2,
+                    elem_id="clinkd-question",
+                )
+                object_name = gr.Textbox(
+                    label="Object to locate", placeholder="e.g. liver", visible=False, elem_id="clinkd-object"
+                )
+                region = gr.Textbox(
+                    label="Region (x1,y1),(x2,y2) on the 0-1000 scale",
+                    placeholder="(120,340),(260,512)",
+                    visible=False,
+                    elem_id="clinkd-region",
+                )
                 button = gr.Button("Ask", variant="primary", elem_id="clinkd-ask")
                 status = gr.Textbox(label="Status", interactive=False, elem_id="clinkd-status")
             with gr.Column(scale=1):
-                image = gr.Image(label="Image with boxes", type="pil", interactive=False, elem_id="clinkd-image",
-                                 height=360)
+                image = gr.Image(
+                    label="Image with boxes",
+                    type="pil",
+                    interactive=False,
+                    elem_id="clinkd-image",
+                    height=360,
+                )
                 answer = gr.Textbox(label="Answer", interactive=False, lines=3, elem_id="clinkd-answer")
-                boxes = gr.Dataframe(headers=BOX_HEADERS, label="Boxes", interactive=False, elem_id="clinkd-boxes")
+                boxes = gr.Dataframe(
+                    headers=BOX_HEADERS, label="Boxes", interactive=False, elem_id="clinkd-boxes"
+                )
                 with gr.Accordion("Details", open=False):
-                    sent = gr.Textbox(label="Question sent to the model", interactive=False, elem_id="clinkd-sent")
+                    sent = gr.Textbox(
+                        label="Question sent to the model", interactive=False, elem_id="clinkd-sent"
+                    )
                     raw = gr.Textbox(label="Raw answer (markup)", interactive=False, elem_id="clinkd-raw")
         kept = gr.State(None, time_to_live=KEEP_IMAGE_S)  # this session's decoded upload
 
@@ -152,9 +195,17 @@ def build_app(answerer, *, model_path: str | Path = "", max_upload_mb: float = 2
     return app
 
 
-def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, max_upload_mb: float = 20.0,
-           queue_size: int = QUEUE_SIZE, auth: tuple[str, str] | None = None, block: bool = True,
-           quiet: bool = False):
+def launch(
+    app: gr.Blocks,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    max_upload_mb: float = 20.0,
+    queue_size: int = QUEUE_SIZE,
+    auth: tuple[str, str] | None = None,
+    block: bool = True,
+    quiet: bool = False,
+):
     """Serve ``app`` on ``host:port`` (loopback unless told otherwise), offline; returns gradio's
     ``(fastapi app, local url, share url)`` at once when ``block`` is False.
 
@@ -164,7 +215,15 @@ def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, max_upl
     """
     app.queue(max_size=queue_size, default_concurrency_limit=1)
     return app.launch(
-        server_name=host, server_port=port, share=False, inbrowser=False, ssr_mode=False, mcp_server=False,
-        max_file_size=int(max_upload_mb * 2**20), prevent_thread_lock=not block, quiet=quiet, show_error=True,
+        server_name=host,
+        server_port=port,
+        share=False,
+        inbrowser=False,
+        ssr_mode=False,
+        mcp_server=False,
+        max_file_size=int(max_upload_mb * 2**20),
+        prevent_thread_lock=not block,
+        quiet=quiet,
+        show_error=True,
         auth=auth,
     )

@@ -37,8 +37,11 @@ def remove_temp_dir(path: str | os.PathLike) -> bool:
     path = Path(path)
     shutil.rmtree(path, ignore_errors=True)
     if path.exists():
-        log.warning("could not delete the web app's temporary folder %s: delete it by hand (it may hold "
-                    "uploaded images)", path)
+        log.warning(
+            "could not delete the web app's temporary folder %s: delete it by hand (it may hold "
+            "uploaded images)",
+            path,
+        )
         return False
     return True
 

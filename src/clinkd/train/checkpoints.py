@@ -36,7 +36,9 @@ def checkpoint_folders(out: str | Path) -> list[Path]:
     out = Path(out)
     if not out.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in out.iterdir() if p.is_dir() and (m := _CHECKPOINT_RE.match(p.name))]
+    found = [
+        (int(m.group(1)), p) for p in out.iterdir() if p.is_dir() and (m := _CHECKPOINT_RE.match(p.name))
+    ]
     return [p for _, p in sorted(found, reverse=True)]
 
 
@@ -102,9 +104,13 @@ def _deepspeed_folder(folder: Path) -> Path | None:
 def _optimizer_problem(folder: Path) -> str | None:
     if _deepspeed_folder(folder) is not None:
         return None  # DeepSpeed keeps the optimizer (and its scheduler) in latest's folder
-    optimizer = ((folder / "optimizer.pt").is_file() or (folder / "optimizer.bin").is_file()
-                 or any(folder.glob("optimizer.pt_*")) or any(folder.glob("rank*-of-*-optimizer.pt"))
-                 or any(p.is_dir() for p in folder.glob("optimizer_*")))
+    optimizer = (
+        (folder / "optimizer.pt").is_file()
+        or (folder / "optimizer.bin").is_file()
+        or any(folder.glob("optimizer.pt_*"))
+        or any(folder.glob("rank*-of-*-optimizer.pt"))
+        or any(p.is_dir() for p in folder.glob("optimizer_*"))
+    )
     if not optimizer:
         return "optimizer.pt is missing (resuming would restart the optimizer)"
     if not (folder / "scheduler.pt").is_file():

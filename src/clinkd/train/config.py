@@ -52,26 +52,34 @@ Stage = Literal["sft", "distill"]
 
 @dataclass(frozen=True)
 class DataConfig:
-    dir: str = help_field("runs/data", "dataset folder as `clinkd data synth` writes it, or real Med-GRIT files")
-    synth_if_missing: bool = help_field(True, "generate the synthetic benchmark into `dir` when it does not exist")
+    dir: str = help_field(
+        "runs/data", "dataset folder as `clinkd data synth` writes it, or real Med-GRIT files"
+    )
+    synth_if_missing: bool = help_field(
+        True, "generate the synthetic benchmark into `dir` when it does not exist"
+    )
     synth_images: int = help_field(480, "images of the synthetic benchmark generated when missing")
     synth_seed: int = help_field(0, "seed of the synthetic benchmark generated when missing")
     max_train_samples: int | None = help_field(None, "use at most this many training records (None: all)")
     box_convention: Literal["auto", "native", "medgrit"] = help_field(
-        "auto", "coordinates and answer form of boxes in training text: native = the model family's own "
+        "auto",
+        "coordinates and answer form of boxes in training text: native = the model family's own "
         "(Qwen2-VL 0-1000 <|box_start|> markup, Qwen2.5-VL absolute pixels of the resized image in JSON "
         "bbox_2d, Qwen3-VL 0-1000 JSON), medgrit = the files' own text; auto = what the starting model "
-        "answers in (native for a hub checkpoint, medgrit for a tiny model, its own for a clinkd fine-tune)"
+        "answers in (native for a hub checkpoint, medgrit for a tiny model, its own for a clinkd fine-tune)",
     )
     box_style: Literal["qwen", "qwen2", "clinkd"] = help_field(
-        "qwen", "box/ref markup of the training text with box_convention medgrit (qwen: <box>..</box>, as "
-        "Med-GRIT writes it)"
+        "qwen",
+        "box/ref markup of the training text with box_convention medgrit (qwen: <box>..</box>, as "
+        "Med-GRIT writes it)",
     )
 
     def __post_init__(self):
         if self.box_convention == "native" and self.box_style != "qwen":
-            raise ConfigError("data.box_style: applies to data.box_convention medgrit; native writes each "
-                              "family's own form (leave box_style at qwen)")
+            raise ConfigError(
+                "data.box_style: applies to data.box_convention medgrit; native writes each "
+                "family's own form (leave box_style at qwen)"
+            )
         if self.synth_images < 16:
             raise ConfigError("data.synth_images: must be at least 16 (two images per modality)")
         if self.max_train_samples is not None and self.max_train_samples <= 0:
@@ -80,23 +88,29 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: str | None = help_field(None, "checkpoint folder to fine-tune (a real Qwen2-VL, a clinkd model, or @stage)")
+    path: str | None = help_field(
+        None, "checkpoint folder to fine-tune (a real Qwen2-VL, a clinkd model, or @stage)"
+    )
     init: Literal["tiny-student", "tiny-teacher"] | None = help_field(
         "tiny-student", "when `path` is null: build this tiny model from its config (offline)"
     )
     rope: Literal["mcg", "stock"] = help_field("mcg", "position ids: MCG-RoPE (ClinKD) or stock M-RoPE")
     text_to_image_gap: int = help_field(2, "MCG-RoPE: first visual position minus last text position")
-    image_to_text_gap: int = help_field(2, "MCG-RoPE: first text position after an image minus max visual position")
+    image_to_text_gap: int = help_field(
+        2, "MCG-RoPE: first text position after an image minus max visual position"
+    )
     stride_h: int = help_field(1, "MCG-RoPE: step between neighbouring visual rows")
     stride_w: int = help_field(1, "MCG-RoPE: step between neighbouring visual columns")
     dtype: Literal["float32", "bfloat16", "float16"] = help_field("float32", "weights' dtype when loading")
     min_pixels: int | None = help_field(
-        None, "smallest resized image area in pixels (null: 512*512 for a real checkpoint, whose saved max_pixels "
-        "is above 1024*1024 like the hub's 12.8 MP; a tiny or clinkd-saved model keeps its own)"
+        None,
+        "smallest resized image area in pixels (null: 512*512 for a real checkpoint, whose saved max_pixels "
+        "is above 1024*1024 like the hub's 12.8 MP; a tiny or clinkd-saved model keeps its own)",
     )
     max_pixels: int | None = help_field(
-        None, "largest resized image area in pixels, at most max_pixels/784 visual tokens an image (null: "
-        "1024*1024, the ClinKD release, for a real checkpoint; a tiny or clinkd-saved model keeps its own)"
+        None,
+        "largest resized image area in pixels, at most max_pixels/784 visual tokens an image (null: "
+        "1024*1024, the ClinKD release, for a real checkpoint; a tiny or clinkd-saved model keeps its own)",
     )
     freeze_vision: bool = help_field(False, "keep the vision tower frozen")
     lora_r: int = help_field(0, "LoRA rank; 0 trains all weights (full fine-tuning)")
@@ -117,29 +131,42 @@ class ModelConfig:
         if not 0 <= self.lora_dropout < 1:
             raise ConfigError(f"model.lora_dropout: must be in [0, 1), got {self.lora_dropout}")
         if self.lora_r > 0 and not self.lora_target_modules:
-            raise ConfigError("model.lora_target_modules: LoRA (model.lora_r > 0) needs at least one module name")
+            raise ConfigError(
+                "model.lora_target_modules: LoRA (model.lora_r > 0) needs at least one module name"
+            )
         from clinkd.model.processor import check_pixel_budget
 
-        check_pixel_budget(self.min_pixels, self.max_pixels, names=("model.min_pixels", "model.max_pixels"),
-                           error=ConfigError)
+        check_pixel_budget(
+            self.min_pixels,
+            self.max_pixels,
+            names=("model.min_pixels", "model.max_pixels"),
+            error=ConfigError,
+        )
 
 
 @dataclass(frozen=True)
 class DistillConfig:
-    teacher: str | None = help_field(None, "teacher checkpoint folder (or @stage); shares the student's tokenizer")
+    teacher: str | None = help_field(
+        None, "teacher checkpoint folder (or @stage); shares the student's tokenizer"
+    )
     alpha: float = help_field(0.5, "weight of the KL term: loss = (alpha*KL + CE) / (1 + alpha)")
     temperature: float = help_field(0.5, "softmax temperature of the KL term")
     subset: float = help_field(1.0, "fraction of training records pseudo-labelled and distilled")
-    curriculum_phases: int = help_field(4, "the curriculum admits samples in this many phases, most confident first")
-    margin_floor: float = help_field(0.3, "a pseudo-label whose confidence margin is below this is replaced by the ground truth")
+    curriculum_phases: int = help_field(
+        4, "the curriculum admits samples in this many phases, most confident first"
+    )
+    margin_floor: float = help_field(
+        0.3, "a pseudo-label whose confidence margin is below this is replaced by the ground truth"
+    )
     replace_contradicting: bool = help_field(
         True, "replace pseudo-labels that contradict the ground truth (box IoU < 0.5 or another object name)"
     )
     max_new_tokens: int = help_field(128, "longest pseudo-label generated")
     generation_batch_size: int = help_field(16, "batch size of pseudo-label generation")
     teacher_logits: Literal["cached", "online"] = help_field(
-        "cached", "cached: the teacher's top-k logits are computed once, with the pseudo-labels, and the teacher "
-        "leaves memory; online: the teacher runs on every training batch"
+        "cached",
+        "cached: the teacher's top-k logits are computed once, with the pseudo-labels, and the teacher "
+        "leaves memory; online: the teacher runs on every training batch",
     )
     top_k: int = help_field(64, "teacher logits kept per answer token when cached (0: the whole vocabulary)")
 
@@ -165,7 +192,9 @@ class RCTConfig:
     sample_size: int = help_field(64, "training questions the model answers at each round")
     num_candidates: int = help_field(4, "candidates sampled per wrong answer, with the reference as a hint")
     iou_threshold: float = help_field(0.5, "an answer box below this IoU with the reference is wrong")
-    similarity_threshold: float = help_field(0.75, "an answer less similar than this to the reference is wrong")
+    similarity_threshold: float = help_field(
+        0.75, "an answer less similar than this to the reference is wrong"
+    )
     sampling_temperature: float = help_field(0.9, "temperature of candidate sampling")
     replay: int = help_field(2, "times each correction sample is replayed in the rest of training")
     max_new_tokens: int = help_field(128, "longest answer generated")
@@ -188,18 +217,26 @@ class ClinkdTrainingArguments(TrainingArguments):
     (:func:`environment_settings`), not here.
     """
 
-    output_dir: str | None = field(default="runs/train", metadata={"help": "where checkpoints and the final model go"})
+    output_dir: str | None = field(
+        default="runs/train", metadata={"help": "where checkpoints and the final model go"}
+    )
     per_device_train_batch_size: int = field(default=8, metadata={"help": "batch size per device"})
     learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate"})
     max_steps: int = field(default=200, metadata={"help": "optimizer steps (-1: use num_train_epochs)"})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "learning-rate schedule"})
-    warmup_steps: float = field(default=0.05, metadata={"help": "warm-up steps (a float < 1 is a fraction of training)"})
+    warmup_steps: float = field(
+        default=0.05, metadata={"help": "warm-up steps (a float < 1 is a fraction of training)"}
+    )
     logging_steps: float = field(default=10, metadata={"help": "log every N steps"})
     save_steps: float = field(default=100, metadata={"help": "checkpoint every N steps"})
     save_total_limit: int | None = field(default=2, metadata={"help": "keep this many checkpoints"})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "loggers (none, tensorboard, wandb)"})
+    report_to: str | list[str] | None = field(
+        default="none", metadata={"help": "loggers (none, tensorboard, wandb)"}
+    )
     optim: str = field(default="adamw_torch", metadata={"help": "optimizer"})
-    remove_unused_columns: bool = field(default=False, metadata={"help": "must stay false: batches carry images"})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "must stay false: batches carry images"}
+    )
     dataloader_num_workers: int = field(default=0, metadata={"help": "data loader workers"})
     seed: int = field(default=0, metadata={"help": "random seed"})
 
@@ -211,7 +248,9 @@ class ClinkdTrainingArguments(TrainingArguments):
         if self.max_steps == 0 or (self.max_steps < 0 and self.num_train_epochs <= 0):
             raise ConfigError("train.max_steps: must be positive (or -1 with train.num_train_epochs > 0)")
         if self.remove_unused_columns:
-            raise ConfigError("train.remove_unused_columns: must be false (the collator's image tensors are needed)")
+            raise ConfigError(
+                "train.remove_unused_columns: must be false (the collator's image tensors are needed)"
+            )
         if self.deepspeed and not _launched() and importlib.util.find_spec("mpi4py") is None:
             # DeepSpeed finds its peers from the launcher's variables, else through MPI
             raise ConfigError(
@@ -227,14 +266,18 @@ class ClinkdTrainingArguments(TrainingArguments):
         drops fp16 (no autocast, no loss scaling), and transformers' own bf16 message names no key."""
         if (self.fp16 or self.fp16_full_eval) and (self.use_cpu or not _has_accelerator(any_kind=True)):
             where = "with train.use_cpu=true" if self.use_cpu else "on this machine, which has no GPU"
-            raise ConfigError(f"train.fp16: float16 mixed precision needs a GPU; it would be ignored {where}. Drop "
-                              "train.fp16, or train in bfloat16 on the CPU with --train.bf16=true --train.use_cpu=true")
+            raise ConfigError(
+                f"train.fp16: float16 mixed precision needs a GPU; it would be ignored {where}. Drop "
+                "train.fp16, or train in bfloat16 on the CPU with --train.bf16=true --train.use_cpu=true"
+            )
         if (self.bf16 or self.bf16_full_eval) and not self.use_cpu:
             from transformers.utils import is_torch_bf16_gpu_available, is_torch_xla_available
 
             if not is_torch_bf16_gpu_available() and not is_torch_xla_available():
-                raise ConfigError("train.bf16: this machine has no GPU with bfloat16 support; add --train.use_cpu=true "
-                                  "to train in bfloat16 on the CPU, or drop train.bf16")
+                raise ConfigError(
+                    "train.bf16: this machine has no GPU with bfloat16 support; add --train.use_cpu=true "
+                    "to train in bfloat16 on the CPU, or drop train.bf16"
+                )
 
 
 @dataclass(frozen=True)
@@ -257,8 +300,11 @@ class RunConfig:
         d = to_dict(self)
         # keep only the TrainingArguments that differ from transformers' defaults: readable run files
         # (from the field defaults: building a TrainingArguments would reset accelerate's state)
-        base = {f.name: to_dict(f.default) for f in dataclasses.fields(TrainingArguments)
-                if f.default is not dataclasses.MISSING}
+        base = {
+            f.name: to_dict(f.default)
+            for f in dataclasses.fields(TrainingArguments)
+            if f.default is not dataclasses.MISSING
+        }
         d["train"] = {k: v for k, v in d["train"].items() if k == "output_dir" or base.get(k, object()) != v}
         return d
 
@@ -299,8 +345,10 @@ def load_run_configs(path: str | Path | None, overrides: list[str] | None = None
         raise ConfigError("stages: expected a mapping of stage name -> sections")
     for name in stages:
         if not isinstance(name, str) or not _STAGE_NAME.fullmatch(name) or name in (".", ".."):
-            raise ConfigError(f"stages.{name}: a stage name is letters, digits, '_', '-' or '.' (it names the "
-                              "stage's output folder)")
+            raise ConfigError(
+                f"stages.{name}: a stage name is letters, digits, '_', '-' or '.' (it names the "
+                "stage's output folder)"
+            )
     per_stage = {k: extra.pop(k) for k in list(extra) if k in stages}
     for name, value in per_stage.items():
         if not isinstance(value, dict):
@@ -316,7 +364,9 @@ def load_run_configs(path: str | Path | None, overrides: list[str] | None = None
         merged = deep_merge(deep_merge(copy.deepcopy(base), spec), per_stage.get(name, {}))
         merged["name"] = name
         merged.setdefault("train", {})
-        own = "output_dir" in _section(spec, "train") or "output_dir" in _section(per_stage.get(name, {}), "train")
+        own = "output_dir" in _section(spec, "train") or "output_dir" in _section(
+            per_stage.get(name, {}), "train"
+        )
         if not own and isinstance(merged["train"], dict):
             merged["train"]["output_dir"] = str(Path(out_root) / name)
         configs.append(_build(merged, prefix=f"stages.{name}."))
@@ -332,7 +382,9 @@ def _resolve_stage_references(configs: list[RunConfig]) -> list[RunConfig]:
     for i, c in enumerate(configs):
         for key, value in (("model.path", c.model.path), ("distill.teacher", c.distill.teacher)):
             if value and value.startswith("@") and value[1:] not in names[:i]:
-                raise ConfigError(f"stages.{c.name}.{key}: {value} does not name an earlier stage ({names[:i]})")
+                raise ConfigError(
+                    f"stages.{c.name}.{key}: {value} does not name an earlier stage ({names[:i]})"
+                )
         changes = {}
         if c.model.path and c.model.path.startswith("@"):
             changes["model"] = dataclasses.replace(c.model, path=outs[c.model.path[1:]])
@@ -469,8 +521,10 @@ def _train_groups(cls: type, prefix: str) -> list[tuple[str, list[tuple[str, str
             ours.append((prefix + f.name, repr(default), doc))
         else:
             theirs.append((prefix + f.name, repr(default), doc))
-    return [("train: transformers TrainingArguments with clinkd's defaults", ours),
-            ("train: the other TrainingArguments, with transformers {version}'s defaults", theirs)]
+    return [
+        ("train: transformers TrainingArguments with clinkd's defaults", ours),
+        ("train: the other TrainingArguments, with transformers {version}'s defaults", theirs),
+    ]
 
 
 def _default(f: dataclasses.Field):

@@ -43,7 +43,9 @@ class TrainItem:
     teacher_topk: tuple | None = field(default=None, repr=False)
 
 
-def sample_to_item(sample: Sample, image_dir: Path, source: str = "", box_style: str | None = None) -> TrainItem:
+def sample_to_item(
+    sample: Sample, image_dir: Path, source: str = "", box_style: str | None = None
+) -> TrainItem:
     """``sample`` as a training item; its image path must stay inside ``image_dir`` (a
     :class:`~clinkd.errors.DataError` naming ``source`` otherwise)."""
     turns = []
@@ -60,7 +62,9 @@ def sample_to_item(sample: Sample, image_dir: Path, source: str = "", box_style:
 SHOWN_PROBLEMS = 5
 
 
-def items_from_dataset(ds: Dataset, box_style: str | None = None, max_samples: int | None = None) -> list[TrainItem]:
+def items_from_dataset(
+    ds: Dataset, box_style: str | None = None, max_samples: int | None = None
+) -> list[TrainItem]:
     """Every training record as an item, its image checked now, before any training step.
 
     Each distinct image has its header read (:func:`~clinkd.data.images.image_size`: cheap, no decoding).
@@ -87,8 +91,10 @@ def items_from_dataset(ds: Dataset, box_style: str | None = None, max_samples: i
         shown = "; ".join(problems[:SHOWN_PROBLEMS])
         more = ""
         if len(problems) > SHOWN_PROBLEMS:
-            more = (f" (and {len(problems) - SHOWN_PROBLEMS} more; run `clinkd data check {ds.files.root}` for the "
-                    "full list)")
+            more = (
+                f" (and {len(problems) - SHOWN_PROBLEMS} more; run `clinkd data check {ds.files.root}` for the "
+                "full list)"
+            )
         raise DataError(f"{len(problems)} training record(s) cannot be used: {shown}{more}", ds.files.root)
     if not items:
         raise DataError("no training records", ds.files.root)
@@ -193,9 +199,10 @@ class ConversationCollator:
             pos = answer[b].nonzero().squeeze(-1)  # (n,)
             v, i = it.teacher_topk
             if v.shape[0] != pos.numel():
-                raise ValueError(f"cached teacher logits of {it.source} cover {v.shape[0]} answer tokens, the batch "
-                                 f"has {pos.numel()}: the tokenizer or the answer changed since they were cached")
+                raise ValueError(
+                    f"cached teacher logits of {it.source} cover {v.shape[0]} answer tokens, the batch "
+                    f"has {pos.numel()}: the tokenizer or the answer changed since they were cached"
+                )
             values[b, pos] = v.float()
             indices[b, pos] = i.long()
         return {"teacher_topk_values": values, "teacher_topk_indices": indices}
-

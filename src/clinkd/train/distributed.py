@@ -50,8 +50,10 @@ def activate_deepspeed(args) -> None:
     from accelerate.utils import DistributedType
     from transformers.integrations.deepspeed import set_hf_deepspeed_config, unset_hf_deepspeed_config
 
-    earlier_deepspeed = DistributedType.DEEPSPEED in (PartialState._shared_state.get("distributed_type"),
-                                                      AcceleratorState._shared_state.get("distributed_type"))
+    earlier_deepspeed = DistributedType.DEEPSPEED in (
+        PartialState._shared_state.get("distributed_type"),
+        AcceleratorState._shared_state.get("distributed_type"),
+    )
     if AcceleratorState._shared_state and (getattr(args, "deepspeed", None) or earlier_deepspeed):
         os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)
         args.__dict__.pop("_setup_devices", None)  # a cached_property: computed again below
@@ -117,8 +119,15 @@ def teacher_deepspeed_config(train_config: dict, teacher_config) -> dict:
         cfg.pop(key, None)
     zero = cfg.setdefault("zero_optimization", {})
     h = _hidden_size(teacher_config)
-    sized = {"reduce_bucket_size": h * h, "stage3_prefetch_bucket_size": int(0.9 * h * h),
-             "stage3_param_persistence_threshold": 10 * h} if h else {}
+    sized = (
+        {
+            "reduce_bucket_size": h * h,
+            "stage3_prefetch_bucket_size": int(0.9 * h * h),
+            "stage3_param_persistence_threshold": 10 * h,
+        }
+        if h
+        else {}
+    )
     for key in [k for k, v in zero.items() if v == "auto"]:
         if key in sized:
             zero[key] = sized[key]
@@ -143,8 +152,9 @@ def prepare_teacher(teacher, trainer):
         return teacher.to(trainer.args.device)
     import deepspeed
 
-    engine, *_ = deepspeed.initialize(model=teacher, config=teacher_deepspeed_config(plugin.deepspeed_config,
-                                                                                     teacher.config))
+    engine, *_ = deepspeed.initialize(
+        model=teacher, config=teacher_deepspeed_config(plugin.deepspeed_config, teacher.config)
+    )
     engine.eval()
     log.info("teacher partitioned with DeepSpeed ZeRO-3 across %d processes", trainer.args.world_size)
     return engine
@@ -179,5 +189,9 @@ def merge_lora(model, trainer):
 
     with deepspeed.zero.GatheredParameters(list(model.parameters())):
         merged = model.merge_and_unload()
-        gathered = {k: v.detach().clone() for k, v in merged.state_dict().items()} if trainer.args.should_save else {}
+        gathered = (
+            {k: v.detach().clone() for k, v in merged.state_dict().items()}
+            if trainer.args.should_save
+            else {}
+        )
     return merged, gathered

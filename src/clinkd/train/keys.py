@@ -27,8 +27,11 @@ def weights_digest(folder: str | os.PathLike) -> str:
     modification times) is not read again. A folder without weight files digests to its config alone.
     """
     root = Path(folder).resolve()
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)) \
-        if root.is_dir() else []
+    files = (
+        sorted(p for p in root.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
+        if root.is_dir()
+        else []
+    )
     if not files and (root / "config.json").is_file():
         files = [root / "config.json"]
     stat = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
@@ -55,4 +58,6 @@ def describe_change(old: dict | None, new: dict) -> str:
     if old is None:
         return "it records no key (made by an older clinkd or cut short)"
     fields = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return "its " + ", ".join(fields) + (" differ" if len(fields) > 1 else " differs") if fields else "no change"
+    return (
+        "its " + ", ".join(fields) + (" differ" if len(fields) > 1 else " differs") if fields else "no change"
+    )

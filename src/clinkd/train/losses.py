@@ -57,7 +57,10 @@ def causal_lm_loss(
     logits, targets = _shift(logits, labels)
     mask = targets != IGNORE_INDEX
     ce = F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+        logits.reshape(-1, logits.size(-1)).float(),
+        targets.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
     )
     return ce / _normaliser(mask, num_items_in_batch)
 
@@ -171,7 +174,9 @@ def distillation_loss(
     return LossParts(loss=loss, ce=ce.detach(), kl=kl.detach())
 
 
-def teacher_topk(logits: torch.Tensor, labels: torch.Tensor, k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def teacher_topk(
+    logits: torch.Tensor, labels: torch.Tensor, k: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per sample, the teacher's top-``k`` logits predicting each answer token, for caching.
 
     Args:

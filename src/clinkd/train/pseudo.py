@@ -36,8 +36,11 @@ log = logging.getLogger(__name__)
 
 def turn_items(items: list[TrainItem], fraction: float, seed: int) -> list[TrainItem]:
     """One single-turn item per (record, turn), a seeded ``fraction`` of them, in their original order."""
-    turns = [TrainItem(image=it.image, turns=[t], source=f"{it.source} turn {k}", meta=dict(it.meta))
-             for it in items for k, t in enumerate(it.turns)]
+    turns = [
+        TrainItem(image=it.image, turns=[t], source=f"{it.source} turn {k}", meta=dict(it.meta))
+        for it in items
+        for k, t in enumerate(it.turns)
+    ]
     n = max(1, round(len(turns) * fraction))
     keep = np.sort(np.random.default_rng(seed).permutation(len(turns))[:n])
     return [turns[i] for i in keep]
@@ -69,7 +72,11 @@ def contradicts(pseudo: str, reference: str, iou_threshold: float = 0.5) -> bool
 
 @torch.no_grad()
 def teacher_pass(
-    teacher, collator: ConversationCollator, items: list[TrainItem], batch_size: int = 16, top_k: int | None = None,
+    teacher,
+    collator: ConversationCollator,
+    items: list[TrainItem],
+    batch_size: int = 16,
+    top_k: int | None = None,
     vocab_size: int | None = None,
 ) -> tuple[list[float], list[tuple[torch.Tensor, torch.Tensor]] | None]:
     """One teacher forward over ``items``: each answer's confidence margin and, with ``top_k`` (0: the whole
@@ -99,8 +106,15 @@ def teacher_pass(
     return margins, (cached if top_k is not None else None)
 
 
-def _label_chunk(teacher, processor, collator, chunk: list[TrainItem], cfg: DistillConfig, top_k: int | None,
-                 vocab_size: int | None) -> tuple[list[TrainItem], list[float]]:
+def _label_chunk(
+    teacher,
+    processor,
+    collator,
+    chunk: list[TrainItem],
+    cfg: DistillConfig,
+    top_k: int | None,
+    vocab_size: int | None,
+) -> tuple[list[TrainItem], list[float]]:
     """Pseudo-label one generation batch: answers, margins, replacement by the ground truth, cached logits.
 
     Everything is computed batch by batch within the chunk, so a chunk gives the same result whichever
@@ -108,11 +122,21 @@ def _label_chunk(teacher, processor, collator, chunk: list[TrainItem], cfg: Dist
     """
     images = [load_image(it.image) for it in chunk]
     questions = [it.turns[0][0] for it in chunk]
-    answers = [str(a[0]) for a in generate_answers(
-        teacher, processor, images, questions, max_new_tokens=cfg.max_new_tokens,
-        batch_size=cfg.generation_batch_size)]
-    labelled = [TrainItem(image=it.image, turns=[(q, a)], source=it.source, kind="pseudo", meta=dict(it.meta))
-                for it, q, a in zip(chunk, questions, answers)]
+    answers = [
+        str(a[0])
+        for a in generate_answers(
+            teacher,
+            processor,
+            images,
+            questions,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.generation_batch_size,
+        )
+    ]
+    labelled = [
+        TrainItem(image=it.image, turns=[(q, a)], source=it.source, kind="pseudo", meta=dict(it.meta))
+        for it, q, a in zip(chunk, questions, answers)
+    ]
     margins, topk = teacher_pass(teacher, collator, labelled, cfg.generation_batch_size, top_k, vocab_size)
     out = []
     for it, pl, m in zip(chunk, labelled, margins):
@@ -123,11 +147,27 @@ def _label_chunk(teacher, processor, collator, chunk: list[TrainItem], cfg: Dist
         elif cfg.replace_contradicting and contradicts(pl.turns[0][1], reference):
             reason = "contradicts_ground_truth"
         if reason:
-            out.append(TrainItem(image=it.image, turns=list(it.turns), source=it.source, kind="gt", margin=m,
-                                 meta={**it.meta, "replaced": reason, "pseudo": pl.turns[0][1]}))
+            out.append(
+                TrainItem(
+                    image=it.image,
+                    turns=list(it.turns),
+                    source=it.source,
+                    kind="gt",
+                    margin=m,
+                    meta={**it.meta, "replaced": reason, "pseudo": pl.turns[0][1]},
+                )
+            )
         else:
-            out.append(TrainItem(image=it.image, turns=pl.turns, source=it.source, kind="pseudo", margin=m,
-                                 meta=dict(it.meta)))
+            out.append(
+                TrainItem(
+                    image=it.image,
+                    turns=pl.turns,
+                    source=it.source,
+                    kind="pseudo",
+                    margin=m,
+                    meta=dict(it.meta),
+                )
+            )
     if top_k is not None:
         # the teacher's logits on the answers actually trained on: its own pseudo-labels, or the ground
         # truth where that replaced them (a second pass over those only)
@@ -136,8 +176,9 @@ def _label_chunk(teacher, processor, collator, chunk: list[TrainItem], cfg: Dist
                 it.teacher_topk = t
         redo = [j for j, it in enumerate(out) if it.kind == "gt"]
         if redo:
-            _, gt_topk = teacher_pass(teacher, collator, [out[j] for j in redo], cfg.generation_batch_size, top_k,
-                                      vocab_size)
+            _, gt_topk = teacher_pass(
+                teacher, collator, [out[j] for j in redo], cfg.generation_batch_size, top_k, vocab_size
+            )
             for j, t in zip(redo, gt_topk):
                 out[j].teacher_topk = t
     return out, margins
@@ -171,15 +212,23 @@ def _barrier() -> None:
 
 
 def _row(o: TrainItem) -> dict:
-    return {"image": str(o.image), "turns": [list(t) for t in o.turns], "source": o.source, "kind": o.kind,
-            "margin": o.margin, "meta": o.meta}
+    return {
+        "image": str(o.image),
+        "turns": [list(t) for t in o.turns],
+        "source": o.source,
+        "kind": o.kind,
+        "margin": o.margin,
+        "meta": o.meta,
+    }
 
 
 def _item(d: dict) -> TrainItem:
     return TrainItem(**{**d, "image": Path(d["image"]), "turns": [tuple(t) for t in d["turns"]]})
 
 
-def cache_key(teacher, items: list[TrainItem], cfg: DistillConfig, vocab_size: int | None, seed: int | None) -> dict:
+def cache_key(
+    teacher, items: list[TrainItem], cfg: DistillConfig, vocab_size: int | None, seed: int | None
+) -> dict:
     """Everything a pseudo-label cache depends on: the teacher (folder and weights digest), the items
     (the subset, hence the seed that drew it), top-k, margin floor, replacement rule and generation
     settings. A cache is reused only when its stored key equals this one."""
@@ -187,7 +236,8 @@ def cache_key(teacher, items: list[TrainItem], cfg: DistillConfig, vocab_size: i
     return {
         "teacher": str(Path(folder).resolve()) if folder else None,
         "teacher_weights": _main_process_value(
-            lambda: weights_digest(folder) if folder and Path(folder).is_dir() else None),
+            lambda: weights_digest(folder) if folder and Path(folder).is_dir() else None
+        ),
         "items": digest([[str(it.image), [list(t) for t in it.turns], it.source] for it in items]),
         "seed": seed,
         "teacher_logits": cfg.teacher_logits,
@@ -195,8 +245,11 @@ def cache_key(teacher, items: list[TrainItem], cfg: DistillConfig, vocab_size: i
         "vocab_size": vocab_size,
         "margin_floor": cfg.margin_floor,
         "replace_contradicting": cfg.replace_contradicting,
-        "generation": {"decoding": "greedy", "max_new_tokens": cfg.max_new_tokens,
-                       "batch_size": cfg.generation_batch_size},
+        "generation": {
+            "decoding": "greedy",
+            "max_new_tokens": cfg.max_new_tokens,
+            "batch_size": cfg.generation_batch_size,
+        },
     }
 
 
@@ -209,13 +262,19 @@ def _read_cache(cache: Path, key: dict, top_k: int | None, say_why: bool = False
     logits_file = cache.with_suffix(".teacher.pt")
     if data.get("key") != key:
         if say_why:
-            log.info("pseudo-label cache %s not reused: %s; labelling again", cache,
-                     describe_change(data.get("key"), key))
+            log.info(
+                "pseudo-label cache %s not reused: %s; labelling again",
+                cache,
+                describe_change(data.get("key"), key),
+            )
         return None
     if top_k is not None and not logits_file.is_file():
         if say_why:
-            log.info("pseudo-label cache %s not reused: its teacher logits %s are missing; labelling again",
-                     cache, logits_file)
+            log.info(
+                "pseudo-label cache %s not reused: its teacher logits %s are missing; labelling again",
+                cache,
+                logits_file,
+            )
         return None
     out = [_item(d) for d in data["items"]]
     if top_k is not None:
@@ -225,8 +284,15 @@ def _read_cache(cache: Path, key: dict, top_k: int | None, say_why: bool = False
 
 
 def pseudo_label(
-    teacher, processor, items: list[TrainItem], cfg: DistillConfig, cache_dir: str | Path | None = None,
-    *, vocab_size: int | None = None, seed: int | None = None, boxes: BoxCodec | None = None,
+    teacher,
+    processor,
+    items: list[TrainItem],
+    cfg: DistillConfig,
+    cache_dir: str | Path | None = None,
+    *,
+    vocab_size: int | None = None,
+    seed: int | None = None,
+    boxes: BoxCodec | None = None,
 ) -> tuple[list[TrainItem], dict]:
     """Pseudo-label single-turn ``items`` with ``teacher``; returns the items to distil on and counts.
 
@@ -251,8 +317,10 @@ def pseudo_label(
         raise ValueError("pseudo_label under several processes needs a cache_dir to gather the shards in")
     top_k = cfg.top_k if cfg.teacher_logits == "cached" else None
     key = cache_key(teacher, items, cfg, vocab_size, seed)
-    key["boxes"] = {"teacher": get_box_convention(teacher.config).key,
-                    "student": boxes.describe() if boxes is not None else None}
+    key["boxes"] = {
+        "teacher": get_box_convention(teacher.config).key,
+        "student": boxes.describe() if boxes is not None else None,
+    }
     if cache is not None:
         found = _read_cache(cache, key, top_k, say_why=rank == 0)
         if found is not None:
@@ -267,8 +335,13 @@ def pseudo_label(
 
     for c in tqdm(mine, desc="pseudo-labels", unit="batch", disable=rank != 0, leave=False):
         done[c] = _label_chunk(teacher, processor, collator, chunks[c], cfg, top_k, vocab_size)
-    log.info("pseudo-labels: process %d of %d labelled %d of %d items", rank, world,
-             sum(len(chunks[c]) for c in mine), len(items))
+    log.info(
+        "pseudo-labels: process %d of %d labelled %d of %d items",
+        rank,
+        world,
+        sum(len(chunks[c]) for c in mine),
+        len(items),
+    )
     per_rank = [sum(len(chunks[c]) for c in range(r, len(chunks), world)) for r in range(world)]
     if world > 1:
         done = _gather_shards(done, Path(cache_dir) / "pseudo_shards", rank, world)
@@ -289,15 +362,20 @@ def pseudo_label(
         "mean_margin": float(np.mean(margins)) if margins else 0.0,
         "labelled_per_process": per_rank,
     }
-    log.info("pseudo-labels: %(pseudo_labels)d generated, %(kept)d kept, %(replaced_low_margin)d replaced "
-             "(low margin), %(replaced_contradicting)d replaced (contradict the ground truth)", stats)
+    log.info(
+        "pseudo-labels: %(pseudo_labels)d generated, %(kept)d kept, %(replaced_low_margin)d replaced "
+        "(low margin), %(replaced_contradicting)d replaced (contradict the ground truth)",
+        stats,
+    )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         if top_k is not None:
             torch.save([o.teacher_topk for o in out], cache.with_suffix(".teacher.pt"))
         tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "stats": stats, "items": [_row(o) for o in out]}, ensure_ascii=False),
-                       encoding="utf-8")
+        tmp.write_text(
+            json.dumps({"key": key, "stats": stats, "items": [_row(o) for o in out]}, ensure_ascii=False),
+            encoding="utf-8",
+        )
         tmp.replace(cache)  # written last: its presence means the cache is complete
     if world > 1:
         _barrier()  # the others wait for the merged cache
@@ -311,9 +389,14 @@ def _gather_shards(done: dict, shard_dir: Path, rank: int, world: int) -> dict:
     merged. Returns all chunks on the main process, this process's own elsewhere.
     """
     shard_dir.mkdir(parents=True, exist_ok=True)
-    payload = {c: {"rows": [_row(o) for o in out], "margins": margins,
-                   "topk": [list(o.teacher_topk) if o.teacher_topk is not None else None for o in out]}
-               for c, (out, margins) in done.items()}
+    payload = {
+        c: {
+            "rows": [_row(o) for o in out],
+            "margins": margins,
+            "topk": [list(o.teacher_topk) if o.teacher_topk is not None else None for o in out],
+        }
+        for c, (out, margins) in done.items()
+    }
     mine = shard_dir / f"rank{rank}.pt"
     torch.save(payload, mine.with_suffix(".tmp"))
     mine.with_suffix(".tmp").replace(mine)

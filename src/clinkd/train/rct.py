@@ -43,7 +43,9 @@ def round_steps(max_steps: int, rounds: int) -> list[int]:
     return [s for s in steps if s < max_steps]
 
 
-def fetched_ahead(per_device_batch: int, world_size: int, num_workers: int, prefetch_factor: int | None) -> int:
+def fetched_ahead(
+    per_device_batch: int, world_size: int, num_workers: int, prefetch_factor: int | None
+) -> int:
     """Schedule positions past the consumed ones that the data loaders may already have read.
 
     Each rank's loader has handed out the batch being trained on plus the one accelerate reads ahead,
@@ -104,8 +106,10 @@ class ReflectiveCorrection(TrainerCallback):
             if entry["step"] > up_to_step:
                 continue  # after the checkpoint: it runs again
             kept.append(line)
-            items = [TrainItem(**{**d, "image": Path(d["image"]), "turns": [tuple(t) for t in d["turns"]]})
-                     for d in json.loads((self.dir / f"round_{entry['round']}.items.json").read_text())]
+            items = [
+                TrainItem(**{**d, "image": Path(d["image"]), "turns": [tuple(t) for t in d["turns"]]})
+                for d in json.loads((self.dir / f"round_{entry['round']}.items.json").read_text())
+            ]
             self.dataset.replay(items, self.cfg.replay, entry["from_position"], entry["seed"])
             done += 1
         if self.is_main:
@@ -124,63 +128,117 @@ class ReflectiveCorrection(TrainerCallback):
         # training randomness must not depend on the round: the CPU's and every accelerator device's generator
         # are seeded for the round and restored on leaving it (clinkd.seeding.local_seed)
         with local_seed(seed):
-            picks = np.random.default_rng(seed).choice(len(self.pool), size=min(cfg.sample_size, len(self.pool)), replace=False)
+            picks = np.random.default_rng(seed).choice(
+                len(self.pool), size=min(cfg.sample_size, len(self.pool)), replace=False
+            )
             chosen = [self.pool[i] for i in sorted(picks.tolist())]
             items = [self.dataset.items[i] for i, _ in chosen]
             images = [load_image(it.image) for it in items]
             questions = [it.turns[t][0] for it, (_, t) in zip(items, chosen)]
             refs = [it.turns[t][1] for it, (_, t) in zip(items, chosen)]
-            answers = [a[0] for a in generate_answers(
-                model, self.processor, images, questions, max_new_tokens=cfg.max_new_tokens,
-                batch_size=cfg.generation_batch_size)]
-            verdicts = judge(answers, refs, self.embedder, iou_threshold=cfg.iou_threshold,
-                             similarity_threshold=cfg.similarity_threshold)
+            answers = [
+                a[0]
+                for a in generate_answers(
+                    model,
+                    self.processor,
+                    images,
+                    questions,
+                    max_new_tokens=cfg.max_new_tokens,
+                    batch_size=cfg.generation_batch_size,
+                )
+            ]
+            verdicts = judge(
+                answers,
+                refs,
+                self.embedder,
+                iou_threshold=cfg.iou_threshold,
+                similarity_threshold=cfg.similarity_threshold,
+            )
             wrong = [j for j, v in enumerate(verdicts) if v.wrong]
             corrections, corrected = [], 0
             if wrong:
                 hints = [HINT.format(question=questions[j], reference=refs[j]) for j in wrong]
                 cands = generate_answers(
-                    model, self.processor, [images[j] for j in wrong], hints, max_new_tokens=cfg.max_new_tokens,
+                    model,
+                    self.processor,
+                    [images[j] for j in wrong],
+                    hints,
+                    max_new_tokens=cfg.max_new_tokens,
                     batch_size=max(1, cfg.generation_batch_size // cfg.num_candidates),
-                    num_return_sequences=cfg.num_candidates, do_sample=True,
-                    temperature=cfg.sampling_temperature)
+                    num_return_sequences=cfg.num_candidates,
+                    do_sample=True,
+                    temperature=cfg.sampling_temperature,
+                )
                 for j, cand in zip(wrong, cands):
-                    scores = judge(cand, [refs[j]] * len(cand), self.embedder, iou_threshold=cfg.iou_threshold,
-                                   similarity_threshold=cfg.similarity_threshold)
+                    scores = judge(
+                        cand,
+                        [refs[j]] * len(cand),
+                        self.embedder,
+                        iou_threshold=cfg.iou_threshold,
+                        similarity_threshold=cfg.similarity_threshold,
+                    )
                     best = int(np.argmax([s.score for s in scores]))
                     ok = not scores[best].wrong
                     corrected += ok
                     src = items[j]
-                    corrections.append(TrainItem(
-                        image=src.image, turns=[(questions[j], str(cand[best]) if ok else refs[j])],
-                        source=f"rct round {k}", kind="correction",
-                        meta={"id": src.meta.get("id", ""), "from": "model" if ok else "reference",
-                              "wrong_answer": str(answers[j])},
-                    ))
+                    corrections.append(
+                        TrainItem(
+                            image=src.image,
+                            turns=[(questions[j], str(cand[best]) if ok else refs[j])],
+                            source=f"rct round {k}",
+                            kind="correction",
+                            meta={
+                                "id": src.meta.get("id", ""),
+                                "from": "model" if ok else "reference",
+                                "wrong_answer": str(answers[j]),
+                            },
+                        )
+                    )
         from_position = step * self.global_batch + self.lookahead  # past the batches already (pre)fetched
         positions = self.dataset.replay(corrections, cfg.replay, from_position, seed)
         entry = {
-            "round": k, "step": step, "answered": len(chosen), "found": len(wrong), "corrected": corrected,
-            "reference_used": len(wrong) - corrected, "replayed": len(positions),
-            "from_position": from_position, "seed": seed,
+            "round": k,
+            "step": step,
+            "answered": len(chosen),
+            "found": len(wrong),
+            "corrected": corrected,
+            "reference_used": len(wrong) - corrected,
+            "replayed": len(positions),
+            "from_position": from_position,
+            "seed": seed,
         }
         if self.is_main:
             self._write(k, corrections, entry)
-        log.info("reflective correction round %d at step %d: answered %d, wrong %d, corrected by the model %d, "
-                 "reference used %d, replayed %d times", k, step, entry["answered"], entry["found"],
-                 corrected, entry["reference_used"], entry["replayed"])
+        log.info(
+            "reflective correction round %d at step %d: answered %d, wrong %d, corrected by the model %d, "
+            "reference used %d, replayed %d times",
+            k,
+            step,
+            entry["answered"],
+            entry["found"],
+            corrected,
+            entry["reference_used"],
+            entry["replayed"],
+        )
         return entry
 
     def _write(self, k: int, corrections: list[TrainItem], entry: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         samples = [
-            Sample(id=c.meta.get("id") or c.image.stem, image=c.image.name,
-                   turns=[Turn(image_tag(c.image.name) + "\n" + c.turns[0][0], c.turns[0][1])])
+            Sample(
+                id=c.meta.get("id") or c.image.stem,
+                image=c.image.name,
+                turns=[Turn(image_tag(c.image.name) + "\n" + c.turns[0][0], c.turns[0][1])],
+            )
             for c in corrections
         ]
         write_train_file(samples, self.dir / f"round_{k}.json")
-        items = [{"image": str(c.image), "turns": c.turns, "source": c.source, "kind": c.kind, "meta": c.meta}
-                 for c in corrections]
-        (self.dir / f"round_{k}.items.json").write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+        items = [
+            {"image": str(c.image), "turns": c.turns, "source": c.source, "kind": c.kind, "meta": c.meta}
+            for c in corrections
+        ]
+        (self.dir / f"round_{k}.items.json").write_text(
+            json.dumps(items, ensure_ascii=False), encoding="utf-8"
+        )
         with open(self.dir / "log.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")

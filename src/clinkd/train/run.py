@@ -42,7 +42,9 @@ def prepare_data(cfg: RunConfig):
     state = PartialState()
     if not root.exists():
         if not cfg.data.synth_if_missing:
-            raise ClinkdError(f"data.dir {root} does not exist (set data.synth_if_missing=true to generate it)")
+            raise ClinkdError(
+                f"data.dir {root} does not exist (set data.synth_if_missing=true to generate it)"
+            )
         with state.main_process_first():
             if state.is_main_process and not root.exists():
                 from clinkd.data import synth
@@ -55,11 +57,18 @@ def prepare_data(cfg: RunConfig):
 
 def rope_settings(cfg: RunConfig) -> dict:
     m = cfg.model
-    return {"scheme": m.rope, "text_to_image_gap": m.text_to_image_gap, "image_to_text_gap": m.image_to_text_gap,
-            "stride_h": m.stride_h, "stride_w": m.stride_w}
+    return {
+        "scheme": m.rope,
+        "text_to_image_gap": m.text_to_image_gap,
+        "image_to_text_gap": m.image_to_text_gap,
+        "stride_h": m.stride_h,
+        "stride_w": m.stride_w,
+    }
 
 
-def load_model(cfg: RunConfig, path: str | None = None, init: str | None = None, rope=None, share_processor=None):
+def load_model(
+    cfg: RunConfig, path: str | None = None, init: str | None = None, rope=None, share_processor=None
+):
     """``(model, processor)`` from a checkpoint folder, or a tiny model built under the output folder.
 
     A tiny model is built with ``share_processor``'s tokenizer when given (a student distilled from a
@@ -79,8 +88,9 @@ def load_model(cfg: RunConfig, path: str | None = None, init: str | None = None,
                 init_model_dir(target, size, rope=rope, seed=cfg.train.seed, processor=share_processor)
         path = str(target)
     dtype = getattr(torch, cfg.model.dtype)
-    model, processor = load(path, rope=rope, dtype=dtype, min_pixels=cfg.model.min_pixels,
-                            max_pixels=cfg.model.max_pixels)
+    model, processor = load(
+        path, rope=rope, dtype=dtype, min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels
+    )
     conv = set_box_convention(model.config, training_box_convention(cfg, model.config))
     log.info("boxes in training text: %s convention (%s)", conv.key, path)
     return model, processor
@@ -111,8 +121,13 @@ def apply_lora_and_freezing(model, cfg: RunConfig):
         from clinkd.seeding import local_seed
 
         check_lora_targets(model, cfg.model.lora_target_modules)
-        lora = LoraConfig(r=cfg.model.lora_r, lora_alpha=cfg.model.lora_alpha, lora_dropout=cfg.model.lora_dropout,
-                          target_modules=cfg.model.lora_target_modules, task_type="CAUSAL_LM")
+        lora = LoraConfig(
+            r=cfg.model.lora_r,
+            lora_alpha=cfg.model.lora_alpha,
+            lora_dropout=cfg.model.lora_dropout,
+            target_modules=cfg.model.lora_target_modules,
+            task_type="CAUSAL_LM",
+        )
         with local_seed(cfg.train.seed):  # seeded adapters, whatever ran before; the caller's RNG untouched
             model = get_peft_model(model, lora)
     return model
@@ -127,8 +142,10 @@ def check_lora_targets(model, targets: list[str]) -> None:
     names = [n for n, _ in model.named_modules()]
     missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
     if missing:
-        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-                        - {str(i) for i in range(100)})  # positions in a Sequential name no layer kind
+        linear = sorted(
+            {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+            - {str(i) for i in range(100)}
+        )  # positions in a Sequential name no layer kind
         raise ConfigError(
             f"model.lora_target_modules: {', '.join(map(repr, missing))} names no module of {type(model).__name__}; "
             f"its linear layers are named {', '.join(linear[:24])}{' ...' if len(linear) > 24 else ''}"
@@ -167,8 +184,10 @@ def resume_checkpoint(cfg: RunConfig, resume: bool) -> str | None:
     last, skipped = last_complete_checkpoint(out)
     if last is None and skipped:
         why = "; ".join(f"{p.name}: {reason}" for p, reason in skipped)
-        raise ClinkdError(f"--resume: no complete checkpoint in {out} ({why}). Delete those folders and run "
-                          "without --resume to start over, or point train.output_dir at a run with one")
+        raise ClinkdError(
+            f"--resume: no complete checkpoint in {out} ({why}). Delete those folders and run "
+            "without --resume to start over, or point train.output_dir at a run with one"
+        )
     if last is not None:
         log.info("resuming from %s", last)
         return str(last)
@@ -237,10 +256,23 @@ class CurriculumLog(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kwargs):
         for p in self.at.pop(state.global_step, ()):
-            log.info("curriculum phase %d at step %d: %d pseudo-labelled samples entered (pool %d, margin >= %.3f)",
-                     p.index + 1, state.global_step, p.entered, p.pool, p.threshold)
-            state.log_history.append({"step": state.global_step, "curriculum_phase": p.index + 1,
-                                      "entered": p.entered, "pool": p.pool, "threshold": p.threshold})
+            log.info(
+                "curriculum phase %d at step %d: %d pseudo-labelled samples entered (pool %d, margin >= %.3f)",
+                p.index + 1,
+                state.global_step,
+                p.entered,
+                p.pool,
+                p.threshold,
+            )
+            state.log_history.append(
+                {
+                    "step": state.global_step,
+                    "curriculum_phase": p.index + 1,
+                    "entered": p.entered,
+                    "pool": p.pool,
+                    "threshold": p.threshold,
+                }
+            )
         return control
 
 
@@ -255,16 +287,24 @@ def run_sft(cfg: RunConfig, resume: bool = False) -> Path:
     steps = cfg.train.max_steps
     gb = global_batch(cfg)
     dataset = ScheduledDataset(items, shuffled_order(len(items), steps * gb, cfg.train.seed))
-    trainer = ClinKDTrainer(model=model, args=cfg.train, train_dataset=dataset,
-                            data_collator=ConversationCollator(processor, boxes=box_codec(model, processor)),
-                            processing_class=processor)
+    trainer = ClinKDTrainer(
+        model=model,
+        args=cfg.train,
+        train_dataset=dataset,
+        data_collator=ConversationCollator(processor, boxes=box_codec(model, processor)),
+        processing_class=processor,
+    )
     checkpoint = resume_checkpoint(cfg, resume)
     if cfg.rct.enabled:
         from clinkd.train.rct import ReflectiveCorrection, fetched_ahead
 
         a = cfg.train
-        ahead = fetched_ahead(a.per_device_train_batch_size, max(1, a.world_size), a.dataloader_num_workers,
-                              a.dataloader_prefetch_factor)
+        ahead = fetched_ahead(
+            a.per_device_train_batch_size,
+            max(1, a.world_size),
+            a.dataloader_num_workers,
+            a.dataloader_prefetch_factor,
+        )
         embedder = None
         if zero3_active():  # loaded whole now: built lazily during training, ZeRO-3 would partition it
             from clinkd.infer.similarity import Embedder
@@ -272,9 +312,18 @@ def run_sft(cfg: RunConfig, resume: bool = False) -> Path:
             with outside_zero3():
                 embedder = Embedder()
                 _ = embedder.model
-        rct = ReflectiveCorrection(cfg.rct, dataset, processor, cfg.train.output_dir, max_steps=steps,
-                                   global_batch=gb, lookahead=ahead, embedder=embedder,
-                                   seed=cfg.train.seed, is_main_process=trainer.is_world_process_zero())
+        rct = ReflectiveCorrection(
+            cfg.rct,
+            dataset,
+            processor,
+            cfg.train.output_dir,
+            max_steps=steps,
+            global_batch=gb,
+            lookahead=ahead,
+            embedder=embedder,
+            seed=cfg.train.seed,
+            is_main_process=trainer.is_world_process_zero(),
+        )
         restored = rct.restore(checkpoint_step(checkpoint)) if checkpoint else 0
         if restored:
             log.info("re-applied %d reflective-correction round(s) from before the checkpoint", restored)
@@ -300,35 +349,64 @@ def run_distill(cfg: RunConfig, resume: bool = False) -> Path:
     codec = box_codec(model, processor)
     t_conv = get_box_convention(teacher.config)
     if t_conv != codec.convention:
-        log.warning("the teacher answers in the %s box convention, the student trains in %s: pseudo-labels are "
-                    "read back into Med-GRIT form and written in %s, and the teacher's logits are taken on text "
-                    "in a form it was not trained in", t_conv.key, codec.convention.key, codec.convention.key)
+        log.warning(
+            "the teacher answers in the %s box convention, the student trains in %s: pseudo-labels are "
+            "read back into Med-GRIT form and written in %s, and the teacher's logits are taken on text "
+            "in a form it was not trained in",
+            t_conv.key,
+            codec.convention.key,
+            codec.convention.key,
+        )
     teacher.to(cfg.train.device)
     # every process labels its share of the subset; the shards are gathered into one cache
     with outside_zero3():  # generate must not sync processes (synced_gpus) for a whole teacher
-        labelled, stats = pseudo_label(teacher, processor, items, cfg.distill, cache_dir=cfg.train.output_dir,
-                                       vocab_size=shared, seed=cfg.train.seed, boxes=codec)
+        labelled, stats = pseudo_label(
+            teacher,
+            processor,
+            items,
+            cfg.distill,
+            cache_dir=cfg.train.output_dir,
+            vocab_size=shared,
+            seed=cfg.train.seed,
+            boxes=codec,
+        )
     model = apply_lora_and_freezing(model, cfg)
     cfg = with_max_steps(cfg, len(labelled))
     steps = cfg.train.max_steps
     gb = global_batch(cfg)
-    order, phases = curriculum_order([it.margin or 0.0 for it in labelled], steps * gb,
-                                     cfg.distill.curriculum_phases, cfg.train.seed)
+    order, phases = curriculum_order(
+        [it.margin or 0.0 for it in labelled], steps * gb, cfg.distill.curriculum_phases, cfg.train.seed
+    )
     dataset = ScheduledDataset(labelled, order)
     online = cfg.distill.teacher_logits == "online"
     if not online:  # its logits are cached with the pseudo-labels: free the memory
         del teacher
         teacher = None
-    trainer = ClinKDTrainer(model=model, args=cfg.train, train_dataset=dataset,
-                            data_collator=ConversationCollator(processor, boxes=codec), processing_class=processor,
-                            teacher=teacher, alpha=cfg.distill.alpha, temperature=cfg.distill.temperature)
+    trainer = ClinKDTrainer(
+        model=model,
+        args=cfg.train,
+        train_dataset=dataset,
+        data_collator=ConversationCollator(processor, boxes=codec),
+        processing_class=processor,
+        teacher=teacher,
+        alpha=cfg.distill.alpha,
+        temperature=cfg.distill.temperature,
+    )
     trainer.add_callback(CurriculumLog(phases, gb))
     if trainer.is_world_process_zero():
         Path(cfg.train.output_dir).mkdir(parents=True, exist_ok=True)
-        (Path(cfg.train.output_dir) / "distill_stats.json").write_text(json.dumps(
-            {**stats, "phases": [p.__dict__ for p in phases]}, indent=1), encoding="utf-8")
-    log.info("distill: %d pseudo-labelled samples, %d steps, global batch %d, %d curriculum phases, teacher "
-             "logits %s", len(labelled), steps, gb, len(phases), cfg.distill.teacher_logits)
+        (Path(cfg.train.output_dir) / "distill_stats.json").write_text(
+            json.dumps({**stats, "phases": [p.__dict__ for p in phases]}, indent=1), encoding="utf-8"
+        )
+    log.info(
+        "distill: %d pseudo-labelled samples, %d steps, global batch %d, %d curriculum phases, teacher "
+        "logits %s",
+        len(labelled),
+        steps,
+        gb,
+        len(phases),
+        cfg.distill.teacher_logits,
+    )
     trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, resume))
     return save_final(trainer, model, processor, cfg)
 
@@ -346,6 +424,7 @@ def check_vocabularies(teacher_tok, student_tok, teacher_path) -> None:
 
 def embedding_rows(model) -> tuple[int, int]:
     """(input embedding rows, output (lm_head) rows) of a model, partitioned by ZeRO-3 or not."""
+
     def rows(weight) -> int:
         return int(getattr(weight, "ds_shape", weight.shape)[0])  # ZeRO-3 leaves an empty stub + ds_shape
 
@@ -369,8 +448,13 @@ def check_embedding_sizes(teacher, student, tokenizer, teacher_path) -> int:
             "embeddings match their tokenizer"
         )
     if t_out != s_out:
-        log.info("teacher (%d logits) and student (%d logits) differ in padding rows: distilling over the %d "
-                 "they share", t_out, s_out, shared)
+        log.info(
+            "teacher (%d logits) and student (%d logits) differ in padding rows: distilling over the %d "
+            "they share",
+            t_out,
+            s_out,
+            shared,
+        )
     return shared
 
 
@@ -384,15 +468,22 @@ def check_output_dirs(configs: list[RunConfig]) -> None:
     for cfg in configs:
         what = f"train.output_dir of stage {cfg.name}" if len(configs) > 1 else "train.output_dir"
         out = Path(cfg.train.output_dir).resolve()
-        for key, value in (("model.path", cfg.model.path), ("distill.teacher", cfg.distill.teacher),
-                           ("data.dir", cfg.data.dir)):
+        for key, value in (
+            ("model.path", cfg.model.path),
+            ("distill.teacher", cfg.distill.teacher),
+            ("data.dir", cfg.data.dir),
+        ):
             if value and Path(value).resolve() == out:
-                raise ClinkdError(f"{what} {cfg.train.output_dir} is the {key}: training would overwrite it; give "
-                                  "another train.output_dir")
+                raise ClinkdError(
+                    f"{what} {cfg.train.output_dir} is the {key}: training would overwrite it; give "
+                    "another train.output_dir"
+                )
         try:
             output_dir(cfg.train.output_dir, force=True, what=what)
         except OSError as err:  # e.g. a name too long, or a read-only file system
-            raise ClinkdError(f"{what} {cfg.train.output_dir}: cannot create it ({err.strerror or err})") from None
+            raise ClinkdError(
+                f"{what} {cfg.train.output_dir}: cannot create it ({err.strerror or err})"
+            ) from None
 
 
 def run_stage(cfg: RunConfig, resume: bool = False) -> Path:

@@ -44,7 +44,9 @@ class Phase:
     threshold: float
 
 
-def curriculum_order(margins: Sequence[float], length: int, phases: int, seed: int) -> tuple[list[int], list[Phase]]:
+def curriculum_order(
+    margins: Sequence[float], length: int, phases: int, seed: int
+) -> tuple[list[int], list[Phase]]:
     """Most confident first: phase ``k`` of ``phases`` admits the top ``(k+1)/phases`` of the items by margin.
 
     The threshold margin falls phase by phase (method.md §2). Within a phase the newly admitted items
@@ -123,7 +125,9 @@ class ScheduledDataset(Dataset):
                 # our own file, written by the training process a moment ago (not user input)
                 first, new_items = pickle.load(fh)
             if first != len(self.items):
-                raise RuntimeError(f"schedule spool {f} starts at item {first}, this copy holds {len(self.items)}")
+                raise RuntimeError(
+                    f"schedule spool {f} starts at item {first}, this copy holds {len(self.items)}"
+                )
             self.items += new_items
             self._spooled += 1
 

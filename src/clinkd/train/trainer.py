@@ -60,7 +60,9 @@ class ClinKDTrainer(Trainer):
         # hook: clinkd.upstream)
         self.model_accepts_loss_kwargs = True
         self._parts: dict[str, float] = defaultdict(float)
-        self._seen = torch.zeros(len(ITEM_KINDS), dtype=torch.long)  # items trained on since the last log, by kind
+        self._seen = torch.zeros(
+            len(ITEM_KINDS), dtype=torch.long
+        )  # items trained on since the last log, by kind
         self._parts_since_step: int | None = None  # the step the parts started at (set on the first batch)
         self._last_log_time = time.perf_counter()
 
@@ -87,13 +89,16 @@ class ClinKDTrainer(Trainer):
         """
         model = model if model is not None else self.model
         folder = Path(resume_from_checkpoint)
-        weights = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
+        weights = (folder / "model.safetensors").is_file() or (
+            folder / "model.safetensors.index.json"
+        ).is_file()
         plain = not hasattr(model, "peft_config")  # peft checkpoints hold adapters: the stock path loads them
         if not weights or not plain or self.is_deepspeed_enabled or self.is_fsdp_enabled:
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
         dtype = next(model.parameters()).dtype
-        fresh = type(model).from_pretrained(resume_from_checkpoint, config=model.config, dtype=dtype,
-                                            use_safetensors=True)  # never a pickle
+        fresh = type(model).from_pretrained(
+            resume_from_checkpoint, config=model.config, dtype=dtype, use_safetensors=True
+        )  # never a pickle
         model.load_state_dict(fresh.state_dict(), strict=True)
         del fresh
 
@@ -121,7 +126,11 @@ class ClinKDTrainer(Trainer):
                 with torch.no_grad():
                     teacher_logits = self.teacher(**inputs).logits
             parts = distillation_loss(
-                logits, teacher_logits, labels, alpha=self.alpha, temperature=self.temperature,
+                logits,
+                teacher_logits,
+                labels,
+                alpha=self.alpha,
+                temperature=self.temperature,
                 num_items_in_batch=num_items_in_batch,
             )
             loss = parts.loss
@@ -145,7 +154,11 @@ class ClinKDTrainer(Trainer):
             total = float(self.accelerator.reduce(loss.float().reshape(1), reduction="sum"))
         if not math.isfinite(total):
             step = self.state.global_step + 1
-            where = f"the loss is {value}" if not math.isfinite(value) else "the loss of another process is not finite"
+            where = (
+                f"the loss is {value}"
+                if not math.isfinite(value)
+                else "the loss of another process is not finite"
+            )
             raise ClinkdError(
                 f"training stopped at step {step}: {where}, the run diverged. Lower train.learning_rate (now "
                 f"{self.args.learning_rate:g}) or add warm-up (train.warmup_steps); no weights of this step were saved"
@@ -159,12 +172,16 @@ class ClinKDTrainer(Trainer):
         for n, p in model.named_parameters():
             if p.requires_grad:
                 t = getattr(p, "ds_tensor", p)  # DeepSpeed ZeRO-3: this process's partition
-                named.append((n, t.to_local() if hasattr(t, "to_local") else t))  # FSDP2 DTensor: the local shard
+                named.append(
+                    (n, t.to_local() if hasattr(t, "to_local") else t)
+                )  # FSDP2 DTensor: the local shard
         if not named:
             return []
         with torch.no_grad():
             # a sum is NaN/inf when any value is, and needs no tensor-sized temporary (one sync in all)
-            bad = torch.stack([~torch.isfinite(t.sum(dtype=torch.float32)).to(self.args.device) for _, t in named])
+            bad = torch.stack(
+                [~torch.isfinite(t.sum(dtype=torch.float32)).to(self.args.device) for _, t in named]
+            )
             if self.args.world_size > 1:  # partitions differ between processes: agree on the verdict
                 bad = self.accelerator.reduce(bad.int(), reduction="sum").bool()
         return [n for (n, _), b in zip(named, bad.tolist()) if b]
@@ -194,12 +211,18 @@ class ClinKDTrainer(Trainer):
             # loss parts (per-step means) and the items of each kind trained on since the last log, in one
             # tensor: a single gather when every process logs; parts are averaged, counts summed
             # ("seen_correction" counts reflective-correction replays that really reached training)
-            values = torch.cat([torch.tensor([self._parts[k] / steps for k in names], dtype=torch.float64),
-                                self._seen.to(torch.float64)]).to(self.args.device)
+            values = torch.cat(
+                [
+                    torch.tensor([self._parts[k] / steps for k in names], dtype=torch.float64),
+                    self._seen.to(torch.float64),
+                ]
+            ).to(self.args.device)
             if self.args.world_size > 1:
                 per_process = self.accelerator.gather(values).view(self.args.world_size, -1)
-                values = torch.cat([per_process[:, : len(names)].mean(0), per_process[:, len(names):].sum(0)])
-            parts, seen = values[: len(names)].tolist(), values[len(names):].tolist()
+                values = torch.cat(
+                    [per_process[:, : len(names)].mean(0), per_process[:, len(names) :].sum(0)]
+                )
+            parts, seen = values[: len(names)].tolist(), values[len(names) :].tolist()
             for k, v in zip(names, parts):
                 logs[k] = round(v, 4)
             for k, v in zip(ITEM_KINDS, seen):

@@ -16,5 +16,13 @@ from clinkd.data.synth.render import RENDERERS, render
 from clinkd.data.synth.scene import SynthImage, SynthObject
 from clinkd.data.synth.shapes import generate_shapes
 
-__all__ = ["DEFAULT_IMAGES", "RENDERERS", "SynthImage", "SynthObject", "generate", "generate_shapes", "render",
-           "text_corpus"]
+__all__ = [
+    "DEFAULT_IMAGES",
+    "RENDERERS",
+    "SynthImage",
+    "SynthObject",
+    "generate",
+    "generate_shapes",
+    "render",
+    "text_corpus",
+]

@@ -94,7 +94,9 @@ def _targets(si: SynthImage, task: str) -> list:
 def _choose(si: SynthImage, task: str, rng: np.random.Generator):
     """A target for ``task``; findings are favoured (half the time when the image has one)."""
     options = _targets(si, task)
-    lesions = [t for t in options if t is not None and text.kind_of(t if isinstance(t, str) else t.name) == "lesion"]
+    lesions = [
+        t for t in options if t is not None and text.kind_of(t if isinstance(t, str) else t.name) == "lesion"
+    ]
     if lesions and rng.random() < 0.5:
         options = lesions
     return options[int(rng.integers(len(options)))]
@@ -105,11 +107,15 @@ def test_samples(si: SynthImage, image: str, rng: np.random.Generator) -> dict[s
     out = {}
     for task in TASKS:
         q, a = _turn(si, task, _choose(si, task, rng), rng)
-        out[task] = Sample(id=Path(image).stem, image=image, turns=[Turn(image_tag(image) + "\n" + q, a)], task=task)
+        out[task] = Sample(
+            id=Path(image).stem, image=image, turns=[Turn(image_tag(image) + "\n" + q, a)], task=task
+        )
     return out
 
 
-def train_sample(si: SynthImage, image: str, rng: np.random.Generator, tasks_out: list | None = None) -> Sample:
+def train_sample(
+    si: SynthImage, image: str, rng: np.random.Generator, tasks_out: list | None = None
+) -> Sample:
     """A 3–6 turn sample mixing the tasks (no repeated question target, so at most one MII turn).
 
     The task of each turn is appended to ``tasks_out`` when given.
@@ -150,8 +156,9 @@ def _make_star(args):
     return _make(*args)
 
 
-def _build(seed: int, n_images: int, test_fraction: float, image_dir: Path | None, progress: bool,
-           workers: int = 1):
+def _build(
+    seed: int, n_images: int, test_fraction: float, image_dir: Path | None, progress: bool, workers: int = 1
+):
     items = plan(seed, n_images, test_fraction)
     jobs = [(seed, mod, k, split, image_dir) for mod, k, split in items]
     if workers > 1 and len(jobs) >= 64:
@@ -183,8 +190,15 @@ def _logged(results, total: int, progress: bool):
         yield r
 
 
-def generate(out_dir: str | PathLike, *, seed: int = 0, n_images: int = DEFAULT_IMAGES, test_fraction: float = 0.2,
-             progress: bool = False, workers: int | None = None) -> dict:
+def generate(
+    out_dir: str | PathLike,
+    *,
+    seed: int = 0,
+    n_images: int = DEFAULT_IMAGES,
+    test_fraction: float = 0.2,
+    progress: bool = False,
+    workers: int | None = None,
+) -> dict:
     """Write a synthetic Med-GRIT dataset to ``out_dir`` and return a summary.
 
     The same arguments give the same bytes in every file. Existing files of the same names are
@@ -216,12 +230,17 @@ def generate(out_dir: str | PathLike, *, seed: int = 0, n_images: int = DEFAULT_
             split: {
                 "images": sum(1 for it in items if it[2] == split),
                 "records": len(train) if split == "train" else sum(len(v) for v in test.values()),
-                "turns": sum(len(s.turns) for s in train) if split == "train" else sum(len(v) for v in test.values()),
+                "turns": sum(len(s.turns) for s in train)
+                if split == "train"
+                else sum(len(v) for v in test.values()),
                 "modalities": dict(Counter(it[0] for it in items if it[2] == split)),
             }
             for split in ("train", "test")
         },
-        "tasks": {"train": {t: train_tasks.get(t, 0) for t in TASKS}, "test": {t: len(test[t]) for t in TASKS}},
+        "tasks": {
+            "train": {t: train_tasks.get(t, 0) for t in TASKS},
+            "test": {t: len(test[t]) for t in TASKS},
+        },
     }
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     if progress:

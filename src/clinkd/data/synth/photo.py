@@ -51,12 +51,17 @@ def render_endoscopy(rng: np.random.Generator) -> SynthImage:
         irr = 0.16 if s.chance(0.4) else 0.05
         m = s.blob(*p, r, r * s.u(0.75, 1.0), s.u(0, 180), irr)
         red = s.chance(0.5)
-        rgb = np.float32([s.u(0.82, 0.95), s.u(0.25, 0.33), s.u(0.22, 0.3)] if red
-                         else [s.u(0.88, 0.98), s.u(0.52, 0.62), s.u(0.5, 0.58)])
+        rgb = np.float32(
+            [s.u(0.82, 0.95), s.u(0.25, 0.33), s.u(0.22, 0.3)]
+            if red
+            else [s.u(0.88, 0.98), s.u(0.52, 0.62), s.u(0.5, 0.58)]
+        )
         h = np.sqrt(np.clip(1 - ((s.xx - p[0]) ** 2 + (s.yy - p[1]) ** 2) / (r * r * 1.2), 0, 1))
         _paint(img, s.blob(p[0] + 2, p[1] + 4, r * 1.05, r, 0, 0.05) & ~m, (0.25, 0.08, 0.07), 0.6)  # shadow
         _paint(img, m, (0.5 + 0.55 * h)[..., None] * rgb)
-        _paint(img, s.ellipse(p[0] - 0.35 * r, p[1] - 0.35 * r, 0.18 * r, 0.12 * r, 30) & m, (1, 0.97, 0.95), 0.8)
+        _paint(
+            img, s.ellipse(p[0] - 0.35 * r, p[1] - 0.35 * r, 0.18 * r, 0.12 * r, 30) & m, (1, 0.97, 0.95), 0.8
+        )
         s.add("polyp", m, shape="lobulated" if irr > 0.1 else None, colour="reddish" if red else "pale pink")
         free &= ~s.ellipse(*p, 2 * r, 2 * r)
     for _ in range(int(rng.integers(5, 14))):  # specular highlights
@@ -96,15 +101,23 @@ def render_dermoscopy(rng: np.random.Generator) -> SynthImage:
         colour, note = ("light brown" if brown[0] > 0.53 else "brown"), "regular_network"
     col[net & m] *= 0.82
     _paint(img, alpha > 0.002, col, alpha)
-    s.add("melanoma" if melanoma else "nevus", m, shape="irregular" if melanoma else None, colour=colour, note=note)
+    s.add(
+        "melanoma" if melanoma else "nevus",
+        m,
+        shape="irregular" if melanoma else None,
+        colour=colour,
+        note=note,
+    )
     facts = ["derm_asymmetric" if melanoma else "derm_symmetric"]
     if s.chance(0.5):  # hairs
         hairs = []
         for _ in range(int(rng.integers(2, 7))):
             x0, y0, a = s.u(0, s.w), s.u(0, s.h), s.u(0, math.pi)
             bend = s.u(-0.01, 0.01)
-            pts = [(x0 + k * 6 * math.cos(a + bend * k * k), y0 + k * 6 * math.sin(a + bend * k * k))
-                   for k in range(-20, 21)]
+            pts = [
+                (x0 + k * 6 * math.cos(a + bend * k * k), y0 + k * 6 * math.sin(a + bend * k * k))
+                for k in range(-20, 21)
+            ]
             hairs.append((pts, 1.5))
         _paint(img, s.lines(hairs), (0.18, 0.12, 0.1), 0.85)
     img = s.blur(img, 0.6) + 0.006 * rng.standard_normal(img.shape, dtype=np.float32)
@@ -115,8 +128,17 @@ def render_dermoscopy(rng: np.random.Generator) -> SynthImage:
     return s.finish(img, "dermoscopy", field_mask=field, region="skin", view="", facts=facts)
 
 
-def _vessel_tree(s: Scene, x: float, y: float, heading: float, width: float, steps: int, bend: float, out: list,
-                 depth: int = 0) -> None:
+def _vessel_tree(
+    s: Scene,
+    x: float,
+    y: float,
+    heading: float,
+    width: float,
+    steps: int,
+    bend: float,
+    out: list,
+    depth: int = 0,
+) -> None:
     pts = [(x, y)]
     for k in range(steps):
         heading += bend + s.u(-0.08, 0.08)
@@ -126,8 +148,17 @@ def _vessel_tree(s: Scene, x: float, y: float, heading: float, width: float, ste
             out.append((pts, width))
             pts, width = [(x, y)], max(1.0, width * 0.93)
         if depth < 2 and k > 4 and s.chance(0.07):
-            _vessel_tree(s, x, y, heading + s.u(0.4, 0.9) * (1 if s.chance(0.5) else -1), width * 0.7,
-                         int(steps * 0.5), -bend * 0.5, out, depth + 1)
+            _vessel_tree(
+                s,
+                x,
+                y,
+                heading + s.u(0.4, 0.9) * (1 if s.chance(0.5) else -1),
+                width * 0.7,
+                int(steps * 0.5),
+                -bend * 0.5,
+                out,
+                depth + 1,
+            )
     if len(pts) > 1:
         out.append((pts, width))
 
@@ -158,7 +189,9 @@ def render_fundus(rng: np.random.Generator) -> SynthImage:
     temporal = math.pi if side > 0 else 0.0
     for up in (-1, 1):
         _vessel_tree(s, dx, dy, temporal + up * s.u(0.5, 0.8) * side, 4.0, 34, -up * side * 0.045, tree)
-        _vessel_tree(s, dx, dy, temporal + math.pi + up * s.u(0.4, 0.9) * side, 3.0, 18, up * side * 0.02, tree)
+        _vessel_tree(
+            s, dx, dy, temporal + math.pi + up * s.u(0.4, 0.9) * side, 3.0, 18, up * side * 0.02, tree
+        )
     vessels = s.lines(tree)
     _paint(img, vessels, (0.55, 0.1, 0.05), 0.75)
     avoid = disc | mac
@@ -175,7 +208,9 @@ def render_fundus(rng: np.random.Generator) -> SynthImage:
         if p is not None:
             m = np.zeros_like(field)
             for _ in range(int(rng.integers(5, 14))):
-                m |= s.ellipse(p[0] + s.u(-12, 12), p[1] + s.u(-9, 9), s.u(1.5, 3), s.u(1.5, 2.5), s.u(0, 180))
+                m |= s.ellipse(
+                    p[0] + s.u(-12, 12), p[1] + s.u(-9, 9), s.u(1.5, 3), s.u(1.5, 2.5), s.u(0, 180)
+                )
             _paint(img, m, (0.96, 0.86, 0.36))
             s.add("hard exudate", m, shape="clustered", colour="yellow")
     img = s.blur(img, 0.8) + 0.006 * rng.standard_normal(img.shape, dtype=np.float32)

@@ -44,8 +44,12 @@ def render_ct(rng: np.random.Generator) -> SynthImage:
         img[m] = 0.47
         img[m & (s.yy < gy - gr * 0.3)] = 0.02  # gas above the fluid level
         organs.append(("stomach", m))
-    m = s.blob(cx - rx * s.u(0.38, 0.48), cy - ry * s.u(0.05, 0.2), s.u(44, 58), s.u(40, 52),
-               s.u(-20, 10), 0.06) & cavity
+    m = (
+        s.blob(
+            cx - rx * s.u(0.38, 0.48), cy - ry * s.u(0.05, 0.2), s.u(44, 58), s.u(40, 52), s.u(-20, 10), 0.06
+        )
+        & cavity
+    )
     img[m] = 0.62 + 0.015 * s.smooth_noise(4)[m]
     liver = m
     organs.append(("liver", m))
@@ -69,8 +73,9 @@ def render_ct(rng: np.random.Generator) -> SynthImage:
     organs.append(("aorta", m))
     vr = s.u(12, 15)
     vb = s.ellipse(spx, spy, vr, vr * 0.9)
-    post = s.polygon([(spx - 12, spy + vr), (spx + 12, spy + vr), (spx + 5, spy + vr + 24),
-                      (spx - 5, spy + vr + 24)])
+    post = s.polygon(
+        [(spx - 12, spy + vr), (spx + 12, spy + vr), (spx + 5, spy + vr + 24), (spx - 5, spy + vr + 24)]
+    )
     vert = vb | post
     img[vert] = 0.93
     img[s.ellipse(spx, spy + vr + 5, 5, 4)] = 0.36  # spinal canal
@@ -119,8 +124,12 @@ def render_mr(rng: np.random.Generator) -> SynthImage:
     img[white] = wm
     sulci = brain & ~white & (np.abs(s.smooth_noise(7)) < 0.1)
     img[sulci] = csf
-    img[s.lines([([(cx, cy - ry + 12), (cx, cy - ry * 0.35)], 2), ([(cx, cy + ry * 0.45), (cx, cy + ry - 12)], 2)])
-        & brain] = csf  # falx
+    img[
+        s.lines(
+            [([(cx, cy - ry + 12), (cx, cy - ry * 0.35)], 2), ([(cx, cy + ry * 0.45), (cx, cy + ry - 12)], 2)]
+        )
+        & brain
+    ] = csf  # falx
     s.add("brain", brain)
     vents = []
     for side, name in ((-1, "right lateral ventricle"), (1, "left lateral ventricle")):
@@ -156,8 +165,20 @@ def render_x(rng: np.random.Generator) -> SynthImage:
     cx = s.w / 2 + s.u(-5, 5)
     img = np.full((s.h, s.w), 0.06, np.float32)
     j = lambda v: v + s.u(-4, 4)  # noqa: E731  jitter a coordinate
-    body = s.polygon([(j(cx - 28), 0), (j(cx + 28), 0), (j(cx + 34), 28), (j(cx + 104), 44), (j(cx + 116), 90),
-                      (j(cx + 112), s.h), (j(cx - 112), s.h), (j(cx - 116), 90), (j(cx - 104), 44), (j(cx - 34), 28)])
+    body = s.polygon(
+        [
+            (j(cx - 28), 0),
+            (j(cx + 28), 0),
+            (j(cx + 34), 28),
+            (j(cx + 104), 44),
+            (j(cx + 116), 90),
+            (j(cx + 112), s.h),
+            (j(cx - 112), s.h),
+            (j(cx - 116), 90),
+            (j(cx - 104), 44),
+            (j(cx - 34), 28),
+        ]
+    )
     img[body] = 0.55
     top, lungs, extent = s.u(44, 56), {}, []
     for side, name in ((-1, "right lung"), (1, "left lung")):
@@ -165,9 +186,17 @@ def render_x(rng: np.random.Generator) -> SynthImage:
         base = s.u(206, 226) + (6 if side > 0 else 0)
         hgt = base - top
         X = lambda f, m_=m_, L=L, side=side: cx + side * (m_ + f * (L - m_))  # noqa: E731
-        pts = [(X(0.42), top), (X(0.78), top + 0.1 * hgt), (X(0.97), top + 0.4 * hgt), (X(1.0), base),
-               (X(0.75), base - 0.07 * hgt), (X(0.4), base - 0.12 * hgt), (X(0.0), base - 0.1 * hgt),
-               (X(0.0), top + 0.25 * hgt), (X(0.15), top + 0.06 * hgt)]
+        pts = [
+            (X(0.42), top),
+            (X(0.78), top + 0.1 * hgt),
+            (X(0.97), top + 0.4 * hgt),
+            (X(1.0), base),
+            (X(0.75), base - 0.07 * hgt),
+            (X(0.4), base - 0.12 * hgt),
+            (X(0.0), base - 0.1 * hgt),
+            (X(0.0), top + 0.25 * hgt),
+            (X(0.15), top + 0.06 * hgt),
+        ]
         lungs[name] = (s.polygon(pts), base, X)
         extent.append(X(1.0))
     for m, _, X in lungs.values():
@@ -193,9 +222,18 @@ def render_x(rng: np.random.Generator) -> SynthImage:
     for side in (-1, 1):
         for i in range(9):
             y0 = top + 6 + i * s.u(17, 19)
-            ribs.append(([(cx + side * (14 + t * 96), y0 - 16 * math.sin(math.pi * t * 0.8) + 52 * t ** 2.5)
-                          for t in np.linspace(0, 1, 14)], 5))
-    near_lungs = s.blur(((lungs["right lung"][0] | lungs["left lung"][0]) & ~heart).astype(np.float32), 4) > 0.1
+            ribs.append(
+                (
+                    [
+                        (cx + side * (14 + t * 96), y0 - 16 * math.sin(math.pi * t * 0.8) + 52 * t**2.5)
+                        for t in np.linspace(0, 1, 14)
+                    ],
+                    5,
+                )
+            )
+    near_lungs = (
+        s.blur(((lungs["right lung"][0] | lungs["left lung"][0]) & ~heart).astype(np.float32), 4) > 0.1
+    )
     img += s.lines(ribs) * near_lungs * 0.09
     if s.chance(0.6):  # gastric bubble under the left hemidiaphragm
         img[s.ellipse(cx + s.u(40, 60), lungs["left lung"][1] + s.u(14, 20), s.u(10, 16), s.u(6, 9))] = 0.25
@@ -233,17 +271,24 @@ def render_pet(rng: np.random.Generator) -> SynthImage:
     pelvis = s.ellipse(cx, 232, s.u(54, 60), 32)
     legs = s.polygon([(cx - 52, 236), (cx - 4, 236), (cx - 8, 320), (cx - 40, 320)])
     legs |= s.polygon([(cx + 4, 236), (cx + 52, 236), (cx + 40, 320), (cx + 8, 320)])
-    body = head | torso | pelvis | legs | s.polygon([(cx - 11, 50), (cx + 11, 50), (cx + 13, 80), (cx - 13, 80)])
+    body = (
+        head | torso | pelvis | legs | s.polygon([(cx - 11, 50), (cx + 11, 50), (cx + 13, 80), (cx - 13, 80)])
+    )
     if s.chance(0.5):
         body |= s.ellipse(cx - 80, 150, 11, 82, 4) | s.ellipse(cx + 80, 150, 11, 82, -4)
     img[body] = 0.10 + 0.03 * s.smooth_noise(12)[body]
-    organs = [("brain", s.ellipse(cx, 34, s.u(17, 20), s.u(21, 24)), s.u(0.75, 0.95)),
-              ("heart", s.blob(cx + s.u(6, 16), s.u(110, 122), s.u(14, 20), s.u(12, 16), s.u(-30, 0), 0.05),
-               s.u(0.3, 0.85)),
-              ("liver", s.blob(cx - s.u(18, 28), s.u(148, 158), s.u(26, 34), s.u(18, 24), s.u(-15, 5), 0.05), 0.26),
-              ("right kidney", s.ellipse(cx - s.u(20, 26), s.u(168, 176), 8, 14, 10), s.u(0.4, 0.6)),
-              ("left kidney", s.ellipse(cx + s.u(20, 26), s.u(170, 178), 8, 14, -10), s.u(0.4, 0.6)),
-              ("bladder", s.ellipse(cx + s.u(-3, 3), s.u(236, 246), s.u(11, 17), s.u(9, 13)), s.u(0.85, 1.0))]
+    organs = [
+        ("brain", s.ellipse(cx, 34, s.u(17, 20), s.u(21, 24)), s.u(0.75, 0.95)),
+        (
+            "heart",
+            s.blob(cx + s.u(6, 16), s.u(110, 122), s.u(14, 20), s.u(12, 16), s.u(-30, 0), 0.05),
+            s.u(0.3, 0.85),
+        ),
+        ("liver", s.blob(cx - s.u(18, 28), s.u(148, 158), s.u(26, 34), s.u(18, 24), s.u(-15, 5), 0.05), 0.26),
+        ("right kidney", s.ellipse(cx - s.u(20, 26), s.u(168, 176), 8, 14, 10), s.u(0.4, 0.6)),
+        ("left kidney", s.ellipse(cx + s.u(20, 26), s.u(170, 178), 8, 14, -10), s.u(0.4, 0.6)),
+        ("bladder", s.ellipse(cx + s.u(-3, 3), s.u(236, 246), s.u(11, 17), s.u(9, 13)), s.u(0.85, 1.0)),
+    ]
     busy = np.zeros_like(body)
     for name, m, v in organs:
         img[m] = v
@@ -261,6 +306,17 @@ def render_pet(rng: np.random.Generator) -> SynthImage:
         s.add("lesion", m)
         trunk &= ~s.ellipse(*p, 2 * r + 4, 2 * r + 4)
     img = s.blur(img, 1.4)
-    img = np.clip(img + 0.04 * np.sqrt(np.clip(img, 0, 1)) * rng.standard_normal(img.shape, dtype=np.float32), 0, 1) ** 0.85
-    return s.finish(img.astype(np.float32), "pet", region="whole body", view="coronal",
-                    facts=["pet_physiologic"], foreground=body)
+    img = (
+        np.clip(
+            img + 0.04 * np.sqrt(np.clip(img, 0, 1)) * rng.standard_normal(img.shape, dtype=np.float32), 0, 1
+        )
+        ** 0.85
+    )
+    return s.finish(
+        img.astype(np.float32),
+        "pet",
+        region="whole body",
+        view="coronal",
+        facts=["pet_physiologic"],
+        foreground=body,
+    )

@@ -118,8 +118,16 @@ class Scene:
         """(H, W) bool: an ellipse with semi-axes ``rx``, ``ry`` rotated by ``angle`` degrees."""
         return self.blob(cx, cy, rx, ry, angle, irregularity=0.0)
 
-    def blob(self, cx: float, cy: float, rx: float, ry: float, angle: float = 0.0,
-             irregularity: float = 0.1, harmonics: int = 5) -> np.ndarray:
+    def blob(
+        self,
+        cx: float,
+        cy: float,
+        rx: float,
+        ry: float,
+        angle: float = 0.0,
+        irregularity: float = 0.1,
+        harmonics: int = 5,
+    ) -> np.ndarray:
         """(H, W) bool: an ellipse whose radius is modulated by random low harmonics of the angle."""
         amps = [irregularity * float(self.rng.normal()) / k for k in range(2, harmonics + 1)]
         phases = [self.u(0, 2 * math.pi) for _ in range(2, harmonics + 1)]
@@ -154,8 +162,9 @@ class Scene:
         img = Image.new("L", (self.w, self.h), 0)
         draw = ImageDraw.Draw(img)
         for pts, width in polylines:
-            draw.line([(float(x), float(y)) for x, y in pts], fill=1, width=max(1, round(width)),
-                      joint="curve")
+            draw.line(
+                [(float(x), float(y)) for x, y in pts], fill=1, width=max(1, round(width)), joint="curve"
+            )
         return np.asarray(img, dtype=bool)
 
     # -- textures -----------------------------------------------------------------------------
@@ -203,9 +212,17 @@ class Scene:
         i = int(self.rng.integers(ys.size))
         return float(xs[i]) + 0.5, float(ys[i]) + 0.5
 
-    def finish(self, pixels: np.ndarray, modality: str, *, field_mask: np.ndarray | None = None,
-               region: str, view: str = "", facts: list[str] | None = None,
-               foreground: np.ndarray | None = None) -> SynthImage:
+    def finish(
+        self,
+        pixels: np.ndarray,
+        modality: str,
+        *,
+        field_mask: np.ndarray | None = None,
+        region: str,
+        view: str = "",
+        facts: list[str] | None = None,
+        foreground: np.ndarray | None = None,
+    ) -> SynthImage:
         """Quantise ``pixels`` to 8 bits, clip masks to the field, compute boxes and caption words.
 
         ``foreground`` (default: the field, else every pixel) limits the ring of surroundings an
@@ -213,7 +230,11 @@ class Scene:
         """
         arr = np.clip(pixels * 255.0 + 0.5, 0, 255).astype(np.uint8)
         image = Image.fromarray(arr, mode="RGB" if arr.ndim == 3 else "L")
-        lum = arr.astype(np.float32) if arr.ndim == 2 else arr.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+        lum = (
+            arr.astype(np.float32)
+            if arr.ndim == 2
+            else arr.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+        )
         if foreground is None:
             foreground = field_mask if field_mask is not None else np.ones((self.h, self.w), bool)
         kept = []
@@ -234,8 +255,15 @@ def _describe(obj: SynthObject, lum: np.ndarray, foreground: np.ndarray, w: int,
     cx, cy = (x0 + x1) / 2 / w, (y0 + y1) / 2 / h
     vert = "upper" if cy < 0.38 else "lower" if cy > 0.62 else ""
     horiz = "left" if cx < 0.38 else "right" if cx > 0.62 else ""
-    obj.location = (f"{vert} {horiz}" if vert and horiz else f"{vert} central" if vert
-                    else f"middle {horiz}" if horiz else "centre")
+    obj.location = (
+        f"{vert} {horiz}"
+        if vert and horiz
+        else f"{vert} central"
+        if vert
+        else f"middle {horiz}"
+        if horiz
+        else "centre"
+    )
     area = int(obj.mask.sum())
     obj.area_fraction = area / (w * h)
     f = obj.area_fraction

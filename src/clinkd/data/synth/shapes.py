@@ -42,16 +42,37 @@ log = logging.getLogger(__name__)
 
 MODALITY = "shapes"  # image-name prefix; listed in clinkd.data.sample.PRETRAINING_MODALITIES
 DEFAULT_SHAPES_IMAGES = 2000
-IMAGE_SIZES = ((160, 160), (224, 224), (256, 256), (320, 320), (256, 192), (192, 256), (320, 240), (240, 320),
-               (288, 192), (192, 288), (320, 200))  # (W, H)
+IMAGE_SIZES = (
+    (160, 160),
+    (224, 224),
+    (256, 256),
+    (320, 320),
+    (256, 192),
+    (192, 256),
+    (320, 240),
+    (240, 320),
+    (288, 192),
+    (192, 288),
+    (320, 200),
+)  # (W, H)
 COLOURS: dict[str, tuple[float, float, float]] = {
-    "red": (0.85, 0.12, 0.12), "green": (0.13, 0.62, 0.22), "blue": (0.13, 0.30, 0.85),
-    "yellow": (0.96, 0.86, 0.12), "orange": (0.98, 0.55, 0.08), "purple": (0.55, 0.20, 0.72),
-    "white": (0.97, 0.97, 0.97), "black": (0.07, 0.07, 0.07), "grey": (0.52, 0.52, 0.52),
+    "red": (0.85, 0.12, 0.12),
+    "green": (0.13, 0.62, 0.22),
+    "blue": (0.13, 0.30, 0.85),
+    "yellow": (0.96, 0.86, 0.12),
+    "orange": (0.98, 0.55, 0.08),
+    "purple": (0.55, 0.20, 0.72),
+    "white": (0.97, 0.97, 0.97),
+    "black": (0.07, 0.07, 0.07),
+    "grey": (0.52, 0.52, 0.52),
 }
 BACKGROUNDS: dict[str, tuple[float, float, float]] = {
-    "light grey": (0.80, 0.80, 0.80), "cream": (0.95, 0.92, 0.80), "pale blue": (0.76, 0.86, 0.95),
-    "pale green": (0.80, 0.92, 0.78), "beige": (0.85, 0.78, 0.65), "dark grey": (0.22, 0.22, 0.24),
+    "light grey": (0.80, 0.80, 0.80),
+    "cream": (0.95, 0.92, 0.80),
+    "pale blue": (0.76, 0.86, 0.95),
+    "pale green": (0.80, 0.92, 0.78),
+    "beige": (0.85, 0.78, 0.65),
+    "dark grey": (0.22, 0.22, 0.24),
     "navy": (0.08, 0.11, 0.30),
 }
 SHAPES = ("circle", "square", "rectangle", "triangle", "star", "ring", "cross", "diamond", "hexagon")
@@ -63,33 +84,75 @@ ABSENT_P = 0.1  # grounding / counting questions about something not in the pict
 
 # -- words -------------------------------------------------------------------------------------------------
 # No wording of the Med-GRIT templates: grounding questions name plain objects (sometimes in <ref> tags).
-GROUND_NAME = ("Where's the {name}?", "Put a box around the {name}.", "Which part of the picture holds the {name}?",
-               "Mark the {name} with a box.", "Where in the picture is the {name}?", "Draw a box around the {name}.")
-GROUND_SHAPE = ("Find every {shape}.", "Mark all the {shapes}.", "Box each {shape} in the picture.",
-                "Where are the {shapes}?", "Are there any {shapes}? Show them.")
-GROUND_COLOUR = ("Show me the {colour} shape.", "Find everything that is {colour}.",
-                 "Which shapes are {colour}? Box them.", "Mark every {colour} object.")
+GROUND_NAME = (
+    "Where's the {name}?",
+    "Put a box around the {name}.",
+    "Which part of the picture holds the {name}?",
+    "Mark the {name} with a box.",
+    "Where in the picture is the {name}?",
+    "Draw a box around the {name}.",
+)
+GROUND_SHAPE = (
+    "Find every {shape}.",
+    "Mark all the {shapes}.",
+    "Box each {shape} in the picture.",
+    "Where are the {shapes}?",
+    "Are there any {shapes}? Show them.",
+)
+GROUND_COLOUR = (
+    "Show me the {colour} shape.",
+    "Find everything that is {colour}.",
+    "Which shapes are {colour}? Box them.",
+    "Mark every {colour} object.",
+)
 ABSENT_NAME = ("There is no {name} in the picture.",)
 ABSENT_SHAPE = ("There are no {shapes} in the picture.",)
 ABSENT_COLOUR = ("Nothing in the picture is {colour}.",)
-REFER = ("What is in {box}?", "Which shape is at {box}?", "What do you see at {box}?", "Tell me what {box} contains.",
-         "What colour and shape is the thing in {box}?")
+REFER = (
+    "What is in {box}?",
+    "Which shape is at {box}?",
+    "What do you see at {box}?",
+    "Tell me what {box} contains.",
+    "What colour and shape is the thing in {box}?",
+)
 REFER_ANSWERS = ("{a}", "{a}", "It is {a}.", "That is {a}.")
-DESCRIBE = ("Describe the picture.", "What does this picture contain?", "Tell me what you see.",
-            "Give a short description of the scene.", "Describe the shapes in this picture and where they are.")
-SCENE = ("The picture shows {count} shapes on {ground}: {list}.", "There are {count} shapes on {ground}: {list}.",
-         "On {ground} there are {count} shapes: {list}.")
+DESCRIBE = (
+    "Describe the picture.",
+    "What does this picture contain?",
+    "Tell me what you see.",
+    "Give a short description of the scene.",
+    "Describe the shapes in this picture and where they are.",
+)
+SCENE = (
+    "The picture shows {count} shapes on {ground}: {list}.",
+    "There are {count} shapes on {ground}: {list}.",
+    "On {ground} there are {count} shapes: {list}.",
+)
 SCENE_ONE = "The picture shows a single shape on {ground}: {list}."
-COVERS = ("{Top} partly covers {under}.", "{Top} overlaps {under} and hides part of it.",
-          "{Top} lies on top of {under}.")
+COVERS = (
+    "{Top} partly covers {under}.",
+    "{Top} overlaps {under} and hides part of it.",
+    "{Top} lies on top of {under}.",
+)
 NO_COVER = ("None of the shapes overlap.", "The shapes do not overlap.")
-COUNT_ALL = ("How many shapes are there?", "How many shapes can you see?", "Count the shapes in the picture.",
-             "What is the number of shapes in this picture?")
+COUNT_ALL = (
+    "How many shapes are there?",
+    "How many shapes can you see?",
+    "Count the shapes in the picture.",
+    "What is the number of shapes in this picture?",
+)
 COUNT_SHAPE = ("How many {shapes} are there?", "Count the {shapes}.", "How many {shapes} can you see?")
-COUNT_COLOUR = ("How many {colour} shapes are there?", "Count the {colour} shapes.", "How many shapes are {colour}?")
+COUNT_COLOUR = (
+    "How many {colour} shapes are there?",
+    "Count the {colour} shapes.",
+    "How many shapes are {colour}?",
+)
 NUMBERS = ("no", "one", "two", "three", "four", "five", "six")
-GROUNDS = ("a plain {c1} background", "a background fading from {c1} {side1} to {c2} {side2}",
-           "a textured {c1} background")
+GROUNDS = (
+    "a plain {c1} background",
+    "a background fading from {c1} {side1} to {c2} {side2}",
+    "a textured {c1} background",
+)
 SIDES = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}
 
 
@@ -164,15 +227,19 @@ def at(position: str) -> str:
 
 def _rect(s: Scene, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
     m = np.zeros((s.h, s.w), bool)
-    m[max(0, round(y0)):max(0, round(y1)), max(0, round(x0)):max(0, round(x1))] = True
+    m[max(0, round(y0)) : max(0, round(y1)), max(0, round(x0)) : max(0, round(x1))] = True
     return m
 
 
 def _regular(s: Scene, cx: float, cy: float, radii: list[float], rot: float) -> np.ndarray:
     """A polygon whose vertices lie at ``radii`` (cycled) around ``(cx, cy)``, evenly spaced from ``rot``."""
     n = len(radii)
-    return s.polygon([(cx + r * np.cos(rot + 2 * np.pi * k / n), cy + r * np.sin(rot + 2 * np.pi * k / n))
-                      for k, r in enumerate(radii)])
+    return s.polygon(
+        [
+            (cx + r * np.cos(rot + 2 * np.pi * k / n), cy + r * np.sin(rot + 2 * np.pi * k / n))
+            for k, r in enumerate(radii)
+        ]
+    )
 
 
 def shape_mask(s: Scene, shape: str, cx: float, cy: float, r: float) -> np.ndarray:
@@ -221,7 +288,9 @@ def _background(s: Scene) -> tuple[np.ndarray, str, list[tuple[float, float, flo
         return img.astype(np.float32), phrase, [BACKGROUNDS[c1], BACKGROUNDS[c2]]
     img = np.broadcast_to(rgb1, (s.h, s.w, 3)).astype(np.float32)
     if kind == 2:
-        grain = 0.035 * s.smooth_noise(s.u(4, 16)) + 0.015 * s.rng.standard_normal((s.h, s.w), dtype=np.float32)
+        grain = 0.035 * s.smooth_noise(s.u(4, 16)) + 0.015 * s.rng.standard_normal(
+            (s.h, s.w), dtype=np.float32
+        )
         img = img + grain[..., None]
     return img, GROUNDS[kind].format(c1=c1), [BACKGROUNDS[c1]]
 
@@ -270,7 +339,9 @@ def render_shapes(rng: np.random.Generator) -> ShapesImage:
         rounds += 1
         # Repeats on purpose now and then: "find every triangle" should often have several answers.
         shape = _pick(rng, [p.obj.shape for p in placed]) if placed and s.chance(0.3) else _pick(rng, SHAPES)
-        colour = _pick(rng, [p.obj.colour for p in placed]) if placed and s.chance(0.25) else _pick(rng, palette)
+        colour = (
+            _pick(rng, [p.obj.colour for p in placed]) if placed and s.chance(0.25) else _pick(rng, palette)
+        )
         for _try in range(40):
             r = s.u(0.08, 0.2) * side
             if centres and s.chance(OVERLAP_P):
@@ -306,6 +377,7 @@ def render_shapes(rng: np.random.Generator) -> ShapesImage:
 def grounding(si: ShapesImage, indices: list[int]) -> str:
     """``<ref>name</ref><box>…</box>…`` for the shapes ``indices``: one group per name (in reading order of
     its first box), each instance's box in it, top to bottom then left to right."""
+
     def reading(i: int) -> tuple[float, ...]:
         b = si.norm_box(i)
         return (b.y1, b.x1, b.y2, b.x2)
@@ -333,12 +405,18 @@ def _ground(si: ShapesImage, rng: np.random.Generator) -> tuple[tuple, str, str]
     slots = {"name": target, "shape": target, "shapes": plural(target), "colour": target}
     if kind == "name" and rng.random() < 0.25:
         slots["name"] = f"<ref>{target}</ref>"
-    q = _pick(rng, {"name": GROUND_NAME, "shape": GROUND_SHAPE, "colour": GROUND_COLOUR}[kind]).format(**slots)
+    q = _pick(rng, {"name": GROUND_NAME, "shape": GROUND_SHAPE, "colour": GROUND_COLOUR}[kind]).format(
+        **slots
+    )
     hits = [i for i, o in enumerate(objs) if getattr(o, kind) == target]
     if hits:
         return ("ground", kind, target), q, grounding(si, hits)
     none = {"name": ABSENT_NAME, "shape": ABSENT_SHAPE, "colour": ABSENT_COLOUR}[kind]
-    return ("ground", kind, target), q, _pick(rng, none).format(name=target, shapes=plural(target), colour=target)
+    return (
+        ("ground", kind, target),
+        q,
+        _pick(rng, none).format(name=target, shapes=plural(target), colour=target),
+    )
 
 
 def _refer(si: ShapesImage, rng: np.random.Generator) -> tuple[tuple, str, str]:
@@ -379,7 +457,9 @@ def _counting(si: ShapesImage, rng: np.random.Generator) -> tuple[tuple, str, st
     target = _pick(rng, have) if rng.random() >= ABSENT_P else _pick(rng, [x for x in pool if x not in have])
     n = sum(getattr(o, kind) == target for o in objs)
     noun = target if kind == "shape" else f"{target} shape"
-    q = _pick(rng, COUNT_SHAPE if kind == "shape" else COUNT_COLOUR).format(shapes=plural(target), colour=target)
+    q = _pick(rng, COUNT_SHAPE if kind == "shape" else COUNT_COLOUR).format(
+        shapes=plural(target), colour=target
+    )
     return ("count", kind, target), q, _count(n, noun) if n else f"There are no {plural(noun)}."
 
 
@@ -429,8 +509,14 @@ def _sample_only(args) -> Sample:
     return make_shapes(*args)[1]  # the image is written by the worker; only the sample travels back
 
 
-def generate_shapes(out_dir: str | PathLike, *, seed: int, n_images: int = DEFAULT_SHAPES_IMAGES,
-                    progress: bool = False, workers: int | None = None) -> Path:
+def generate_shapes(
+    out_dir: str | PathLike,
+    *,
+    seed: int,
+    n_images: int = DEFAULT_SHAPES_IMAGES,
+    progress: bool = False,
+    workers: int | None = None,
+) -> Path:
     """Write ``out_dir/images/shapes_<nnnnn>.png`` and ``out_dir/train.json``; return ``out_dir``.
 
     Same arguments, same bytes; ``workers`` processes (default: up to two) do not change a byte.
@@ -469,12 +555,51 @@ def shapes_vocabulary() -> list[str]:
     """Every word :func:`generate_shapes` can write, as short strings (templates with their slots emptied):
     what a tokenizer must cover besides the medical corpus."""
     hole = re.compile(r"\{\w+\}")
-    tables = (GROUND_NAME, GROUND_SHAPE, GROUND_COLOUR, ABSENT_NAME, ABSENT_SHAPE, ABSENT_COLOUR, REFER, REFER_ANSWERS,
-              DESCRIBE, SCENE, (SCENE_ONE,), COVERS, NO_COVER, COUNT_ALL, COUNT_SHAPE, COUNT_COLOUR, GROUNDS)
+    tables = (
+        GROUND_NAME,
+        GROUND_SHAPE,
+        GROUND_COLOUR,
+        ABSENT_NAME,
+        ABSENT_SHAPE,
+        ABSENT_COLOUR,
+        REFER,
+        REFER_ANSWERS,
+        DESCRIBE,
+        SCENE,
+        (SCENE_ONE,),
+        COVERS,
+        NO_COVER,
+        COUNT_ALL,
+        COUNT_SHAPE,
+        COUNT_COLOUR,
+        GROUNDS,
+    )
     out = [hole.sub(" ", t) for table in tables for t in table]
-    out += [*COLOURS, *BACKGROUNDS, *SIDES.values(), *NUMBERS, "There is one There are shape shapes It That The"]
+    out += [
+        *COLOURS,
+        *BACKGROUNDS,
+        *SIDES.values(),
+        *NUMBERS,
+        "There is one There are shape shapes It That The",
+    ]
     out += [f"{article(c)} {s} {plural(s)}" for c in COLOURS for s in SHAPES]
-    out += [at(p) for p in ("top left", "top", "top right", "left", "centre", "right", "bottom left", "bottom",
-                            "bottom right")]
-    out += ["0 1 2 3 4 5 6 7 8 9", f"<ref>x</ref><box>(0,0),({NORM},{NORM})</box>", image_tag(image_name(0)) + "\n"]
+    out += [
+        at(p)
+        for p in (
+            "top left",
+            "top",
+            "top right",
+            "left",
+            "centre",
+            "right",
+            "bottom left",
+            "bottom",
+            "bottom right",
+        )
+    ]
+    out += [
+        "0 1 2 3 4 5 6 7 8 9",
+        f"<ref>x</ref><box>(0,0),({NORM},{NORM})</box>",
+        image_tag(image_name(0)) + "\n",
+    ]
     return out

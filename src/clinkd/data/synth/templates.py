@@ -101,86 +101,169 @@ GC_ANSWERS = (
     "{The}: {size}, {shape}, {look}, in the {loc} of the image{note}.",
 )
 NOUNS = {"organ": ("structure", "anatomical structure"), "lesion": ("lesion", "finding", "abnormality")}
-LOCATIONS = ("upper left", "upper central", "upper right", "middle left", "centre", "middle right",
-             "lower left", "lower central", "lower right")
+LOCATIONS = (
+    "upper left",
+    "upper central",
+    "upper right",
+    "middle left",
+    "centre",
+    "middle right",
+    "lower left",
+    "lower central",
+    "lower right",
+)
 SIZES = ("tiny", "small", "medium-sized", "large")
 SHAPES = ("round", "oval", "irregular", "lobulated", "elongated", "crescent-shaped", "clustered")
 COLOURS = ("dark red", "reddish", "pale pink", "yellowish", "yellow", "brown", "light brown", "variegated")
 PERCENT = ("about {n} percent", "less than 1 percent")
 INTENSITY: dict[str, dict[str, str]] = {  # modality -> computed level -> word
-    "ct": {"bright": "hyperdense", "dark": "hypodense", "similar": "isodense", "very dark": "markedly hypodense"},
-    "mr": {"bright": "hyperintense", "dark": "hypointense", "similar": "isointense",
-           "very dark": "markedly hypointense"},
+    "ct": {
+        "bright": "hyperdense",
+        "dark": "hypodense",
+        "similar": "isodense",
+        "very dark": "markedly hypodense",
+    },
+    "mr": {
+        "bright": "hyperintense",
+        "dark": "hypointense",
+        "similar": "isointense",
+        "very dark": "markedly hypointense",
+    },
     "x": {"bright": "radiopaque", "dark": "radiolucent", "similar": "faint", "very dark": "radiolucent"},
-    "pet": {"bright": "hypermetabolic", "dark": "hypometabolic", "similar": "mildly avid", "very dark": "photopenic"},
-    "ultrasound": {"bright": "hyperechoic", "dark": "hypoechoic", "similar": "isoechoic", "very dark": "anechoic"},
+    "pet": {
+        "bright": "hypermetabolic",
+        "dark": "hypometabolic",
+        "similar": "mildly avid",
+        "very dark": "photopenic",
+    },
+    "ultrasound": {
+        "bright": "hyperechoic",
+        "dark": "hypoechoic",
+        "similar": "isoechoic",
+        "very dark": "anechoic",
+    },
     # Photographic modalities describe colour (the object's colour word) rather than these levels.
     "photo": {"bright": "bright", "dark": "dark", "similar": "subtle", "very dark": "very dark"},
 }
 NOTES: dict[str, tuple[str, ...]] = {
     "edema": (", with surrounding edema", ", surrounded by edema"),
     "ring_enhancement": (", with a ring of enhancement", ", showing rim enhancement"),
-    "irregular_border": (", with an irregular border and several colours",
-                         ", with asymmetric pigmentation and irregular borders"),
+    "irregular_border": (
+        ", with an irregular border and several colours",
+        ", with asymmetric pigmentation and irregular borders",
+    ),
     "regular_network": (", with a regular pigment network", ", with symmetric pigmentation"),
     "posterior_shadowing": (", with posterior acoustic shadowing", ", casting an acoustic shadow"),
-    "posterior_enhancement": (", with posterior acoustic enhancement", ", showing enhanced through-transmission"),
+    "posterior_enhancement": (
+        ", with posterior acoustic enhancement",
+        ", showing enhanced through-transmission",
+    ),
 }
 
 # Whole-image analyses.
 OPENINGS: dict[str, tuple[str, ...]] = {
-    "ct": ("This is an axial CT image of the abdomen.", "The image is an axial computed tomography slice "
-           "through the upper abdomen.", "Axial abdominal CT scan."),
-    "mr": ("This is an axial MRI of the brain.", "The image is an axial magnetic resonance slice of the head.",
-           "Axial brain MR image."),
-    "x": ("This is a frontal chest X-ray.", "Posteroanterior chest radiograph.",
-          "The image is a frontal radiograph of the chest."),
-    "pet": ("This is a coronal whole-body PET image.", "Whole-body FDG PET, coronal maximum intensity projection.",
-            "The image shows a whole-body positron emission tomography scan."),
-    "endoscopy": ("This is an endoscopic image of the colon.", "Colonoscopy frame showing the colonic mucosa.",
-                  "The image was taken during a colonoscopy."),
-    "dermoscopy": ("This is a dermoscopic image of a pigmented skin lesion.", "Dermoscopy of the skin.",
-                   "The image is a dermatoscopic view of the skin surface."),
-    "fundus": ("This is a colour fundus photograph.", "Fundus photograph of the retina.",
-               "The image shows the retina on fundus photography."),
-    "ultrasound": ("This is an ultrasound image of the {region}.", "B-mode ultrasound of the {region}.",
-                   "The image is a sonogram of the {region}."),
+    "ct": (
+        "This is an axial CT image of the abdomen.",
+        "The image is an axial computed tomography slice through the upper abdomen.",
+        "Axial abdominal CT scan.",
+    ),
+    "mr": (
+        "This is an axial MRI of the brain.",
+        "The image is an axial magnetic resonance slice of the head.",
+        "Axial brain MR image.",
+    ),
+    "x": (
+        "This is a frontal chest X-ray.",
+        "Posteroanterior chest radiograph.",
+        "The image is a frontal radiograph of the chest.",
+    ),
+    "pet": (
+        "This is a coronal whole-body PET image.",
+        "Whole-body FDG PET, coronal maximum intensity projection.",
+        "The image shows a whole-body positron emission tomography scan.",
+    ),
+    "endoscopy": (
+        "This is an endoscopic image of the colon.",
+        "Colonoscopy frame showing the colonic mucosa.",
+        "The image was taken during a colonoscopy.",
+    ),
+    "dermoscopy": (
+        "This is a dermoscopic image of a pigmented skin lesion.",
+        "Dermoscopy of the skin.",
+        "The image is a dermatoscopic view of the skin surface.",
+    ),
+    "fundus": (
+        "This is a colour fundus photograph.",
+        "Fundus photograph of the retina.",
+        "The image shows the retina on fundus photography.",
+    ),
+    "ultrasound": (
+        "This is an ultrasound image of the {region}.",
+        "B-mode ultrasound of the {region}.",
+        "The image is a sonogram of the {region}.",
+    ),
 }
-STRUCTURES = ("Visible structures include {list}.", "The image shows {list}.", "{List} are visible.",
-              "Anatomy seen: {list}.")
+STRUCTURES = (
+    "Visible structures include {list}.",
+    "The image shows {list}.",
+    "{List} are visible.",
+    "Anatomy seen: {list}.",
+)
 STRUCTURE_ONE = ("{The} is visible.", "The image shows {the}.")
 FINDING_ONE = (
     "{The} is seen in the {loc} of the image {grounding}; it is {size}, {shape} and {look}{note}.",
     "There is a {size} {look} {noun} in the {loc} of the image: {grounding}{note}.",
     "Finding: {grounding}, a {size} {shape} {noun} in the {loc} region{note}.",
 )
-FINDING_MANY = ("{Count} {plural} are seen: {grounding}.", "There are {count} {plural} {grounding}.",
-                "Findings: {count} {plural}, {grounding}.")
+FINDING_MANY = (
+    "{Count} {plural} are seen: {grounding}.",
+    "There are {count} {plural} {grounding}.",
+    "Findings: {count} {plural}, {grounding}.",
+)
 COUNTS = ("two", "three", "four", "five", "six")
-NO_FINDING = ("No focal lesion is seen.", "No abnormality is detected.",
-              "There is no evidence of a focal finding.")
+NO_FINDING = (
+    "No focal lesion is seen.",
+    "No abnormality is detected.",
+    "There is no evidence of a focal finding.",
+)
 FACTS: dict[str, tuple[str, ...]] = {
-    "ct_contrast": ("The study is contrast-enhanced, with a bright aorta.",
-                    "Intravenous contrast opacifies the aorta and kidneys."),
+    "ct_contrast": (
+        "The study is contrast-enhanced, with a bright aorta.",
+        "Intravenous contrast opacifies the aorta and kidneys.",
+    ),
     "ct_plain": ("The study is unenhanced.", "No intravenous contrast is seen."),
-    "mr_t1": ("The sequence is T1-weighted, with dark cerebrospinal fluid.",
-              "On this T1-weighted image the cerebrospinal fluid is dark."),
-    "mr_t2": ("The sequence is T2-weighted, with bright cerebrospinal fluid.",
-              "On this T2-weighted image the cerebrospinal fluid is bright."),
+    "mr_t1": (
+        "The sequence is T1-weighted, with dark cerebrospinal fluid.",
+        "On this T1-weighted image the cerebrospinal fluid is dark.",
+    ),
+    "mr_t2": (
+        "The sequence is T2-weighted, with bright cerebrospinal fluid.",
+        "On this T2-weighted image the cerebrospinal fluid is bright.",
+    ),
     "ventriculomegaly": ("The lateral ventricles are enlarged.", "The ventricles appear dilated."),
     "ventricles_normal": ("The lateral ventricles are of normal size.", "Ventricular size is normal."),
     "cardiomegaly": ("The cardiac silhouette is enlarged.", "The heart appears enlarged."),
     "heart_normal": ("The heart size is within normal limits.", "The cardiac silhouette is normal in size."),
-    "pet_physiologic": ("Physiological uptake is seen in the brain and the bladder.",
-                        "The brain and the urinary bladder show normal physiological uptake."),
-    "derm_asymmetric": ("The lesion is asymmetric with an irregular border and variegated colour.",
-                        "Pigmentation is asymmetric and irregular."),
-    "derm_symmetric": ("The lesion is symmetric with a regular border and uniform colour.",
-                       "Pigmentation is uniform and symmetric."),
-    "right_eye": ("This is the right eye, with the optic disc on the right of the image.",
-                  "Right eye: the optic disc lies to the right of the macula."),
-    "left_eye": ("This is the left eye, with the optic disc on the left of the image.",
-                 "Left eye: the optic disc lies to the left of the macula."),
+    "pet_physiologic": (
+        "Physiological uptake is seen in the brain and the bladder.",
+        "The brain and the urinary bladder show normal physiological uptake.",
+    ),
+    "derm_asymmetric": (
+        "The lesion is asymmetric with an irregular border and variegated colour.",
+        "Pigmentation is asymmetric and irregular.",
+    ),
+    "derm_symmetric": (
+        "The lesion is symmetric with a regular border and uniform colour.",
+        "Pigmentation is uniform and symmetric.",
+    ),
+    "right_eye": (
+        "This is the right eye, with the optic disc on the right of the image.",
+        "Right eye: the optic disc lies to the right of the macula.",
+    ),
+    "left_eye": (
+        "This is the left eye, with the optic disc on the left of the image.",
+        "Left eye: the optic disc lies to the left of the macula.",
+    ),
 }
 IMPRESSION_LESION = ("Overall, the findings are suggestive of {list}.", "Impression: {list}.")
 IMPRESSION_NORMAL = ("Overall, the study appears normal.", "Impression: normal study.")

@@ -75,9 +75,15 @@ def _fields(si: SynthImage, obj: SynthObject, rng: np.random.Generator) -> dict[
     names = names_for(si.modality, obj.name)
     the = _article(_pick(rng, names), kind)
     return {
-        "the": the, "The": _cap(the), "syn": _article(_pick(rng, names), kind),
-        "size": obj.size, "shape": obj.shape or "", "look": look(si, obj), "loc": obj.location,
-        "noun": _pick(rng, T.NOUNS[kind]), "pct": percent(obj),
+        "the": the,
+        "The": _cap(the),
+        "syn": _article(_pick(rng, names), kind),
+        "size": obj.size,
+        "shape": obj.shape or "",
+        "look": look(si, obj),
+        "loc": obj.location,
+        "noun": _pick(rng, T.NOUNS[kind]),
+        "pct": percent(obj),
         "note": _pick(rng, T.NOTES[obj.note]) if obj.note else "",
     }
 
@@ -127,15 +133,20 @@ def mii(si: SynthImage, rng: np.random.Generator) -> tuple[str, str]:
             parts.append(_pick(rng, T.FINDING_ONE).format(grounding=grounding, **f))
         else:
             count = T.COUNTS[min(len(group), len(T.COUNTS) + 1) - 2]
-            parts.append(_pick(rng, T.FINDING_MANY).format(
-                count=count, Count=_cap(count), plural=name + "s", grounding=grounding))
+            parts.append(
+                _pick(rng, T.FINDING_MANY).format(
+                    count=count, Count=_cap(count), plural=name + "s", grounding=grounding
+                )
+            )
     if not lesions:
         parts.append(_pick(rng, T.NO_FINDING))
     if rng.random() < 0.5:
         if lesions:
             counts = {n: sum(o.name == n for o in si.objects) for n in lesions}
-            found = [_article(n, "lesion") if c == 1 else f"{T.COUNTS[min(c, len(T.COUNTS) + 1) - 2]} {n}s"
-                     for n, c in counts.items()]
+            found = [
+                _article(n, "lesion") if c == 1 else f"{T.COUNTS[min(c, len(T.COUNTS) + 1) - 2]} {n}s"
+                for n, c in counts.items()
+            ]
             parts.append(_pick(rng, T.IMPRESSION_LESION).format(list=_join(found)))
         else:
             parts.append(_pick(rng, T.IMPRESSION_NORMAL))
@@ -153,9 +164,26 @@ def vocabulary() -> list[str]:
     def add(*texts: str) -> None:
         out.extend(hole.sub(" ", t) for t in texts)
 
-    for table in (T.VG_QUESTIONS, T.RO_QUESTIONS, T.GC_QUESTIONS, T.MII_QUESTIONS, T.GC_ANSWERS, T.STRUCTURES,
-                  T.STRUCTURE_ONE, T.FINDING_ONE, T.FINDING_MANY, T.NO_FINDING, T.IMPRESSION_LESION,
-                  T.IMPRESSION_NORMAL, T.LOCATIONS, T.SIZES, T.SHAPES, T.COLOURS, T.PERCENT, T.COUNTS):
+    for table in (
+        T.VG_QUESTIONS,
+        T.RO_QUESTIONS,
+        T.GC_QUESTIONS,
+        T.MII_QUESTIONS,
+        T.GC_ANSWERS,
+        T.STRUCTURES,
+        T.STRUCTURE_ONE,
+        T.FINDING_ONE,
+        T.FINDING_MANY,
+        T.NO_FINDING,
+        T.IMPRESSION_LESION,
+        T.IMPRESSION_NORMAL,
+        T.LOCATIONS,
+        T.SIZES,
+        T.SHAPES,
+        T.COLOURS,
+        T.PERCENT,
+        T.COUNTS,
+    ):
         add(*table)
     add(*(_cap(c) for c in T.COUNTS), "The A An a an the")
     for name, (kind, syns) in T.CATALOGUE.items():
