@@ -41,3 +41,35 @@ def hub_standin(tmp_path_factory, qwen_tokenizer_json):
         return built[name]
 
     return get
+
+
+class BagOfWords:
+    """A deterministic stand-in for the sentence embedder: hashed word counts, unit-normalised."""
+
+    def encode(self, texts):
+        import zlib
+
+        import numpy as np
+
+        out = np.zeros((len(texts), 256), np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                out[i, zlib.crc32(w.encode()) % 256] += 1
+        n = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(n == 0, 1, n)
+
+
+@pytest.fixture
+def bag_of_words():
+    """A fresh :class:`BagOfWords` embedder (no model, the same vectors every run)."""
+    return BagOfWords()
+
+
+@pytest.fixture
+def rct_bag_of_words(monkeypatch):
+    """Reflective correction's sentence embedder replaced by :class:`BagOfWords` for this test (SASG keeps
+    the real one)."""
+    import clinkd.train.rct as rct_mod
+
+    monkeypatch.setattr(rct_mod, "Embedder", BagOfWords)
+    return BagOfWords

@@ -1,9 +1,7 @@
 """Reflective correction on a crafted set: which answers are wrong, what replaces them, what is replayed."""
 
 import json
-import zlib
 
-import numpy as np
 import pytest
 
 import clinkd.train.rct as rct_mod
@@ -12,19 +10,6 @@ from clinkd.train.config import RCTConfig
 from clinkd.train.dataset import TrainItem
 from clinkd.train.rct import ReflectiveCorrection, round_steps
 from clinkd.train.schedule import ScheduledDataset
-
-
-class BagOfWords:
-    """A deterministic stand-in for the sentence embedder: hashed word counts, unit-normalised."""
-
-    def encode(self, texts):
-        out = np.zeros((len(texts), 256), np.float32)
-        for i, t in enumerate(texts):
-            for w in t.lower().split():
-                out[i, zlib.crc32(w.encode()) % 256] += 1
-        n = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(n == 0, 1, n)
-
 
 REFS = {
     "q0": "<ref>liver</ref><box>(100,100),(400,400)</box>",  # answered right
@@ -48,7 +33,7 @@ CANDIDATES = {
 
 
 @pytest.fixture
-def crafted(tmp_path, monkeypatch):
+def crafted(tmp_path, monkeypatch, bag_of_words):
     from PIL import Image
 
     img = tmp_path / "ct_1.png"
@@ -80,7 +65,7 @@ def crafted(tmp_path, monkeypatch):
         max_steps=10,
         global_batch=2,
         seed=0,
-        embedder=BagOfWords(),
+        embedder=bag_of_words,
     )
     return cb, dataset, calls, tmp_path / "out"
 
@@ -109,19 +94,19 @@ def test_round_finds_corrects_and_replays(crafted):
     assert logged == [entry]
 
 
-def test_restore_reapplies_rounds_before_the_checkpoint(crafted, tmp_path):
+def test_restore_reapplies_rounds_before_the_checkpoint(crafted, tmp_path, bag_of_words):
     cb, dataset, _, out = crafted
     cb.run_round(model=None, k=1, step=3)
     order_after = list(dataset.order)
     fresh = ScheduledDataset(dataset.items[:5], list(range(5)) * 8)
-    cb2 = ReflectiveCorrection(cb.cfg, fresh, None, out, max_steps=10, global_batch=2, embedder=BagOfWords())
+    cb2 = ReflectiveCorrection(cb.cfg, fresh, None, out, max_steps=10, global_batch=2, embedder=bag_of_words)
     assert cb2.restore(up_to_step=3) == 1
     assert fresh.order == order_after
     assert [it.turns for it in fresh.items[5:]] == [it.turns for it in dataset.items[5:]]
     # a checkpoint from before the round: nothing re-applied, and the round is dropped from the log
     # (it runs again after the resume)
     fresh = ScheduledDataset(dataset.items[:5], list(range(5)) * 8)
-    cb3 = ReflectiveCorrection(cb.cfg, fresh, None, out, max_steps=10, global_batch=2, embedder=BagOfWords())
+    cb3 = ReflectiveCorrection(cb.cfg, fresh, None, out, max_steps=10, global_batch=2, embedder=bag_of_words)
     assert cb3.restore(up_to_step=2) == 0 and fresh.order == list(range(5)) * 8
     assert (out / "rct" / "log.jsonl").read_text() == ""
 

@@ -214,11 +214,7 @@ def test_distill_refuses_a_teacher_with_another_tokenizer(tmp_path, synth_dir, s
         run_distill(cfg)
 
 
-def test_sft_with_reflective_correction(tmp_path, synth_dir, student_dir, monkeypatch):
-    import clinkd.train.rct as rct_mod
-    from tests.train.test_rct import BagOfWords
-
-    monkeypatch.setattr(rct_mod, "Embedder", BagOfWords)
+def test_sft_with_reflective_correction(tmp_path, synth_dir, student_dir, rct_bag_of_words):
     (cfg,) = load_run_configs(
         None,
         FAST
@@ -246,12 +242,8 @@ def test_sft_with_reflective_correction(tmp_path, synth_dir, student_dir, monkey
     assert (out / "model.safetensors").is_file() and (out / "clinkd_run.yaml").is_file()
 
 
-def test_rct_replays_reach_compute_loss(tmp_path, synth_dir, student_dir, monkeypatch):
+def test_rct_replays_reach_compute_loss(tmp_path, synth_dir, student_dir, rct_bag_of_words):
     """Every replayed correction is trained on, with data-loader workers too (the 7B recipe sets 4)."""
-    import clinkd.train.rct as rct_mod
-    from tests.train.test_rct import BagOfWords
-
-    monkeypatch.setattr(rct_mod, "Embedder", BagOfWords)
     (cfg,) = load_run_configs(
         None,
         FAST
@@ -281,15 +273,12 @@ def test_rct_replays_reach_compute_loss(tmp_path, synth_dir, student_dir, monkey
     assert sum(h.get("seen_gt", 0) for h in history) == 20 * 2 - seen
 
 
-def test_whole_pipeline_recipe_through_the_cli(tmp_path, synth_dir, monkeypatch):
+def test_whole_pipeline_recipe_through_the_cli(tmp_path, synth_dir, rct_bag_of_words):
     """configs/tiny-clinkd.yaml end to end at a few steps a stage: teacher -> distill -> student + RCT."""
     from pathlib import Path
 
-    import clinkd.train.rct as rct_mod
     from clinkd.cli.main import main
-    from tests.train.test_rct import BagOfWords
 
-    monkeypatch.setattr(rct_mod, "Embedder", BagOfWords)
     recipe = Path(__file__).parents[2] / "configs" / "tiny-clinkd.yaml"
     out = tmp_path / "clinkd"
     args = [
