@@ -1,4 +1,5 @@
-"""``clinkd data``: build, check, describe, convert and look at Med-GRIT data."""
+"""``clinkd data``: build, check, describe, convert and look at Med-GRIT data, and import the Med-VQA and
+report-generation benchmarks (:mod:`clinkd.data.bench`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ DEFAULT_SHAPES_IMAGES = (
 )
 
 
+#: clinkd.data.bench.BENCHMARKS names (not imported: keeps --help fast; a test checks they agree)
+BENCHMARK_NAMES = ("vqa-rad", "slake", "pathvqa", "iu-xray", "mimic-cxr")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="build, check, describe and convert Med-GRIT data")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
@@ -27,7 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "in exactly the Med-GRIT format. --domain shapes writes generic (non-medical) pretraining data "
         "instead: DIR/images/shapes_<n>.png and DIR/train.json only (grounding, referring, description and "
         "counting of coloured shapes). Same seed, same bytes. A folder that already holds something is "
-        "refused unless --force.",
+        "refused unless --force. --format NAME writes a small stand-in of a Med-VQA or report-generation "
+        "benchmark instead, in its real file layout (what `clinkd data import` reads).",
+    )
+    s.add_argument(
+        "--format",
+        choices=BENCHMARK_NAMES,
+        default=None,
+        help="write a stand-in of this benchmark in its distributed layout (VQA-RAD JSON, SLAKE JSON, "
+        "PathVQA parquet, R2Gen annotation.json for IU X-Ray and MIMIC-CXR) instead of Med-GRIT data; "
+        "--images is then its number of images (report sets: studies), default 24 (16 studies)",
     )
     s.add_argument(
         "--domain",
@@ -68,7 +82,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "over CLINKD_MAX_IMAGE_PIXELS pixels (default 67108864) or CLINKD_MAX_VOLUME_VOXELS voxels (default "
         "536870912) as its header declares them. Exit status 1 when there is any problem.",
     )
-    c.add_argument("path", type=Path, help="a JSON data file or a dataset folder")
+    c.add_argument(
+        "path",
+        type=Path,
+        help="a JSON data file or a dataset folder (or, with --benchmark, the benchmark's release folder)",
+    )
+    c.add_argument(
+        "--benchmark",
+        choices=BENCHMARK_NAMES,
+        default=None,
+        help="check PATH as this benchmark's distributed files (fields, answer types, ids, images; pickle "
+        "files refused) instead of Med-GRIT files",
+    )
     c.add_argument(
         "--images", type=Path, default=None, help="image folder (default: images/ beside the data)"
     )
@@ -136,6 +161,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     cv.set_defaults(func=cmd_convert)
 
+    im = dsub.add_parser(
+        "import",
+        help="turn a Med-VQA or report-generation benchmark into a clinkd dataset folder",
+        description="Read benchmark NAME from its distributed files in SRC (every problem refused: run "
+        "`clinkd data check --benchmark NAME SRC` first) and write OUT/train.json (and val.json) in the "
+        "Med-GRIT training form, OUT/test.json in the test form with answer_type and benchmark keys, "
+        "OUT/benchmark.json, and OUT/images: a link to SRC's images (PathVQA: its embedded images, written "
+        "out). Several images of a record become several <img> tags; report records are asked one fixed "
+        "instruction.",
+    )
+    im.add_argument("name", choices=BENCHMARK_NAMES, help="the benchmark")
+    im.add_argument("src", type=Path, help="the benchmark's release folder")
+    im.add_argument("--out", required=True, type=Path, help="output folder (new or empty, unless --force)")
+    im.add_argument(
+        "--all-languages",
+        action="store_true",
+        help="SLAKE: keep the Chinese questions too (default: English)",
+    )
+    im.add_argument("--force", action="store_true", help="write into a folder that already holds files")
+    im.set_defaults(func=cmd_import)
+
     g = dsub.add_parser("gallery", help="a contact sheet of images with their boxes and labels drawn")
     g.add_argument("path", type=Path, help="a dataset folder")
     g.add_argument("--out", required=True, type=Path, help="output PNG (not a file of the dataset)")
@@ -150,6 +196,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     if args.seed < 0:
         raise ClinkdError(f"--seed must be 0 or more, got {args.seed}")
+    if args.format is not None:
+        return _synth_benchmark(args)
     if args.domain == "shapes":
         return _synth_shapes(args)
     if args.test_fraction is None:
@@ -201,11 +249,59 @@ def _synth_shapes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth_benchmark(args: argparse.Namespace) -> int:
+    import time
+
+    from clinkd.data.bench.synth import write_standin
+    from clinkd.paths import output_dir
+
+    if args.domain != "medgrit":
+        raise ClinkdError("give --format or --domain, not both")
+    if args.test_fraction is not None:
+        print("note: --test-fraction is ignored by --format (the real splits are kept)", file=sys.stderr)
+    output_dir(args.out, force=args.force, what="--out folder")
+    t0 = time.perf_counter()
+    summary = write_standin(args.format, args.out, seed=args.seed, n_images=args.images)
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _check_benchmark(args: argparse.Namespace) -> int:
+    from clinkd.data.bench import read_benchmark
+
+    if args.images is not None:
+        raise ClinkdError("--images does not apply to --benchmark (each set has its own image folder)")
+    data = read_benchmark(args.benchmark, args.path, check_images=not args.no_images)
+    for p in data.problems[: args.max_shown]:
+        print(p)
+    hidden = len(data.problems) - args.max_shown
+    if hidden > 0:
+        print(f"... and {hidden} more")
+    verdict = "OK" if data.ok else f"{len(data.problems)} problem(s)"
+    counts = ", ".join(f"{n} {s}" for s, n in data.counts().items()) or "no records"
+    print(f"checked {args.benchmark} at {args.path}: {counts}: {verdict}", file=sys.stderr)
+    return 0 if data.ok else 1
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from clinkd.data.bench.convert import convert_benchmark
+
+    options = {"lang": None} if args.all_languages else {}
+    if args.all_languages and args.name != "slake":
+        raise ClinkdError("--all-languages applies to slake only")
+    summary = convert_benchmark(args.name, args.src, args.out, force=args.force, **options)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from clinkd.data.check import check_path
 
     if args.max_shown < 0:
         raise ClinkdError(f"--max-shown must be 0 or more, got {args.max_shown}")
+    if args.benchmark is not None:
+        return _check_benchmark(args)
     if args.images is not None and not args.images.is_dir():
         raise ClinkdError(f"--images {args.images}: not a folder (give the folder that holds the images)")
     report = check_path(args.path, args.images, check_images=not args.no_images)

@@ -1,0 +1,181 @@
+"""PathVQA (He et al., 2020, arXiv:2003.10286): 32,799 questions on 4,998 pathology images.
+
+Read form: the parquet release on the Hugging Face hub (``flaviagiammarino/path-vqa``; its dataset
+page lists the splits train 19.7k, validation 6.26k and test 6.72k rows and the columns ``image``,
+``question``, ``answer``), as ``datasets`` writes it::
+
+    ROOT/data/train-00000-of-0000N.parquet      (or the parquet files directly in ROOT,
+    ROOT/data/validation-00000-of-0000N.parquet  or ROOT/<split>/*.parquet as the hub's
+    ROOT/data/test-00000-of-0000N.parquet        refs/convert/parquet branch lays them out)
+
+Columns: ``image`` — a struct ``{bytes: binary, path: string}`` (the ``datasets`` Image feature; the
+encoded JPEG is in ``bytes``, ``path`` is the original file name or null; a row with no bytes names a
+file under ROOT in ``path``), ``question`` and ``answer`` (strings). The rows carry no id: a record's
+id is ``<split>-<row>`` counted over the split's files in name order.
+
+Answer type: PathVQA has no answer_type field; a question whose gold answer is ``yes`` or ``no`` is
+``closed``, every other one ``open`` (the yes/no vs open-ended division the PathVQA paper reports).
+
+The original release (``qas/<split>/<split>_qa.pkl`` and ``images/<split>/*.jpg``) is Python pickle:
+unpickling runs code chosen by whoever wrote the file, so pickle files are refused, never opened.
+No JSON release of the whole set was found, so none is read.
+
+Images are held in memory as their encoded bytes (:attr:`BenchData.embedded`, one copy per distinct
+image) and written out by :func:`clinkd.data.bench.convert.convert_benchmark`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path, PurePosixPath
+
+from clinkd.data.bench.records import CLOSED_ANSWERS, SPLITS, BenchData, BenchRecord, finish
+from clinkd.data.formats import Problem
+
+NAME = "pathvqa"
+SPLIT_NAMES: dict[str, str] = {"train": "train", "validation": "val", "val": "val", "test": "test"}
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".p")
+COLUMNS = ("image", "question", "answer")
+IMAGE_DIR = "images"  # where conversion writes the embedded images, under the output folder
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
+_SPLIT_OF_FILE = re.compile(r"^(train|validation|val|test)(?:[-_.].*)?$")
+
+
+def _split_of(path: Path, root: Path) -> str | None:
+    """The split a parquet file holds, from its name (``train-00000-of-00002``) or its folder."""
+    m = _SPLIT_OF_FILE.match(path.stem)
+    if m:
+        return SPLIT_NAMES[m.group(1)]
+    parent = path.parent.name
+    return SPLIT_NAMES.get(parent) if path.parent != root else None
+
+
+def find_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """``(parquet files, pickle files)`` under ``root`` (at most three folders deep)."""
+    parquet, pickles = [], []
+    for depth in ("*", "*/*", "*/*/*"):
+        for p in sorted(root.glob(depth)):
+            if p.is_file() and p.suffix == ".parquet":
+                parquet.append(p)
+            elif p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES:
+                pickles.append(p)
+    return parquet, pickles
+
+
+def image_name(split: str, path: str | None, blob: bytes) -> str:
+    """A file name for embedded image bytes: ``<split>/<original name>`` when the row names a plain
+    file, else ``<split>/<sha256 of the bytes, 16 hex>.<jpg|png>``; always inside the image folder."""
+    if path:
+        base = PurePosixPath(path.replace("\\", "/")).name
+        if _SAFE_NAME.match(base) and base not in (".", ".."):
+            return f"{split}/{base}"
+    ext = "png" if blob[:8] == b"\x89PNG\r\n\x1a\n" else "jpg"
+    return f"{split}/{hashlib.sha256(blob).hexdigest()[:16]}.{ext}"
+
+
+def read_pathvqa(root: str | os.PathLike, *, check_images: bool = False) -> BenchData:
+    """Read PathVQA's parquet files under ``root``, collecting every problem (pickles are refused)."""
+    root = Path(root)
+    data = BenchData(NAME, root)
+    if not root.is_dir():
+        data.problems.append(Problem(str(root), None, "no such folder (expected the PathVQA parquet folder)"))
+        return data
+    parquet, pickles = find_files(root)
+    for p in pickles:
+        data.problems.append(
+            Problem(
+                str(p),
+                None,
+                "a Python pickle file: refused, never opened (unpickling runs whatever code the file's "
+                "author chose). Use the parquet release (Hugging Face flaviagiammarino/path-vqa) instead",
+            )
+        )
+    if not parquet:
+        data.problems.append(
+            Problem(
+                str(root), None, "no .parquet files here (expected data/{train,validation,test}-*.parquet)"
+            )
+        )
+        return data
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        data.problems.append(Problem(str(root), None, "reading parquet needs pyarrow: pip install pyarrow"))
+        return data
+    rows_seen: dict[str, int] = {}
+    by_name: dict[str, bytes] = {}
+    found = []
+    for path in parquet:
+        split = _split_of(path, root)
+        if split is None:
+            data.problems.append(
+                Problem(
+                    str(path), None, "cannot tell the split from the name (train-*, validation-*, test-*)"
+                )
+            )
+        else:
+            found.append((SPLITS.index(split), path, split))
+    for _, path, split in sorted(found):  # train, val, test; a split's files in name order
+        data.files.append(path)
+        try:
+            table = pq.read_table(path)
+        except Exception as err:
+            data.problems.append(Problem(str(path), None, f"not a readable parquet file: {err}"))
+            continue
+        missing = [c for c in COLUMNS if c not in table.column_names]
+        if missing:
+            data.problems.append(Problem(str(path), None, f"missing column(s): {', '.join(missing)}"))
+            continue
+        rows = table.select(list(COLUMNS)).to_pylist()
+        start = rows_seen.get(split, 0)
+        rows_seen[split] = start + len(rows)
+        for i, row in enumerate(rows):
+            rec = _record(row, split, start + i, str(path), i, data, by_name)
+            if rec is not None:
+                data.records.append(rec)
+    data.embedded = by_name
+    return finish(data, check_images=check_images)
+
+
+def _record(
+    row: dict, split: str, number: int, path: str, i: int, data: BenchData, by_name: dict[str, bytes]
+) -> BenchRecord | None:
+    bad = []
+    question, answer, image = row.get("question"), row.get("answer"), row.get("image")
+    for key, value in (("question", question), ("answer", answer)):
+        if not isinstance(value, str):
+            bad.append(
+                f"column {key!r} must be text, got {'null' if value is None else type(value).__name__}"
+            )
+        elif not value.strip():
+            bad.append(f"column {key!r} is empty")
+    name = None
+    if not isinstance(image, dict):
+        bad.append("column 'image' must be a struct {bytes, path}")
+    else:
+        blob, ipath = image.get("bytes"), image.get("path")
+        if isinstance(blob, bytes) and blob:
+            name = image_name(split, ipath if isinstance(ipath, str) else None, blob)
+            if name in by_name and by_name[name] != blob:  # two different images of one name
+                name = image_name(split, None, blob)
+            by_name.setdefault(name, blob)
+        elif isinstance(ipath, str) and ipath.strip():
+            name = ipath.strip()  # a file under ROOT (checked by the shared path check)
+        else:
+            bad.append("the image has neither bytes nor a path")
+    if bad:
+        data.problems += [Problem(path, i, m) for m in bad]
+        return None
+    answer = answer.strip()
+    return BenchRecord(
+        id=f"{split}-{number:05d}",
+        images=[name],
+        question=question.strip(),
+        answer=answer,
+        answer_type="closed" if answer.lower() in CLOSED_ANSWERS else "open",
+        split=split,
+        source=path,
+        index=i,
+    )
