@@ -211,3 +211,39 @@ def test_docstring_example_runs():
 
     result = doctest.testmod(rope, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 5 and result.failed == 0
+
+
+def test_two_image_prompt_of_the_processor(processor, images):
+    """A report study's prompt (issue 16): two images in one user turn, as ``build_batch`` writes it. Each
+    image block starts ``text_to_image_gap`` after its ``<|vision_start|>`` and text resumes
+    ``image_to_text_gap`` after the block's extent; gaps 1 equal stock ``get_rope_index``."""
+    from clinkd.model.processor import build_batch
+
+    batch = build_batch(processor, [[images[0], images[2]]], ["Write the findings."])
+    types, grid, ids = batch["mm_token_type_ids"], batch["image_grid_thw"], batch["input_ids"]
+    assert grid.tolist() == [[1, 8, 8], [1, 4, 6]]  # merged 4x4 = 16 tokens, 2x3 = 6 tokens
+    row = types[0].tolist()
+    first = row.index(1)
+    second = first + 16 + 2  # <|vision_end|><|vision_start|> between the blocks
+    assert row[first : first + 16] == [1] * 16 and row[first + 16 : second] == [0, 0]
+    assert row[second : second + 6] == [1] * 6 and 1 not in row[second + 6 :]
+    pos, delta = mcg_position_ids(types, grid, batch["attention_mask"], spatial_merge_size=2)
+    p = pos[:, 0]  # (3, L)
+    s1 = (first - 1) + 2  # <|vision_start|> at first - 1 (position first - 1: plain text before)
+    assert p[:, first - 1].tolist() == [first - 1] * 3
+    assert p[:, first].tolist() == [s1] * 3 and p[:, first + 15].tolist() == [s1, s1 + 3, s1 + 3]
+    end1 = s1 + 3 + 2  # <|vision_end|> after the extent 3 of the 4x4 block
+    assert p[:, first + 16].tolist() == [end1] * 3 and p[:, first + 17].tolist() == [end1 + 1] * 3
+    s2 = end1 + 1 + 2
+    assert p[:, second].tolist() == [s2] * 3
+    assert p[1, second : second + 6].tolist() == [s2, s2, s2, s2 + 1, s2 + 1, s2 + 1]  # 2 rows
+    assert p[2, second : second + 6].tolist() == [s2, s2 + 1, s2 + 2] * 2  # 3 columns
+    after = s2 + 2 + 2  # extent max(1, 2) = 2, then the gap
+    assert p[:, second + 6].tolist() == [after] * 3
+    n = ids.shape[1]
+    assert p[:, -1].tolist() == [after + n - 1 - (second + 6)] * 3  # text runs on by one
+    assert delta.tolist() == [[after + n - (second + 6) - n]]
+    # gaps 1, strides 1: exactly upstream's ids for the two-image prompt
+    stock = stock_rope_index(merge=2)(ids, types, image_grid_thw=grid, attention_mask=batch["attention_mask"])
+    got = mcg_position_ids(types, grid, batch["attention_mask"], spatial_merge_size=2, **STOCK)
+    assert torch.equal(got[0], stock[0]) and torch.equal(got[1], stock[1])

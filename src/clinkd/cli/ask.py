@@ -9,6 +9,8 @@ from clinkd.errors import ClinkdError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from clinkd.infer.defaults import DEFAULTS  # no torch: --help stays fast
+
     p = sub.add_parser(
         "ask",
         help="ask a model about one image; print the answer and draw its boxes",
@@ -26,13 +28,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="annotated image (default <stem>_answer.png next to the input)",
     )
     p.add_argument(
-        "--select", choices=("greedy", "sasg"), default="greedy", help="answer selection (default greedy)"
+        "--select",
+        choices=("greedy", "sasg"),
+        default=DEFAULTS.select,
+        help=f"answer selection (default {DEFAULTS.select})",
     )
     p.add_argument(
-        "--candidates", type=int, default=5, metavar="N", help="SASG: sampled candidates besides greedy (5)"
+        "--candidates",
+        type=int,
+        default=DEFAULTS.candidates,
+        metavar="N",
+        help=f"SASG: sampled candidates besides greedy ({DEFAULTS.candidates})",
     )
-    p.add_argument("--max-new-tokens", type=int, default=100, help="answer length limit (100)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULTS.max_new_tokens,
+        help=f"answer length limit ({DEFAULTS.max_new_tokens}, the release's longest: image analysis)",
+    )
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help=f"sampling seed ({DEFAULTS.seed})")
     p.add_argument("--device", default="auto", help="torch device (default: cuda when available, else cpu)")
     from clinkd.cli.infer import add_pixel_options
 

@@ -37,17 +37,33 @@ def check_pixel_options(args: argparse.Namespace, error: type[Exception] = Clink
     check_pixel_budget(args.min_pixels, args.max_pixels, names=("--min-pixels", "--max-pixels"), error=error)
 
 
+def _token_defaults() -> str:
+    """The default token limits, as the help text states them (from :mod:`clinkd.infer.defaults`)."""
+    from clinkd.infer.defaults import DEFAULTS
+
+    tasks = DEFAULTS.task_max_new_tokens
+    common = DEFAULTS.max_new_tokens_default_task
+    longer = ", ".join(f"{n} for {t}" for t, n in tasks.items() if n != common)
+    bench = ", ".join(f"{b} {n}" for b, n in DEFAULTS.benchmark_max_new_tokens.items())
+    return f"{common}, and {longer} (the release's); with --benchmark: {bench}"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    from clinkd.infer.defaults import BENCHMARKS, DEFAULTS  # no torch: --help stays fast
+
+    d = DEFAULTS
     p = sub.add_parser(
         "infer",
         help="answer test files; write JSONL predictions (resumable, greedy or SASG)",
         description="Answer a Med-GRIT test file (--data TEST.json --out PRED.jsonl) or the test files of a "
-        "dataset folder (--data DIR --out OUTDIR, writing OUTDIR/pred_<TASK>.jsonl for each --task). Each line "
+        "dataset folder (--data DIR --out OUTDIR, writing OUTDIR/pred_<TASK>.jsonl for each --task), or a "
+        "converted benchmark folder (--benchmark NAME --data DIR --out OUTDIR, reading DIR/test.json and "
+        "writing OUTDIR/pred_<NAME>.jsonl). Each line "
         "is {id, image, question, annotation, response}, the format `clinkd eval` and the published scripts "
         "read. Rerunning the same command resumes: ids already written are skipped and a torn last line "
         "is removed. An existing --out must be a prediction file of the same test file written with the same "
         "model and settings (recorded in PRED.settings.json); anything else is refused, never changed.",
-        epilog="Max new tokens default to the release settings: 80, and 100 for MII. With --select sasg each "
+        epilog=f"Max new tokens default to {_token_defaults()}. With --select sasg each "
         "question gets the greedy answer plus --candidates sampled ones (one generate call), and the "
         "candidate the others agree with most (sentence embeddings + box IoU) is written.",
     )
@@ -73,6 +89,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="folder: which test files (default all); file: its task (default from the file name)",
     )
     p.add_argument(
+        "--benchmark",
+        choices=BENCHMARKS,
+        default=None,
+        metavar="NAME",
+        help=f"a converted benchmark ({', '.join(BENCHMARKS)}): --data DIR reads DIR/test.json and writes "
+        "--out OUTDIR/pred_NAME.jsonl (a test file: --out is the prediction file); sets the default max new "
+        "tokens (short answers for VQA sets, long for reports)",
+    )
+    p.add_argument(
         "--images",
         type=Path,
         default=None,
@@ -80,28 +105,53 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="image folder (default: images/ beside the test file, else its folder)",
     )
     p.add_argument(
-        "--select", choices=("greedy", "sasg"), default="greedy", help="answer selection (default greedy)"
+        "--select",
+        choices=("greedy", "sasg"),
+        default=d.select,
+        help=f"answer selection (default {d.select})",
     )
     p.add_argument(
-        "--candidates", type=int, default=5, metavar="N", help="SASG: sampled candidates besides greedy (5)"
+        "--candidates",
+        type=int,
+        default=d.candidates,
+        metavar="N",
+        help=f"SASG: sampled candidates besides greedy ({d.candidates})",
     )
-    p.add_argument("--temperature", type=float, default=0.7, help="SASG sampling temperature (0.7)")
-    p.add_argument("--top-p", type=float, default=0.9, help="SASG nucleus sampling top-p (0.9)")
-    p.add_argument("--box-weight", type=float, default=0.5, help="SASG: weight of box IoU in agreement (0.5)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=d.temperature,
+        help=f"SASG sampling temperature ({d.temperature})",
+    )
+    p.add_argument("--top-p", type=float, default=d.top_p, help=f"SASG nucleus sampling top-p ({d.top_p})")
+    p.add_argument(
+        "--box-weight",
+        type=float,
+        default=d.box_weight,
+        help=f"SASG: weight of box IoU in agreement ({d.box_weight})",
+    )
     p.add_argument(
         "--length-cap",
         type=float,
-        default=2.0,
+        default=d.length_factor,
         metavar="FACTOR",
-        help="SASG: drop samples longer than FACTOR x the greedy answer + 8 tokens (2; 0 = no cap)",
+        help=f"SASG: drop samples longer than FACTOR x the greedy answer + {d.length_slack} tokens "
+        f"({d.length_factor:g}; 0 = no cap)",
     )
     p.add_argument(
         "--save-candidates",
         action="store_true",
         help="SASG: keep candidates and scores in each record under the extra key 'sasg'",
     )
-    p.add_argument("--batch-size", type=int, default=8, help="questions per generate call (8)")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="override the 80 / 100 (MII) token limit")
+    p.add_argument(
+        "--batch-size", type=int, default=d.batch_size, help=f"questions per generate call ({d.batch_size})"
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="override the token limit (default: per task or --benchmark, see below)",
+    )
     p.add_argument(
         "--box-style",
         choices=("qwen", "qwen2", "clinkd", "raw"),
@@ -118,7 +168,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(the one it was trained in, a hub checkpoint's family's own); qwen/qwen2/clinkd = that "
         "markup, 0-1000; raw = the test file's text unchanged",
     )
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"sampling seed ({d.seed})")
     p.add_argument(
         "--limit", type=int, default=None, metavar="N", help="only the first N samples of each file"
     )
@@ -175,7 +225,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
         raise ClinkdError(f"--data {args.data} not found (give a test file or a dataset folder)")
     check_pixel_options(args)
     device = resolve_device(args.device)
-    from clinkd.infer.predict import predict_dataset, predict_file
+    from clinkd.infer.predict import predict_benchmark, predict_dataset, predict_file
 
     common = dict(
         select=args.select,
@@ -195,7 +245,20 @@ def cmd_infer(args: argparse.Namespace) -> int:
         min_pixels=args.min_pixels,
         max_pixels=args.max_pixels,
     )
-    if args.data.is_dir():
+    benchmark = getattr(args, "benchmark", None)
+    if benchmark is not None:
+        if args.task is not None:
+            raise ClinkdError("--task names a Med-GRIT task; a --benchmark file has none: leave --task out")
+        if args.data.is_dir():
+            if args.out.suffix == ".jsonl":
+                raise ClinkdError(f"--data is a folder, so --out must be a folder (got {args.out})")
+            s = predict_benchmark(args.model, args.data, args.out, benchmark, image_dir=args.images, **common)
+        else:
+            s = predict_file(
+                args.model, args.data, args.out, image_dir=args.images, benchmark=benchmark, **common
+            )
+        results = {benchmark: s}
+    elif args.data.is_dir():
         if args.out.suffix == ".jsonl":
             raise ClinkdError(f"--data is a folder, so --out must be a folder (got {args.out})")
         kwargs = dict(common, image_dir=args.images) if args.images else common

@@ -74,16 +74,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"requests that may wait; one more is told the app is busy (default {QUEUE_SIZE})",
     )
+    from clinkd.infer.defaults import DEFAULTS  # no torch: --help stays fast
+
     p.add_argument(
         "--select",
-        default="greedy",
+        default=DEFAULTS.select,
         choices=["greedy", "sasg"],
-        help="answer selection: greedy, or SASG (semantic medoid of sampled candidates)",
+        help="answer selection: greedy, or SASG (semantic medoid of sampled candidates; default "
+        f"{DEFAULTS.select})",
     )
     p.add_argument(
-        "--candidates", type=int, default=4, help="sampled candidates for --select sasg (default 4)"
+        "--candidates",
+        type=int,
+        default=DEFAULTS.candidates,
+        help=f"sampled candidates for --select sasg (default {DEFAULTS.candidates})",
     )
-    p.add_argument("--max-new-tokens", type=int, default=128, help="answer length limit (default 128)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULTS.max_new_tokens,
+        help=f"answer length limit (default {DEFAULTS.max_new_tokens}, the release's longest: image analysis)",
+    )
     p.add_argument(
         "--device", default=None, help="torch device for the model (default: cuda if available, else cpu)"
     )

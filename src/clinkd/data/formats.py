@@ -1,11 +1,16 @@
 """Readers and writers for the three file forms of Med-GRIT data (protocol.md, "Files").
 
 - ``test``: a JSON list of ``{"id": "<image name without .png>", "conversations": [[question, answer]]}``,
-  one file per task (``..._VG...json`` etc.).
+  one file per task (``..._VG...json`` etc.); converted benchmarks add ``"answer_type"`` and
+  ``"benchmark"`` (:data:`~clinkd.data.sample.META_KEYS`, kept in :attr:`Sample.meta` and written back).
 - ``train``: the ClinKD release's training form, ``{"id", "conversations": [{"from": "user"|"assistant",
   "value"}, ...]}`` with several turns.
 - ``sharegpt``: LLaMA-Factory's form, ``{"images": ["<id>.png"], "messages": [{"role", "content"}]}`` with
-  the image written ``<image>`` in the text, plus a ``dataset_info.json`` entry describing the columns.
+  the image written ``<image>`` in the text, plus a ``dataset_info.json`` entry describing the columns;
+  several images (report studies) take one ``<image>`` each, in order.
+
+A sample of several images (issue 16) writes them as several ``<img>`` tags at the start of its first
+question; :attr:`Sample.images` lists them in order.
 
 Every reader returns :class:`~clinkd.data.sample.Sample` objects; every writer takes them. Reading and
 writing the same form reproduces the file's records exactly (writers use ``indent=1``,
@@ -24,7 +29,7 @@ from typing import Any, Literal
 
 from clinkd.data.boxes import Style, convert_markup
 from clinkd.data.images import image_path
-from clinkd.data.sample import IMG_TAG_RE, TASKS, Sample, Turn, image_tag, task_from_name
+from clinkd.data.sample import IMG_TAG_RE, TASKS, Sample, Turn, check_meta, image_tag, task_from_name
 from clinkd.errors import DataError
 
 Format = Literal["test", "train", "sharegpt"]
@@ -32,6 +37,8 @@ FORMATS: tuple[str, ...] = ("test", "train", "sharegpt")
 _USER = {"user", "human"}
 _ASSISTANT = {"assistant", "gpt"}
 SHAREGPT_IMAGE_TOKEN = "<image>"
+#: What `clinkd data import` writes beside train.json (clinkd.data.bench.convert): not training data
+BENCHMARK_FILES = frozenset({"benchmark.json", "test.json", "val.json"})
 
 
 @dataclass(frozen=True)
@@ -135,9 +142,9 @@ def _is_id(value: Any) -> bool:
     return _is_text(value) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def _image_from_text(text: str) -> str | None:
-    m = IMG_TAG_RE.search(text)
-    return m.group(1) if m else None
+def _images_from_text(text: str) -> list[str]:
+    """Every ``<img>`` tag's path in ``text``, in order."""
+    return [m.group(1) for m in IMG_TAG_RE.finditer(text)]
 
 
 def _from_test(rec: dict, task: str | None) -> Sample:
@@ -151,8 +158,9 @@ def _from_test(rec: dict, task: str | None) -> Sample:
         if not (isinstance(pair, list) and len(pair) == 2 and all(_is_text(x) for x in pair)):
             raise ValueError(f"conversations[{i}] must be [question, answer] strings (UTF-8 text)")
         turns.append(Turn(pair[0], pair[1]))
-    image = _image_from_text(turns[0].question) or f"{rid}.png"
-    return Sample(id=rid, image=image, turns=turns, task=task)
+    images = _images_from_text(turns[0].question) or [f"{rid}.png"]
+    meta = check_meta(rec)
+    return Sample(id=rid, image=images[0], turns=turns, task=task, images=images, meta=meta)
 
 
 def _from_train(rec: dict) -> Sample:
@@ -173,32 +181,48 @@ def _from_train(rec: dict) -> Sample:
             turns.append(Turn(conv[i - 1]["value"], msg["value"]))
     if len(conv) % 2:
         raise ValueError("the last user message has no assistant answer")
-    image = _image_from_text(turns[0].question) or f"{rid}.png"
-    return Sample(id=str(rid), image=image, turns=turns)
+    images = _images_from_text(turns[0].question) or [f"{rid}.png"]
+    return Sample(id=str(rid), image=images[0], turns=turns, images=images)
 
 
 def _from_sharegpt(rec: dict) -> Sample:
     msgs, images = rec["messages"], rec.get("images") or []
-    if not isinstance(images, list) or len(images) != 1 or not _is_text(images[0]):
-        raise ValueError("'images' must be a list of exactly one image path")
+    if not isinstance(images, list) or not images or not all(_is_text(x) for x in images):
+        raise ValueError("'images' must be a non-empty list of image paths")
     image = images[0]
     if not isinstance(msgs, list) or not msgs:
         raise ValueError("'messages' must be a non-empty list")
-    turns = []
     for i, msg in enumerate(msgs):
         if not (isinstance(msg, dict) and _is_text(msg.get("content")) and "role" in msg):
             raise ValueError(f"messages[{i}] must be {{'role': ..., 'content': str}}")
         want = _USER if i % 2 == 0 else _ASSISTANT
         _check_speaker(msg["role"], want, f"messages[{i}] has role", "roles must alternate user, assistant")
+    if len(images) > 1:
+        # LLaMA-Factory's rule: one <image> token per image, in order (a single image keeps the old,
+        # lenient reading below: the first token of each user message, or none)
+        tokens = sum(m["content"].count(SHAREGPT_IMAGE_TOKEN) for m in msgs[::2])
+        if tokens != len(images):
+            raise ValueError(
+                f"'images' lists {len(images)} image paths but the user messages hold {tokens} "
+                f"{SHAREGPT_IMAGE_TOKEN} token(s); give one token per image"
+            )
+    left = iter(images)
+    turns = []
+    for i, msg in enumerate(msgs):
         if i % 2 == 1:
-            question = msgs[i - 1]["content"].replace(SHAREGPT_IMAGE_TOKEN, image_tag(image), 1)
+            question = msgs[i - 1]["content"]
+            if len(images) == 1:
+                question = question.replace(SHAREGPT_IMAGE_TOKEN, image_tag(image), 1)
+            else:
+                parts = question.split(SHAREGPT_IMAGE_TOKEN)
+                question = parts[0] + "".join(image_tag(next(left)) + p for p in parts[1:])
             turns.append(Turn(question, msg["content"]))
     if len(msgs) % 2:
         raise ValueError("the last user message has no assistant answer")
     rid = rec.get("id", Path(image).stem)
     if not _is_id(rid):
         raise ValueError(f"'id' must be a string or an integer, got {type(rid).__name__}")
-    return Sample(id=str(rid), image=image, turns=turns)
+    return Sample(id=str(rid), image=image, turns=turns, images=list(images))
 
 
 def parse_records(
@@ -261,7 +285,7 @@ def to_records(samples: Iterable[Sample], fmt: Format, box_style: Style | None =
     for s in samples:
         qa = [(_restyle(t.question, box_style), _restyle(t.answer, box_style)) for t in s.turns]
         if fmt == "test":
-            out.append({"id": s.id, "conversations": [[q, a] for q, a in qa]})
+            out.append({"id": s.id, "conversations": [[q, a] for q, a in qa], **check_meta(s.meta)})
         elif fmt == "train":
             conv = []
             for q, a in qa:
@@ -269,12 +293,14 @@ def to_records(samples: Iterable[Sample], fmt: Format, box_style: Style | None =
             out.append({"id": s.id, "conversations": conv})
         elif fmt == "sharegpt":
             msgs = []
+            several = len(s.images) > 1  # every tag of the first question becomes a token, in order
             for q, a in qa:
-                q = IMG_TAG_RE.sub(SHAREGPT_IMAGE_TOKEN, q, count=1) if not msgs else q
+                q = IMG_TAG_RE.sub(SHAREGPT_IMAGE_TOKEN, q, count=0 if several else 1) if not msgs else q
                 msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-            if SHAREGPT_IMAGE_TOKEN not in msgs[0]["content"]:
-                msgs[0]["content"] = SHAREGPT_IMAGE_TOKEN + msgs[0]["content"]
-            out.append({"id": s.id, "messages": msgs, "images": [s.image]})
+            missing = len(s.images) - msgs[0]["content"].count(SHAREGPT_IMAGE_TOKEN)
+            if missing > 0:
+                msgs[0]["content"] = SHAREGPT_IMAGE_TOKEN * missing + msgs[0]["content"]
+            out.append({"id": s.id, "messages": msgs, "images": list(s.images)})
         else:
             raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
     return out
@@ -358,8 +384,10 @@ def find_dataset_files(root: str | os.PathLike) -> DatasetFiles:
         raise DataError("not a folder (expected a dataset folder as `clinkd data synth` writes it)", root)
     image_dir = root / "images" if (root / "images").is_dir() else root
     files = DatasetFiles(root=root, image_dir=image_dir)
+    # a folder of `clinkd data import` (benchmark.json beside): its test.json and val.json are not training data
+    skip = {"dataset_info.json"} | (BENCHMARK_FILES if (root / "benchmark.json").is_file() else set())
     for p in sorted(root.glob("*.json")):
-        if p.name == "dataset_info.json":
+        if p.name in skip:
             continue
         task = task_from_name(p.name)
         if task is not None:
@@ -391,6 +419,12 @@ class Dataset:
         """The file of ``sample``'s image; a path leaving the image folder raises :class:`DataError`
         (naming ``source`` and ``record`` when given), see :func:`clinkd.data.images.image_path`."""
         return image_path(self.image_dir, sample.image, source, record)
+
+    def image_paths(
+        self, sample: Sample, source: str | os.PathLike | None = None, record: int | str | None = None
+    ) -> list[Path]:
+        """The files of every image of ``sample`` (:attr:`Sample.images`), checked as :meth:`image_path`."""
+        return [image_path(self.image_dir, name, source, record) for name in sample.images]
 
 
 def read_dataset_dir(root: str | os.PathLike) -> Dataset:

@@ -1,8 +1,10 @@
-"""The one model of a Med-GRIT sample: an image, its modality, a task and (question, answer) turns.
+"""The one model of a Med-GRIT sample: its image(s), modality, a task and (question, answer) turns.
 
 Question texts are kept exactly as the files hold them (the first one usually starts with the
-Qwen-VL image tag ``<img>ct_00012.png</img>``), so that reading and writing a file gives back the same
-bytes; :meth:`Sample.prompts` gives the questions without the image tag, for a model's chat template.
+Qwen-VL image tag ``<img>ct_00012.png</img>``; a report-generation study with frontal and lateral views
+starts with one tag per image, ``<img>a/0.png</img><img>a/1.png</img>``, issue 16), so that reading and
+writing a file gives back the same bytes; :meth:`Sample.prompts` gives the questions without the image
+tags, for a model's chat template.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ TASK_NAMES: dict[str, str] = {
 }
 
 IMG_TAG_RE = re.compile(r"<img>(.*?)</img>", re.S)
+
+#: Extra keys of a test record that a sample keeps (:attr:`Sample.meta`), written by the benchmark
+#: converters (issue 16): ``answer_type`` (VQA sets: ``closed`` yes/no-style or ``open``) and
+#: ``benchmark`` (``vqa-rad``, ``iu-xray`` ...). Other keys are not kept.
+META_KEYS: tuple[str, ...] = ("answer_type", "benchmark")
+ANSWER_TYPES: tuple[str, ...] = ("closed", "open")
 
 #: Special tokens that structure a chat: user text holding one could close its turn and open another (a
 #: spoofed system or assistant turn) or fake an image slot. The grounding tokens (``<|box_start|>``,
@@ -121,6 +129,34 @@ def strip_image_tag(text: str) -> tuple[str, str | None]:
     return rest, m.group(1)
 
 
+def strip_image_tags(text: str) -> tuple[str, list[str]]:
+    """``(text without any <img>…</img>, the image paths in order)``; newlines after tags opening the text
+    are dropped as :func:`strip_image_tag` drops them (one tag: the same result).
+
+    >>> strip_image_tags("<img>s/0.png</img><img>s/1.png</img>\\nWrite the findings.")
+    ('Write the findings.', ['s/0.png', 's/1.png'])
+    """
+    found = list(IMG_TAG_RE.finditer(text))
+    if not found:
+        return text, []
+    rest = IMG_TAG_RE.sub("", text)
+    if found[0].start() == 0:
+        rest = rest.lstrip("\n")
+    return rest, [m.group(1) for m in found]
+
+
+def check_meta(meta: dict) -> dict:
+    """The known extra keys of a test record (:data:`META_KEYS`), checked; raises ``ValueError``."""
+    out = {k: meta[k] for k in META_KEYS if k in meta}
+    if "answer_type" in out and out["answer_type"] not in ANSWER_TYPES:
+        raise ValueError(
+            f"'answer_type' must be one of {', '.join(ANSWER_TYPES)}, got {out['answer_type']!r}"
+        )
+    if "benchmark" in out and not (isinstance(out["benchmark"], str) and out["benchmark"].strip()):
+        raise ValueError(f"'benchmark' must be a non-empty string, got {out['benchmark']!r}")
+    return out
+
+
 _NAME_TOKEN = re.compile(r"[^A-Za-z0-9]+")
 _NAME_SUFFIXES = (".jsonl", ".json", ".txt")
 
@@ -172,10 +208,13 @@ class Sample:
 
     Attributes:
         id: the record id as the file holds it (test files: the image name without ``.png``).
-        image: the image file name or path, relative to the dataset's image folder.
+        image: the (first) image file name or path, relative to the dataset's image folder.
         turns: (question, answer) pairs; test files hold one, training files several.
         task: ``VG``/``RO``/``GC``/``MII`` for single-task samples (test files), None for mixed ones.
         modality: derived from the image name when not given.
+        images: every image of the sample in order (the ``<img>`` tags of the first question), ``image``
+            first; ``[image]`` when not given. Several for report studies (frontal + lateral, issue 16).
+        meta: the test record's known extra keys (:data:`META_KEYS`: ``answer_type``, ``benchmark``).
     """
 
     id: str
@@ -183,14 +222,20 @@ class Sample:
     turns: list[Turn]
     task: str | None = None
     modality: str = field(default="")
+    images: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.modality:
             self.modality = modality_of(self.image)
+        if not self.images:
+            self.images = [self.image]
+        elif self.images[0] != self.image:
+            raise ValueError(f"images[0] {self.images[0]!r} is not the sample's image {self.image!r}")
 
     def prompts(self) -> list[str]:
-        """The questions without the image tag (the image goes to the processor instead)."""
-        return [strip_image_tag(t.question)[0] for t in self.turns]
+        """The questions without their image tags (the images go to the processor instead)."""
+        return [strip_image_tags(t.question)[0] for t in self.turns]
 
     @property
     def boxes(self) -> list[Box]:

@@ -30,6 +30,7 @@ from clinkd.data.draw import draw_annotations
 from clinkd.data.images import NIFTI_SUFFIXES, load_image
 from clinkd.data.sample import check_question
 from clinkd.errors import ClinkdError
+from clinkd.infer.defaults import DEFAULTS
 from clinkd.infer.sasg import generate_candidates, select_answers
 from clinkd.infer.similarity import Embedder
 from clinkd.paths import output_file
@@ -114,12 +115,12 @@ def ask_image(
     processor: Any = None,
     out: str | PathLike | None = None,
     draw: bool = True,
-    select: str = "greedy",
-    candidates: int = 5,
-    temperature: float = 0.7,
-    top_p: float = 0.9,
-    max_new_tokens: int = 100,
-    seed: int = 0,
+    select: str = DEFAULTS.select,
+    candidates: int = DEFAULTS.candidates,
+    temperature: float = DEFAULTS.temperature,
+    top_p: float = DEFAULTS.top_p,
+    max_new_tokens: int = DEFAULTS.max_new_tokens,
+    seed: int = DEFAULTS.seed,
     embedder: Embedder | None = None,
     device: str | None = None,
     min_pixels: int | None = None,
@@ -133,7 +134,8 @@ def ask_image(
         question: the question, without an ``<img>`` tag (one is stripped if present).
         out: annotated PNG; default :func:`default_output` (``<stem>_answer.png`` beside the image).
         select: ``greedy`` or ``sasg`` (greedy + ``candidates`` samples, semantic medoid).
-        max_new_tokens: default 100, the release's setting for image analysis, the longest answers.
+        max_new_tokens: default :attr:`DEFAULTS.max_new_tokens <clinkd.infer.defaults.InferenceDefaults.max_new_tokens>`
+            (100, the release's setting for image analysis, the longest answers).
         min_pixels, max_pixels: image budget (:func:`clinkd.model.load`; default: the release's
             512·512 .. 1024·1024 for a real checkpoint, a tiny model's own).
     """

@@ -23,6 +23,7 @@ import torch
 
 from clinkd.data.conventions import BoxCodec, Reading
 from clinkd.data.sample import check_question
+from clinkd.infer.defaults import DEFAULTS
 from clinkd.model.processor import box_codec, build_batch
 
 # Text that ends an answer: the chat template closes every turn with <|im_end|>.
@@ -143,6 +144,10 @@ class Answer(str):
 
 
 def _size(image) -> tuple[int, int] | None:
+    """``(width, height)`` of a question's image; of the first one when it has several (boxes refer to one
+    image, and the multi-image samples, report studies, carry none: issue 16)."""
+    if isinstance(image, (list, tuple)):
+        image = image[0] if image else None
     size = getattr(image, "size", None)
     return (int(size[0]), int(size[1])) if isinstance(size, tuple) and len(size) == 2 else None
 
@@ -161,7 +166,9 @@ def generate_batch(
     in a row (question-major: ``(b * n,)``).
 
     Boxes cross the model's boundary here (``boxes``, default ``"auto"``: the model's own convention,
-    :func:`~clinkd.model.processor.box_codec`). The questions, in Med-GRIT form, are written in the
+    :func:`~clinkd.model.processor.box_codec`). ``images``: one image (or None) per question, or a list
+    of images for a question about several (each gets its own slot, in order, before the question;
+    boxes are converted for the first one's size). The questions, in Med-GRIT form, are written in the
     model's convention for their image's resized size, and each answer is read back into Med-GRIT form
     (:class:`Answer`; its ``raw`` keeps the model's text). ``None``: questions and answers pass unchanged.
 
@@ -187,7 +194,7 @@ def generate_batch(
     if unknown:
         raise ValueError(f"generate_batch sets {sorted(unknown)} itself (neutral decoding)")
     settings = decoding_settings(
-        max_new_tokens=gen_kwargs.pop("max_new_tokens", 128),
+        max_new_tokens=gen_kwargs.pop("max_new_tokens", DEFAULTS.max_new_tokens),
         **{k: gen_kwargs.pop(k) for k in setting_keys[1:] if k in gen_kwargs},
     )
     gen_kwargs = {**gen_kwargs, **settings}
@@ -258,7 +265,7 @@ def generate_answers(
     images: Sequence,
     questions: Sequence[str],
     *,
-    max_new_tokens: int = 128,
+    max_new_tokens: int = DEFAULTS.max_new_tokens,
     batch_size: int = 16,
     num_return_sequences: int = 1,
     do_sample: bool = False,
@@ -274,7 +281,8 @@ def generate_answers(
     and restored afterwards; seed torch before calling for reproducible sampling.
 
     Args:
-        images: one PIL image (or None) per question.
+        images: one PIL image (or None) per question, or a list of images for a question about several
+            (a report study's views, issue 16).
         questions: question texts without the ``<img>`` tag.
     """
     if len(images) != len(questions):

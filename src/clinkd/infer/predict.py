@@ -5,12 +5,14 @@ One JSON object per line (protocol.md §1)::
     {"id": 3, "image": "ct_00012.png", "question": "<img>ct_00012.png</img>...", "annotation": "...",
      "response": "..."}
 
-``id`` is the sample's index in the test file, ``question`` and ``annotation`` are the test file's
-strings, ``response`` the model's answer read back into Med-GRIT form from the model's box convention
+``id`` is the sample's index in the test file, ``image`` the name of its (first) image, ``question``
+and ``annotation`` are the test file's strings, ``response`` the model's answer read back into Med-GRIT form from the model's box convention
 (0–1000 ``<box>(x1,y1),(x2,y2)</box>``, which the published regex looks for) and ``raw_response`` the
 model's own text when it differs (JSON ``bbox_2d`` in resized-image pixels for Qwen2.5-VL, say). With
-``save_candidates`` a record also carries ``"sasg": {"chosen", "candidates", "scores"}``; readers of the
-format ignore extra keys.
+``save_candidates`` a record also carries ``"sasg": {"chosen", "candidates", "scores"}``; a sample of
+several images (a report study, issue 16), answered with all of them, adds ``"images"`` (every name, in
+order), and a converted benchmark's record copies the test record's ``answer_type`` and ``benchmark``.
+Readers of the format ignore extra keys.
 
 Resuming. Records are appended batch by batch, each batch flushed and ``fsync``-ed, so a crash loses
 at most the batch in flight. Batches are always the same slices ``[k·B, (k+1)·B)`` of the (limited)
@@ -45,6 +47,7 @@ from clinkd.data.formats import find_dataset_files, read_samples
 from clinkd.data.images import image_path, load_image
 from clinkd.data.sample import TASKS, Sample, check_question, task_from_name
 from clinkd.errors import ClinkdError, DataError
+from clinkd.infer.defaults import DEFAULTS, TASK_MAX_NEW_TOKENS, max_new_tokens_for
 from clinkd.infer.resume import (
     PUBLISHED_FIELDS,
     FileState,
@@ -71,19 +74,22 @@ __all__ = [
     "PredictSummary",
     "check_decoding_args",
     "inspect_prediction_file",
+    "predict_benchmark",
     "predict_dataset",
     "predict_file",
     "read_done_ids",
     "repair_tail",
     "resolve_image",
+    "resolve_images",
     "run_identity",
     "settings_path",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Release settings (method.md, end): 80 new tokens, 100 for image analysis (MII).
-MAX_NEW_TOKENS: dict[str | None, int] = {"VG": 80, "RO": 80, "GC": 80, "MII": 100, None: 80}
+#: Release settings (method.md, end): 80 new tokens, 100 for image analysis (MII); the one home of these
+#: numbers is :mod:`clinkd.infer.defaults`.
+MAX_NEW_TOKENS: dict[str | None, int] = {**TASK_MAX_NEW_TOKENS, None: DEFAULTS.max_new_tokens_default_task}
 #: ``raw`` keeps the model's markup; the others rewrite box/ref delimiters (``qwen``: ``<box>…</box>``).
 BOX_STYLES: tuple[str, ...] = (*STYLES, "raw")
 # Largest seed: batch k samples under seed + k, which torch takes up to 2**64 - 1.
@@ -181,8 +187,21 @@ def resolve_image(
     (:func:`clinkd.data.images.image_path`): its file name is looked for in the folder instead, and when
     that is not a usable name either, :class:`~clinkd.errors.DataError` names ``source`` and ``record``.
     """
+    return _resolve_name(sample.image, image_dir, source, record)
+
+
+def resolve_images(
+    sample: Sample, image_dir: Path, source: str | PathLike | None = None, record: int | str | None = None
+) -> list[Path]:
+    """Every image of ``sample`` (:attr:`~clinkd.data.sample.Sample.images`), each as :func:`resolve_image`."""
+    return [_resolve_name(name, image_dir, source, record) for name in sample.images]
+
+
+def _resolve_name(
+    image: str, image_dir: Path, source: str | PathLike | None, record: int | str | None
+) -> Path:
     candidates, refused = [], None
-    for name in (sample.image, Path(sample.image).name):
+    for name in (image, Path(image).name):
         try:
             candidates.append(image_path(image_dir, name, source, record))
         except DataError as err:
@@ -302,7 +321,7 @@ def _record(i: int, sample: Sample, answer: str, box_style: str) -> dict[str, An
     raw = getattr(answer, "raw", answer)
     response = raw if box_style == "raw" else convert_markup(str(answer), box_style)  # type: ignore[arg-type]
     turn = sample.turns[0]
-    rec = {
+    rec: dict[str, Any] = {
         "id": i,
         "image": Path(sample.image).name,
         "question": turn.question,
@@ -311,7 +330,22 @@ def _record(i: int, sample: Sample, answer: str, box_style: str) -> dict[str, An
     }
     if raw != response:
         rec["raw_response"] = raw
+    if len(sample.images) > 1:  # a study answered from all its views (issue 16)
+        rec["images"] = [Path(name).name for name in sample.images]
+    rec.update(sample.meta)  # answer_type, benchmark: what eval splits converted benchmarks by
     return rec
+
+
+def _one_or_list(images: list) -> Any:
+    """A single image as itself (what generation took before multi-image samples), several as a list."""
+    return images[0] if len(images) == 1 else images
+
+
+def _benchmark_of(samples: list[Sample]) -> str | None:
+    """The converted benchmark every sample names (its test record's ``benchmark`` key), if one known one."""
+    names = {s.meta.get("benchmark") for s in samples}
+    name = names.pop() if len(names) == 1 else None
+    return name if name in DEFAULTS.benchmark_max_new_tokens else None
 
 
 def _line(record: dict) -> str:
@@ -337,17 +371,18 @@ def _append(f, records: list[dict]) -> None:
 class _Options:
     """The settings of a run (:func:`predict_file`'s arguments of the same names)."""
 
-    select: str = "greedy"
-    candidates: int = 5
-    temperature: float = 0.7
-    top_p: float = 0.9
-    box_weight: float = 0.5
-    length_factor: float | None = 2.0
-    batch_size: int = 8
+    select: str = DEFAULTS.select
+    candidates: int = DEFAULTS.candidates
+    temperature: float = DEFAULTS.temperature
+    top_p: float = DEFAULTS.top_p
+    box_weight: float = DEFAULTS.box_weight
+    length_factor: float | None = DEFAULTS.length_factor
+    batch_size: int = DEFAULTS.batch_size
     max_new_tokens: int | None = None
+    benchmark: str | None = None
     box_style: str = "qwen"
     question_box_style: str | None = "auto"
-    seed: int = 0
+    seed: int = DEFAULTS.seed
     limit: int | None = None
     save_candidates: bool = False
     min_pixels: int | None = None
@@ -399,6 +434,10 @@ def _prepare(
         limit=o.limit,
         seed=o.seed,
     )
+    if o.benchmark is not None and o.benchmark not in DEFAULTS.benchmark_max_new_tokens:
+        raise ClinkdError(
+            f"unknown benchmark {o.benchmark!r}; choose one of {', '.join(DEFAULTS.benchmark_max_new_tokens)}"
+        )
     if o.box_style not in BOX_STYLES:
         raise ClinkdError(f"unknown box style {o.box_style!r}; choose from {', '.join(BOX_STYLES)}")
     if o.question_box_style not in ("auto", None, *BOX_STYLES):
@@ -424,7 +463,7 @@ def _prepare(
     image_dir = Path(image_dir) if image_dir is not None else _default_image_dir(test_file)
     state = inspect_prediction_file(out, samples)
     previous = read_settings(side, in_use=bool(state.done))
-    tokens = o.max_new_tokens or MAX_NEW_TOKENS.get(task, 80)
+    tokens = o.max_new_tokens or max_new_tokens_for(task, o.benchmark or _benchmark_of(samples))
     run = run_identity(
         model,
         test_file,
@@ -475,7 +514,7 @@ def _prepare(
                 "; ".join(diffs),
             )
     missing = [
-        (i, p) for i in todo if not (p := resolve_image(samples[i], image_dir, test_file, i)).is_file()
+        (i, p) for i in todo for p in resolve_images(samples[i], image_dir, test_file, i) if not p.is_file()
     ]
     if missing:
         i, p = missing[0]
@@ -549,8 +588,10 @@ def _execute(
             for start in plan.starts:
                 ids = range(start, min(start + o.batch_size, len(samples)))
                 batch = [samples[i] for i in ids]
-                images = [
-                    load_image(resolve_image(s, plan.image_dir, plan.test_file, i))
+                images = [  # one image a question, or the list of a multi-image sample's views
+                    _one_or_list(
+                        [load_image(p) for p in resolve_images(s, plan.image_dir, plan.test_file, i)]
+                    )
                     for i, s in zip(ids, batch)
                 ]
                 prompts = [s.prompts()[0] for s in batch]
@@ -627,17 +668,18 @@ def predict_file(
     processor: Any = None,
     task: str | None = None,
     image_dir: str | PathLike | None = None,
-    select: str = "greedy",
-    candidates: int = 5,
-    temperature: float = 0.7,
-    top_p: float = 0.9,
-    box_weight: float = 0.5,
-    length_factor: float | None = 2.0,
-    batch_size: int = 8,
+    select: str = DEFAULTS.select,
+    candidates: int = DEFAULTS.candidates,
+    temperature: float = DEFAULTS.temperature,
+    top_p: float = DEFAULTS.top_p,
+    box_weight: float = DEFAULTS.box_weight,
+    length_factor: float | None = DEFAULTS.length_factor,
+    batch_size: int = DEFAULTS.batch_size,
     max_new_tokens: int | None = None,
+    benchmark: str | None = None,
     box_style: str = "qwen",
     question_box_style: str | None = "auto",
-    seed: int = 0,
+    seed: int = DEFAULTS.seed,
     limit: int | None = None,
     save_candidates: bool = False,
     embedder: Embedder | None = None,
@@ -656,6 +698,9 @@ def predict_file(
             file of this test file written by the same run, see the module docstring).
         task: VG/RO/GC/MII; default from the file name. Chooses the default ``max_new_tokens``
             (:data:`MAX_NEW_TOKENS`: 80, 100 for MII).
+        benchmark: a converted benchmark (``vqa-rad``, ``iu-xray`` ...,
+            :data:`clinkd.infer.defaults.BENCHMARKS`): its ``max_new_tokens`` default (32 for VQA sets,
+            256 for reports). Default: the one every test record names under ``benchmark``, if any.
         image_dir: where the images are; default ``images/`` beside the test file (else its folder).
         select: ``"greedy"`` or ``"sasg"`` (greedy + ``candidates`` samples, semantic medoid).
         temperature, top_p, box_weight: SASG sampling and agreement settings.
@@ -695,6 +740,7 @@ def predict_file(
         length_factor=length_factor,
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
+        benchmark=benchmark,
         box_style=box_style,
         question_box_style=question_box_style,
         seed=seed,
@@ -758,3 +804,41 @@ def predict_dataset(
         progress,
     )
     return dict(zip(wanted, summaries))
+
+
+def predict_benchmark(
+    model: Any,
+    data_dir: str | PathLike,
+    out_dir: str | PathLike,
+    benchmark: str,
+    *,
+    image_dir: str | PathLike | None = None,
+    **kwargs: Any,
+) -> PredictSummary:
+    """Answer a converted benchmark folder's ``test.json``: ``out_dir/pred_<benchmark>.jsonl``.
+
+    ``benchmark`` (:data:`clinkd.infer.defaults.BENCHMARKS`) sets the default ``max_new_tokens``;
+    ``kwargs`` are :func:`predict_file`'s settings; images default to ``images/`` beside ``test.json``.
+    """
+    if benchmark not in DEFAULTS.benchmark_max_new_tokens:
+        raise ClinkdError(
+            f"unknown benchmark {benchmark!r}; choose one of {', '.join(DEFAULTS.benchmark_max_new_tokens)}"
+        )
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    test_file = data_dir / "test.json"
+    if not test_file.is_file():
+        raise DataError("no test.json in this folder (a converted benchmark folder holds one)", data_dir)
+    if _same_file(out_dir, data_dir):
+        raise ClinkdError(
+            f"the output folder {out_dir} is the dataset folder (--data); give another --out folder"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ClinkdError(f"output folder {out_dir} is a file; give a folder")
+    return predict_file(
+        model,
+        test_file,
+        out_dir / f"pred_{benchmark}.jsonl",
+        image_dir=image_dir,
+        benchmark=benchmark,
+        **kwargs,
+    )

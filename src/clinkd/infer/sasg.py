@@ -42,6 +42,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from clinkd.data.conventions import BoxCodec
+from clinkd.infer.defaults import DEFAULTS
 from clinkd.infer.generate import Answer, generate_batch
 from clinkd.infer.similarity import Embedder, answer_text, select_medoid
 
@@ -81,7 +82,13 @@ class AnchoredLength(StoppingCriteria):
     emitted ``end_id``.
     """
 
-    def __init__(self, group: int, end_id: int, factor: float = 2.0, slack: int = 8):
+    def __init__(
+        self,
+        group: int,
+        end_id: int,
+        factor: float = DEFAULTS.length_factor,
+        slack: int = DEFAULTS.length_slack,
+    ):
         self.group, self.end_id = group, end_id
         self.prompt_len: int | None = None  # set on the first call, which sees one new token
         self.factor, self.slack = factor, slack
@@ -118,12 +125,12 @@ def generate_candidates(
     images: Sequence,
     questions: Sequence[str],
     *,
-    n: int = 5,
-    max_new_tokens: int = 80,
-    temperature: float = 0.7,
-    top_p: float = 0.9,
-    length_factor: float | None = 2.0,
-    length_slack: int = 8,
+    n: int = DEFAULTS.candidates,
+    max_new_tokens: int = DEFAULTS.max_new_tokens,
+    temperature: float = DEFAULTS.temperature,
+    top_p: float = DEFAULTS.top_p,
+    length_factor: float | None = DEFAULTS.length_factor,
+    length_slack: int = DEFAULTS.length_slack,
     boxes: BoxCodec | str | None = "auto",
 ) -> list[list[Answer]]:
     """The greedy answer followed by up to ``n`` sampled answers per question: ``[[greedy, s1..], ...]``.
@@ -203,7 +210,7 @@ class Selection:
 
 
 def select_answers(
-    candidates: Sequence[Sequence[str]], embedder: Embedder, box_weight: float = 0.5
+    candidates: Sequence[Sequence[str]], embedder: Embedder, box_weight: float = DEFAULTS.box_weight
 ) -> list[Selection]:
     """The semantic medoid of each question's candidates (greedy first, so ties go to it).
 

@@ -35,6 +35,7 @@ from clinkd.data.sample import special_tokens_in
 from clinkd.data.synth.templates import GC_QUESTIONS, MII_QUESTIONS, RO_QUESTIONS, VG_QUESTIONS
 from clinkd.errors import BoxParseError, ClinkdError, ImageLoadError
 from clinkd.infer.ask import annotations, scan_markup
+from clinkd.infer.defaults import DEFAULTS
 from clinkd.serve.limits import MAX_QUESTION_CHARS
 
 __all__ = [
@@ -226,11 +227,11 @@ class Answerer:
 
     model: Any
     processor: Any
-    select: str = "greedy"
-    candidates: int = 4
-    max_new_tokens: int = 128
-    temperature: float = 0.7
-    top_p: float = 0.9
+    select: str = DEFAULTS.select
+    candidates: int = DEFAULTS.candidates
+    max_new_tokens: int = DEFAULTS.max_new_tokens
+    temperature: float = DEFAULTS.temperature
+    top_p: float = DEFAULTS.top_p
     embedder: Any = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -267,7 +268,7 @@ class Answerer:
         )
         if self.embedder is None:
             self.embedder = Embedder()
-        return select_answers(cands, self.embedder)[0].answer
+        return select_answers(cands, self.embedder, DEFAULTS.box_weight)[0].answer
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Training examples and their collation into model batches.
 
-A :class:`TrainItem` is one image with one or more (question, answer) turns. The collator renders each
-with the processor's chat template, runs the image-only processor (which expands the image tokens and
-gives ``mm_token_type_ids`` for MCG-RoPE), and sets ``labels`` to the tokens of every assistant answer,
+A :class:`TrainItem` is one image (or several: a report study's frontal and lateral views, issue 16) with
+one or more (question, answer) turns. The collator renders each with the processor's chat template, one
+image slot per image in the first user turn, runs the processor on the flattened images (which expands
+the image tokens and gives ``mm_token_type_ids`` for MCG-RoPE), and sets ``labels`` to the tokens of every assistant answer,
 its closing ``<|im_end|>`` included, with -100 on the system prompt, the questions, the image tokens and
 the padding.
 """
@@ -20,7 +21,7 @@ from clinkd.data.check import image_problem
 from clinkd.data.conventions import BoxCodec
 from clinkd.data.formats import Dataset
 from clinkd.data.images import image_path, load_image
-from clinkd.data.sample import Sample, strip_image_tag
+from clinkd.data.sample import Sample, strip_image_tags
 from clinkd.errors import DataError, ImageLoadError
 from clinkd.train.losses import IGNORE_INDEX
 
@@ -31,7 +32,12 @@ ITEM_KINDS: tuple[str, ...] = ("gt", "pseudo", "correction")
 
 @dataclass
 class TrainItem:
-    """One training example: an image and its (question, answer) turns, questions without the image tag."""
+    """One training example: its image(s) and (question, answer) turns, questions without image tags.
+
+    ``image`` is the first image (every single-image caller's field); ``images`` all of them in order,
+    ``[image]`` when not given. Items derived from another (pseudo-labels, corrections) pass
+    ``images=it.images`` on, or use :meth:`derive`, so that no view is lost.
+    """
 
     image: Path
     turns: list[tuple[str, str]]
@@ -41,6 +47,19 @@ class TrainItem:
     meta: dict = field(default_factory=dict)
     # cached teacher logits for offline distillation: (values (n, k), indices (n, k)) over the n answer tokens
     teacher_topk: tuple | None = field(default=None, repr=False)
+    images: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.image = Path(self.image)
+        self.images = [Path(p) for p in self.images] or [self.image]
+        if self.images[0] != self.image:
+            raise ValueError(f"images[0] {self.images[0]} is not the item's image {self.image}")
+
+    def derive(self, **changes) -> TrainItem:
+        """A new item about the same image(s): ``changes`` replace fields (``turns``, ``kind``, ...)."""
+        base = dict(image=self.image, images=list(self.images), turns=list(self.turns), source=self.source)
+        base["meta"] = dict(self.meta)
+        return TrainItem(**{**base, **changes})
 
 
 def sample_to_item(
@@ -50,12 +69,19 @@ def sample_to_item(
     :class:`~clinkd.errors.DataError` naming ``source`` otherwise)."""
     turns = []
     for t in sample.turns:
-        q, a = strip_image_tag(t.question)[0], t.answer
+        q, a = strip_image_tags(t.question)[0], t.answer
         if box_style is not None:
             q, a = convert_markup(q, box_style), convert_markup(a, box_style)
         turns.append((q, a))
-    image = image_path(image_dir, sample.image, source or None)
-    return TrainItem(image=image, turns=turns, source=source, meta={"id": sample.id})
+    images = [image_path(image_dir, name, source or None) for name in sample.images]
+    return TrainItem(image=images[0], images=images, turns=turns, source=source, meta={"id": sample.id})
+
+
+def load_item_images(item: TrainItem):
+    """What generation takes for ``item`` (:func:`clinkd.infer.generate.generate_answers`): its image, or
+    the list of its images when it has several (a multi-image study is answered from all its views)."""
+    images = [load_image(p) for p in item.images]
+    return images[0] if len(images) == 1 else images
 
 
 #: problems listed in the error raised by :func:`items_from_dataset` (the rest are counted)
@@ -82,10 +108,11 @@ def items_from_dataset(
         except DataError as err:
             problems.append(f"{source} (id {s.id}): {err.reason}")
             continue
-        if item.image not in checked:
-            checked[item.image] = image_problem(item.image, decode=False)
-        if checked[item.image] is not None:
-            problems.append(f"{source} (id {s.id}): {checked[item.image]}")
+        for image in item.images:  # every view of a multi-image study (issue 16)
+            if image not in checked:
+                checked[image] = image_problem(image, decode=False)
+            if checked[image] is not None:
+                problems.append(f"{source} (id {s.id}): {checked[image]}")
         items.append(item)
     if problems:
         shown = "; ".join(problems[:SHOWN_PROBLEMS])
@@ -101,10 +128,12 @@ def items_from_dataset(
     return items
 
 
-def _messages(turns: Sequence[tuple[str, str]], with_image: bool = True) -> list[dict]:
+def _messages(turns: Sequence[tuple[str, str]], with_image: bool | int = True) -> list[dict]:
+    """Chat messages of ``turns``; the first user turn opens with ``with_image`` image slots (True: one)."""
+    slots = int(with_image)
     msgs = []
     for i, (q, a) in enumerate(turns):
-        content = ([{"type": "image"}] if i == 0 and with_image else []) + [{"type": "text", "text": q}]
+        content = ([{"type": "image"}] * slots if i == 0 else []) + [{"type": "text", "text": q}]
         msgs.append({"role": "user", "content": content})
         msgs.append({"role": "assistant", "content": [{"type": "text", "text": a}]})
     return msgs
@@ -146,24 +175,28 @@ class ConversationCollator:
 
     def texts(self, items: Sequence[TrainItem], sizes: Sequence[tuple[int, int]] | None = None) -> list[str]:
         """Each item rendered with the chat template, questions and answers in the model's box convention
-        (``sizes``: the original ``(width, height)`` of each item's image)."""
+        (``sizes``: the original ``(width, height)`` of each item's first image).
+
+        Boxes are converted for the first image's size: a box refers to one image, and the multi-image
+        samples (report studies, issue 16) carry no boxes."""
         out = []
         for k, it in enumerate(items):
             turns = it.turns
             if self.boxes is not None and not self.boxes.identity:
                 size = sizes[k] if sizes is not None else None
                 turns = [(self.boxes.to_model(q, size), self.boxes.to_model(a, size)) for q, a in turns]
-            msgs = _messages(turns)
+            msgs = _messages(turns, len(it.images))
             if self.system:
                 msgs = [{"role": "system", "content": self.system}] + msgs
             out.append(self.processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=False))
         return out
 
-    def load_images(self, items: Sequence[TrainItem]) -> list:
+    def load_images(self, items: Sequence[TrainItem]) -> list[list]:
+        """Each item's images, in order: one list per item."""
         images = []
         for it in items:
             try:
-                images.append(load_image(it.image))
+                images.append([load_image(p) for p in it.images])
             except ImageLoadError as err:
                 raise DataError(f"training sample {it.source or it.meta.get('id', '?')}: {err}") from err
         return images
@@ -173,9 +206,10 @@ class ConversationCollator:
         old = tok.padding_side
         tok.padding_side = "right"
         try:
-            images = self.load_images(items)
-            texts = self.texts(items, [im.size for im in images])
-            batch = dict(self.processor(images=images, text=texts, padding=True, return_tensors="pt"))
+            images = self.load_images(items)  # per item, its images in order
+            texts = self.texts(items, [ims[0].size for ims in images])
+            flat = [im for ims in images for im in ims]  # the processor matches them to the slots in order
+            batch = dict(self.processor(images=flat, text=texts, padding=True, return_tensors="pt"))
         finally:
             tok.padding_side = old
         answer = assistant_label_mask(batch["input_ids"], self.header_ids, self.end_id)

@@ -22,12 +22,11 @@ import torch
 
 from clinkd.data.boxes import parse_boxes, parse_refs
 from clinkd.data.conventions import BoxCodec
-from clinkd.data.images import load_image
 from clinkd.infer.generate import generate_answers
 from clinkd.infer.similarity import answer_text
 from clinkd.model.modeling import get_box_convention
 from clinkd.train.config import DistillConfig
-from clinkd.train.dataset import ConversationCollator, TrainItem
+from clinkd.train.dataset import ConversationCollator, TrainItem, load_item_images
 from clinkd.train.keys import describe_change, digest, weights_digest
 from clinkd.train.losses import confidence_margin, teacher_topk
 
@@ -37,9 +36,7 @@ log = logging.getLogger(__name__)
 def turn_items(items: list[TrainItem], fraction: float, seed: int) -> list[TrainItem]:
     """One single-turn item per (record, turn), a seeded ``fraction`` of them, in their original order."""
     turns = [
-        TrainItem(image=it.image, turns=[t], source=f"{it.source} turn {k}", meta=dict(it.meta))
-        for it in items
-        for k, t in enumerate(it.turns)
+        it.derive(turns=[t], source=f"{it.source} turn {k}") for it in items for k, t in enumerate(it.turns)
     ]
     n = max(1, round(len(turns) * fraction))
     keep = np.sort(np.random.default_rng(seed).permutation(len(turns))[:n])
@@ -120,7 +117,7 @@ def _label_chunk(
     Everything is computed batch by batch within the chunk, so a chunk gives the same result whichever
     process labels it (the batches, hence the padding and the arithmetic, do not depend on the rank).
     """
-    images = [load_image(it.image) for it in chunk]
+    images = [load_item_images(it) for it in chunk]  # a list for a multi-image item
     questions = [it.turns[0][0] for it in chunk]
     answers = [
         str(a[0])
@@ -133,10 +130,7 @@ def _label_chunk(
             batch_size=cfg.generation_batch_size,
         )
     ]
-    labelled = [
-        TrainItem(image=it.image, turns=[(q, a)], source=it.source, kind="pseudo", meta=dict(it.meta))
-        for it, q, a in zip(chunk, questions, answers)
-    ]
+    labelled = [it.derive(turns=[(q, a)], kind="pseudo") for it, q, a in zip(chunk, questions, answers)]
     margins, topk = teacher_pass(teacher, collator, labelled, cfg.generation_batch_size, top_k, vocab_size)
     out = []
     for it, pl, m in zip(chunk, labelled, margins):
@@ -148,26 +142,10 @@ def _label_chunk(
             reason = "contradicts_ground_truth"
         if reason:
             out.append(
-                TrainItem(
-                    image=it.image,
-                    turns=list(it.turns),
-                    source=it.source,
-                    kind="gt",
-                    margin=m,
-                    meta={**it.meta, "replaced": reason, "pseudo": pl.turns[0][1]},
-                )
+                it.derive(kind="gt", margin=m, meta={**it.meta, "replaced": reason, "pseudo": pl.turns[0][1]})
             )
         else:
-            out.append(
-                TrainItem(
-                    image=it.image,
-                    turns=pl.turns,
-                    source=it.source,
-                    kind="pseudo",
-                    margin=m,
-                    meta=dict(it.meta),
-                )
-            )
+            out.append(it.derive(turns=pl.turns, kind="pseudo", margin=m))
     if top_k is not None:
         # the teacher's logits on the answers actually trained on: its own pseudo-labels, or the ground
         # truth where that replaced them (a second pass over those only)
@@ -212,7 +190,7 @@ def _barrier() -> None:
 
 
 def _row(o: TrainItem) -> dict:
-    return {
+    row = {
         "image": str(o.image),
         "turns": [list(t) for t in o.turns],
         "source": o.source,
@@ -220,10 +198,19 @@ def _row(o: TrainItem) -> dict:
         "margin": o.margin,
         "meta": o.meta,
     }
+    if len(o.images) > 1:  # single-image rows stay as they were
+        row["images"] = [str(p) for p in o.images]
+    return row
 
 
 def _item(d: dict) -> TrainItem:
     return TrainItem(**{**d, "image": Path(d["image"]), "turns": [tuple(t) for t in d["turns"]]})
+
+
+def _item_key(it: TrainItem) -> list:
+    """What a cache depends on of one item (single-image keys as before multi-image items existed)."""
+    key = [str(it.image), [list(t) for t in it.turns], it.source]
+    return key + [[str(p) for p in it.images]] if len(it.images) > 1 else key
 
 
 def cache_key(
@@ -238,7 +225,7 @@ def cache_key(
         "teacher_weights": _main_process_value(
             lambda: weights_digest(folder) if folder and Path(folder).is_dir() else None
         ),
-        "items": digest([[str(it.image), [list(t) for t in it.turns], it.source] for it in items]),
+        "items": digest([_item_key(it) for it in items]),
         "seed": seed,
         "teacher_logits": cfg.teacher_logits,
         "top_k": cfg.top_k if cfg.teacher_logits == "cached" else None,

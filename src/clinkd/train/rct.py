@@ -23,13 +23,12 @@ import numpy as np
 from transformers import TrainerCallback
 
 from clinkd.data.formats import write_train_file
-from clinkd.data.images import load_image
 from clinkd.data.sample import Sample, Turn, image_tag
 from clinkd.infer.generate import generate_answers
 from clinkd.infer.similarity import Embedder, judge
 from clinkd.seeding import local_seed
 from clinkd.train.config import RCTConfig
-from clinkd.train.dataset import TrainItem
+from clinkd.train.dataset import TrainItem, load_item_images
 from clinkd.train.schedule import ScheduledDataset
 
 log = logging.getLogger(__name__)
@@ -133,7 +132,7 @@ class ReflectiveCorrection(TrainerCallback):
             )
             chosen = [self.pool[i] for i in sorted(picks.tolist())]
             items = [self.dataset.items[i] for i, _ in chosen]
-            images = [load_image(it.image) for it in items]
+            images = [load_item_images(it) for it in items]  # a list for a multi-image item
             questions = [it.turns[t][0] for it, (_, t) in zip(items, chosen)]
             refs = [it.turns[t][1] for it, (_, t) in zip(items, chosen)]
             answers = [
@@ -182,8 +181,7 @@ class ReflectiveCorrection(TrainerCallback):
                     corrected += ok
                     src = items[j]
                     corrections.append(
-                        TrainItem(
-                            image=src.image,
+                        src.derive(  # about all of the source's images
                             turns=[(questions[j], str(cand[best]) if ok else refs[j])],
                             source=f"rct round {k}",
                             kind="correction",
@@ -228,13 +226,17 @@ class ReflectiveCorrection(TrainerCallback):
             Sample(
                 id=c.meta.get("id") or c.image.stem,
                 image=c.image.name,
-                turns=[Turn(image_tag(c.image.name) + "\n" + c.turns[0][0], c.turns[0][1])],
+                turns=[
+                    Turn("".join(image_tag(p.name) for p in c.images) + "\n" + c.turns[0][0], c.turns[0][1])
+                ],
+                images=[p.name for p in c.images],
             )
             for c in corrections
         ]
         write_train_file(samples, self.dir / f"round_{k}.json")
         items = [
             {"image": str(c.image), "turns": c.turns, "source": c.source, "kind": c.kind, "meta": c.meta}
+            | ({"images": [str(p) for p in c.images]} if len(c.images) > 1 else {})
             for c in corrections
         ]
         (self.dir / f"round_{k}.items.json").write_text(
