@@ -138,7 +138,9 @@ def test_reflective_correction_answers_and_replays_with_every_image(
     assert entry["found"] == 1 and entry["corrected"] == 1
     assert all(isinstance(ims[0], list) and len(ims[0]) == 2 for ims in seen)  # both views, each time
     (written,) = json.loads((out / "rct" / "round_1.json").read_text())
-    assert written["conversations"][0]["value"].startswith("<img>0.png</img><img>1.png</img>\n")
+    assert written["conversations"][0]["value"].startswith(
+        "<img>s1/0.png</img><img>s1/1.png</img>\n"
+    )  # as the data file named them
     fresh = ScheduledDataset(items, [0] * 8)
     cb2 = ReflectiveCorrection(cfg, fresh, None, out, max_steps=4, global_batch=1, embedder=bag_of_words)
     assert cb2.restore(up_to_step=1) == 1

@@ -31,6 +31,7 @@ absolute pixels of a ``W'``×``H'`` resized image a coordinate moves by at most 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -565,7 +566,7 @@ def write_in_convention(samples, dst, convention: str, image_dir, *, min_pixels:
     from pathlib import Path
 
     from clinkd.data.images import image_size
-    from clinkd.data.sample import Sample, Turn
+    from clinkd.data.sample import Turn
 
     lo, hi = min_pixels, max_pixels
     conv = convention_named(convention)
@@ -587,7 +588,7 @@ def write_in_convention(samples, dst, convention: str, image_dir, *, min_pixels:
             }
         size = tuple(sizes[s.image]["size"])
         turns = [Turn(codec.to_model(t.question, size), codec.to_model(t.answer, size)) for t in s.turns]
-        out.append(Sample(s.id, s.image, turns, s.task, s.modality))
+        out.append(dataclasses.replace(s, turns=turns))  # every view and the meta kept
     side = Path(dst).with_name(Path(dst).stem + ".boxes.json")
     side.parent.mkdir(parents=True, exist_ok=True)
     side.write_text(

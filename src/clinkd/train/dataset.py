@@ -74,7 +74,10 @@ def sample_to_item(
             q, a = convert_markup(q, box_style), convert_markup(a, box_style)
         turns.append((q, a))
     images = [image_path(image_dir, name, source or None) for name in sample.images]
-    return TrainItem(image=images[0], images=images, turns=turns, source=source, meta={"id": sample.id})
+    meta: dict = {"id": sample.id}
+    if len(sample.images) > 1:  # the names as the data file writes them (a study's views share file names)
+        meta["images"] = list(sample.images)
+    return TrainItem(image=images[0], images=images, turns=turns, source=source, meta=meta)
 
 
 def load_item_images(item: TrainItem):

@@ -187,6 +187,7 @@ class ReflectiveCorrection(TrainerCallback):
                             kind="correction",
                             meta={
                                 "id": src.meta.get("id", ""),
+                                **({"images": src.meta["images"]} if "images" in src.meta else {}),
                                 "from": "model" if ok else "reference",
                                 "wrong_answer": str(answers[j]),
                             },
@@ -222,17 +223,20 @@ class ReflectiveCorrection(TrainerCallback):
 
     def _write(self, k: int, corrections: list[TrainItem], entry: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        samples = [
-            Sample(
-                id=c.meta.get("id") or c.image.stem,
-                image=c.image.name,
-                turns=[
-                    Turn("".join(image_tag(p.name) for p in c.images) + "\n" + c.turns[0][0], c.turns[0][1])
-                ],
-                images=[p.name for p in c.images],
+        samples = []
+        for c in corrections:
+            # a study's views keep the names its data file gave them (CXR1_IM-0001/0.png, …): file names alone
+            # would collide between studies; a single image keeps its name, as Med-GRIT files write it
+            names = c.meta.get("images") or [p.name for p in c.images]
+            tags = "".join(image_tag(n) for n in names)
+            samples.append(
+                Sample(
+                    id=c.meta.get("id") or c.image.stem,
+                    image=names[0],
+                    turns=[Turn(tags + "\n" + c.turns[0][0], c.turns[0][1])],
+                    images=list(names),
+                )
             )
-            for c in corrections
-        ]
         write_train_file(samples, self.dir / f"round_{k}.json")
         items = [
             {"image": str(c.image), "turns": c.turns, "source": c.source, "kind": c.kind, "meta": c.meta}
