@@ -97,3 +97,45 @@ def plot_iou_histogram(best_iou: Sequence[float], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_vqa(block: dict[str, Any], path: Path, title: str) -> None:
+    """Med-VQA: per answer type, the LLaVA-Med number (closed accuracy / open token recall) beside the
+    exact-match accuracy, and the overall exact-match accuracy."""
+    lm, em = block["llava_med"], block["exact_match"]
+    labels = [
+        f"closed (n={block['counts']['closed']})",
+        f"open (n={block['counts']['open']})",
+        f"all (n={block['counts']['total']})",
+    ]
+    series: dict[str, Sequence[float | None]] = {
+        "LLaVA-Med (closed: gold in answer; open: token recall)": [
+            lm["closed_accuracy"],
+            lm["open_recall"],
+            None,
+        ],
+        "exact match": [em["closed_accuracy"], em["open_accuracy"], em["overall_accuracy"]],
+    }
+    fig, ax = plt.subplots(figsize=(7, 4))
+    _bars(ax, series, labels, "score", f"{title}: accuracy per answer type")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_report_metrics(block: dict[str, Any], path: Path, title: str) -> None:
+    """Report generation: the NLG metrics (CIDEr on its own axis) and, when computed, clinical efficacy."""
+    nlg = ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L"]
+    ce = block.get("clinical_efficacy")
+    widths = [3, 1] + ([2] if ce else [])
+    fig, axes = plt.subplots(
+        1, len(widths), figsize=(4 + 2 * sum(widths) / 2, 4), gridspec_kw={"width_ratios": widths}
+    )
+    _bars(axes[0], {"score": [block.get(m) for m in nlg]}, nlg, "score", f"{title}: language metrics")
+    _bars(axes[1], {"CIDEr": [block.get("CIDEr")]}, ["CIDEr"], "CIDEr", "CIDEr")
+    if ce:
+        keys = ["precision", "recall", "f1"]
+        _bars(axes[2], {"micro": [ce[k] for k in keys]}, keys, "score", "clinical efficacy (CheXpert, micro)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -249,3 +249,120 @@ def _caption_table(task: str, std: dict[str, Any], st: dict[str, Any] | None) ->
         "bootstrap intervals (ROUGE_L, CIDEr, SPICE only).",
     ]
     return out + [""]
+
+
+def write_benchmark_report(report: Any, out_dir: str | PathLike, *, plots: bool = True) -> dict[str, Path]:
+    """Write a :class:`clinkd.eval.benchmark.BenchmarkReport` as ``report.json``, ``report.md`` and
+    ``plots/*.png`` (as :func:`write_report` does for Med-GRIT); returns the paths by name."""
+    from clinkd.eval.benchmark import TITLES
+    from clinkd.eval.plots import plot_report_metrics, plot_vqa
+
+    out = Path(out_dir)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {"json": out / "report.json", "md": out / "report.md"}
+    data = _finite(report.to_dict())
+    paths["json"].write_text(
+        json.dumps(data, indent=2, ensure_ascii=True, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    plot_files: list[str] = []
+    if plots:
+        title = TITLES[report.benchmark]
+        if report.kind == "vqa":
+            p = out / "plots" / "accuracy_per_answer_type.png"
+            plot_vqa(report.metrics, p, title)
+        else:
+            p = out / "plots" / "report_metrics.png"
+            plot_report_metrics(report.metrics, p, title)
+        paths[p.stem] = p
+        plot_files.append(p.name)
+    paths["md"].write_text(render_benchmark_markdown(report, plot_files), encoding="utf-8", errors="replace")
+    return paths
+
+
+def render_benchmark_markdown(report: Any, plot_files: list[str] | None = None) -> str:
+    """The human-readable report of a Med-VQA or report-generation benchmark."""
+    from clinkd.eval.benchmark import TITLES
+
+    m = report.metrics
+    lines = [f"# {TITLES[report.benchmark]} evaluation report", ""]
+    if report.inputs:
+        lines += ["| input | predictions | skipped lines |", "|---|---:|---:|"]
+        lines += [
+            f"| {i.get('file', i['source'])} | {i['n_predictions']} | {i['n_skipped']} |"
+            for i in report.inputs
+        ]
+        lines.append("")
+    if report.kind == "vqa":
+        lines += _vqa_section(m)
+    else:
+        lines += _reportgen_section(m)
+    for name in plot_files or []:
+        lines.append(f"![{name}](plots/{name})")
+        lines.append("")
+    lines += ["## Conventions", ""] + [f"- **{k}**: {v}" for k, v in report.conventions.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _vqa_section(m: dict[str, Any]) -> list[str]:
+    lm, em, n = m["llava_med"], m["exact_match"], m["counts"]
+    out = [
+        "**Headline**: the LLaVA-Med convention — open questions: token recall (share of gold tokens in the "
+        "answer); closed questions: accuracy (gold in answer, yes/no gate). Exact-match accuracy (the "
+        "classification-style papers) beside it. Brackets: 95% bootstrap intervals.",
+        "",
+        "| answer type | questions | LLaVA-Med | exact match |",
+        "|---|---:|---:|---:|",
+        f"| closed | {n['closed']} | **{_f(lm['closed_accuracy'])}**{_ci(m, 'llava_med.closed_accuracy')} | "
+        f"{_f(em['closed_accuracy'])}{_ci(m, 'exact_match.closed_accuracy')} |",
+        f"| open | {n['open']} | **{_f(lm['open_recall'])}**{_ci(m, 'llava_med.open_recall')} (recall) | "
+        f"{_f(em['open_accuracy'])}{_ci(m, 'exact_match.open_accuracy')} |",
+        f"| all | {n['total']} | | {_f(em['overall_accuracy'])}{_ci(m, 'exact_match.overall_accuracy')} |",
+        "",
+    ]
+    if lm["n_closed_dropped_by_script"]:
+        out += [
+            f"LLaVA-Med's run_eval.py would leave {lm['n_closed_dropped_by_script']} closed question(s) out of "
+            f"its denominator (answer holds yes/no but not the gold); its own closed accuracy would read "
+            f"{_f(lm['closed_accuracy_script'])}.",
+            "",
+        ]
+    if m.get("answer_type_inferred"):
+        out += [
+            f"{m['answer_type_inferred']} question(s) had no answer_type: closed iff the gold answer is yes/no.",
+            "",
+        ]
+    return out
+
+
+def _reportgen_section(m: dict[str, Any]) -> list[str]:
+    from clinkd.eval.reportgen import REPORT_METRICS
+
+    out = [
+        f"Reports: {m['n_reports']}. Language metrics on R2Gen-cleaned reports (pycocoevalcap scorers); "
+        "brackets: 95% bootstrap intervals.",
+        "",
+        "| " + " | ".join(REPORT_METRICS) + " |",
+        "|" + "---:|" * len(REPORT_METRICS),
+        "| " + " | ".join(f"{_f(m.get(k))}{_ci(m, k)}" for k in REPORT_METRICS) + " |",
+        "",
+        "### Clinical efficacy (CheXpert, 14 observations)",
+        "",
+    ]
+    ce = m.get("clinical_efficacy")
+    if ce is None:
+        out += [f"Unavailable — {(m.get('unavailable') or {}).get('clinical_efficacy', 'not computed')}.", ""]
+        return out
+    out += [
+        "| averaging | precision | recall | F1 |",
+        "|---|---:|---:|---:|",
+        f"| **micro** (headline) | **{_f(ce['precision'])}** | **{_f(ce['recall'])}** | **{_f(ce['f1'])}** |",
+        f"| macro | {_f(ce['precision_macro'])} | {_f(ce['recall_macro'])} | {_f(ce['f1_macro'])} |",
+        "",
+        "| observation | gold positives | precision | recall | F1 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    out += [
+        f"| {name} | {v['support']} | {_f(v['precision'])} | {_f(v['recall'])} | {_f(v['f1'])} |"
+        for name, v in ce["per_observation"].items()
+    ]
+    return [*out, ""]
