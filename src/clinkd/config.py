@@ -47,13 +47,16 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import yaml
 
 from clinkd.errors import ClinkdError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 class ConfigError(ClinkdError):
@@ -138,7 +141,11 @@ def load_yaml_text(text: str, where: str) -> Any:
 def help_field(default: Any = dataclasses.MISSING, help: str = "", **kw) -> Any:
     """A dataclass field with documentation (``metadata["help"]``)."""
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
+
+        def copy_default(d: Any = default) -> Any:
+            return type(d)(d)  # a fresh container of the same type per instance
+
+        return dataclasses.field(default_factory=copy_default, metadata={"help": help}, **kw)
     return dataclasses.field(default=default, metadata={"help": help}, **kw)
 
 
@@ -163,9 +170,9 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
                 return coerce(value, arg, key)
             except ConfigError as err:
                 errors.append(err)
-        for err in errors:
-            if isinstance(err, _NotFinite):
-                raise err
+        for error in errors:
+            if isinstance(error, _NotFinite):
+                raise error
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if origin is typing.Literal:
         if value not in typing.get_args(tp):
@@ -252,7 +259,7 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
         )
         more = f" ({len(unknown) - 1} more unknown key(s))" if len(unknown) > 1 else ""
         raise ConfigError(f"{key}: unknown key; {hint}{more}")
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else name
         tp = hints.get(name, Any)
@@ -269,12 +276,13 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
         raise ConfigError(f"{prefix or 'config'}: {err}") from None
 
 
-def _dataclass_of(tp: Any) -> type | None:
+def _dataclass_of(tp: Any) -> type[DataclassInstance] | None:
+    # ``tp`` is a type hint: a dataclass in it is a class, never an instance
     if dataclasses.is_dataclass(tp):
-        return tp
+        return cast("type[DataclassInstance]", tp)
     for arg in typing.get_args(tp):
         if dataclasses.is_dataclass(arg):
-            return arg
+            return cast("type[DataclassInstance]", arg)
     return None
 
 

@@ -199,8 +199,9 @@ def check_file(
             if img not in cache:
                 cache[img] = image_problem(img)
                 report.n_images += 1
-            if cache[img] is not None:
-                report.problems.append(Problem(str(path), idx, cache[img]))
+            problem = cache[img]
+            if problem is not None:
+                report.problems.append(Problem(str(path), idx, problem))
     return report
 
 

@@ -9,8 +9,8 @@ answer (RO: the name; GC: the object a caption names when it names one the synth
 knows, else the start of the caption).
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: this module's function :func:`annotations` would rebind the
+# name (harmless at run time, a redefinition for type checkers); its annotations all evaluate on 3.10
 import logging
 import math
 import re

@@ -46,11 +46,15 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from clinkd.errors import ClinkdError, DataError, ImageLoadError
+
+if TYPE_CHECKING:
+    from nibabel.dataobj_images import DataobjImage
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -435,7 +439,7 @@ def _deflated_dicom(path: Path, meta):
         )
         stream = _Inflating(fp.read(), MAX_HEADER_BYTES, path, "deflated DICOM header")
     header = read_dataset(
-        stream,
+        cast(BinaryIO, stream),  # a binary file object (read, seek, tell), as pydicom reads it
         is_implicit_VR=False,
         is_little_endian=True,
         stop_when=lambda tag, vr, n: tag in (0x7FE00010, 0x7FE00008, 0x7FE00009),
@@ -573,7 +577,8 @@ def _open_nifti_checked(path: Path):
         path, f"the NIfTI header declares a volume of shape {shape}", shape[0] * shape[1], math.prod(shape)
     )
     try:
-        img = nib.load(str(path))
+        # a NIfTI header (checked above): a NIfTI or CIFTI image, both with a data array and its shape
+        img = cast("DataobjImage", nib.load(str(path)))
     except Exception as err:
         raise ImageLoadError(f"not a valid NIfTI file: {err}", path) from None
     shape = img.shape  # as nibabel presents the data (a CIFTI file drops the header's leading 1s)

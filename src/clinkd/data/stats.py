@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from clinkd.data.formats import Dataset
 from clinkd.data.sample import MODALITIES, TASKS, Sample, guess_task
+
+if TYPE_CHECKING:
+    import rich.table
 
 
 def count_turns(samples: Iterable[Sample]) -> Counter[tuple[str, str]]:
@@ -38,7 +42,7 @@ def dataset_stats(ds: Dataset) -> dict:
     return out
 
 
-def stats_table(stats: dict, title: str = "") -> rich.table.Table:  # noqa: F821
+def stats_table(stats: dict, title: str = "") -> rich.table.Table:
     """A rich table: rows = split/task, columns = modalities."""
     from rich.table import Table
 

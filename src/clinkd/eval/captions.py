@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 
@@ -102,6 +103,16 @@ def score_caption_tasks(
     return scorer.finish()
 
 
+class _JavaResults(TypedDict, total=False):
+    """What :meth:`CaptionScorer._java_work` hands the calling thread, each key once it is there."""
+
+    tokens: list[tuple[list[str], list[str]]]  # each job's (responses, references), PTB-tokenised
+    pairs: dict[tuple[str, str], int]  # distinct (response, reference) token strings → their index
+    meteor: list[float]  # each job's corpus METEOR
+    meteor_stats: list[np.ndarray]  # each job's per-sample additive METEOR statistics
+    error: BaseException  # what stopped the thread
+
+
 class CaptionScorer:
     """:func:`score_caption_tasks` in two halves, so the caller can work in between.
 
@@ -142,7 +153,7 @@ class CaptionScorer:
         self._meteor: coco_java.MeteorProcess | None = None
         self._worker: threading.Thread | None = None
         self._tokens_ready = threading.Event()
-        self._box: dict[str, object] = {}
+        self._box: _JavaResults = {}
         self._t0 = time.perf_counter()
 
     def start(self) -> None:
@@ -173,7 +184,7 @@ class CaptionScorer:
             log.debug("tokenised after %.1f s", time.perf_counter() - self._t0)
             # METEOR statistics depend on the two token strings only: score each distinct pair once
             pairs: dict[tuple[str, str], int] = {}
-            for th, tr in box["tokens"]:  # type: ignore[attr-defined]
+            for th, tr in box["tokens"]:
                 for pair in zip(th, tr):
                     pairs.setdefault(pair, len(pairs))
             box["pairs"] = pairs
@@ -183,7 +194,7 @@ class CaptionScorer:
             except coco_java.MeteorDied as err:
                 raise self._meteor_failure(list(pairs), err) from None
             log.debug("METEOR statistics done after %.1f s", time.perf_counter() - self._t0)
-            index = [[pairs[p] for p in zip(th, tr)] for th, tr in box["tokens"]]  # type: ignore[attr-defined]
+            index = [[pairs[p] for p in zip(th, tr)] for th, tr in box["tokens"]]
             box["meteor"] = meteor.evaluate_summed_many([[stats[k] for k in idx] for idx in index])
             # per-sample additive rows (bootstraps of corpus METEOR), parsed once per distinct pair
             rows = np.array([coco_java.additive_stats(line) for line in stats]).reshape(
@@ -232,7 +243,7 @@ class CaptionScorer:
         if max(len(hyp.split()), len(ref.split())) <= coco_java.MAX_TOKENS:
             return err
         where = "a caption"
-        for (_, _, idx), (th, tr) in zip(self.jobs, self._box["tokens"]):  # type: ignore[arg-type]
+        for (_, _, idx), (th, tr) in zip(self.jobs, self._box["tokens"]):
             both = list(zip(th, tr))
             if (hyp, ref) in both:
                 task, i = self._where(idx[both.index((hyp, ref))])
@@ -259,17 +270,17 @@ class CaptionScorer:
         try:
             self._tokens_ready.wait()
             if "error" in self._box:
-                raise self._box["error"]  # type: ignore[misc]
-            tokens: list[tuple[list[str], list[str]]] = self._box["tokens"]  # type: ignore[assignment]
+                raise self._box["error"]
+            tokens = self._box["tokens"]
             self._ngram_metrics(tokens, results)
             log.debug("BLEU/ROUGE-L/CIDEr done after %.1f s", time.perf_counter() - self._t0)
             self._worker.join()
             if "error" in self._box:
-                raise self._box["error"]  # type: ignore[misc]
+                raise self._box["error"]
         finally:
             self._meteor.close()
-        meteor: list[float] = self._box["meteor"]  # type: ignore[assignment]
-        meteor_stats: list[np.ndarray] = self._box["meteor_stats"]  # type: ignore[assignment]
+        meteor = self._box["meteor"]
+        meteor_stats = self._box["meteor_stats"]
         for (name, group, _), score, stats in zip(self.jobs, meteor, meteor_stats):
             results[name].scores[group]["METEOR"] = float(score)
             results[name].per_sample[group]["METEOR_stats"] = stats

@@ -81,7 +81,7 @@ HEADLINE = {
     "strict": {"VG": "f1", "RO": "accuracy", "GC": "CIDEr", "MII": "mBMR"},
 }
 
-CONVENTIONS = {
+CONVENTIONS: dict[str, str | list[str]] = {
     "modalities": list(MODALITIES),
     "standard_mean": "equal weight over the eight modalities; an absent modality contributes 0 "
     "(VG, RO per protocol; GC/MII: the scripts' fixed division by 8); it is listed "
@@ -180,7 +180,7 @@ def evaluate(
     )
     groups = {t: group_by_modality(p) for t, p in by_task.items()}
 
-    caption_tasks = {}
+    caption_tasks: dict[str, CaptionTask] = {}
     for t in ("GC", "MII"):
         if t in by_task:
             g: dict[str, list[int]] = dict(groups[t])

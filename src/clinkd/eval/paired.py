@@ -310,8 +310,8 @@ def _score(
                 standard[row][t] = block
             elif t == "RO":
                 standard[row][t] = std.ro_standard(preds, groups)
-                x = [ro_correct_standard(p.annotation, clean_response(p.response)) for p in preds]
-                per_question[row][t] = np.array(x, dtype=np.float64).reshape(-1, 1)
+                correct = [ro_correct_standard(p.annotation, clean_response(p.response)) for p in preds]
+                per_question[row][t] = np.array(correct, dtype=np.float64).reshape(-1, 1)
             else:  # as evaluate(strict=False) builds it: the modality groups, no pooled group
                 key = f"{r}:{t}"
                 keys[key] = (row, t)
@@ -379,7 +379,7 @@ def _intervals(
 ) -> dict[str, dict[str, Any]]:
     ci = percentile_ci(values)
     se = values.std(axis=0, ddof=1)
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for k, m in enumerate(metrics):
         value = block.get(m)
         if value is None:
@@ -394,7 +394,7 @@ def _differences(
 ) -> dict[str, dict[str, Any]]:
     ci = percentile_ci(diff)
     se = diff.std(axis=0, ddof=1)
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for k, m in enumerate(metrics):
         a, b = block.get(m), ref_block.get(m)
         if a is None or b is None:

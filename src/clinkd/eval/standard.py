@@ -89,7 +89,7 @@ def vg_standard(preds: Sequence[Prediction], groups: Mapping[str, Sequence[int]]
     _present, _absent, other = split_modalities(groups)
     per: dict[str, dict[str, Any]] = {}
     for m in [*MODALITIES, *other]:
-        scored = [samples[i] for i in groups.get(m, ()) if samples[i] is not None]
+        scored = [s for s in (samples[i] for i in groups.get(m, ())) if s is not None]
         boxes = sum(s["n_boxes"] for s in scored)
         found = sum(s["n_found"] for s in scored)
         per[m] = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
 from safetensors import SafetensorError
@@ -222,8 +222,11 @@ def load(
         )
     weight_files = check_weights(directory)
     cls, _ = MODEL_CLASSES[model_type]
+    config_class = cls.config_class
+    if config_class is None:  # every class of MODEL_CLASSES names its config class
+        raise ModelLoadError(f"{cls.__name__} has no config class")
     try:
-        config = cls.config_class.from_pretrained(directory, local_files_only=True)
+        config = config_class.from_pretrained(directory, local_files_only=True)
     except (
         OSError,
         ValueError,
@@ -245,7 +248,9 @@ def load(
     if device_map is not None:
         load_kwargs["device_map"] = device_map
     try:
-        model, info = cls.from_pretrained(directory, output_loading_info=True, **load_kwargs)
+        # output_loading_info=True: (model, loading info), which transformers' annotation leaves out
+        loaded = cls.from_pretrained(directory, output_loading_info=True, **load_kwargs)
+        model, info = cast("tuple[Any, dict[str, Any]]", loaded)
     except (OSError, ValueError, SafetensorError) as err:
         raise ModelLoadError(f"cannot load the model weights of {directory}: {_one_line(err)}") from err
     mismatched = sorted(info.get("mismatched_keys") or [], key=lambda m: m[0])

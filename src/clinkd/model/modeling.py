@@ -28,9 +28,11 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import (
+    PreTrainedModel,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2_5_VLModel,
     Qwen2VLForConditionalGeneration,
@@ -181,6 +183,9 @@ def _read_run_box_style(folder: str) -> str | None:
 class _McgRopeMixin:
     """Overrides ``get_rope_index`` of a Qwen-VL inner model; the rest is the stock class."""
 
+    if TYPE_CHECKING:  # set by the stock inner model this is mixed into
+        config: Any
+
     def _video_time_interval(self, video_grid_thw, kwargs) -> torch.Tensor | None:
         return None  # Qwen2-VL: temporal ids step by 1
 
@@ -203,7 +208,8 @@ class _McgRopeMixin:
         """
         settings = get_rope_settings(self.config)
         if settings.scheme == "stock":
-            return super().get_rope_index(
+            # the stock inner model after this mixin in the MRO defines it
+            return super().get_rope_index(  # type: ignore[misc]
                 input_ids,
                 mm_token_type_ids,
                 image_grid_thw=image_grid_thw,
@@ -240,7 +246,9 @@ class McgQwen2VLModel(_McgRopeMixin, Qwen2VLModel):
     """Qwen2-VL inner model with MCG-RoPE position ids."""
 
 
-class McgQwen2_5_VLModel(_McgRopeMixin, Qwen2_5_VLModel):
+# ignore[misc] below: upstream's get_rope_index takes second_per_grid_ts as its 5th parameter, the mixin's
+# in **kwargs; transformers passes every argument but input_ids by keyword, which both accept
+class McgQwen2_5_VLModel(_McgRopeMixin, Qwen2_5_VLModel):  # type: ignore[misc]
     """Qwen2.5-VL inner model with MCG-RoPE position ids (videos: temporal ids in seconds, as upstream)."""
 
     def _video_time_interval(self, video_grid_thw, kwargs):
@@ -269,6 +277,10 @@ class _McgConditionalGenerationMixin:
     """Builds the stock model, then gives its inner model the MCG class and the config a scheme."""
 
     _inner_class: type
+
+    if TYPE_CHECKING:  # set by the stock model class this is mixed into
+        config: Any
+        model: Any
 
     def __init__(self, config, *args, **kwargs):
         # the config is the scheme's only home: write the default into it so a save records it
@@ -308,7 +320,7 @@ class McgQwen3VLForConditionalGeneration(_McgConditionalGenerationMixin, Qwen3VL
 
 
 #: config ``model_type`` → (our class, the stock class it extends)
-MODEL_CLASSES: dict[str, tuple[type, type]] = {
+MODEL_CLASSES: dict[str, tuple[type[PreTrainedModel], type[PreTrainedModel]]] = {
     "qwen2_vl": (McgQwen2VLForConditionalGeneration, Qwen2VLForConditionalGeneration),
     "qwen2_5_vl": (McgQwen2_5_VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration),
     "qwen3_vl": (McgQwen3VLForConditionalGeneration, Qwen3VLForConditionalGeneration),

@@ -31,6 +31,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import Qwen2VLProcessor
@@ -103,6 +104,8 @@ def pixel_budget(processor) -> tuple[int, int]:
     get = size.get if isinstance(size, dict) else lambda k: getattr(size, k, None)
     lo = get("shortest_edge") or get("min_pixels") or getattr(ip, "min_pixels", None)
     hi = get("longest_edge") or get("max_pixels") or getattr(ip, "max_pixels", None)
+    if lo is None or hi is None:  # what int(None) would raise, saying why
+        raise TypeError(f"the image processor has no pixel budget (size {size!r})")
     return int(lo), int(hi)
 
 
@@ -267,7 +270,8 @@ def build_batch(
             sample_images = [sample_images]
         flat_images.extend(sample_images)
         content = [{"type": "image"} for _ in sample_images] + [{"type": "text", "text": question}]
-        messages = ([{"role": "system", "content": system}] if system else []) + [
+        # a turn's content is text or a list of parts (transformers' annotation admits text only)
+        messages: list[dict[str, Any]] = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": content}
         ]
         prompts.append(processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))

@@ -121,7 +121,9 @@ def _tokenizer_skeleton() -> dict:
         ]
     )
     tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
-    tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    # the decoder takes no options: tokenizers ignores any given, and writes add_prefix_space, trim_offsets
+    # and use_regex as true whatever they were
+    tok.decoder = decoders.ByteLevel()
     return json.loads(tok.to_str())
 
 

@@ -13,8 +13,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
+from transformers import GenerationConfig, PreTrainedConfig, Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
 
 from clinkd.data.conventions import CONVENTIONS
 from clinkd.errors import ClinkdError
@@ -95,7 +96,10 @@ def tiny_config(
             "mrope_section": _mrope_section(head_dim),
         },
     )
-    vision = dict(depth=s.vision_depth, num_heads=s.vision_heads, spatial_merge_size=2, temporal_patch_size=2)
+    vision: dict[str, Any] = dict(
+        depth=s.vision_depth, num_heads=s.vision_heads, spatial_merge_size=2, temporal_patch_size=2
+    )
+    config: PreTrainedConfig
     if family == "qwen2_vl":
         vision.update(embed_dim=s.vision_embed, hidden_size=s.hidden_size, mlp_ratio=2, patch_size=14)
         config = Qwen2VLConfig(text_config=text, vision_config=vision, **ids)

@@ -32,7 +32,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from transformers import TrainingArguments
 
@@ -385,7 +385,7 @@ def _resolve_stage_references(configs: list[RunConfig]) -> list[RunConfig]:
                 raise ConfigError(
                     f"stages.{c.name}.{key}: {value} does not name an earlier stage ({names[:i]})"
                 )
-        changes = {}
+        changes: dict[str, Any] = {}
         if c.model.path and c.model.path.startswith("@"):
             changes["model"] = dataclasses.replace(c.model, path=outs[c.model.path[1:]])
         if c.distill.teacher and c.distill.teacher.startswith("@"):
@@ -530,8 +530,8 @@ def _train_groups(cls: type, prefix: str) -> list[tuple[str, list[tuple[str, str
 def _default(f: dataclasses.Field):
     if f.default is not dataclasses.MISSING:
         return f.default
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
     return None
 
 

@@ -36,6 +36,22 @@ log = logging.getLogger(__name__)
 
 
 # -- pieces shared by the stages --------------------------------------------------------------------
+def _out_dir(cfg: RunConfig) -> str:
+    """``train.output_dir``: a path once built (TrainingArguments turns null into ``trainer_output``)."""
+    out = cfg.train.output_dir
+    if out is None:
+        raise ConfigError("train.output_dir: expected a path, got None")
+    return out
+
+
+def _teacher_dir(cfg: RunConfig) -> str:
+    """``distill.teacher``: set for a distill stage (checked by :class:`RunConfig`)."""
+    teacher = cfg.distill.teacher
+    if not teacher:
+        raise ConfigError("distill.teacher: stage distill needs a teacher checkpoint (or @stage)")
+    return teacher
+
+
 def prepare_data(cfg: RunConfig):
     """Read the dataset folder; generate the synthetic benchmark there first when it is missing."""
     root = Path(cfg.data.dir)
@@ -81,8 +97,10 @@ def load_model(
     rope = rope if rope is not None else rope_settings(cfg)
     if path is None:
         size = init or cfg.model.init
+        if size is None:  # refused by ModelConfig: neither model.path nor model.init
+            raise ConfigError("model: give model.path (a checkpoint folder) or model.init (a tiny size)")
         state = PartialState()
-        target = Path(cfg.train.output_dir) / "init"
+        target = Path(_out_dir(cfg)) / "init"
         with state.main_process_first():
             if state.is_main_process and not (target / "config.json").is_file():
                 init_model_dir(target, size, rope=rope, seed=cfg.train.seed, processor=share_processor)
@@ -178,7 +196,7 @@ def resume_checkpoint(cfg: RunConfig, resume: bool) -> str | None:
     Raises:
         ClinkdError: there are checkpoint folders but none is complete.
     """
-    out = Path(cfg.train.output_dir)
+    out = Path(_out_dir(cfg))
     if not resume or not out.is_dir():
         return None
     last, skipped = last_complete_checkpoint(out)
@@ -202,7 +220,7 @@ def checkpoint_step(checkpoint: str | None) -> int:
 
 def save_final(trainer: ClinKDTrainer, model, processor, cfg: RunConfig) -> Path:
     """Write the final model to ``train.output_dir`` (LoRA merged), with processor and run config."""
-    out = Path(cfg.train.output_dir)
+    out = Path(_out_dir(cfg))
     trainer.check_weights_finite(what=f"the final model ({out})")  # never a model of NaN weights
     gathered, direct = None, False
     if hasattr(model, "merge_and_unload"):  # peft: merge so that clinkd.model.load reads a plain model
@@ -316,7 +334,7 @@ def run_sft(cfg: RunConfig, resume: bool = False) -> Path:
             cfg.rct,
             dataset,
             processor,
-            cfg.train.output_dir,
+            _out_dir(cfg),
             max_steps=steps,
             global_batch=gb,
             lookahead=ahead,
@@ -340,11 +358,14 @@ def run_distill(cfg: RunConfig, resume: bool = False) -> Path:
 
     ds = prepare_data(cfg)
     base = items_from_dataset(ds, max_samples=cfg.data.max_train_samples)
+    teacher_dir = _teacher_dir(cfg)
     with outside_zero3():  # whole even under ZeRO-3: each process generates pseudo-labels alone
-        teacher, t_proc = load(cfg.distill.teacher)
+        teacher, t_proc = load(teacher_dir)
+    if t_proc is None:  # load() returns the processor unless with_processor=False
+        raise ClinkdError(f"the teacher {teacher_dir} was loaded without its processor")
     model, processor = load_model(cfg, share_processor=t_proc)
-    check_vocabularies(t_proc.tokenizer, processor.tokenizer, cfg.distill.teacher)
-    shared = check_embedding_sizes(teacher, model, processor.tokenizer, cfg.distill.teacher)
+    check_vocabularies(t_proc.tokenizer, processor.tokenizer, teacher_dir)
+    shared = check_embedding_sizes(teacher, model, processor.tokenizer, teacher_dir)
     items = turn_items(base, cfg.distill.subset, cfg.train.seed)
     codec = box_codec(model, processor)
     t_conv = get_box_convention(teacher.config)
@@ -394,8 +415,8 @@ def run_distill(cfg: RunConfig, resume: bool = False) -> Path:
     )
     trainer.add_callback(CurriculumLog(phases, gb))
     if trainer.is_world_process_zero():
-        Path(cfg.train.output_dir).mkdir(parents=True, exist_ok=True)
-        (Path(cfg.train.output_dir) / "distill_stats.json").write_text(
+        Path(_out_dir(cfg)).mkdir(parents=True, exist_ok=True)
+        (Path(_out_dir(cfg)) / "distill_stats.json").write_text(
             json.dumps({**stats, "phases": [p.__dict__ for p in phases]}, indent=1), encoding="utf-8"
         )
     log.info(
@@ -467,7 +488,7 @@ def check_output_dirs(configs: list[RunConfig]) -> None:
     continues from its checkpoints, and a pipeline's earlier stages leave their models there."""
     for cfg in configs:
         what = f"train.output_dir of stage {cfg.name}" if len(configs) > 1 else "train.output_dir"
-        out = Path(cfg.train.output_dir).resolve()
+        out = Path(_out_dir(cfg)).resolve()
         for key, value in (
             ("model.path", cfg.model.path),
             ("distill.teacher", cfg.distill.teacher),
@@ -479,7 +500,7 @@ def check_output_dirs(configs: list[RunConfig]) -> None:
                     "another train.output_dir"
                 )
         try:
-            output_dir(cfg.train.output_dir, force=True, what=what)
+            output_dir(_out_dir(cfg), force=True, what=what)
         except OSError as err:  # e.g. a name too long, or a read-only file system
             raise ClinkdError(
                 f"{what} {cfg.train.output_dir}: cannot create it ({err.strerror or err})"
@@ -500,7 +521,7 @@ def run_pipeline(configs: list[RunConfig], resume: bool = False) -> list[Path]:
     check_output_dirs(configs)
     outs = []
     for cfg in configs:
-        out = Path(cfg.train.output_dir)
+        out = Path(_out_dir(cfg))
         if resume and (out / "config.json").is_file() and (out / "clinkd_run.yaml").is_file():
             log.info("stage %s already finished (%s): skipped", cfg.name, out)
         else:

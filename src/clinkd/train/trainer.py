@@ -122,7 +122,7 @@ class ClinKDTrainer(Trainer):
         if self.teacher is not None or cached[0] is not None:
             if cached[0] is not None:  # offline distillation: the teacher's top-k logits came with the batch
                 teacher_logits = cached
-            else:
+            elif self.teacher is not None:  # always, by the condition above: online distillation
                 with torch.no_grad():
                     teacher_logits = self.teacher(**inputs).logits
             parts = distillation_loss(

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_IMAGES = 480  # 60 per modality: a few seconds on two cores
 TRAIN_TASK_WEIGHTS = {"VG": 0.3, "RO": 0.25, "GC": 0.25, "MII": 0.2}
-PNG_OPTIONS = {"format": "PNG", "compress_level": 3, "optimize": False}  # fixed: same input, same bytes
+PNG_OPTIONS: dict[str, Any] = {
+    "format": "PNG",
+    "compress_level": 3,
+    "optimize": False,
+}  # fixed: same input, same bytes
 
 
 def plan(seed: int, n_images: int, test_fraction: float) -> list[tuple[str, int, str]]:
@@ -122,7 +127,8 @@ def train_sample(
     """
     n_turns = int(rng.integers(3, 7))
     tasks, weights = list(TRAIN_TASK_WEIGHTS), np.array(list(TRAIN_TASK_WEIGHTS.values()))
-    turns, seen = [], set()
+    turns: list[Turn] = []
+    seen = set()
     for _ in range(40):  # enough draws to find n_turns distinct targets (every image has >= 4)
         if len(turns) == n_turns:
             break
@@ -166,8 +172,7 @@ def _build(
         # gives results back in job order. Fork keeps start-up cheap (no re-import of numpy/scipy).
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         with ctx.Pool(workers) as pool:
-            results = pool.imap(_make_star, jobs, chunksize=8)
-            results = list(_logged(results, len(jobs), progress))
+            results = list(_logged(pool.imap(_make_star, jobs, chunksize=8), len(jobs), progress))
     else:
         results = list(_logged(map(_make_star, jobs), len(jobs), progress))
     train: list[Sample] = []

@@ -19,7 +19,7 @@ def _paint(img: np.ndarray, mask: np.ndarray, rgb, alpha: np.ndarray | float = 1
     """
     rgb = np.asarray(rgb, np.float32)
     src = rgb[mask] if rgb.ndim == 3 else rgb
-    a = alpha if np.isscalar(alpha) else alpha[mask][:, None]
+    a = alpha[mask][:, None] if isinstance(alpha, np.ndarray) else alpha
     img[mask] = img[mask] * (1 - a) + a * src
 
 
@@ -30,13 +30,13 @@ def render_endoscopy(rng: np.random.Generator) -> SynthImage:
     field = s.ellipse(c, c, 122, 122) & (np.abs(s.xx - c) + np.abs(s.yy - c) < 160)
     lx, ly = c + s.u(-55, 55), c + s.u(-55, 55)
     d = np.sqrt((s.xx - lx) ** 2 + (s.yy - ly) ** 2) + 7 * s.smooth_noise(60)
-    base = np.float32([s.u(0.80, 0.92), s.u(0.40, 0.52), s.u(0.36, 0.46)])
+    base = np.asarray([s.u(0.80, 0.92), s.u(0.40, 0.52), s.u(0.36, 0.46)], dtype=np.float32)
     shade = 0.30 + 0.70 * np.clip(d / 120, 0, 1) ** 0.6
     period = s.u(40, 60)
     folds = 0.72 + 0.28 * np.mod(d / period, 1.0) ** 0.5  # bright ridge, shadow on the lumen side
     img = (shade * folds)[..., None] * base
     veins = np.abs(s.smooth_noise(7)) < 0.06
-    img[veins] *= np.float32([0.92, 0.75, 0.78])
+    img[veins] *= np.asarray([0.92, 0.75, 0.78], dtype=np.float32)
     lr = s.u(13, 26)
     lumen = s.blob(lx, ly, lr, lr * s.u(0.7, 1.0), s.u(0, 180), 0.15)
     _paint(img, lumen, (0.10, 0.03, 0.03))
@@ -51,10 +51,11 @@ def render_endoscopy(rng: np.random.Generator) -> SynthImage:
         irr = 0.16 if s.chance(0.4) else 0.05
         m = s.blob(*p, r, r * s.u(0.75, 1.0), s.u(0, 180), irr)
         red = s.chance(0.5)
-        rgb = np.float32(
+        rgb = np.asarray(
             [s.u(0.82, 0.95), s.u(0.25, 0.33), s.u(0.22, 0.3)]
             if red
-            else [s.u(0.88, 0.98), s.u(0.52, 0.62), s.u(0.5, 0.58)]
+            else [s.u(0.88, 0.98), s.u(0.52, 0.62), s.u(0.5, 0.58)],
+            dtype=np.float32,
         )
         h = np.sqrt(np.clip(1 - ((s.xx - p[0]) ** 2 + (s.yy - p[1]) ** 2) / (r * r * 1.2), 0, 1))
         _paint(img, s.blob(p[0] + 2, p[1] + 4, r * 1.05, r, 0, 0.05) & ~m, (0.25, 0.08, 0.07), 0.6)  # shadow
@@ -77,7 +78,10 @@ def render_dermoscopy(rng: np.random.Generator) -> SynthImage:
     """Dermoscopy: skin with a pigmented lesion (a regular nevus or an irregular, variegated melanoma)."""
     s = Scene(288, 224, rng)
     t = s.u(0, 1)
-    skin = np.float32([0.93, 0.77, 0.67]) * (1 - t) + np.float32([0.74, 0.52, 0.40]) * t
+    skin = (
+        np.asarray([0.93, 0.77, 0.67], dtype=np.float32) * (1 - t)
+        + np.asarray([0.74, 0.52, 0.40], dtype=np.float32) * t
+    )
     img = (1 + 0.03 * s.smooth_noise(24) + 0.015 * s.smooth_noise(2))[..., None] * skin
     lx, ly = s.w / 2 + s.u(-40, 40), s.h / 2 + s.u(-28, 28)
     rx = s.u(28, 62)
@@ -88,14 +92,16 @@ def render_dermoscopy(rng: np.random.Generator) -> SynthImage:
     net = (np.sin(s.xx * 0.9 + 0.3 * s.smooth_noise(10)) * np.sin(s.yy * 0.9)) > 0.55
     if melanoma:
         w = (1 / (1 + np.exp(-2 * s.smooth_noise(14))))[..., None]
-        col = (1 - w) * np.float32([0.58, 0.38, 0.26]) + w * np.float32([0.22, 0.12, 0.09])
+        col = (1 - w) * np.asarray([0.58, 0.38, 0.26], dtype=np.float32) + w * np.asarray(
+            [0.22, 0.12, 0.09], dtype=np.float32
+        )
         col[s.smooth_noise(12) > 0.9] = (0.42, 0.42, 0.5)  # blue-white veil
         col[s.smooth_noise(12) > 1.1] = (0.7, 0.52, 0.48)  # regression
         col = s.blur(col, 1.5)  # colour zones fade into each other
         col[(np.abs(s.smooth_noise(3)) > 1.9) & (rho > 0.5)] = (0.1, 0.06, 0.05)  # globules
         colour, note = "variegated", "irregular_border"
     else:
-        brown = np.float32([s.u(0.45, 0.6), s.u(0.28, 0.36), s.u(0.18, 0.24)])
+        brown = np.asarray([s.u(0.45, 0.6), s.u(0.28, 0.36), s.u(0.18, 0.24)], dtype=np.float32)
         col = (0.75 + 0.25 * np.clip(rho, 0, 1))[..., None] * brown
         col = np.broadcast_to(col, img.shape).copy()
         colour, note = ("light brown" if brown[0] > 0.53 else "brown"), "regular_network"
@@ -136,7 +142,7 @@ def _vessel_tree(
     width: float,
     steps: int,
     bend: float,
-    out: list,
+    out: list[tuple[list[tuple[float, float]], float]],
     depth: int = 0,
 ) -> None:
     pts = [(x, y)]
@@ -169,7 +175,7 @@ def render_fundus(rng: np.random.Generator) -> SynthImage:
     c, R = s.w / 2, 120.0
     field = s.ellipse(c, c, R, R)
     d2 = ((s.xx - c) ** 2 + (s.yy - c) ** 2) / R**2
-    base = np.float32([s.u(0.78, 0.92), s.u(0.30, 0.42), s.u(0.08, 0.16)])
+    base = np.asarray([s.u(0.78, 0.92), s.u(0.30, 0.42), s.u(0.08, 0.16)], dtype=np.float32)
     img = ((1 - 0.45 * d2) * (1 + 0.05 * s.smooth_noise(10)))[..., None] * base
     side = 1 if s.chance(0.5) else -1  # right eye: optic disc on the image's right (nasal side)
     dr = s.u(14, 18)
@@ -185,7 +191,7 @@ def render_fundus(rng: np.random.Generator) -> SynthImage:
     _paint(img, s.ellipse(dx, dy, dr * 0.45, dr * 0.5), (1.0, 0.95, 0.8), 0.8)
     s.add("macula", mac, colour="dark red")
     s.add("optic disc", disc, colour="yellowish")
-    tree = []
+    tree: list[tuple[list[tuple[float, float]], float]] = []
     temporal = math.pi if side > 0 else 0.0
     for up in (-1, 1):
         _vessel_tree(s, dx, dy, temporal + up * s.u(0.5, 0.8) * side, 4.0, 34, -up * side * 0.045, tree)

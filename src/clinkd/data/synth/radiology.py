@@ -265,7 +265,7 @@ def render_pet(rng: np.random.Generator) -> SynthImage:
     """Coronal whole-body PET (maximum intensity projection): physiological uptake and hot spots."""
     s = Scene(208, 320, rng)
     cx = s.w / 2 + s.u(-4, 4)
-    img = np.zeros((s.h, s.w), np.float32)
+    img: np.ndarray = np.zeros((s.h, s.w), np.float32)
     head = s.ellipse(cx, 36, s.u(22, 26), s.u(28, 32))
     torso = s.blob(cx, 150, s.u(58, 66), s.u(86, 94), irregularity=0.02)
     pelvis = s.ellipse(cx, 232, s.u(54, 60), 32)

@@ -17,7 +17,9 @@ random state, so the same generator state gives the same pixels.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -157,7 +159,7 @@ class Scene:
         ImageDraw.Draw(img).polygon([(float(x), float(y)) for x, y in points], fill=1)
         return np.asarray(img, dtype=bool)
 
-    def lines(self, polylines: list[tuple[list[tuple[float, float]], float]]) -> np.ndarray:
+    def lines(self, polylines: Sequence[tuple[Sequence[tuple[float, float]], float]]) -> np.ndarray:
         """(H, W) bool: each ``(points, width)`` polyline drawn with round joints."""
         img = Image.new("L", (self.w, self.h), 0)
         draw = ImageDraw.Draw(img)
@@ -182,7 +184,7 @@ class Scene:
     @staticmethod
     def blur(img: np.ndarray, sigma: float | tuple[float, float]) -> np.ndarray:
         """Gaussian blur of an (H, W) or (H, W, 3) float image (channels kept apart)."""
-        s = (sigma, sigma) if np.isscalar(sigma) else tuple(sigma)
+        s = (sigma, sigma) if np.isscalar(sigma) else tuple(cast("tuple[float, float]", sigma))
         if img.ndim == 3:
             s = (*s, 0)
         return ndimage.gaussian_filter(img, s, mode="nearest", truncate=3.0)
@@ -233,7 +235,7 @@ class Scene:
         lum = (
             arr.astype(np.float32)
             if arr.ndim == 2
-            else arr.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+            else arr.astype(np.float32) @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
         )
         if foreground is None:
             foreground = field_mask if field_mask is not None else np.ones((self.h, self.w), bool)

@@ -27,6 +27,7 @@ import sys
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image
@@ -275,7 +276,7 @@ def _background(s: Scene) -> tuple[np.ndarray, str, list[tuple[float, float, flo
     names = list(BACKGROUNDS)
     c1 = _pick(s.rng, names)
     kind = int(s.rng.choice(3, p=[0.4, 0.35, 0.25]))
-    rgb1 = np.float32(BACKGROUNDS[c1])
+    rgb1 = np.asarray(BACKGROUNDS[c1], dtype=np.float32)
     if kind == 1:
         c2 = _pick(s.rng, [n for n in names if n != c1])
         side1 = _pick(s.rng, list(SIDES))
@@ -283,7 +284,7 @@ def _background(s: Scene) -> tuple[np.ndarray, str, list[tuple[float, float, flo
         t = s.xx / s.w if side1 in ("left", "right") else s.yy / s.h  # (1, W) or (H, 1), 0 → 1
         t = 1 - t if side1 in ("right", "bottom") else t
         t = np.broadcast_to(t, (s.h, s.w))[..., None]
-        img = (1 - t) * rgb1 + t * np.float32(BACKGROUNDS[c2])
+        img = (1 - t) * rgb1 + t * np.asarray(BACKGROUNDS[c2], dtype=np.float32)
         phrase = GROUNDS[1].format(c1=c1, c2=c2, side1=SIDES[side1], side2=SIDES[side2])
         return img.astype(np.float32), phrase, [BACKGROUNDS[c1], BACKGROUNDS[c2]]
     img = np.broadcast_to(rgb1, (s.h, s.w, 3)).astype(np.float32)
@@ -317,7 +318,8 @@ def _fits(mask: np.ndarray, colour: str, placed: list[_Placed]) -> list[int] | N
         hidden.append(int((under & m).sum()))
         if p.visible - hidden[-1] < max(MIN_VISIBLE * p.area, 4 * MIN_PIXELS):
             return None
-        if _distance(COLOURS[colour], COLOURS[p.obj.colour]) < MIN_CONTRAST:
+        # every shape is added with its colour (see render_shapes)
+        if _distance(COLOURS[colour], COLOURS[cast(str, p.obj.colour)]) < MIN_CONTRAST:
             grown = ndimage.binary_dilation(m, iterations=2) if grown is None else grown
             if (grown & under).any():
                 return None
@@ -358,7 +360,7 @@ def render_shapes(rng: np.random.Generator) -> ShapesImage:
                 break
         else:
             continue  # no room for it: the next round draws another shape
-        shade = np.clip(np.float32(COLOURS[colour]) * s.u(0.92, 1.04), 0, 1)
+        shade = np.clip(np.asarray(COLOURS[colour], dtype=np.float32) * s.u(0.92, 1.04), 0, 1)
         pixels[mask] = shade
         obj = s.add(f"{colour} {shape}", mask, shape=shape, colour=colour)
         for p, n in zip(placed, hidden):
@@ -468,7 +470,8 @@ def shapes_sample(si: ShapesImage, image: str, rng: np.random.Generator) -> Samp
     asked twice); the first question starts with the image tag, as in the Med-GRIT ``train.json``."""
     n_turns = int(rng.integers(3, 7))
     skills, weights = list(SKILL_WEIGHTS), np.array(list(SKILL_WEIGHTS.values()))
-    turns, seen = [], set()
+    turns: list[Turn] = []
+    seen = set()
     for _ in range(60):
         if len(turns) == n_turns:
             break

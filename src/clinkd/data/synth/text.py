@@ -190,8 +190,8 @@ def vocabulary() -> list[str]:
         add(name, name + "s", *syns, *(_article(n, kind) for n in (name, *syns)))
     for syns in T.SYNONYMS_BY_MODALITY.values():
         add(*syns)
-    for table in (*T.NOUNS.values(), *T.NOTES.values(), *T.OPENINGS.values(), *T.FACTS.values()):
-        add(*table)
+    for entries in (*T.NOUNS.values(), *T.NOTES.values(), *T.OPENINGS.values(), *T.FACTS.values()):
+        add(*entries)
     for levels in T.INTENSITY.values():
         add(*levels.values())
     add("thyroid breast", "0 1 2 3 4 5 6 7 8 9", f"<ref>x</ref><box>(0,0),({NORM},{NORM})</box>")

@@ -51,6 +51,7 @@ def render_ultrasound(rng: np.random.Generator) -> SynthImage:
             irr = 0.03 if cyst else (0.18 if not thyroid else 0.07)
             m = s.blob(*p, r * s.u(1.1, 1.5), r, s.u(-15, 15), irr, 7 if irr > 0.1 else 4)
             below = (s.yy > p[1]) & (np.abs(s.xx - p[0]) < r * 0.9) & ~m
+            note: str | None
             if cyst:
                 refl[m] = 0.02
                 refl[below] *= 1.6
