@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clinkd.data.boxes import DELIMITERS_RE, STYLES, find_box_tags, parse_box_body
-from clinkd.data.formats import Problem, detect_format, find_dataset_files, parse_records, read_json
+from clinkd.data.formats import (
+    BENCHMARK_MARKER,
+    Problem,
+    detect_format,
+    find_dataset_files,
+    parse_records,
+    read_json,
+)
 from clinkd.data.images import image_path, image_size, verify_image
 from clinkd.data.sample import MODALITIES, PRETRAINING_MODALITIES, Sample, special_tokens_in
 from clinkd.errors import BoxParseError, DataError, ImageLoadError
@@ -95,14 +102,17 @@ def box_problems(text: str) -> list[str]:
     return out
 
 
-def sample_problems(sample: Sample) -> list[str]:
+def sample_problems(sample: Sample, *, check_modality: bool = True) -> list[str]:
     """What is wrong with one sample's content (modality, special tokens, tags, boxes); empty when nothing.
+
+    ``check_modality=False`` for a benchmark folder (`clinkd data import`): its image names (``synpic…``,
+    ``CXR1_IM-0001/0.png``) never carry a Med-GRIT modality prefix, and nothing there is averaged by modality.
 
     The boxes of a text are parsed only when its tags are balanced: the markup problem is the one to fix
     first, and matching tag pairs across thousands of stray opening tags would take quadratic time.
     """
     out = []
-    if sample.modality not in MODALITIES and sample.modality not in PRETRAINING_MODALITIES:
+    if check_modality and sample.modality not in MODALITIES and sample.modality not in PRETRAINING_MODALITIES:
         out.append(
             f"unknown modality {sample.modality!r} from image name {sample.image!r} "
             f"(names must start with one of {', '.join(MODALITIES)} followed by '_'; or, for pretraining "
@@ -156,8 +166,10 @@ def check_file(
     report: CheckReport | None = None,
     _image_cache: dict[Path, str | None] | None = None,
 ) -> CheckReport:
-    """Check one data file; images are looked up in ``image_dir`` (default: ``images/`` beside it)."""
+    """Check one data file; images are looked up in ``image_dir`` (default: ``images/`` beside it). Every
+    image of a sample is checked (a report study has several)."""
     path = Path(path)
+    in_benchmark = (path.parent / BENCHMARK_MARKER).is_file()  # a folder `clinkd data import` wrote
     report = report or CheckReport()
     cache = {} if _image_cache is None else _image_cache
     report.files.append(str(path))
@@ -179,7 +191,9 @@ def check_file(
     with_ids = [(i, s) for i, s in zip(indices, samples) if fmt != "sharegpt" or "id" in data[i]]
     repeats = duplicate_ids(with_ids, fmt)
     for idx, sample in zip(indices, samples):
-        report.problems += [Problem(str(path), idx, m) for m in sample_problems(sample)]
+        report.problems += [
+            Problem(str(path), idx, m) for m in sample_problems(sample, check_modality=not in_benchmark)
+        ]
         if idx in repeats:
             what = "and question are" if fmt == "test" else "is"
             report.problems.append(
@@ -190,18 +204,19 @@ def check_file(
                     f"of record {repeats[idx]}; remove it or give it its own id",
                 )
             )
-        try:
-            img = image_path(image_dir, sample.image)
-        except DataError as err:
-            report.problems.append(Problem(str(path), idx, err.reason))
-            continue
-        if check_images:
-            if img not in cache:
-                cache[img] = image_problem(img)
-                report.n_images += 1
-            problem = cache[img]
-            if problem is not None:
-                report.problems.append(Problem(str(path), idx, problem))
+        for name in sample.images:
+            try:
+                img = image_path(image_dir, name)
+            except DataError as err:
+                report.problems.append(Problem(str(path), idx, err.reason))
+                continue
+            if check_images:
+                if img not in cache:
+                    cache[img] = image_problem(img)
+                    report.n_images += 1
+                problem = cache[img]
+                if problem is not None:
+                    report.problems.append(Problem(str(path), idx, problem))
     return report
 
 
@@ -221,7 +236,9 @@ def check_path(
     except DataError as err:
         report.problems.append(Problem(str(path), None, err.reason))
         return report
-    all_files: Iterable[Path] = [*files.train, *files.test.values()]
+    all_files: list[Path] = [*files.train, *files.test.values()]
+    if (path / BENCHMARK_MARKER).is_file():  # a benchmark folder's splits beside train.json
+        all_files += [path / n for n in ("val.json", "test.json") if (path / n).is_file()]
     if not files.train and not files.test:
         report.problems.append(Problem(str(path), None, "no JSON data files in this folder"))
     cache: dict[Path, str | None] = {}

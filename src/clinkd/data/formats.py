@@ -38,7 +38,8 @@ _USER = {"user", "human"}
 _ASSISTANT = {"assistant", "gpt"}
 SHAREGPT_IMAGE_TOKEN = "<image>"
 #: What `clinkd data import` writes beside train.json (clinkd.data.bench.convert): not training data
-BENCHMARK_FILES = frozenset({"benchmark.json", "test.json", "val.json"})
+BENCHMARK_MARKER = "benchmark.json"
+BENCHMARK_FILES = frozenset({BENCHMARK_MARKER, "test.json", "val.json"})
 
 
 @dataclass(frozen=True)
@@ -385,7 +386,7 @@ def find_dataset_files(root: str | os.PathLike) -> DatasetFiles:
     image_dir = root / "images" if (root / "images").is_dir() else root
     files = DatasetFiles(root=root, image_dir=image_dir)
     # a folder of `clinkd data import` (benchmark.json beside): its test.json and val.json are not training data
-    skip = {"dataset_info.json"} | (BENCHMARK_FILES if (root / "benchmark.json").is_file() else set())
+    skip = {"dataset_info.json"} | (BENCHMARK_FILES if (root / BENCHMARK_MARKER).is_file() else set())
     for p in sorted(root.glob("*.json")):
         if p.name in skip:
             continue

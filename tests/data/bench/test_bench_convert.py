@@ -2,6 +2,7 @@
 folder (read back by the Med-GRIT readers) and the CLI."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -152,3 +153,30 @@ def test_cli_names_match_the_registry():
     from clinkd.cli.data import BENCHMARK_NAMES
 
     assert tuple(BENCHMARKS) == BENCHMARK_NAMES
+
+
+def test_clinkd_data_check_reads_an_imported_folder_whole(tmp_path, standins):
+    """Every split is checked (val.json and test.json too), every view of a study, and no Med-GRIT modality
+    prefix is asked of benchmark image names."""
+    from clinkd.data.check import check_path
+
+    out = tmp_path / "ds"
+    convert_benchmark("iu-xray", standins["iu-xray"], out)
+    report = check_path(out)
+    assert report.problems == [] and {Path(f).name for f in report.files} == {
+        "train.json",
+        "val.json",
+        "test.json",
+    }
+    records = sum(read_benchmark("iu-xray", standins["iu-xray"]).counts().values())
+    assert report.n_records == records and report.n_images == 2 * records  # frontal + lateral
+    lateral = next((standins["iu-xray"] / "images").glob("*/1.png"))
+    kept = lateral.read_bytes()
+    try:
+        lateral.unlink()
+        problems = check_path(out).problems
+        assert (
+            len(problems) == 1 and "image not found" in problems[0].message and "1.png" in problems[0].message
+        )
+    finally:
+        lateral.write_bytes(kept)
