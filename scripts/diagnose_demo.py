@@ -43,7 +43,7 @@ from clinkd.data import synth
 from clinkd.data.boxes import parse_boxes, parse_refs
 from clinkd.data.formats import read_dataset_dir, write_test_file
 from clinkd.data.sample import TASKS, Sample, guess_task
-from clinkd.demo import slug
+from clinkd.pipelines.stages import slug
 
 KEYS = {"VG": "recall@0.5", "RO": "accuracy", "GC": "CIDEr", "MII": "mBMR"}
 
@@ -165,17 +165,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.extra_steps > 0:
         from rich.console import Console
 
-        from clinkd.demo import DemoSize, common_overrides, train_stage
+        from clinkd.pipelines.demo import DemoSize, student_config
+        from clinkd.pipelines.stages import train_stage
 
-        console, spec = Console(), DemoSize(**budget)
-        common = common_overrides(demo / "data", spec, seed=0)
         long_steps = student_steps + args.extra_steps
-        models[f"baseline, {long_steps} steps"] = train_stage(
-            console,
+        cfg = student_config(
             f"baseline-{long_steps}-steps",
             out,
-            common + [f"--model.path={base}", "--model.rope=stock", f"--train.max_steps={long_steps}"],
+            demo / "data",
+            DemoSize(**budget),
+            seed=0,
+            start=base,
+            rope="stock",
+            steps=long_steps,
         )
+        models[f"baseline, {long_steps} steps"] = train_stage(Console(), cfg)
     pseudo = {k: json.loads(v.read_text()) for k, v in stats.items() if v.is_file()}
     table = {}
     for label, model_dir in models.items():

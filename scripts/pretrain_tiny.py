@@ -108,7 +108,8 @@ def make_data(out: Path, scale: float, names: list[str]) -> dict[str, Path]:
 def train(name: str, out: Path, data: Path, processor, scale: float) -> tuple[Path, float]:
     """Initialise ``name`` from its seed and train it with ``clinkd train``; return its folder and seconds."""
     from clinkd.model import init_model_dir
-    from clinkd.train.config import load_run_configs
+    from clinkd.pipelines.stages import stage_config
+    from clinkd.train.config import DataConfig, ModelConfig
     from clinkd.train.run import run_stage
 
     size, rope = ("tiny-student", "stock") if name == "student-base" else ("tiny-teacher", "mcg")
@@ -118,26 +119,23 @@ def train(name: str, out: Path, data: Path, processor, scale: float) -> tuple[Pa
     b = BUDGET[name]
     steps = max(2, int(b["steps"] * scale))
     target = out / "models" / name
-    (cfg,) = load_run_configs(
-        None,
-        [
-            f"--name={name}",
-            f"--data.dir={data}",
-            "--data.synth_if_missing=false",
-            f"--model.path={init}",
-            f"--model.rope={rope}",
-            f"--train.output_dir={target}",
-            f"--train.max_steps={steps}",
-            f"--train.per_device_train_batch_size={b['batch']}",
-            f"--train.learning_rate={b['learning_rate']}",
-            "--train.lr_scheduler_type=cosine",
-            "--train.warmup_steps=0.05",
-            "--train.weight_decay=0.0",
-            f"--train.seed={SEEDS['train']}",
-            f"--train.save_steps={max(1, steps // 4)}",
-            "--train.save_total_limit=1",
-            "--train.logging_steps=20",
-        ],
+    cfg = stage_config(
+        name,
+        target,
+        data=DataConfig(dir=str(data), synth_if_missing=False),
+        model=ModelConfig(path=str(init), rope=rope),
+        train={
+            "max_steps": steps,
+            "per_device_train_batch_size": b["batch"],
+            "learning_rate": b["learning_rate"],
+            "lr_scheduler_type": "cosine",
+            "warmup_steps": 0.05,
+            "weight_decay": 0.0,
+            "seed": SEEDS["train"],
+            "save_steps": max(1, steps // 4),
+            "save_total_limit": 1,
+            "logging_steps": 20,
+        },
     )
     t0 = time.perf_counter()
     run_stage(cfg, resume=(target / "clinkd_run.yaml").is_file() or any(target.glob("checkpoint-*")))

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from clinkd.demo import run_demo
+    from clinkd.pipelines.demo import run_demo
 
     run_demo(args.out, size=args.size, seed=args.seed, fresh=args.fresh)
     return 0

@@ -9,14 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import clinkd.train.rct as rct_mod
 from clinkd.cli.main import main
 
 
-def test_tiny_demo_end_to_end(tmp_path, monkeypatch):
-    from tests.train.test_rct import BagOfWords
-
-    monkeypatch.setattr(rct_mod, "Embedder", BagOfWords)  # RCT's embedder; SASG below uses the real one
+def test_tiny_demo_end_to_end(tmp_path, rct_bag_of_words):  # RCT's embedder replaced; SASG uses the real one
     out = tmp_path / "demo"
     assert main(["demo", "--size", "tiny", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
@@ -95,7 +91,7 @@ def _diagnose():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "diagnose_demo.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "diagnose_demo.py"
     spec = importlib.util.spec_from_file_location("diagnose_demo", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -135,49 +131,11 @@ def test_training_questions_take_one_turn_per_task_and_image(tmp_path):
         assert len({s.modality for s in samples}) > 1  # drawn across the split, not its first images
 
 
-def test_demo_stages_are_reused_only_with_the_same_key(tmp_path, capsys):
-    """A finished stage is reused when config, starting weights and data are the same; otherwise trained again."""
-    from rich.console import Console
-
-    from clinkd.data import synth
-    from clinkd.demo import train_stage
-    from clinkd.model import build_tiny_processor, init_model_dir
-
-    synth_dir = tmp_path / "data"
-    synth.generate(synth_dir, seed=0, n_images=16)
-    processor = build_tiny_processor(
-        synth.text_corpus(seed=0, n_images=16), vocab_size=512, max_pixels=112 * 112
-    )
-    student_dir = init_model_dir(tmp_path / "student", "tiny-student", processor=processor)
-
-    console = Console(width=200)
-    base = [
-        f"--data.dir={synth_dir}",
-        f"--model.path={student_dir}",
-        "--train.per_device_train_batch_size=2",
-        "--data.max_train_samples=4",
-        "--train.save_steps=100",
-        "--train.disable_tqdm=true",
-    ]
-    target = train_stage(console, "s", tmp_path, base + ["--train.max_steps=1"])
-    mtime = (target / "model.safetensors").stat().st_mtime_ns
-    capsys.readouterr()
-    train_stage(console, "s", tmp_path, base + ["--train.max_steps=1"])
-    assert "already trained with these settings" in capsys.readouterr().out
-    assert (target / "model.safetensors").stat().st_mtime_ns == mtime
-    # another config: trained again, saying why
-    train_stage(console, "s", tmp_path, base + ["--train.max_steps=2"])
-    out = capsys.readouterr().out
-    assert "was made otherwise (its config differs)" in out
-    state = json.loads((target / "trainer_state.json").read_text())
-    assert state["global_step"] == 2
-
-
 def test_the_demo_never_writes_into_or_deletes_a_users_folder(tmp_path, capsys):
     """--out naming a folder the demo did not write is refused (with --fresh too: nothing deleted); a path
     under a file is refused; the demo's own folder is reused, or emptied by --fresh."""
     from clinkd.cli.main import main
-    from clinkd.demo import DEMO_MARKER, demo_folder
+    from clinkd.pipelines.demo import DEMO_MARKER, demo_folder
 
     mine = tmp_path / "thesis"
     mine.mkdir()
