@@ -8,16 +8,13 @@ import json
 import sys
 from pathlib import Path
 
+from clinkd.benchmarks import NAMES as BENCHMARK_NAMES  # standard library only: --help stays fast
 from clinkd.errors import ClinkdError
 
 MIN_SYNTH_IMAGES = 16  # two per modality: one for training, one for testing
 DEFAULT_SHAPES_IMAGES = (
     2000  # clinkd.data.synth.shapes.DEFAULT_SHAPES_IMAGES (not imported: keeps --help fast)
 )
-
-
-#: clinkd.data.bench.BENCHMARKS names (not imported: keeps --help fast; a test checks they agree)
-BENCHMARK_NAMES = ("vqa-rad", "slake", "pathvqa", "iu-xray", "mimic-cxr")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

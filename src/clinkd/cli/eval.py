@@ -7,14 +7,12 @@ import argparse
 import logging
 from pathlib import Path
 
+from clinkd.benchmarks import NAMES as BENCHMARK_NAMES  # standard library only: --help stays fast
+from clinkd.benchmarks import REPORT_NAMES as REPORT_BENCHMARKS
 from clinkd.errors import ClinkdError
 
 log = logging.getLogger(__name__)
 
-#: ``--benchmark`` names (the kinds are :data:`clinkd.eval.benchmark.BENCHMARKS`; listed here so that
-#: ``--help`` imports nothing heavy)
-BENCHMARK_NAMES = ("vqa-rad", "slake", "pathvqa", "iu-xray", "mimic-cxr")
-REPORT_BENCHMARKS = ("iu-xray", "mimic-cxr")
 
 #: What ``clinkd eval`` writes into its folder; a folder holding only these is overwritten without --force.
 REPORT_FILES = ("report.json", "report.md", "plots")

@@ -29,35 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from clinkd import __version__
+from clinkd.benchmarks import KINDS, REPORT_NAMES, SPECS, canonical
 from clinkd.errors import ClinkdError, DataError
 from clinkd.eval.predictions import Prediction
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS: dict[str, str] = {
-    "vqa-rad": "vqa",
-    "slake": "vqa",
-    "pathvqa": "vqa",
-    "iu-xray": "report",
-    "mimic-cxr": "report",
-}
-"""Benchmark name → kind (``vqa``: Med-VQA; ``report``: report generation)."""
-
-TITLES = {
-    "vqa-rad": "VQA-RAD",
-    "slake": "SLAKE",
-    "pathvqa": "PathVQA",
-    "iu-xray": "IU X-Ray",
-    "mimic-cxr": "MIMIC-CXR",
-}
+#: benchmark name → kind (``vqa``: Med-VQA; ``report``: report generation), titles: :mod:`clinkd.benchmarks`
+BENCHMARKS = KINDS
+TITLES = {n: s.title for n, s in SPECS.items()}
 
 _SPECIAL = ("<|im_end|>", "<|endoftext|>")
-
-
-def canonical(name: str) -> str:
-    """A benchmark name as clinkd spells it: lower-case, ``_`` and spaces as ``-`` (``VQA_RAD`` →
-    ``vqa-rad``)."""
-    return name.strip().lower().replace("_", "-").replace(" ", "-")
 
 
 def clean_answer(text: str) -> str:
@@ -182,7 +164,7 @@ def evaluate_benchmark(
     kind = BENCHMARKS[name]
     check_settings(bootstrap=bootstrap, seed=seed)
     if labeller is not None and kind != "report":
-        raise ClinkdError(f"--labeller is for the report benchmarks (iu-xray, mimic-cxr), not {name}")
+        raise ClinkdError(f"--labeller is for the report benchmarks ({', '.join(REPORT_NAMES)}), not {name}")
     if labeller is not None:
         from clinkd.eval.clinical import check_command
 

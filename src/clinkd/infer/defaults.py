@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from clinkd.benchmarks import NAMES
+
 __all__ = [
     "BENCHMARKS",
     "BENCHMARK_MAX_NEW_TOKENS",
@@ -42,7 +44,11 @@ TASK_MAX_NEW_TOKENS: Mapping[str, int] = MappingProxyType({"VG": 80, "RO": 80, "
 BENCHMARK_MAX_NEW_TOKENS: Mapping[str, int] = MappingProxyType(
     {"vqa-rad": 32, "slake": 32, "pathvqa": 32, "iu-xray": 256, "mimic-cxr": 256}
 )
-BENCHMARKS: tuple[str, ...] = tuple(BENCHMARK_MAX_NEW_TOKENS)
+BENCHMARKS: tuple[str, ...] = NAMES
+if set(BENCHMARK_MAX_NEW_TOKENS) != set(NAMES):  # pragma: no cover - a benchmark added without its limit
+    raise ImportError(
+        "clinkd.infer.defaults: BENCHMARK_MAX_NEW_TOKENS must name every clinkd.benchmarks.NAMES"
+    )
 
 
 @dataclass(frozen=True)

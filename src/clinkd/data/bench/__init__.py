@@ -24,6 +24,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from clinkd.benchmarks import SPECS
 from clinkd.data.bench.pathvqa import read_pathvqa
 from clinkd.data.bench.records import BenchData, BenchRecord
 from clinkd.data.bench.reports import read_iu_xray, read_mimic_cxr
@@ -43,15 +44,16 @@ class Benchmark:
     reader: Callable[..., BenchData]
 
 
+_READERS: dict[str, Callable[..., BenchData]] = {
+    "vqa-rad": read_vqa_rad,
+    "slake": read_slake,
+    "pathvqa": read_pathvqa,
+    "iu-xray": read_iu_xray,
+    "mimic-cxr": read_mimic_cxr,
+}
+#: every benchmark of :mod:`clinkd.benchmarks` with its reader
 BENCHMARKS: dict[str, Benchmark] = {
-    b.name: b
-    for b in (
-        Benchmark("vqa-rad", "vqa", "VQA-RAD (radiology VQA)", read_vqa_rad),
-        Benchmark("slake", "vqa", "SLAKE (English radiology VQA)", read_slake),
-        Benchmark("pathvqa", "vqa", "PathVQA (pathology VQA)", read_pathvqa),
-        Benchmark("iu-xray", "report", "IU X-Ray (chest X-ray reports)", read_iu_xray),
-        Benchmark("mimic-cxr", "report", "MIMIC-CXR (chest X-ray reports)", read_mimic_cxr),
-    )
+    n: Benchmark(n, s.kind, f"{s.title} ({s.description})", _READERS[n]) for n, s in SPECS.items()
 }
 
 
