@@ -5,7 +5,7 @@ Every layer takes its names from here: the readers (:mod:`clinkd.data.bench`), t
 (:data:`clinkd.infer.defaults.BENCHMARK_MAX_NEW_TOKENS`), the protocols (:mod:`clinkd.eval.benchmark`) and
 the ``--benchmark``/``--format`` choices of ``clinkd data``, ``infer`` and ``eval``. It imports nothing
 but the standard library, so the command's ``--help`` stays fast. Formats and protocols:
-``docs/benchmarks.md`` and ``docs/benchmark-eval.md``.
+``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
