@@ -59,10 +59,11 @@ class DemoSize:
     rct_rounds: int = 1
     rct_sample: int = 48
     rct_candidates: int = 4
+    # SASG samples 4 here, not the release's 5 (clinkd.infer.defaults.DEFAULTS.candidates): the demo's time budget
     sasg_candidates: int = 4
     infer_batch: int = 32
     test_limit: int | None = None  # answer at most this many questions per task (None: all)
-    max_new_tokens: int | None = None  # None: the release's 80 (100 for MII)
+    max_new_tokens: int | None = None  # None: the release's per task (clinkd.infer.defaults.TASK_MAX_NEW_TOKENS)
 
 
 SIZES = {
