@@ -63,7 +63,8 @@ class DemoSize:
     sasg_candidates: int = 4
     infer_batch: int = 32
     test_limit: int | None = None  # answer at most this many questions per task (None: all)
-    max_new_tokens: int | None = None  # None: the release's per task (clinkd.infer.defaults.TASK_MAX_NEW_TOKENS)
+    # None: the release's limit per task (clinkd.infer.defaults.TASK_MAX_NEW_TOKENS)
+    max_new_tokens: int | None = None
 
 
 SIZES = {
