@@ -75,3 +75,21 @@ def test_a_stand_in_goes_through_every_command(name, tmp_path, capsys):
         assert (
             metrics["clinical_efficacy"] is None and "labeller" in metrics["unavailable"]["clinical_efficacy"]
         )
+
+
+def test_the_whole_clinkd_recipe_runs_unchanged_on_report_studies(tmp_path, rct_bag_of_words):
+    """configs/tiny-clinkd.yaml (teacher SFT → pseudo-label distillation → SFT with reflective correction)
+    on imported IU X-Ray studies, two views each, at a few steps a stage."""
+    raw, data, out = tmp_path / "raw", tmp_path / "data", tmp_path / "clinkd"
+    assert main(["data", "synth", "--format", "iu-xray", "--out", str(raw), "--images", "8"]) == 0
+    assert main(["data", "import", "iu-xray", str(raw), "--out", str(data)]) == 0
+    recipe = RECIPE.with_name("tiny-clinkd.yaml")
+    args = [f"--data.dir={data}", f"--train.output_dir={out}", "--train.per_device_train_batch_size=2"]
+    args += ["--teacher.train.max_steps=4", "--distill.train.max_steps=3", "--student.train.max_steps=4"]
+    args += ["--student.rct.sample_size=2", "--train.disable_tqdm=true"]
+    assert main(["train", str(recipe), *args]) == 0
+    stats = json.loads((out / "distill" / "distill_stats.json").read_text(encoding="utf-8"))
+    assert stats["pseudo_labels"] > 0 and sum(stats["labelled_per_process"]) == stats["pseudo_labels"]
+    (first,) = read_json(out / "student" / "rct" / "round_1.json")[:1]
+    assert len(IMG_TAG_RE.findall(first["conversations"][0]["value"])) == 2  # both views replayed
+    assert (out / "student" / "model.safetensors").is_file()
