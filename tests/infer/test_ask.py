@@ -10,7 +10,7 @@ from PIL import Image
 
 import clinkd.infer.ask as ask_mod
 from clinkd.cli.main import main
-from clinkd.infer.ask import annotations, default_output
+from clinkd.infer.ask import default_output, labelled_boxes
 
 
 @pytest.fixture
@@ -65,8 +65,8 @@ def test_the_answers_boxes_are_drawn_with_their_labels(ct_dicom, student_dir, ca
     assert changed[13:77, 13:77].any() and changed[40:60, 40:60].sum() == 0  # outline drawn, inside untouched
 
 
-def test_annotations_and_default_output():
-    items = annotations(
+def test_labelled_boxes_and_default_output():
+    items = labelled_boxes(
         "<ref>a</ref><box>(1,2),(3,4)</box><box>(5,6),(7,8)</box> <box>bad</box>"
         "<|object_ref_start|>b<|object_ref_end|><box_start>(9,9),(10,10)<box_end>"
     )

@@ -293,7 +293,7 @@ def to_records(samples: Iterable[Sample], fmt: Format, box_style: Style | None =
                 conv += [{"from": "user", "value": q}, {"from": "assistant", "value": a}]
             out.append({"id": s.id, "conversations": conv})
         elif fmt == "sharegpt":
-            msgs = []
+            msgs: list[dict[str, str]] = []
             several = len(s.images) > 1  # every tag of the first question becomes a token, in order
             for q, a in qa:
                 q = IMG_TAG_RE.sub(SHAREGPT_IMAGE_TOKEN, q, count=0 if several else 1) if not msgs else q

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ _COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52")
 
 
 def _bars(
-    ax: Any, series: dict[str, Sequence[float | None]], labels: Sequence[str], ylabel: str, title: str
+    ax: Any, series: Mapping[str, Sequence[float | None]], labels: Sequence[str], ylabel: str, title: str
 ) -> None:
     x = np.arange(len(labels))
     width = 0.8 / max(len(series), 1)
@@ -87,7 +87,7 @@ def plot_iou_histogram(best_iou: Sequence[float], path: Path) -> None:
     """Histogram of each annotation box's best IoU with any predicted box (0 when none)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     vals = np.asarray(best_iou, dtype=float)
-    ax.hist(vals, bins=np.linspace(0, 1, 21), color=_COLORS[0], edgecolor="white")
+    ax.hist(vals, bins=np.linspace(0, 1, 21).tolist(), color=_COLORS[0], edgecolor="white")
     ax.axvline(0.5, color=_COLORS[3], linestyle="--", label="IoU = 0.5")
     hit = float((vals > 0.5).mean()) if vals.size else 0.0
     ax.set_title(f"VG: best IoU per annotation box (n={vals.size}, {hit:.1%} > 0.5)")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 # Names are imported on first use (PEP 562), so that ``clinkd.infer.defaults`` — read by the command line's
 # help texts — does not pull torch and transformers in with the package (``clinkd infer --help`` stays fast).
 _SOURCES: dict[str, str] = {
-    **dict.fromkeys(("Answer", "annotations", "ask_image", "default_output"), "ask"),
+    **dict.fromkeys(("Answer", "ask_image", "default_output", "labelled_boxes"), "ask"),
     **dict.fromkeys(("clean_generated", "generate_answers", "generate_batch"), "generate"),
     **dict.fromkeys(
         (
@@ -36,7 +36,7 @@ _SOURCES: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from clinkd.infer.ask import Answer, annotations, ask_image, default_output
+    from clinkd.infer.ask import Answer, ask_image, default_output, labelled_boxes
     from clinkd.infer.generate import clean_generated, generate_answers, generate_batch
     from clinkd.infer.predict import (
         BOX_STYLES,
@@ -80,7 +80,6 @@ __all__ = [
     "PredictSummary",
     "Selection",
     "agreement_matrix",
-    "annotations",
     "answer_text",
     "ask_image",
     "box_agreement",
@@ -90,6 +89,7 @@ __all__ = [
     "generate_batch",
     "generate_candidates",
     "judge",
+    "labelled_boxes",
     "predict_dataset",
     "predict_file",
     "read_done_ids",

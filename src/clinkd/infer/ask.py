@@ -38,10 +38,10 @@ from clinkd.paths import output_file
 __all__ = [
     "DRAW_SUFFIXES",
     "Answer",
-    "annotations",
     "ask_image",
     "check_question",
     "default_output",
+    "labelled_boxes",
     "scan_markup",
 ]
 
@@ -85,10 +85,10 @@ def scan_markup(text: str) -> Iterator[tuple[re.Match, str | None, Box | None]]:
         yield m, label, box
 
 
-def annotations(text: str) -> list[tuple[str | None, Box]]:
+def labelled_boxes(text: str) -> list[tuple[str | None, Box]]:
     """``(label, box)`` for every box of ``text``; a box is labelled by the latest ``<ref>`` before it.
 
-    >>> annotations("<ref>liver</ref><box>(10,20),(300,400)</box> and <box>(1,2),(3,4)</box>")[1][0]
+    >>> labelled_boxes("<ref>liver</ref><box>(10,20),(300,400)</box> and <box>(1,2),(3,4)</box>")[1][0]
     'liver'
     """
     return [(label, box) for _, label, box in scan_markup(text) if box is not None]
@@ -186,13 +186,13 @@ def ask_image(
             top_p=top_p,
         )
     scores: list[float] = []
-    text = cands[0]
+    text: str = cands[0]  # a generate.Answer, a str with .raw (Selection.answer is typed str)
     if n:
         (choice,) = select_answers([cands], embedder or Embedder())
         text, scores = choice.answer, choice.scores
     raw = getattr(text, "raw", text)
     text = convert_markup(text, "qwen")
-    boxes = annotations(text)
+    boxes = labelled_boxes(text)
     if target is not None:
         output_file(target, what="annotated image (--out)")  # its folder, created now
         draw_annotations(pil, boxes).save(target)

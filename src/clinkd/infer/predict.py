@@ -89,7 +89,9 @@ log = logging.getLogger(__name__)
 
 #: Release settings (method.md, end): 80 new tokens, 100 for image analysis (MII); the one home of these
 #: numbers is :mod:`clinkd.infer.defaults`.
-MAX_NEW_TOKENS: dict[str | None, int] = {**TASK_MAX_NEW_TOKENS, None: DEFAULTS.max_new_tokens_default_task}
+MAX_NEW_TOKENS: dict[str | None, int] = dict(
+    [*TASK_MAX_NEW_TOKENS.items(), (None, DEFAULTS.max_new_tokens_default_task)]
+)
 #: ``raw`` keeps the model's markup; the others rewrite box/ref delimiters (``qwen``: ``<box>…</box>``).
 BOX_STYLES: tuple[str, ...] = (*STYLES, "raw")
 # Largest seed: batch k samples under seed + k, which torch takes up to 2**64 - 1.

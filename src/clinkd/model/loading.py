@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -168,7 +169,7 @@ class LoadedModel(NamedTuple):
 
 
 def load(
-    path: str | Path,
+    path: str | os.PathLike,
     rope: RopeSettings | dict | str | None = None,
     *,
     dtype: Any = None,

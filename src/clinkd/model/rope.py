@@ -91,7 +91,6 @@ def _vision_blocks(
         "extent_w": gw - 1,
         "size": size,
         "grid": grid,
-        "name": name,
     }
 
 
@@ -174,10 +173,10 @@ def mcg_position_ids(
     n_valid = compact[:, -1] + 1 if L else torch.zeros(B, dtype=torch.long, device=device)  # (B,)
 
     blocks = [
-        b
-        for b in (
-            _vision_blocks(types, image_grid_thw, IMAGE, spatial_merge_size, None),
-            _vision_blocks(types, video_grid_thw, VIDEO, spatial_merge_size, video_time_interval),
+        (name, b)
+        for name, b in (
+            ("image", _vision_blocks(types, image_grid_thw, IMAGE, spatial_merge_size, None)),
+            ("video", _vision_blocks(types, video_grid_thw, VIDEO, spatial_merge_size, video_time_interval)),
         )
         if b is not None
     ]
@@ -190,12 +189,12 @@ def mcg_position_ids(
     # cursor after it is start + extent + image_to_text_gap; its `size` tokens advanced the compact index
     # by `size`, and the remainder is added to every token after the block (scattered at its last token).
     advance = torch.zeros(B, L, dtype=torch.long, device=device)
-    for blk in blocks:
+    for name, blk in blocks:
         c_first = compact[blk["row"], blk["first"]]  # (N,)
         span = compact[blk["row_last"], blk["last"]] - c_first + 1
         broken = (blk["row"] != blk["row_last"]) | (span != blk["size"])
         if bool(broken.any()):
-            bad, name = int(broken.nonzero()[0]), blk["name"]
+            bad = int(broken.nonzero()[0])
             raise RopeError(
                 f"{name} {bad} (grid {blk['grid'][bad].tolist()}, {int(blk['size'][bad])} tokens) is not one "
                 f"contiguous run of {name} tokens in one sample; the {name} placeholders do not match "
@@ -219,7 +218,7 @@ def mcg_position_ids(
         )
     cursor = compact + advance.cumsum(1) - advance  # (B, L) text position; for a block's tokens, its cursor
     position_ids = cursor.masked_fill_(~valid, 0).unsqueeze(0).repeat(3, 1, 1)  # (3, B, L)
-    for blk in blocks:
+    for _name, blk in blocks:
         start = cursor[blk["row"], blk["first"]] + blk["gap_in"]  # (N,) first visual position
         s = start[blk["block"]]  # (n,)
         vision = torch.stack([s + blk["t"], s + blk["h"] * stride_h, s + blk["w"] * stride_w])  # (3, n)

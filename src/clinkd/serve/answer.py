@@ -34,7 +34,7 @@ from clinkd.data.images import load_image
 from clinkd.data.sample import special_tokens_in
 from clinkd.data.synth.templates import GC_QUESTIONS, MII_QUESTIONS, RO_QUESTIONS, VG_QUESTIONS
 from clinkd.errors import BoxParseError, ClinkdError, ImageLoadError
-from clinkd.infer.ask import annotations, scan_markup
+from clinkd.infer.ask import labelled_boxes, scan_markup
 from clinkd.infer.defaults import DEFAULTS
 from clinkd.serve.limits import MAX_QUESTION_CHARS
 
@@ -181,7 +181,7 @@ def build_question(
 
 def grounded_items(text: str, default_label: str | None = None) -> list[tuple[str | None, Box]]:
     """Every parseable box of ``text`` with its label (last ``<ref>`` before it, else ``default_label``)."""
-    return [(label or default_label, box) for label, box in annotations(text)]
+    return [(label or default_label, box) for label, box in labelled_boxes(text)]
 
 
 def readable(text: str, width: int, height: int) -> str:

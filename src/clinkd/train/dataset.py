@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from clinkd.data.boxes import convert_markup
+from clinkd.data.boxes import Style, convert_markup
 from clinkd.data.check import image_problem
 from clinkd.data.conventions import BoxCodec
 from clinkd.data.formats import Dataset
@@ -63,7 +63,7 @@ class TrainItem:
 
 
 def sample_to_item(
-    sample: Sample, image_dir: Path, source: str = "", box_style: str | None = None
+    sample: Sample, image_dir: Path, source: str = "", box_style: Style | None = None
 ) -> TrainItem:
     """``sample`` as a training item; its image path must stay inside ``image_dir`` (a
     :class:`~clinkd.errors.DataError` naming ``source`` otherwise)."""
@@ -92,7 +92,7 @@ SHOWN_PROBLEMS = 5
 
 
 def items_from_dataset(
-    ds: Dataset, box_style: str | None = None, max_samples: int | None = None
+    ds: Dataset, box_style: Style | None = None, max_samples: int | None = None
 ) -> list[TrainItem]:
     """Every training record as an item, its image checked now, before any training step.
 
@@ -226,15 +226,15 @@ class ConversationCollator:
     @staticmethod
     def _teacher_tensors(items: Sequence[TrainItem], answer: torch.Tensor) -> dict[str, torch.Tensor]:
         """Cached teacher top-k logits placed at the label positions: (B, L, k) values and indices."""
-        if any(it.teacher_topk is None for it in items):
+        pairs = [it.teacher_topk for it in items if it.teacher_topk is not None]  # (values, indices) (n, k)
+        if len(pairs) != len(items):
             raise ValueError("a batch mixes items with and without cached teacher logits")
-        k = items[0].teacher_topk[0].shape[-1]
+        k = pairs[0][0].shape[-1]
         B, L = answer.shape
         values = torch.zeros(B, L, k, dtype=torch.float32)
         indices = torch.zeros(B, L, k, dtype=torch.long)
-        for b, it in enumerate(items):
+        for b, (it, (v, i)) in enumerate(zip(items, pairs)):
             pos = answer[b].nonzero().squeeze(-1)  # (n,)
-            v, i = it.teacher_topk
             if v.shape[0] != pos.numel():
                 raise ValueError(
                     f"cached teacher logits of {it.source} cover {v.shape[0]} answer tokens, the batch "

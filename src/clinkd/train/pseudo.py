@@ -16,6 +16,7 @@ import re
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -146,7 +147,7 @@ def _label_chunk(
             )
         else:
             out.append(it.derive(turns=pl.turns, kind="pseudo", margin=m))
-    if top_k is not None:
+    if topk is not None:  # top_k was given
         # the teacher's logits on the answers actually trained on: its own pseudo-labels, or the ground
         # truth where that replaced them (a second pass over those only)
         for it, t in zip(out, topk):
@@ -157,6 +158,7 @@ def _label_chunk(
             _, gt_topk = teacher_pass(
                 teacher, collator, [out[j] for j in redo], cfg.generation_batch_size, top_k, vocab_size
             )
+            assert gt_topk is not None  # top_k is set
             for j, t in zip(redo, gt_topk):
                 out[j].teacher_topk = t
     return out, margins
@@ -190,7 +192,7 @@ def _barrier() -> None:
 
 
 def _row(o: TrainItem) -> dict:
-    row = {
+    row: dict[str, Any] = {
         "image": str(o.image),
         "turns": [list(t) for t in o.turns],
         "source": o.source,
@@ -331,7 +333,8 @@ def pseudo_label(
     )
     per_rank = [sum(len(chunks[c]) for c in range(r, len(chunks), world)) for r in range(world)]
     if world > 1:
-        done = _gather_shards(done, Path(cache_dir) / "pseudo_shards", rank, world)
+        assert cache is not None  # several processes without a cache_dir were refused above
+        done = _gather_shards(done, cache.parent / "pseudo_shards", rank, world)  # cache.parent: cache_dir
         if rank != 0:  # the main process writes the merged cache; read it back when it is there
             _barrier()
             found = _read_cache(cache, key, top_k)

@@ -165,7 +165,8 @@ def _record(
             name = ipath.strip()  # a file under ROOT (checked by the shared path check)
         else:
             bad.append("the image has neither bytes nor a path")
-    if bad:
+    if bad or not isinstance(question, str) or not isinstance(answer, str) or name is None:
+        # the last three only narrow the types: ``bad`` already holds a message for each of them
         data.problems += [Problem(path, i, m) for m in bad]
         return None
     answer = answer.strip()

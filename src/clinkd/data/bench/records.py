@@ -297,8 +297,9 @@ def image_problems(data: BenchData) -> None:
                     cache[name] = bytes_problem(name, data.embedded[name])
                 else:
                     cache[name] = image_problem(image_path(data.image_root, name))
-            if cache[name] is not None:
-                data.problems.append(Problem(rec.source, rec.index, cache[name]))
+            message = cache[name]
+            if message is not None:
+                data.problems.append(Problem(rec.source, rec.index, message))
 
 
 def finish(data: BenchData, *, check_images: bool) -> BenchData:

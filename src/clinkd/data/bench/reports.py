@@ -91,7 +91,7 @@ def read_r2gen(
                 if not isinstance(value, (int, str)) or isinstance(value, bool) or value == "":
                     f.problem(f"field {key!r} must be an integer id, got {value!r}")
                     ok = False
-            if None in (rid, report, images) or not ok:
+            if rid is None or report is None or images is None or not ok:
                 continue
             data.records.append(
                 BenchRecord(

@@ -73,7 +73,14 @@ def read_slake(root: str | os.PathLike, *, check_images: bool = False, lang: str
             if q_lang is not None and q_lang not in LANGS:
                 f.problem(f"unknown q_lang {q_lang!r} (expected one of {', '.join(LANGS)})")
                 q_lang = None
-            if None in (qid, image, question, answer, answer_type, q_lang):
+            if (
+                qid is None
+                or image is None
+                or question is None
+                or answer is None
+                or answer_type is None
+                or q_lang is None
+            ):
                 continue
             if lang is not None and q_lang != lang:
                 continue

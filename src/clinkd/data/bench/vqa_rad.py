@@ -72,7 +72,14 @@ def read_vqa_rad(root: str | os.PathLike, *, check_images: bool = False) -> Benc
         if phrase is not None and phrase not in PHRASE_TYPES:
             f.problem(f"unknown phrase_type {phrase!r} (expected one of {', '.join(PHRASE_TYPES)})")
             phrase = None
-        if None in (qid, image, question, answer, answer_type, phrase):
+        if (
+            qid is None
+            or image is None
+            or question is None
+            or answer is None
+            or answer_type is None
+            or phrase is None
+        ):
             continue
         data.records.append(
             BenchRecord(
