@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_ask(args: argparse.Namespace) -> int:
     from clinkd.cli.infer import check_pixel_options, resolve_device
     from clinkd.infer.ask import ask_image, check_question
-    from clinkd.infer.predict import check_decoding_args
+    from clinkd.infer.options import check_decoding_args
 
     check_decoding_args(
         select=args.select,

@@ -204,7 +204,7 @@ def resolve_device(name: str) -> str:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from clinkd.infer.predict import check_decoding_args
+    from clinkd.infer.options import check_decoding_args
 
     check_decoding_args(
         select=args.select,

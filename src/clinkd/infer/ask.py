@@ -140,7 +140,9 @@ def ask_image(
             512·512 .. 1024·1024 for a real checkpoint, a tiny model's own).
     """
     from clinkd.data.sample import strip_image_tag
-    from clinkd.infer.predict import _load_model, _same_file, check_decoding_args
+    from clinkd.infer.options import check_decoding_args
+    from clinkd.infer.predict import load_for_inference
+    from clinkd.paths import same_file
 
     check_decoding_args(
         select=select,
@@ -165,13 +167,13 @@ def ask_image(
                 f"annotated image (--out) {target}: cannot write a {target.suffix or 'suffix-less'} "
                 f"file; end the name with one of {', '.join(DRAW_SUFFIXES)}"
             )
-        if _same_file(target, Path(image)):
+        if same_file(target, Path(image)):
             raise ClinkdError(
                 f"annotated image (--out) {target} is the input image; writing there would destroy it — "
                 "give another --out"
             )
     pil = load_image(image)  # raises ImageLoadError naming the file
-    model, processor = _load_model(model, processor, device, min_pixels, max_pixels)
+    model, processor = load_for_inference(model, processor, device, min_pixels, max_pixels)
     n = candidates if select == "sasg" else 0
     with torch.random.fork_rng():  # the seed stays local to this call
         torch.manual_seed(seed)

@@ -31,10 +31,7 @@ refused, saying what differs and how to go on.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import os
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -48,10 +45,11 @@ from clinkd.data.images import image_path, load_image
 from clinkd.data.sample import TASKS, Sample, check_question, task_from_name
 from clinkd.errors import ClinkdError, DataError
 from clinkd.infer.defaults import DEFAULTS, TASK_MAX_NEW_TOKENS, max_new_tokens_for
+from clinkd.infer.options import check_decoding_args
+from clinkd.infer.records import append_records, decoding_record, prediction_record
 from clinkd.infer.resume import (
     PUBLISHED_FIELDS,
     FileState,
-    _is_int,
     cut_to,
     decoding_differences,
     inspect_prediction_file,
@@ -65,7 +63,7 @@ from clinkd.infer.resume import (
 )
 from clinkd.infer.sasg import generate_candidates, select_answers
 from clinkd.infer.similarity import Embedder
-from clinkd.paths import output_file
+from clinkd.paths import output_file, same_file
 
 __all__ = [
     "BOX_STYLES",
@@ -94,8 +92,6 @@ MAX_NEW_TOKENS: dict[str | None, int] = dict(
 )
 #: ``raw`` keeps the model's markup; the others rewrite box/ref delimiters (``qwen``: ``<box>…</box>``).
 BOX_STYLES: tuple[str, ...] = (*STYLES, "raw")
-# Largest seed: batch k samples under seed + k, which torch takes up to 2**64 - 1.
-_MAX_SEED = 2**63
 
 
 @dataclass
@@ -108,75 +104,6 @@ class PredictSummary:
     done_before: int  # already in the file when the call started
     written: int  # records written by this call
     repaired: int  # bytes cut from a torn last line
-
-
-# -- arguments --------------------------------------------------------------------------------------
-_CLI_NAMES = {"length_factor": "--length-cap"}
-
-
-def _name(arg: str, cli: bool) -> str:
-    return _CLI_NAMES.get(arg, "--" + arg.replace("_", "-")) if cli else arg
-
-
-def check_decoding_args(
-    *,
-    select: str = "greedy",
-    candidates: int | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    box_weight: float | None = None,
-    length_factor: float | None = None,
-    batch_size: int | None = None,
-    max_new_tokens: int | None = None,
-    limit: int | None = None,
-    seed: int | None = None,
-    cli: bool = False,
-) -> None:
-    """Refuse impossible selection and generation settings before any work, naming the option.
-
-    ``None`` means "not given" (a default applies). Sampling settings (temperature, candidates, box
-    weight, length cap) are checked for ``select="sasg"`` only, greedy decoding ignoring them; ``top_p``
-    is checked whenever given. ``cli`` names the options as the command line spells them (``--top-p``).
-    Raises :class:`~clinkd.errors.ClinkdError`.
-    """
-
-    def bad(arg: str, rule: str, value: Any) -> ClinkdError:
-        return ClinkdError(f"{_name(arg, cli)} must be {rule}, got {value!r}")
-
-    if select not in ("greedy", "sasg"):
-        raise ClinkdError(f"unknown selection {select!r}; choose greedy or sasg")
-    for arg, value, lowest, rule in (
-        ("batch_size", batch_size, 1, "a whole number of at least 1"),
-        ("max_new_tokens", max_new_tokens, 1, "a whole number of at least 1"),
-        ("limit", limit, 1, "a whole number of at least 1 (leave it out to answer every sample)"),
-        ("seed", seed, 0, f"a whole number from 0 to {_MAX_SEED - 1}"),
-    ):
-        if value is not None and (
-            not _is_int(value) or value < lowest or (arg == "seed" and value >= _MAX_SEED)
-        ):
-            raise bad(arg, rule, value)
-    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
-        raise bad("top_p", "in (0, 1] (the share of probability mass sampled from)", top_p)
-    if select != "sasg":
-        return
-    if candidates is not None and (not _is_int(candidates) or candidates < 1):
-        raise bad(
-            "candidates", "a whole number of at least 1 for SASG (sampled answers besides greedy)", candidates
-        )
-    if temperature is not None and not (
-        isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0
-    ):
-        raise bad("temperature", "a finite number above 0 when sampling (SASG)", temperature)
-    if box_weight is not None and not (isinstance(box_weight, (int, float)) and 0 <= box_weight <= 1):
-        raise bad("box_weight", "between 0 and 1", box_weight)
-    if length_factor is not None and not (
-        isinstance(length_factor, (int, float)) and math.isfinite(length_factor) and length_factor > 0
-    ):
-        raise bad(
-            "length_factor",
-            "a finite number above 0" + (" (0: no cap)" if cli else " (None: no cap)"),
-            length_factor,
-        )
 
 
 # -- inputs -----------------------------------------------------------------------------------------
@@ -221,7 +148,7 @@ def _default_image_dir(test_file: Path) -> Path:
     return images if images.is_dir() else test_file.parent
 
 
-def _load_model(
+def load_for_inference(
     model: Any,
     processor: Any,
     device: str | None,
@@ -259,85 +186,6 @@ def _question_codec(question_box_style: str | None, model: Any, processor: Any) 
     return codec
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: the same resolved path, or the same inode (a hard link)."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _decoding_record(
-    model: Any,
-    processor: Any,
-    *,
-    select: str,
-    n: int,
-    tokens: int,
-    temperature: float,
-    top_p: float,
-    length_factor: float | None,
-    box_weight: float,
-    seed: int,
-    batch_size: int,
-    box_style: str,
-    boxes: Any,
-) -> dict[str, Any]:
-    """What decided the answers: the complete ``generate`` settings (greedy, and the SASG samples), the
-    selection, seed, batch grid and the image budget."""
-    from clinkd.infer.generate import decoding_settings
-    from clinkd.model.processor import pixel_budget
-
-    lo, hi = pixel_budget(processor)
-    rec: dict[str, Any] = {
-        "model": str(getattr(model, "name_or_path", "") or ""),
-        "select": select,
-        "greedy": decoding_settings(max_new_tokens=tokens),
-        "seed": seed,
-        "batch_size": batch_size,
-        "box_style": box_style,
-        "min_pixels": lo,
-        "max_pixels": hi,
-        "box_convention": boxes.convention.key,
-        "questions_converted": boxes.convert_questions,
-        "model_generation_config": "not used: every generate call runs with the settings above",
-    }
-    if n:
-        rec["sampled"] = decoding_settings(
-            max_new_tokens=tokens,
-            do_sample=True,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=0,
-            num_return_sequences=n,
-        )
-        rec.update(candidates=n, length_factor=length_factor, box_weight=box_weight)
-    return rec
-
-
-def _record(i: int, sample: Sample, answer: str, box_style: str) -> dict[str, Any]:
-    """One prediction record: ``response`` in Med-GRIT form (the answer as read back from the model's box
-    convention, in ``box_style`` markup), ``raw_response`` the model's own text when that differs."""
-    raw = getattr(answer, "raw", answer)
-    response = raw if box_style == "raw" else convert_markup(str(answer), box_style)  # type: ignore[arg-type]
-    turn = sample.turns[0]
-    rec: dict[str, Any] = {
-        "id": i,
-        "image": Path(sample.image).name,
-        "question": turn.question,
-        "annotation": turn.answer,
-        "response": response,
-    }
-    if raw != response:
-        rec["raw_response"] = raw
-    if len(sample.images) > 1:  # a study answered from all its views (issue 16)
-        rec["images"] = [Path(name).name for name in sample.images]
-    rec.update(sample.meta)  # answer_type, benchmark: what eval splits converted benchmarks by
-    return rec
-
-
 def _one_or_list(images: list) -> Any:
     """A single image as itself (what generation took before multi-image samples), several as a list."""
     return images[0] if len(images) == 1 else images
@@ -348,24 +196,6 @@ def _benchmark_of(samples: list[Sample]) -> str | None:
     names = {s.meta.get("benchmark") for s in samples}
     name = names.pop() if len(names) == 1 else None
     return name if name in DEFAULTS.benchmark_max_new_tokens else None
-
-
-def _line(record: dict) -> str:
-    """One JSONL line; ASCII escapes when the text cannot be UTF-8 (a lone surrogate in a test file)."""
-    text = json.dumps(record, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(record)
-    return text + "\n"
-
-
-def _append(f, records: list[dict]) -> None:
-    """Write whole lines, then flush and fsync: after a crash the file ends at a batch boundary or
-    with one torn line, which the next run cuts (:func:`inspect_prediction_file`)."""
-    f.write("".join(_line(r) for r in records))
-    f.flush()
-    os.fsync(f.fileno())
 
 
 # -- the run ----------------------------------------------------------------------------------------
@@ -453,7 +283,7 @@ def _prepare(
     output_file(out, what="prediction file", create_parent=False)
     output_file(side, what="settings side file", create_parent=False)
     for path, what in ((out, "the prediction file (--out)"), (side, f"the settings side file of {out.name}")):
-        if _same_file(path, test_file):
+        if same_file(path, test_file):
             raise ClinkdError(
                 f"{what} {path} is the test file {test_file}; writing there would destroy it — give "
                 "another --out"
@@ -533,7 +363,7 @@ def _settle(plan: _Plan, model: Any, processor: Any, o: _Options) -> Any:
     """With the model loaded: the decoding record, checked against the one that wrote the file's records
     (the pixel budget and box convention are known only now). Returns the box codec."""
     codec = _question_codec(o.question_box_style, model, processor)
-    plan.settings = _decoding_record(
+    plan.settings = decoding_record(
         model,
         processor,
         select=o.select,
@@ -621,11 +451,11 @@ def _execute(
                 for k, (i, s, a) in enumerate(zip(ids, batch, answers)):
                     if i in plan.state.done:
                         continue
-                    rec = _record(i, s, a, o.box_style)
+                    rec = prediction_record(i, s, a, o.box_style)
                     if n and o.save_candidates:
                         rec["sasg"] = chosen[k].to_dict()
                     records.append(rec)
-                _append(f, records)
+                append_records(f, records)
                 summary.written += len(records)
                 if bar is not None:
                     bar.update(len(records))
@@ -653,7 +483,7 @@ def _predict(
             if p.state.torn:  # a torn copy of a record also written whole
                 p.summary.repaired = cut_to(p.out, p.state.keep)  # type: ignore[union-attr]
     if busy:
-        model, processor = _load_model(model, processor, device, o.min_pixels, o.max_pixels)
+        model, processor = load_for_inference(model, processor, device, o.min_pixels, o.max_pixels)
         codecs = [_settle(p, model, processor, o) for p in busy]  # every file checked before any is written
         if o.n and embedder is None:
             embedder = Embedder()  # one cache for all files
@@ -790,7 +620,7 @@ def predict_dataset(
         raise DataError(f"no test file for task(s) {', '.join(absent)} (found: {found})", data_dir)
     out_dir, image_dir = Path(out_dir), Path(image_dir or files.image_dir)
     for folder, what in ((Path(data_dir), "the dataset folder (--data)"), (image_dir, "the image folder")):
-        if _same_file(out_dir, folder):
+        if same_file(out_dir, folder):
             raise ClinkdError(f"the output folder {out_dir} is {what}; give another --out folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise ClinkdError(f"output folder {out_dir} is a file; give a folder")
@@ -830,7 +660,7 @@ def predict_benchmark(
     test_file = data_dir / "test.json"
     if not test_file.is_file():
         raise DataError("no test.json in this folder (a converted benchmark folder holds one)", data_dir)
-    if _same_file(out_dir, data_dir):
+    if same_file(out_dir, data_dir):
         raise ClinkdError(
             f"the output folder {out_dir} is the dataset folder (--data); give another --out folder"
         )
