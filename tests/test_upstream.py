@@ -1,8 +1,10 @@
 """One test per transformers hook of :mod:`clinkd.upstream`: each asserts the upstream shape the hook relies
 on (a signature, an attribute, a behaviour), so that a transformers upgrade fails here, by name.
 
-Behaviour end to end is pinned elsewhere (docs/platform.md lists where): tests/model/test_modeling.py,
-tests/train/test_resume.py, tests/infer/test_generation_settings.py, tests/infer/test_sasg.py.
+Also the accelerate and DeepSpeed hooks, and the one order relied on with no hook function (custom logits
+processors before the warpers, for ``clinkd.infer.sasg``). Behaviour end to end is pinned elsewhere
+(docs/platform.md lists where): tests/model/test_modeling.py, tests/train/test_resume.py,
+tests/infer/test_generation_settings.py, tests/infer/test_sasg.py.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import os
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -571,32 +574,271 @@ def test_our_models_have_a_causal_lm_loss_type(family):
 
 
 # --------------------------------------------------------------------------------------------------------
-# Hooks whose code still lives with its caller: the upstream names they use still exist
+# Training hooks: TrainingArguments, the loaded models' key conversions (clinkd.train.distributed)
 # --------------------------------------------------------------------------------------------------------
 
-ELSEWHERE = [
-    # clinkd.train.distributed
-    "transformers.integrations.deepspeed.set_hf_deepspeed_config",
-    "transformers.integrations.deepspeed.unset_hf_deepspeed_config",
-    "transformers.integrations.deepspeed.is_deepspeed_zero3_enabled",
-    "transformers.integrations.deepspeed._hf_deepspeed_config_weak_ref",
-    "transformers.core_model_loading.WeightTransform.was_used",
-    "accelerate.state.PartialState._shared_state",
-    "accelerate.state.AcceleratorState._shared_state",
-    # clinkd.infer.generate
-    "transformers.GenerationMixin._prepare_generation_config",
-    "transformers.Qwen2VLForConditionalGeneration._prepare_position_ids_for_generation",
-    "transformers.Qwen2_5_VLForConditionalGeneration._prepare_position_ids_for_generation",
-    "transformers.Qwen3VLForConditionalGeneration._prepare_position_ids_for_generation",
-    "transformers.DynamicCache.batch_repeat_interleave",
-]
+
+def test_training_arguments_setup_devices_is_a_cached_property_read_by_device(monkeypatch, tmp_path):
+    """Hook of ``set_up_devices_again``: ``_setup_devices`` is a ``cached_property`` (kept in the instance
+    ``__dict__``) that ``args.device`` reads; dropping it makes the next ``args.device`` compute it again."""
+    prop = vars(transformers.TrainingArguments)["_setup_devices"]
+    assert isinstance(prop, functools.cached_property)
+    calls, original = [], prop.func
+
+    def counted(self):
+        calls.append(self)
+        return original(self)
+
+    monkeypatch.setattr(prop, "func", counted)
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    device = args.device
+    assert "_setup_devices" in vars(args)
+    before = len(calls)
+    assert args.device == device and len(calls) == before  # cached
+    assert upstream.set_up_devices_again(args) == device
+    assert len(calls) == before + 1 and "_setup_devices" in vars(args)
 
 
-@pytest.mark.parametrize("name", ELSEWHERE)
-def test_upstream_names_used_elsewhere_exist(name):
-    resolve(name)  # AttributeError / ImportError name the hook that moved
+def test_setup_devices_sets_the_accelerate_deepspeed_flag():
+    """Hook of ``clear_accelerate_deepspeed_flag``: ``TrainingArguments._setup_devices`` sets (or deletes)
+    ``ACCELERATE_USE_DEEPSPEED``, and accelerate's state reads it to choose DeepSpeed."""
+    import accelerate.state
+
+    from clinkd.upstream.accelerate_hooks import ACCELERATE_USE_DEEPSPEED
+
+    setup = vars(transformers.TrainingArguments)["_setup_devices"].func
+    assert f'os.environ["{ACCELERATE_USE_DEEPSPEED}"]' in inspect.getsource(setup)
+    assert f'"{ACCELERATE_USE_DEEPSPEED}"' in inspect.getsource(accelerate.state)
 
 
-def test_training_arguments_setup_devices_is_a_cached_property():
-    """``activate_deepspeed`` drops ``_setup_devices`` from an arguments object's ``__dict__`` to recompute it."""
-    assert isinstance(vars(transformers.TrainingArguments)["_setup_devices"], functools.cached_property)
+def test_clear_accelerate_deepspeed_flag(monkeypatch):
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    upstream.clear_accelerate_deepspeed_flag()
+    assert "ACCELERATE_USE_DEEPSPEED" not in os.environ
+    upstream.clear_accelerate_deepspeed_flag()  # absent: nothing to do
+
+
+def test_from_pretrained_records_the_key_conversions_it_used(tmp_path):
+    """Hook of ``keep_used_weight_conversions``: ``from_pretrained`` keeps the checkpoint-key conversions it
+    applied in ``_weight_conversions`` (each a ``WeightTransform`` with ``was_used()``), which
+    ``save_pretrained`` reverses (``revert_weight_conversion``); the hook drops the unused ones."""
+    from transformers.core_model_loading import WeightTransform, revert_weight_conversion
+
+    assert list(inspect.signature(WeightTransform.was_used).parameters) == ["self"]
+    assert "_weight_conversions" in inspect.getsource(revert_weight_conversion)
+    stock, ours = tiny_pair("qwen2_vl")
+    stock.save_pretrained(tmp_path)  # the hub's (legacy) tensor names
+    loaded = type(ours).from_pretrained(tmp_path)
+    used = list(loaded._weight_conversions)
+    assert used and all(isinstance(c, WeightTransform) and c.was_used() for c in used)
+
+    class Unused:
+        def was_used(self) -> bool:
+            return False
+
+    loaded._weight_conversions = [*used, Unused()]
+    upstream.keep_used_weight_conversions(loaded)
+    assert loaded._weight_conversions == used
+    upstream.keep_used_weight_conversions(loaded)  # idempotent
+    assert loaded._weight_conversions == used
+
+
+# --------------------------------------------------------------------------------------------------------
+# DeepSpeed hooks: transformers' one global DeepSpeed config (clinkd.train.distributed)
+# --------------------------------------------------------------------------------------------------------
+
+
+class _DeepSpeedConfig:
+    """What transformers reads from an ``HfDeepSpeedConfig``: ``is_zero3()`` and ``config``."""
+
+    def __init__(self, stage: int):
+        self.config = {"zero_optimization": {"stage": stage}}
+
+    def is_zero3(self) -> bool:
+        return self.config["zero_optimization"]["stage"] == 3
+
+
+@pytest.fixture
+def active_deepspeed_config_restored():
+    before = upstream.active_hf_deepspeed_config()
+    yield
+    upstream.set_active_hf_deepspeed_config(before)
+
+
+def test_hf_deepspeed_config_is_one_global_weak_reference(active_deepspeed_config_restored):
+    """Hooks of ``active_hf_deepspeed_config``, ``set_active_hf_deepspeed_config`` and ``hf_zero3_enabled``:
+    ``set_hf_deepspeed_config`` keeps a weak reference in the module global ``_hf_deepspeed_config_weak_ref``,
+    ``unset_hf_deepspeed_config`` sets it to ``None``, ``is_deepspeed_zero3_enabled`` asks the object."""
+    import gc
+    import weakref
+
+    from transformers.integrations import deepspeed as hf_ds
+
+    zero3, zero2 = _DeepSpeedConfig(3), _DeepSpeedConfig(2)
+    upstream.set_active_hf_deepspeed_config(zero3)
+    assert isinstance(hf_ds._hf_deepspeed_config_weak_ref, weakref.ref)
+    assert upstream.active_hf_deepspeed_config() is zero3
+    assert upstream.hf_zero3_enabled() and hf_ds.deepspeed_config() is zero3.config
+    upstream.set_active_hf_deepspeed_config(zero2)
+    assert upstream.active_hf_deepspeed_config() is zero2 and not upstream.hf_zero3_enabled()
+    upstream.set_active_hf_deepspeed_config(None)
+    assert hf_ds._hf_deepspeed_config_weak_ref is None
+    assert upstream.active_hf_deepspeed_config() is None and not upstream.hf_zero3_enabled()
+    upstream.set_active_hf_deepspeed_config(_DeepSpeedConfig(3))  # kept by nobody: gone
+    gc.collect()
+    assert upstream.active_hf_deepspeed_config() is None and not upstream.hf_zero3_enabled()
+
+
+# --------------------------------------------------------------------------------------------------------
+# accelerate hooks: the process-wide state (clinkd.train.distributed)
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_accelerate_state_is_shared_by_every_instance(trainer_run, monkeypatch):
+    """Hooks of ``accelerate_state_set_up`` and ``accelerate_state_uses_deepspeed``: ``PartialState`` and
+    ``AcceleratorState`` keep their state in a class-level dict, ``_shared_state`` (every instance's
+    ``__dict__``; empty until one is made), with the ``DistributedType`` under ``"distributed_type"``."""
+    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DistributedType
+
+    assert PartialState().__dict__ is PartialState._shared_state  # set up (trainer_run): the shared state
+    assert isinstance(PartialState._shared_state.get("distributed_type"), DistributedType)
+    assert isinstance(AcceleratorState._shared_state, dict)
+    assert AcceleratorState._shared_state is AcceleratorState._shared_state  # one dict, not a copy per access
+    monkeypatch.setitem(AcceleratorState._shared_state, "distributed_type", DistributedType.NO)
+    monkeypatch.setitem(PartialState._shared_state, "distributed_type", DistributedType.NO)
+    assert upstream.accelerate_state_set_up() and not upstream.accelerate_state_uses_deepspeed()
+    monkeypatch.setitem(PartialState._shared_state, "distributed_type", DistributedType.DEEPSPEED)
+    assert upstream.accelerate_state_uses_deepspeed()
+    monkeypatch.setitem(PartialState._shared_state, "distributed_type", DistributedType.NO)
+    monkeypatch.setitem(AcceleratorState._shared_state, "distributed_type", DistributedType.DEEPSPEED)
+    assert upstream.accelerate_state_uses_deepspeed()
+
+
+# --------------------------------------------------------------------------------------------------------
+# generate hooks (clinkd.infer.generate, clinkd.infer.sasg)
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_generate_fills_unset_settings_from_the_model_generation_config():
+    """Hooks of ``generation_config_owner`` and ``generation_defaults``: ``_prepare_generation_config``,
+    given no ``generation_config``, fills every setting not passed from ``model.generation_config`` (the
+    base model's under peft) and lets ``generate``'s keyword arguments win."""
+    from peft import PeftModel
+    from transformers import GenerationConfig, GenerationMixin
+
+    assert list(inspect.signature(GenerationMixin._prepare_generation_config).parameters) == [
+        "self",
+        "generation_config",
+        "kwargs",
+    ]
+    _, model = tiny_pair("qwen2_vl")
+    before = model.generation_config
+    shipped = GenerationConfig(repetition_penalty=1.05, top_k=7, pad_token_id=0, eos_token_id=1)
+    with upstream.generation_defaults(model, shipped) as config:
+        assert config is shipped and model.generation_config is shipped
+        filled, _ = model._prepare_generation_config(None, max_new_tokens=3)
+        passed, _ = model._prepare_generation_config(None, repetition_penalty=1.0)
+    assert (filled.repetition_penalty, filled.top_k, filled.max_new_tokens) == (1.05, 7, 3)
+    assert passed.repetition_penalty == 1.0
+    assert model.generation_config is before
+
+    class Wrapper:  # a peft wrapper's shape: generate reads the base model's generation_config
+        def get_base_model(self):
+            return model
+
+    assert callable(PeftModel.get_base_model)
+    assert (
+        upstream.generation_config_owner(Wrapper()) is model
+        and upstream.generation_config_owner(model) is model
+    )
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_generation_after_a_cache_positions_from_the_stored_rope_deltas(family):
+    """Hooks of ``has_stored_rope_deltas``, ``clear_rope_deltas`` and ``repeat_rope_deltas``: given a cache of
+    ``past`` tokens and no new vision tokens, ``_prepare_position_ids_for_generation`` positions each token at
+    its text position + the inner model's stored ``rope_deltas`` (B, 1), row by row."""
+    _, model = tiny_pair(family)
+    stock = FAMILIES[family][0]._prepare_position_ids_for_generation
+    assert list(inspect.signature(stock).parameters) == ["self", "inputs_tensor", "model_kwargs"]
+    past, new = 4, 1
+
+    class Cache:
+        def get_seq_length(self):
+            return past
+
+    assert upstream.has_stored_rope_deltas(model) and not upstream.has_stored_rope_deltas(
+        torch.nn.Linear(1, 1)
+    )
+    model.model.rope_deltas = torch.tensor([[3], [5]])  # (B, 1)
+    upstream.repeat_rope_deltas(model, 2)
+    assert model.model.rope_deltas.tolist() == [[3], [3], [5], [5]]  # (2·B, 1), each row's copies together
+    ids = torch.full((4, new), 7)
+    kwargs = {
+        "input_ids": ids,
+        "past_key_values": Cache(),
+        "attention_mask": torch.ones(4, past + new, dtype=torch.long),
+        "mm_token_type_ids": torch.zeros(4, past + new, dtype=torch.long),
+    }
+    try:
+        positions = model._prepare_position_ids_for_generation(ids, kwargs)
+    finally:
+        upstream.clear_rope_deltas(model)
+    assert model.model.rope_deltas is None
+    assert (positions[..., -1] == torch.tensor([past + 3, past + 3, past + 5, past + 5])).all()
+
+
+def test_dynamic_cache_repeats_its_rows_in_place():
+    """Hook of ``repeat_cache_rows``: ``DynamicCache.batch_repeat_interleave(n)`` repeats every layer's
+    keys and values (B, H, T, D) → (n·B, H, T, D), each row's copies together, in place."""
+    from transformers import DynamicCache
+
+    _, model = tiny_pair("qwen2_vl")
+    cache = DynamicCache(config=model.config)
+    keys = torch.arange(2 * 1 * 3 * 4, dtype=torch.float).view(2, 1, 3, 4)  # (B, H, T, D)
+    cache.update(keys, keys + 100, layer_idx=0)
+    upstream.repeat_cache_rows(cache, 3)
+    assert torch.equal(cache.layers[0].keys, keys.repeat_interleave(3, dim=0))  # (3·B, H, T, D)
+    assert torch.equal(cache.layers[0].values, (keys + 100).repeat_interleave(3, dim=0))
+    assert cache.get_seq_length() == 3
+
+
+def test_custom_logits_processors_run_before_the_warpers():
+    """Relied on by ``clinkd.infer.sasg.GreedyRows`` (no hook function: the order is a behaviour): a
+    ``logits_processor`` passed to ``generate`` sees the raw logits, before temperature and top-p."""
+    from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+
+    _, model = tiny_pair("qwen2_vl")
+    batch = image_batch(model.config.vision_config.patch_size)
+    seen = []
+
+    class Record(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            seen.append(scores.clone())
+            return scores
+
+    torch.manual_seed(0)
+    with (
+        upstream.generation_defaults(model, GenerationConfig(pad_token_id=0, eos_token_id=1)),
+        torch.no_grad(),
+    ):
+        out = model.generate(
+            **batch,
+            max_new_tokens=2,
+            do_sample=True,
+            temperature=0.5,
+            top_p=0.5,
+            top_k=0,
+            logits_processor=LogitsProcessorList([Record()]),
+            output_logits=True,
+            output_scores=True,
+            return_dict_in_generate=True,
+            pad_token_id=0,
+            eos_token_id=1,
+        )
+    model.model.rope_deltas = None
+    assert len(seen) == len(out.logits) >= 1
+    for raw, recorded, final in zip(out.logits, seen, out.scores):
+        assert torch.equal(recorded, raw)  # the custom processor saw the raw logits (B, V)
+        assert not torch.equal(final, raw)  # the warpers ran after it

@@ -117,8 +117,9 @@ def resized_size(
     width: int, height: int, *, factor: int, min_pixels: int, max_pixels: int
 ) -> tuple[int, int]:
     """``(width, height)`` of the image a Qwen-VL processor feeds the model: transformers' own ``smart_resize``
-    (sides multiples of ``factor`` = patch size × merge size, area within the pixel budget)."""
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+    (sides multiples of ``factor`` = patch size × merge size, area within the pixel budget; upstream hook:
+    :data:`clinkd.upstream.smart_resize`)."""
+    from clinkd.upstream import smart_resize  # here, not at the top: clinkd.data imports without transformers
 
     try:
         h, w = smart_resize(

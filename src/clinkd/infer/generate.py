@@ -11,20 +11,31 @@ would leak into "greedy" decoding. :func:`generate_batch` therefore swaps in a n
 ``GenerationConfig`` carrying only the token ids for the duration of the call
 (:func:`neutral_generation_config`) and passes every output-changing field explicitly
 (:func:`decoding_settings`): greedy here is a plain argmax decode.
+
+What this relies on in transformers' internals is in :mod:`clinkd.upstream` (``generation_hooks``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, cast
 
 import torch
+from transformers import DynamicCache, GenerationConfig
 
 from clinkd.data.conventions import BoxCodec, Reading
 from clinkd.data.sample import check_question
 from clinkd.infer.defaults import DEFAULTS
 from clinkd.model.processor import box_codec, build_batch
+from clinkd.upstream import (
+    clear_rope_deltas,
+    generation_config_owner,
+    generation_defaults,
+    has_stored_rope_deltas,
+    repeat_cache_rows,
+    repeat_rope_deltas,
+)
 
 # Text that ends an answer: the chat template closes every turn with <|im_end|>.
 STOP_STRINGS = ("<|im_end|>", "<|endoftext|>")
@@ -94,27 +105,15 @@ def decoding_settings(
     return s
 
 
-def _generation_owner(model):
-    """The module whose ``generation_config`` ``generate`` reads (the base model under a peft wrapper)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
 @contextlib.contextmanager
-def neutral_generation_config(model, eos_token_id, pad_token_id):
-    """Swap ``model.generation_config`` for one holding only the token ids while the block runs."""
-    from transformers import GenerationConfig
-
-    owner = _generation_owner(model)
-    old = getattr(owner, "generation_config", None)
+def neutral_generation_config(model, eos_token_id, pad_token_id) -> Iterator[GenerationConfig]:
+    """Swap ``model.generation_config`` for one holding only the token ids while the block runs
+    (upstream hook: :func:`clinkd.upstream.generation_defaults`)."""
+    old = getattr(generation_config_owner(model), "generation_config", None)
     bos = getattr(old, "bos_token_id", None) if old is not None else None
-    owner.generation_config = GenerationConfig(
-        eos_token_id=eos_token_id, pad_token_id=pad_token_id, bos_token_id=bos
-    )
-    try:
-        yield owner.generation_config
-    finally:
-        owner.generation_config = old
+    neutral = GenerationConfig(eos_token_id=eos_token_id, pad_token_id=pad_token_id, bos_token_id=bos)
+    with generation_defaults(model, neutral) as config:
+        yield config
 
 
 def clean_generated(text: str, pad_token: str | None = None) -> str:
@@ -199,7 +198,8 @@ def generate_batch(
     )
     gen_kwargs = {**gen_kwargs, **settings}
     device = next(model.parameters()).device
-    codec = box_codec(model, processor) if boxes == "auto" else boxes
+    # the only string boxes takes is "auto"
+    codec = box_codec(model, processor) if boxes == "auto" else cast("BoxCodec | None", boxes)
     sizes = [_size(im) for im in images]
     if codec is not None and codec.convert_questions:
         questions = [codec.to_model(q, sz) for q, sz in zip(questions, sizes)]
@@ -208,7 +208,7 @@ def generate_batch(
     prompt_len = batch["input_ids"].shape[1]
     n = int(gen_kwargs.get("num_return_sequences") or 1)
     # the cache trick needs the Qwen-VL inner model's stored rope_deltas (not there on, e.g., a peft wrapper)
-    if share_prefill and n > 1 and prompt_len > 1 and hasattr(getattr(model, "model", None), "rope_deltas"):
+    if share_prefill and n > 1 and prompt_len > 1 and has_stored_rope_deltas(model):
         gen_kwargs = {**gen_kwargs, "num_return_sequences": 1}
         batch = prefill_shared_cache(model, batch, n)
     with neutral_generation_config(model, end_id, pad_id):
@@ -227,7 +227,7 @@ def generate_batch(
     return [Answer(r.text, t, r) for r, t in zip(readings, texts)]
 
 
-def prefill_shared_cache(model, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
+def prefill_shared_cache(model, batch: dict[str, torch.Tensor], n: int) -> dict[str, Any]:
     """Run a batch's prompts once and return ``generate`` inputs for ``n`` continuations of each.
 
     The prompts but their last token go through the model (image included) into a ``DynamicCache``;
@@ -236,6 +236,8 @@ def prefill_shared_cache(model, batch: dict[str, torch.Tensor], n: int) -> dict[
     the last prompt token, whose 3D position it takes from the stored ``rope_deltas`` (transformers 5.23,
     ``_prepare_position_ids_for_generation``), so every row decodes exactly as it would after its own
     prefill. The last token stays out of the prefill because ``generate`` needs one uncached token to start.
+    Upstream hooks: :func:`clinkd.upstream.clear_rope_deltas`, :func:`~clinkd.upstream.repeat_rope_deltas`,
+    :func:`~clinkd.upstream.repeat_cache_rows`.
 
     Args:
         batch: :func:`~clinkd.model.processor.build_batch` output on the model's device (b rows).
@@ -243,17 +245,14 @@ def prefill_shared_cache(model, batch: dict[str, torch.Tensor], n: int) -> dict[
         ``input_ids``, ``attention_mask`` and ``mm_token_type_ids`` with ``n·b`` rows, and
         ``past_key_values`` holding ``L − 1`` positions for each.
     """
-    from transformers import DynamicCache
-
     text_keys = [k for k in ("input_ids", "attention_mask", "mm_token_type_ids") if k in batch]
     head = {k: (v[:, :-1] if k in text_keys else v) for k, v in batch.items()}
     cache = DynamicCache(config=model.config)
-    inner = model.model
-    inner.rope_deltas = None  # computed afresh from this prompt
+    clear_rope_deltas(model)  # computed afresh from this prompt
     model(**head, past_key_values=cache, use_cache=True, logits_to_keep=1)
-    cache.batch_repeat_interleave(n)
-    inner.rope_deltas = inner.rope_deltas.repeat_interleave(n, dim=0)  # (n·b, 1)
-    out = {k: batch[k].repeat_interleave(n, dim=0) for k in text_keys}
+    repeat_cache_rows(cache, n)  # (b, H, L − 1, D) → (n·b, H, L − 1, D) per layer
+    repeat_rope_deltas(model, n)  # (b, 1) → (n·b, 1)
+    out: dict[str, Any] = {k: batch[k].repeat_interleave(n, dim=0) for k in text_keys}
     out["past_key_values"] = cache
     return out
 
@@ -291,15 +290,15 @@ def generate_answers(
         raise ValueError("several answers per question need do_sample=True (greedy decoding gives one)")
     was_training = model.training
     model.eval()
-    out: list[list[str]] = []
-    starts = range(0, len(questions), batch_size)
+    out: list[list[Answer]] = []
+    starts: Iterable[int] = range(0, len(questions), batch_size)
     if progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(
             starts, desc=progress if isinstance(progress, str) else "generate", unit="batch", leave=False
         )
-    gen_kwargs = dict(
+    gen_kwargs: dict[str, Any] = dict(
         max_new_tokens=max_new_tokens, do_sample=do_sample, num_return_sequences=num_return_sequences
     )
     if do_sample:

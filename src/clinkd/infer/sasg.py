@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
@@ -54,7 +55,9 @@ class GreedyRows(LogitsProcessor):
 
     Rows ``0, group, 2·group, ...`` are the first return sequence of each prompt. Custom processors run
     before temperature and top-p (transformers 5.23 appends those after), which keep the argmax, so the
-    row samples its argmax with probability 1: the same token greedy decoding picks.
+    row samples its argmax with probability 1: the same token greedy decoding picks. That order is an
+    upstream behaviour with no upstream name in this code: listed in :mod:`clinkd.upstream`'s docstring
+    and checked by ``tests/test_upstream.py``.
     """
 
     def __init__(self, group: int):
@@ -65,9 +68,9 @@ class GreedyRows(LogitsProcessor):
         best = scores[rows].argmax(-1)  # (b,)
         forced = torch.full_like(scores[rows], float("-inf"))
         forced[torch.arange(len(rows), device=scores.device), best] = 0.0
-        scores = scores.clone()
-        scores[rows] = forced
-        return scores
+        out = scores.clone()
+        out[rows] = forced
+        return cast(torch.FloatTensor, out)  # the legacy tensor type upstream's signature names
 
 
 class AnchoredLength(StoppingCriteria):
@@ -101,7 +104,7 @@ class AnchoredLength(StoppingCriteria):
         if self.prompt_len is None:
             self.prompt_len = input_ids.shape[1] - 1
         rows, new = input_ids.shape[0], input_ids.shape[1] - self.prompt_len
-        if self.greedy_len is None:
+        if self.greedy_len is None or self.cut is None:  # the first call: both set together
             self.greedy_len = torch.full((rows // self.group,), -1, dtype=torch.long, device=input_ids.device)
             self.cut = torch.zeros(rows, dtype=torch.bool, device=input_ids.device)
         ended = (input_ids[:: self.group, -1] == self.end_id) & (self.greedy_len < 0)  # (b,)
@@ -115,7 +118,7 @@ class AnchoredLength(StoppingCriteria):
         stop[:: self.group] = False  # greedy rows stop on their own
         ran = input_ids[:, self.prompt_len :] == self.end_id  # (B, new): rows that already ended are not cut
         self.cut |= stop & ~ran.any(1)
-        return stop
+        return cast(torch.BoolTensor, stop)  # the legacy tensor type upstream's signature names
 
 
 @torch.no_grad()
@@ -161,7 +164,7 @@ def generate_candidates(
             )
             return [[t] for t in texts]
         group = n + 1
-        extra = {}
+        extra: dict[str, Any] = {}
         anchor = None
         if length_factor is not None:
             end_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")

@@ -29,8 +29,18 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from contextlib import contextmanager
+
+from clinkd.upstream import (
+    accelerate_state_set_up,
+    accelerate_state_uses_deepspeed,
+    active_hf_deepspeed_config,
+    clear_accelerate_deepspeed_flag,
+    hf_zero3_enabled,
+    keep_used_weight_conversions,
+    set_active_hf_deepspeed_config,
+    set_up_devices_again,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +56,15 @@ def activate_deepspeed(args) -> None:
     earlier stage left its state, ``TrainingArguments`` sets the state up again for this stage (the process
     group stays) and accelerate's "use DeepSpeed" environment flag is cleared.
     """
-    from accelerate.state import AcceleratorState, PartialState
-    from accelerate.utils import DistributedType
-    from transformers.integrations.deepspeed import set_hf_deepspeed_config, unset_hf_deepspeed_config
-
-    earlier_deepspeed = DistributedType.DEEPSPEED in (
-        PartialState._shared_state.get("distributed_type"),
-        AcceleratorState._shared_state.get("distributed_type"),
-    )
-    if AcceleratorState._shared_state and (getattr(args, "deepspeed", None) or earlier_deepspeed):
-        os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)
-        args.__dict__.pop("_setup_devices", None)  # a cached_property: computed again below
-        _ = args.device
+    if accelerate_state_set_up() and (getattr(args, "deepspeed", None) or accelerate_state_uses_deepspeed()):
+        clear_accelerate_deepspeed_flag()
+        set_up_devices_again(args)
     if not getattr(args, "deepspeed", None):
-        unset_hf_deepspeed_config()  # another stage's ZeRO-3 config must not partition this stage's models
+        set_active_hf_deepspeed_config(
+            None
+        )  # another stage's ZeRO-3 config must not partition this stage's models
         return
-    set_hf_deepspeed_config(args.hf_deepspeed_config)
+    set_active_hf_deepspeed_config(args.hf_deepspeed_config)
     import torch.distributed as tdist
 
     if not (tdist.is_available() and tdist.is_initialized()):
@@ -73,9 +76,8 @@ def activate_deepspeed(args) -> None:
 
 
 def zero3_active() -> bool:
-    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
-
-    return is_deepspeed_zero3_enabled()
+    """Whether transformers' active DeepSpeed config is ZeRO-3."""
+    return hf_zero3_enabled()
 
 
 @contextmanager
@@ -88,19 +90,16 @@ def outside_zero3():
     different numbers of batches or tokens wait for each other forever). For the pseudo-labelling teacher
     neither is wanted: it is loaded whole and each process generates its own share alone.
     """
-    from transformers.integrations import deepspeed as hf_ds
-
-    if not hf_ds.is_deepspeed_zero3_enabled():
+    if not hf_zero3_enabled():
         yield
         return
-    ref = getattr(hf_ds, "_hf_deepspeed_config_weak_ref", None)
-    active = ref() if ref is not None else None
-    hf_ds.unset_hf_deepspeed_config()
+    active = active_hf_deepspeed_config()
+    set_active_hf_deepspeed_config(None)
     try:
         yield
     finally:
         if active is not None:
-            hf_ds.set_hf_deepspeed_config(active)
+            set_active_hf_deepspeed_config(active)
 
 
 def _hidden_size(config) -> int | None:
@@ -165,12 +164,10 @@ def repair_weight_conversions(model) -> None:
 
     What ``from_pretrained`` records outside ZeRO-3; under ZeRO-3 transformers 5.23 records the class's whole
     mapping, and ``save_pretrained`` reverses unused renamings too (``model.layers.*`` saved as
-    ``model.model.layers.*``). Idempotent; a no-op for models loaded the ordinary way.
+    ``model.model.layers.*``). Idempotent; a no-op for models loaded the ordinary way. The upstream hook:
+    :func:`clinkd.upstream.keep_used_weight_conversions`.
     """
-    for module in model.modules():
-        conversions = getattr(module, "_weight_conversions", None)
-        if conversions:
-            module._weight_conversions = [c for c in conversions if getattr(c, "was_used", lambda: True)()]
+    keep_used_weight_conversions(model)
 
 
 def merge_lora(model, trainer):
