@@ -43,6 +43,49 @@ def hub_standin(tmp_path_factory, qwen_tokenizer_json):
     return get
 
 
+# ---- the tiny untrained models the train / infer / serve tests share, built once per session -----------
+
+
+@pytest.fixture(scope="session")
+def tiny_processor():
+    """The tiny models' processor: a 1024-token BPE tokenizer trained on the synthetic generator's text
+    (``text_corpus(seed=0, n_images=48)``), images of at most 112x112 px (4x4 merged image tokens, fast
+    on a CPU). Shared by the whole session: do not modify it."""
+    from clinkd.data.synth import text_corpus
+    from clinkd.model import build_tiny_processor
+
+    return build_tiny_processor(text_corpus(seed=0, n_images=48), vocab_size=1024, max_pixels=112 * 112)
+
+
+@pytest.fixture(scope="session")
+def tiny_student_dir(tmp_path_factory, tiny_processor):
+    """A ``tiny-student`` model folder (seed 0) with :func:`tiny_processor`. Do not write into it."""
+    from clinkd.model import init_model_dir
+
+    return init_model_dir(
+        tmp_path_factory.mktemp("tiny-student"), "tiny-student", processor=tiny_processor, seed=0
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(tmp_path_factory, tiny_processor):
+    """A ``tiny-teacher`` model folder (seed 1), same processor as the student. Do not write into it."""
+    from clinkd.model import init_model_dir
+
+    return init_model_dir(
+        tmp_path_factory.mktemp("tiny-teacher"), "tiny-teacher", processor=tiny_processor, seed=1
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_student(tiny_student_dir):
+    """``(model, processor)`` loaded from :func:`tiny_student_dir`, shared by the session: tests that
+    train or otherwise change the model must load their own copy."""
+    from clinkd.model import load
+
+    return load(tiny_student_dir)
+
+
 class BagOfWords:
     """A deterministic stand-in for the sentence embedder: hashed word counts, unit-normalised."""
 

@@ -24,12 +24,12 @@ def ct_dicom(tmp_path):
     return dst
 
 
-def test_ask_on_dicom_prints_an_answer_and_writes_the_png(ct_dicom, student_dir, capsys):
+def test_ask_on_dicom_prints_an_answer_and_writes_the_png(ct_dicom, tiny_student_dir, capsys):
     rc = main(
         [
             "ask",
             "--model",
-            str(student_dir),
+            str(tiny_student_dir),
             "--image",
             str(ct_dicom),
             "--max-new-tokens",
@@ -46,7 +46,9 @@ def test_ask_on_dicom_prints_an_answer_and_writes_the_png(ct_dicom, student_dir,
         assert im.format == "PNG" and im.size == (128, 128) and im.mode == "RGB"
 
 
-def test_the_answers_boxes_are_drawn_with_their_labels(ct_dicom, student_dir, capsys, monkeypatch, tmp_path):
+def test_the_answers_boxes_are_drawn_with_their_labels(
+    ct_dicom, tiny_student_dir, capsys, monkeypatch, tmp_path
+):
     answer = (
         "<|object_ref_start|>liver<|object_ref_end|><|box_start|>(100,100),(600,600)<|box_end|>"
         " and <ref>spleen</ref><box>(700,200),(900,500)</box>"
@@ -54,7 +56,18 @@ def test_the_answers_boxes_are_drawn_with_their_labels(ct_dicom, student_dir, ca
     monkeypatch.setattr(ask_mod, "generate_candidates", lambda *a, **k: [[answer]])
     target = tmp_path / "sub" / "drawn.png"
     assert (
-        main(["ask", "--model", str(student_dir), "--image", str(ct_dicom), "--out", str(target), "where?"])
+        main(
+            [
+                "ask",
+                "--model",
+                str(tiny_student_dir),
+                "--image",
+                str(ct_dicom),
+                "--out",
+                str(target),
+                "where?",
+            ]
+        )
         == 0
     )
     printed = capsys.readouterr().out

@@ -20,10 +20,10 @@ RAW = '```json\n[{"bbox_2d": [%d, %d, %d, %d], "label": "liver"}]\n```'
 
 
 @pytest.fixture
-def qwen25(student, monkeypatch):
+def qwen25(tiny_student, monkeypatch):
     """The tiny student told to answer in Qwen2.5-VL's convention; ``writes(texts)`` makes its
     ``generate`` append those texts' tokens to the prompts (row r gets ``texts[r % len(texts)]``)."""
-    model, processor = student
+    model, processor = tiny_student
     monkeypatch.setattr(model.config, "clinkd_box_convention", "qwen2_5_vl", raising=False)
     tok = processor.tokenizer
     seen: list[list[str]] = []

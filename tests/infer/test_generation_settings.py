@@ -64,8 +64,8 @@ def _leaky_config(model) -> GenerationConfig:
     )
 
 
-def test_greedy_ignores_the_checkpoints_generation_config(student_dir):
-    model, processor = load(student_dir)
+def test_greedy_ignores_the_checkpoints_generation_config(tiny_student_dir):
+    model, processor = load(tiny_student_dir)
     image = _image()
     reference = argmax_decode(model, processor, image, QUESTION, 16)
     model.generation_config = _leaky_config(model)
@@ -90,8 +90,8 @@ def test_greedy_on_the_qwen2_5_vl_standin_is_an_argmax_decode(hub_standin, tmp_p
     assert answers == [reference]
 
 
-def test_sampling_uses_only_the_given_settings(student_dir):
-    model, processor = load(student_dir)
+def test_sampling_uses_only_the_given_settings(tiny_student_dir):
+    model, processor = load(tiny_student_dir)
     image = _image(2)
     torch.manual_seed(0)
     plain = generate_answers(
@@ -121,12 +121,18 @@ def test_sampling_uses_only_the_given_settings(student_dir):
     assert leaky == plain
 
 
-def test_predictions_get_a_settings_side_file(synth_dir, student_dir, tmp_path):
+def test_predictions_get_a_settings_side_file(synth_dir, tiny_student_dir, tmp_path):
     from clinkd.infer.predict import predict_file, settings_path
 
     out = tmp_path / "pred_VG.jsonl"
     predict_file(
-        student_dir, synth_dir / "test_VG.json", out, limit=2, batch_size=2, progress=False, max_new_tokens=6
+        tiny_student_dir,
+        synth_dir / "test_VG.json",
+        out,
+        limit=2,
+        batch_size=2,
+        progress=False,
+        max_new_tokens=6,
     )
     side = settings_path(out)
     assert side == tmp_path / "pred_VG.settings.json"
@@ -138,10 +144,10 @@ def test_predictions_get_a_settings_side_file(synth_dir, student_dir, tmp_path):
     assert s["max_pixels"] == 112 * 112  # the tiny model's own budget
 
 
-def test_generate_alone_would_leak(student_dir):
+def test_generate_alone_would_leak(tiny_student_dir):
     """The premise: stock generate() fills unset fields from model.generation_config (an untrained model
     repeats itself, so the penalties change its greedy answer)."""
-    model, processor = load(student_dir)
+    model, processor = load(tiny_student_dir)
     image = _image()
     batch = build_batch(processor, [image], [QUESTION])
     end = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")

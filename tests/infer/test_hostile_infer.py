@@ -44,11 +44,11 @@ def refused(capsys, argv, inputs, *expected) -> str:
 
 
 @pytest.fixture
-def case(tmp_path, synth_dir, student_dir):
+def case(tmp_path, synth_dir, tiny_student_dir):
     """A test file copied into ``tmp_path`` (its images left in the synthetic folder) and the infer argv head."""
     test = tmp_path / "test_VG.json"
     shutil.copy(synth_dir / "test_VG.json", test)
-    argv = ["infer", "--model", student_dir, "--data", test, "--images", synth_dir / "images"]
+    argv = ["infer", "--model", tiny_student_dir, "--data", test, "--images", synth_dir / "images"]
     return test, argv
 
 
@@ -168,7 +168,7 @@ def test_out_paths_that_cannot_be_written(case, tmp_path, capsys):
 
 # -- resume only into the same run ------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def half_done(tmp_path_factory, synth_dir, student_dir):
+def half_done(tmp_path_factory, synth_dir, tiny_student_dir):
     """A prediction file of 4 samples (batch 2) cut back to its first batch, with its side file: a run to resume."""
     from clinkd.infer.predict import predict_file, settings_path
 
@@ -177,7 +177,7 @@ def half_done(tmp_path_factory, synth_dir, student_dir):
     shutil.copy(synth_dir / "test_VG.json", test)
     out = folder / "pred_VG.jsonl"
     predict_file(
-        student_dir,
+        tiny_student_dir,
         test,
         out,
         image_dir=synth_dir / "images",
@@ -210,13 +210,13 @@ def _resume_argv(student_dir, synth_dir, test, out, **override):
     ],
 )
 def test_resuming_with_other_settings_is_refused(
-    half_done, student_dir, synth_dir, capsys, override, differs
+    half_done, tiny_student_dir, synth_dir, capsys, override, differs
 ):
     test, out, side = half_done
     err = refused(
         capsys,
-        _resume_argv(student_dir, synth_dir, test, out, **override),
-        [test, out, side, student_dir],
+        _resume_argv(tiny_student_dir, synth_dir, test, out, **override),
+        [test, out, side, tiny_student_dir],
         "pred_VG.jsonl was written by another run",
         differs,
         "give a new --out, or delete pred_VG.jsonl",
@@ -225,12 +225,12 @@ def test_resuming_with_other_settings_is_refused(
 
 
 def test_resuming_with_another_model_or_test_file_is_refused(
-    half_done, student_dir, synth_dir, tmp_path, capsys
+    half_done, tiny_student_dir, synth_dir, tmp_path, capsys
 ):
     test, out, side = half_done
     other = tmp_path / "retrained"
     shutil.copytree(
-        student_dir, other
+        tiny_student_dir, other
     )  # same bytes, new modification times: retrained in place, as far as we know
     weights = next(other.glob("*.safetensors"))
     os.utime(weights, ns=(1, 1))
@@ -238,13 +238,18 @@ def test_resuming_with_another_model_or_test_file_is_refused(
     refused(capsys, argv, [test, out, side], "model weights (model.safetensors")
     config = json.loads((other / "config.json").read_text())
     (other / "config.json").write_text(json.dumps(dict(config, clinkd_note="changed")))
-    refused(capsys, argv, [test, out, side], f"model ({Path(student_dir).resolve()} → {other.resolve()})")
+    refused(
+        capsys, argv, [test, out, side], f"model ({Path(tiny_student_dir).resolve()} → {other.resolve()})"
+    )
     edited = tmp_path / "test_VG.json"  # the same first samples, another sample beyond them
     data = json.loads(test.read_text())
     data[-1]["conversations"][0][1] += " and more"
     edited.write_text(json.dumps(data))
     refused(
-        capsys, _resume_argv(student_dir, synth_dir, edited, out), [edited, out, side], "test file content"
+        capsys,
+        _resume_argv(tiny_student_dir, synth_dir, edited, out),
+        [edited, out, side],
+        "test file content",
     )
 
 
@@ -271,7 +276,9 @@ def test_questions_that_would_spoof_a_turn_are_refused(case, tmp_path, capsys, q
     assert not out.exists()
 
 
-def test_an_image_path_leaving_the_image_folder_is_not_followed(tmp_path, synth_dir, student_dir, capsys):
+def test_an_image_path_leaving_the_image_folder_is_not_followed(
+    tmp_path, synth_dir, tiny_student_dir, capsys
+):
     """A record naming ../outside/ct_9.png never reads that file: its name is looked for in the image folder."""
     (tmp_path / "outside").mkdir()
     Image.new("RGB", (32, 32)).save(tmp_path / "outside" / "ct_9.png")
@@ -282,7 +289,7 @@ def test_an_image_path_leaving_the_image_folder_is_not_followed(tmp_path, synth_
     )
     refused(
         capsys,
-        ["infer", "--model", student_dir, "--data", test, "--out", tmp_path / "p.jsonl"],
+        ["infer", "--model", tiny_student_dir, "--data", test, "--out", tmp_path / "p.jsonl"],
         [test, tmp_path / "outside"],
         "test_RO.json, record 0",
         "not found",
@@ -319,10 +326,10 @@ def test_impossible_options_are_named(case, tmp_path, capsys, options, named):
 
 
 # -- a dataset folder -------------------------------------------------------------------------------
-def test_dataset_out_folders(tmp_path, synth_dir, student_dir, capsys):
+def test_dataset_out_folders(tmp_path, synth_dir, tiny_student_dir, capsys):
     data = tmp_path / "data"
     shutil.copytree(synth_dir, data)
-    argv = ["infer", "--model", student_dir, "--data", data, "--limit", "2"]
+    argv = ["infer", "--model", tiny_student_dir, "--data", data, "--limit", "2"]
     refused(capsys, argv + ["--out", data], [data], "is the dataset folder")
     refused(capsys, argv + ["--out", data / "images"], [data], "is the image folder")
     out = tmp_path / "preds"
@@ -352,13 +359,13 @@ def scan(tmp_path):
         ("   ", "empty"),
     ],
 )
-def test_ask_refuses_questions(scan, student_dir, capsys, question, expected):
-    refused(capsys, ["ask", "--model", student_dir, "--image", scan, question], [scan], expected)
+def test_ask_refuses_questions(scan, tiny_student_dir, capsys, question, expected):
+    refused(capsys, ["ask", "--model", tiny_student_dir, "--image", scan, question], [scan], expected)
     assert not scan.with_name("scan_answer.png").exists()
 
 
-def test_ask_out_paths(scan, student_dir, tmp_path, capsys):
-    ask = ["ask", "--model", student_dir, "--image", scan, "Where is the liver?"]
+def test_ask_out_paths(scan, tiny_student_dir, tmp_path, capsys):
+    ask = ["ask", "--model", tiny_student_dir, "--image", scan, "Where is the liver?"]
     refused(capsys, ask + ["--out", scan], [scan], "is the input image")
     refused(capsys, ask + ["--out", tmp_path / "answer.dcm"], [scan], "answer.dcm", ".png")
     refused(capsys, ask + ["--out", tmp_path], [scan], "is a folder")
@@ -373,7 +380,7 @@ def test_ask_out_paths(scan, student_dir, tmp_path, capsys):
         refused(capsys, ask + options, [scan], named)
 
 
-def test_the_same_run_resumes_keeping_every_byte(half_done, student_dir, synth_dir, tmp_path, capsys):
+def test_the_same_run_resumes_keeping_every_byte(half_done, tiny_student_dir, synth_dir, tmp_path, capsys):
     """The control: the same run, its test file moved, its last record missing only its newline, resumes, and
     every byte written before stays."""
     test, out, side = half_done
@@ -383,7 +390,7 @@ def test_the_same_run_resumes_keeping_every_byte(half_done, student_dir, synth_d
         shutil.copy(p, moved / p.name)
     kept = (moved / out.name).read_bytes().rstrip(b"\n")
     (moved / out.name).write_bytes(kept)
-    argv = _resume_argv(student_dir, synth_dir, moved / test.name, moved / out.name)
+    argv = _resume_argv(tiny_student_dir, synth_dir, moved / test.name, moved / out.name)
     assert main([str(a) for a in argv]) == 0
     assert "2 written now, 2 already there" in capsys.readouterr().out
     data = (moved / out.name).read_bytes()

@@ -58,9 +58,9 @@ def _spy(monkeypatch):
     return seen
 
 
-def test_a_study_is_answered_with_all_its_images(bench, tmp_path, student, monkeypatch):
+def test_a_study_is_answered_with_all_its_images(bench, tmp_path, tiny_student, monkeypatch):
     seen = _spy(monkeypatch)
-    model, processor = student
+    model, processor = tiny_student
     out = tmp_path / "pred.jsonl"
     s = predict_file(model, bench / "test.json", out, processor=processor, **FAST)
     assert s.written == 2
@@ -78,8 +78,8 @@ def test_a_study_is_answered_with_all_its_images(bench, tmp_path, student, monke
     assert predict_file(model, bench / "test.json", out, processor=processor, **FAST).written == 0
 
 
-def test_the_benchmark_picks_the_token_limit(bench, tmp_path, student):
-    model, processor = student
+def test_the_benchmark_picks_the_token_limit(bench, tmp_path, tiny_student):
+    model, processor = tiny_student
     out = tmp_path / "pred.jsonl"
     fast = {k: v for k, v in FAST.items() if k != "max_new_tokens"}
     predict_file(model, bench / "test.json", out, processor=processor, limit=1, **fast)
@@ -92,19 +92,19 @@ def test_the_benchmark_picks_the_token_limit(bench, tmp_path, student):
     assert settings["greedy"]["max_new_tokens"] == 32
 
 
-def test_missing_second_image_is_named_before_any_work(bench, tmp_path, student):
+def test_missing_second_image_is_named_before_any_work(bench, tmp_path, tiny_student):
     from clinkd.errors import DataError
 
     (bench / "images" / "s1" / "1.png").unlink()
-    model, processor = student
+    model, processor = tiny_student
     with pytest.raises(DataError, match=r"record 0: image .*s1/1.png not found"):
         predict_file(model, bench / "test.json", tmp_path / "p.jsonl", processor=processor, **FAST)
     assert not (tmp_path / "p.jsonl").exists()
 
 
-def test_cli_benchmark_reads_test_json_and_writes_pred_name(bench, tmp_path, student_dir, capsys):
+def test_cli_benchmark_reads_test_json_and_writes_pred_name(bench, tmp_path, tiny_student_dir, capsys):
     out = tmp_path / "preds"
-    args = ["infer", "--model", str(student_dir), "--data", str(bench), "--out", str(out)]
+    args = ["infer", "--model", str(tiny_student_dir), "--data", str(bench), "--out", str(out)]
     rc = main([*args, "--benchmark", "iu-xray", "--max-new-tokens", "4", "--batch-size", "2"])
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["pred_iu-xray.jsonl", "pred_iu-xray.settings.json"]
@@ -117,11 +117,11 @@ def test_cli_benchmark_reads_test_json_and_writes_pred_name(bench, tmp_path, stu
     assert "--out must be a folder" in capsys.readouterr().err
 
 
-def test_generate_answers_takes_a_list_of_images_per_question(bench, student):
+def test_generate_answers_takes_a_list_of_images_per_question(bench, tiny_student):
     from clinkd.data.images import load_image
     from clinkd.infer.generate import generate_answers
 
-    model, processor = student
+    model, processor = tiny_student
     views = [load_image(bench / "images" / "s1" / n) for n in ("0.png", "1.png")]
     (answers,) = generate_answers(model, processor, [views], ["Write the findings."], max_new_tokens=3)
     assert len(answers) == 1 and isinstance(answers[0], str)

@@ -59,9 +59,9 @@ def test_explicit_budget_wins_and_is_validated(hub_standin):
             load(folder, **bad)
 
 
-def test_a_tiny_model_keeps_its_own_budget(student_dir):
-    saved = json.loads((student_dir / "processor_config.json").read_text())["image_processor"]["size"]
-    _, processor = load(student_dir)
+def test_a_tiny_model_keeps_its_own_budget(tiny_student_dir):
+    saved = json.loads((tiny_student_dir / "processor_config.json").read_text())["image_processor"]["size"]
+    _, processor = load(tiny_student_dir)
     assert pixel_budget(processor) == (saved["shortest_edge"], saved["longest_edge"]) == (56 * 56, 112 * 112)
     assert resized_area(processor, big_image())[0] <= 112 * 112
 
@@ -108,7 +108,7 @@ def test_training_config_carries_the_budget(hub_standin, tmp_path):
             load_run_configs(None, [f"--model.path={folder}", *bad])
 
 
-def test_cli_options(student_dir, synth_dir, tmp_path):
+def test_cli_options(tiny_student_dir, synth_dir, tmp_path):
     from clinkd.cli.main import build_parser, main
 
     parser = build_parser()
@@ -126,7 +126,7 @@ def test_cli_options(student_dir, synth_dir, tmp_path):
             [
                 "infer",
                 "--model",
-                str(student_dir),
+                str(tiny_student_dir),
                 "--data",
                 str(synth_dir / "test_VG.json"),
                 "--out",
@@ -150,7 +150,7 @@ def test_cli_options(student_dir, synth_dir, tmp_path):
             [
                 "infer",
                 "--model",
-                str(student_dir),
+                str(tiny_student_dir),
                 "--data",
                 str(synth_dir / "test_VG.json"),
                 "--out",
@@ -165,17 +165,17 @@ def test_cli_options(student_dir, synth_dir, tmp_path):
     )
 
 
-def test_serve_and_ask_load_with_the_budget(student_dir, tmp_path):
+def test_serve_and_ask_load_with_the_budget(tiny_student_dir, tmp_path):
     from clinkd.cli.main import build_parser
     from clinkd.cli.serve import build_from_args
     from clinkd.infer.ask import ask_image
 
     args = build_parser().parse_args(
-        ["serve", "--model", str(student_dir), "--max-pixels", str(56 * 56 * 3), "--device", "cpu"]
+        ["serve", "--model", str(tiny_student_dir), "--max-pixels", str(56 * 56 * 3), "--device", "cpu"]
     )
     _, answerer = build_from_args(args)
     assert pixel_budget(answerer.processor) == (56 * 56, 56 * 56 * 3)
-    model, processor = load(student_dir)
+    model, processor = load(tiny_student_dir)
     img = tmp_path / "scan.png"
     big_image().resize((200, 150)).save(img)
     ask_image(

@@ -20,8 +20,8 @@ def _lines(path):
     return path.read_text(encoding="utf-8").splitlines()
 
 
-def test_records_have_the_published_format(tmp_path, synth_dir, student):
-    model, processor = student
+def test_records_have_the_published_format(tmp_path, synth_dir, tiny_student):
+    model, processor = tiny_student
     test = synth_dir / "test_RO.json"
     out = tmp_path / "pred_RO.jsonl"
     s = predict_file(model, test, out, processor=processor, limit=5, **FAST)
@@ -39,8 +39,8 @@ def test_records_have_the_published_format(tmp_path, synth_dir, student):
     assert [p.to_dict() for p in preds] == [{k: v for k, v in r.items() if k != "raw_response"} for r in recs]
 
 
-def test_box_markup_is_rewritten_for_the_published_regex(tmp_path, synth_dir, student, monkeypatch):
-    model, processor = student
+def test_box_markup_is_rewritten_for_the_published_regex(tmp_path, synth_dir, tiny_student, monkeypatch):
+    model, processor = tiny_student
     answer = "<|object_ref_start|>liver<|object_ref_end|><|box_start|>(10,20),(300,400)<|box_end|>"
     monkeypatch.setattr(
         predict_mod, "generate_candidates", lambda m, p, ims, prompts, **kw: [[answer]] * len(prompts)
@@ -74,9 +74,9 @@ def _crash_after(monkeypatch, k: int):
 
 @pytest.mark.parametrize("select", ["greedy", "sasg"])
 def test_resume_after_a_crash_gives_the_uninterrupted_file(
-    tmp_path, synth_dir, student, embedder, monkeypatch, select
+    tmp_path, synth_dir, tiny_student, embedder, monkeypatch, select
 ):
-    model, processor = student
+    model, processor = tiny_student
     test = synth_dir / "test_GC.json"
     kw = dict(FAST, processor=processor, limit=7, select=select, candidates=2, embedder=embedder, seed=3)
     ref = tmp_path / "ref.jsonl"
@@ -101,8 +101,8 @@ def test_resume_after_a_crash_gives_the_uninterrupted_file(
     assert predict_file(model, test, out, **kw).written == 0 and _lines(out) == want
 
 
-def test_resume_skips_written_ids_inside_a_batch(tmp_path, synth_dir, student):
-    model, processor = student
+def test_resume_skips_written_ids_inside_a_batch(tmp_path, synth_dir, tiny_student):
+    model, processor = tiny_student
     test = synth_dir / "test_RO.json"
     ref = tmp_path / "ref.jsonl"
     predict_file(model, test, ref, processor=processor, limit=5, **FAST)
@@ -127,8 +127,8 @@ def test_repair_tail_cuts_only_a_torn_last_line(tmp_path):
     assert repair_tail(p) == 8 and p.read_text() == ""
 
 
-def test_a_file_of_another_test_file_is_not_extended(tmp_path, synth_dir, student):
-    model, processor = student
+def test_a_file_of_another_test_file_is_not_extended(tmp_path, synth_dir, tiny_student):
+    model, processor = tiny_student
     out = tmp_path / "pred.jsonl"
     predict_file(model, synth_dir / "test_RO.json", out, processor=processor, limit=2, **FAST)
     recs = [json.loads(x) for x in _lines(out)]
@@ -142,8 +142,8 @@ def test_a_file_of_another_test_file_is_not_extended(tmp_path, synth_dir, studen
         predict_file(model, synth_dir / "test_RO.json", out, processor=processor, limit=4, **FAST)
 
 
-def test_missing_images_are_named_before_any_work(tmp_path, synth_dir, student):
-    model, processor = student
+def test_missing_images_are_named_before_any_work(tmp_path, synth_dir, tiny_student):
+    model, processor = tiny_student
     with pytest.raises(DataError, match=r"test_RO.json, record 0: image .*nowhere.* not found"):
         predict_file(
             model,
@@ -157,7 +157,7 @@ def test_missing_images_are_named_before_any_work(tmp_path, synth_dir, student):
 
 
 def test_prompts_are_written_in_the_models_box_convention(
-    tmp_path, synth_dir, student_dir, student, monkeypatch
+    tmp_path, synth_dir, tiny_student_dir, tiny_student, monkeypatch
 ):
     """Inference asks in the convention the model was trained in (its config's clinkd_box_convention; an
     older clinkd folder's clinkd_run.yaml data.box_style); the records keep the test file's question."""
@@ -177,14 +177,14 @@ def test_prompts_are_written_in_the_models_box_convention(
     test = synth_dir / "test_RO.json"
     questions = [s.prompts()[0] for s in read_samples(test)[:2]]
     assert all("<box>" in q for q in questions)  # RO questions point at a box
-    model, processor = student
+    model, processor = tiny_student
     predict_file(
         model, test, tmp_path / "a.jsonl", processor=processor, limit=2, **FAST
     )  # tiny model: medgrit
     assert seen[-1] == questions
     # a clinkd folder from before clinkd_box_convention: Med-GRIT text in its data.box_style
     folder = tmp_path / "trained"
-    shutil.copytree(student_dir, folder)
+    shutil.copytree(tiny_student_dir, folder)
     config = json.loads((folder / "config.json").read_text())
     del config["clinkd_box_convention"]
     (folder / "config.json").write_text(json.dumps(config))
@@ -217,7 +217,7 @@ def test_prompts_are_written_in_the_models_box_convention(
 
 
 def test_answers_are_read_back_into_medgrit_with_the_raw_text_beside(
-    tmp_path, synth_dir, student, monkeypatch
+    tmp_path, synth_dir, tiny_student, monkeypatch
 ):
     """A model answering in Qwen2.5-VL's form (JSON, pixels of the resized image): the record's response
     is Med-GRIT 0-1000 of the original image, and the model's own text stays beside it as raw_response."""
@@ -227,7 +227,7 @@ def test_answers_are_read_back_into_medgrit_with_the_raw_text_beside(
     from clinkd.data.images import image_size
     from clinkd.model.processor import pixel_budget
 
-    model, processor = student
+    model, processor = tiny_student
     monkeypatch.setattr(model.config, "clinkd_box_convention", "qwen2_5_vl", raising=False)
     raw = '```json\n[{"bbox_2d": [28, 14, 56, 42], "label": "liver"}]\n```'
     new = processor.tokenizer(raw + "<|im_end|>", add_special_tokens=False, return_tensors="pt")["input_ids"]

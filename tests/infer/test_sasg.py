@@ -69,8 +69,8 @@ def test_greedy_rows_force_the_argmax():
     assert torch.isinf(out[0]).sum() == 2 and torch.isinf(out[2]).sum() == 2
 
 
-def test_candidates_come_from_one_generate_call_with_greedy_first(synth_dir, student, monkeypatch):
-    model, processor = student
+def test_candidates_come_from_one_generate_call_with_greedy_first(synth_dir, tiny_student, monkeypatch):
+    model, processor = tiny_student
     samples = read_samples(synth_dir / "test_GC.json")[:3]
     images = [load_image(synth_dir / "images" / s.image) for s in samples]
     prompts = [s.prompts()[0] for s in samples]
@@ -128,10 +128,10 @@ def test_candidates_after_a_shared_prefill_decode_as_after_their_own(family, rop
     assert shared == own
 
 
-def test_predict_sasg_records_candidates_under_an_extra_key(tmp_path, synth_dir, student, embedder):
+def test_predict_sasg_records_candidates_under_an_extra_key(tmp_path, synth_dir, tiny_student, embedder):
     from clinkd.eval.predictions import read_predictions
 
-    model, processor = student
+    model, processor = tiny_student
     out = tmp_path / "pred_RO.jsonl"
     predict_file(
         model,
@@ -172,10 +172,10 @@ def test_anchored_length_cuts_samples_that_outrun_the_greedy_answer():
     assert stop.cut.tolist() == [False, False, True]  # only the rambler (no <|im_end|>) is dropped
 
 
-def test_dropped_samples_leave_the_vote(synth_dir, student, monkeypatch):
+def test_dropped_samples_leave_the_vote(synth_dir, tiny_student, monkeypatch):
     import clinkd.infer.sasg as sasg_mod
 
-    model, processor = student
+    model, processor = tiny_student
     samples = read_samples(synth_dir / "test_RO.json")[:2]
     images = [load_image(synth_dir / "images" / s.image) for s in samples]
     prompts = [s.prompts()[0] for s in samples]

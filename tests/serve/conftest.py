@@ -1,4 +1,4 @@
-"""Fixtures of the web-app tests: a tiny untrained model (fast: 112x112 images, 512-token vocabulary), images."""
+"""Fixtures of the web-app tests: an answerer over the shared tiny untrained model (tests/conftest.py), images."""
 
 from __future__ import annotations
 
@@ -11,39 +11,11 @@ import pytest
 from PIL import Image
 
 
-def tiny_corpus() -> list[str]:
-    """Med-GRIT-like questions and answers built from the synthetic templates: enough for a tokenizer."""
-    from clinkd.data.synth.templates import CATALOGUE, GC_QUESTIONS, MII_QUESTIONS, RO_QUESTIONS, VG_QUESTIONS
-
-    out = list(MII_QUESTIONS)
-    for i, name in enumerate(CATALOGUE):
-        box = f"<box>({i * 20},{i * 10}),({i * 20 + 300},{i * 10 + 400})</box>"
-        out += [q.format(ref=f"<ref>{name}</ref>") for q in VG_QUESTIONS]
-        out += [q.format(box=box) for q in RO_QUESTIONS + GC_QUESTIONS]
-        out += [f"<ref>{name}</ref>{box}", f"The {name} is seen in {box}."]
-    return out
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory):
-    from clinkd.model import build_tiny_processor, init_model_dir
-
-    processor = build_tiny_processor(tiny_corpus(), vocab_size=512, max_pixels=112 * 112, min_pixels=28 * 28)
-    return init_model_dir(tmp_path_factory.mktemp("serve-model"), "tiny-student", processor=processor, seed=0)
-
-
-@pytest.fixture(scope="session")
-def loaded(model_dir):
-    from clinkd.model import load
-
-    return load(model_dir)
-
-
 @pytest.fixture()
-def answerer(loaded):
+def answerer(tiny_student):
     from clinkd.serve.answer import Answerer
 
-    model, processor = loaded
+    model, processor = tiny_student
     return Answerer(model, processor, max_new_tokens=12)
 
 

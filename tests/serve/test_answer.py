@@ -181,8 +181,8 @@ class ConstantEmbedder:
         return np.ones((len(texts), 4), np.float32) / 2
 
 
-def test_answerer_sasg_prefers_greedy_on_ties(loaded, png):
-    model, processor = loaded
+def test_answerer_sasg_prefers_greedy_on_ties(tiny_student, png):
+    model, processor = tiny_student
     image = read_upload(png, MB)
     greedy = Answerer(model, processor, max_new_tokens=6)(image, "Where is the liver?")
     sasg = Answerer(

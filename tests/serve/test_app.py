@@ -57,13 +57,13 @@ def test_on_ask_answers_and_refuses(answerer, png):
         assert on_ask(answerer, None, "MII: analyse the image", "", "", "")[-1].startswith("Refused: upload")
 
 
-def test_build_app_header_and_components(answerer, model_dir):
+def test_build_app_header_and_components(answerer, tiny_student_dir):
     from clinkd.serve.app import build_app
 
-    app = build_app(answerer, model_path=model_dir, max_upload_mb=3)
+    app = build_app(answerer, model_path=tiny_student_dir, max_upload_mb=3)
     blocks = {getattr(b, "elem_id", None): b for b in app.blocks.values()}
     header = blocks["clinkd-header"].value
-    assert str(model_dir) in header and "RoPE scheme **mcg**" in header and "3 MB" in header
+    assert str(tiny_student_dir) in header and "RoPE scheme **mcg**" in header and "3 MB" in header
     assert set(blocks["clinkd-file"].file_types) >= {".png", ".jpg", ".jpeg", ".dcm", ".nii.gz"}
     assert [c[0] for c in blocks["clinkd-task"].choices] == list(TASKS)
     assert not app.analytics_enabled
@@ -92,13 +92,13 @@ def test_launch_is_local_and_offline():
     )
 
 
-def test_cli_serve_binds_loopback_by_default(monkeypatch, model_dir):
+def test_cli_serve_binds_loopback_by_default(monkeypatch, tiny_student_dir):
     import clinkd.serve.app
     from clinkd.cli.main import main
 
     seen = {}
     monkeypatch.setattr(clinkd.serve.app, "launch", lambda app, **kw: seen.update(kw, app=app))
-    assert main(["serve", "--model", str(model_dir), "--port", "7999", "--max-upload-mb", "5"]) == 0
+    assert main(["serve", "--model", str(tiny_student_dir), "--port", "7999", "--max-upload-mb", "5"]) == 0
     assert (
         seen["host"] == "127.0.0.1" and seen["port"] == 7999 and seen["max_upload_mb"] == 5 and seen["block"]
     )
@@ -107,7 +107,7 @@ def test_cli_serve_binds_loopback_by_default(monkeypatch, model_dir):
             [
                 "serve",
                 "--model",
-                str(model_dir),
+                str(tiny_student_dir),
                 "--host",
                 "0.0.0.0",
                 "--auth",

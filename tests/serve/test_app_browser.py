@@ -95,7 +95,7 @@ def free_port() -> int:
 
 
 @pytest.fixture()
-def served(answerer, model_dir):
+def served(answerer, tiny_student_dir):
     """The app on a free loopback port, in this process's threads, with its private temporary folder (as
     ``clinkd serve`` does); yields its URL."""
     from clinkd.serve.app import build_app, launch
@@ -103,7 +103,7 @@ def served(answerer, model_dir):
 
     port = free_port()
     with private_temp_dir() as folder:
-        app = build_app(answerer, model_path=model_dir, max_upload_mb=1)
+        app = build_app(answerer, model_path=tiny_student_dir, max_upload_mb=1)
         launch(app, host="127.0.0.1", port=port, max_upload_mb=1, block=False, quiet=True)
         try:
             yield f"http://127.0.0.1:{port}/"

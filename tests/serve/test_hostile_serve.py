@@ -122,13 +122,16 @@ def test_hidden_fields_are_not_checked():
     assert build_question("MII", question=hidden, object_name=hidden, region=hidden) == build_question("MII")
 
 
-def test_cli_question_limit_reaches_the_app(monkeypatch, model_dir, png):
+def test_cli_question_limit_reaches_the_app(monkeypatch, tiny_student_dir, png):
     import clinkd.serve.app
     from clinkd.cli.main import main
 
     seen = {}
     monkeypatch.setattr(clinkd.serve.app, "launch", lambda app, **kw: seen.update(kw, app=app))
-    assert main(["serve", "--model", str(model_dir), "--max-question-chars", "10", "--queue-size", "3"]) == 0
+    assert (
+        main(["serve", "--model", str(tiny_student_dir), "--max-question-chars", "10", "--queue-size", "3"])
+        == 0
+    )
     assert seen["queue_size"] == 3 and seen["auth"] is None
     ask_fn = next(f for f in seen["app"].fns.values() if getattr(f.fn, "__name__", "") == "_ask")
     with pytest.warns(UserWarning, match="limit is 10"):
@@ -288,7 +291,7 @@ def test_private_temp_dir_removed_at_exit_when_never_left(tmp_path):
     assert folder.name.startswith("clinkd-serve-") and not folder.exists()
 
 
-def test_cli_serves_from_a_private_folder_and_removes_it(monkeypatch, model_dir):
+def test_cli_serves_from_a_private_folder_and_removes_it(monkeypatch, tiny_student_dir):
     import clinkd.serve.app
     from clinkd.cli.main import main
     from clinkd.cli.serve import _interrupt
@@ -302,7 +305,7 @@ def test_cli_serves_from_a_private_folder_and_removes_it(monkeypatch, model_dir)
 
     monkeypatch.setattr(clinkd.serve.app, "launch", fake_launch)
     before = signal.getsignal(signal.SIGTERM)
-    assert main(["serve", "--model", str(model_dir)]) == 130
+    assert main(["serve", "--model", str(tiny_student_dir)]) == 130
     assert seen["folder"].name.startswith("clinkd-serve-") and not seen["folder"].exists()
     assert seen["sigterm"] is _interrupt and signal.getsignal(signal.SIGTERM) is before
     assert seen["queue_size"] == 16
@@ -399,17 +402,17 @@ def test_cli_refuses_unsafe_or_bad_settings(capsys, argv, message):
     assert message in err and "Traceback" not in err
 
 
-def test_cli_network_host_with_login_or_insecure(monkeypatch, model_dir):
+def test_cli_network_host_with_login_or_insecure(monkeypatch, tiny_student_dir):
     import clinkd.serve.app
     from clinkd.cli.main import main
 
     seen = {}
     monkeypatch.setattr(clinkd.serve.app, "launch", lambda app, **kw: seen.update(kw))
     monkeypatch.setenv("CLINKD_SERVE_AUTH", "ana:from-env")  # read when the parser is built
-    assert main(["serve", "--model", str(model_dir), "--host", "0.0.0.0"]) == 0
+    assert main(["serve", "--model", str(tiny_student_dir), "--host", "0.0.0.0"]) == 0
     assert seen["auth"] == ("ana", "from-env")
     monkeypatch.delenv("CLINKD_SERVE_AUTH")
-    assert main(["serve", "--model", str(model_dir), "--host", "0.0.0.0", "--insecure"]) == 0
+    assert main(["serve", "--model", str(tiny_student_dir), "--host", "0.0.0.0", "--insecure"]) == 0
     assert seen["host"] == "0.0.0.0" and seen["auth"] is None
 
 

@@ -48,11 +48,11 @@ def _train(out, synth_dir, student_dir, nproc, per_device):
     return load_file(str(out / "model.safetensors")), proc.stdout + proc.stderr
 
 
-def test_two_process_ddp_matches_one_process(tmp_path, synth_dir, student_dir):
-    one, _ = _train(tmp_path / "one", synth_dir, student_dir, nproc=1, per_device=4)
-    two, log = _train(tmp_path / "two", synth_dir, student_dir, nproc=2, per_device=2)
+def test_two_process_ddp_matches_one_process(tmp_path, synth_dir, tiny_student_dir):
+    one, _ = _train(tmp_path / "one", synth_dir, tiny_student_dir, nproc=1, per_device=4)
+    two, log = _train(tmp_path / "two", synth_dir, tiny_student_dir, nproc=2, per_device=2)
     assert "parallel_mode != ParallelMode.DISTRIBUTED" not in log
-    start = load_file(str(student_dir / "model.safetensors"))
+    start = load_file(str(tiny_student_dir / "model.safetensors"))
     assert any(not torch.equal(start[k], one[k]) for k in one)
     for k in one:
         torch.testing.assert_close(one[k], two[k], rtol=1e-4, atol=1e-5, msg=k)
@@ -92,11 +92,11 @@ def _distill(out, synth_dir, student_dir, teacher_dir, nproc):
     return proc.stdout + proc.stderr
 
 
-def test_pseudo_labelling_is_shared_across_processes(tmp_path, synth_dir, student_dir, teacher_dir):
+def test_pseudo_labelling_is_shared_across_processes(tmp_path, synth_dir, tiny_student_dir, tiny_teacher_dir):
     import json
 
-    _distill(tmp_path / "one", synth_dir, student_dir, teacher_dir, nproc=1)
-    log = _distill(tmp_path / "two", synth_dir, student_dir, teacher_dir, nproc=2)
+    _distill(tmp_path / "one", synth_dir, tiny_student_dir, tiny_teacher_dir, nproc=1)
+    log = _distill(tmp_path / "two", synth_dir, tiny_student_dir, tiny_teacher_dir, nproc=2)
     one = json.loads((tmp_path / "one" / "pseudo_labels.json").read_text())
     two = json.loads((tmp_path / "two" / "pseudo_labels.json").read_text())
     n = one["stats"]["pseudo_labels"]

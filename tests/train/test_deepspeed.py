@@ -109,73 +109,79 @@ def _assert_same(a, b):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
-def test_zero2_and_zero3_sft_match_one_process(tmp_path, synth_dir, student_dir):
-    one, _ = _train(tmp_path / "one", synth_dir, student_dir, nproc=1, per_device=4)
+def test_zero2_and_zero3_sft_match_one_process(tmp_path, synth_dir, tiny_student_dir):
+    one, _ = _train(tmp_path / "one", synth_dir, tiny_student_dir, nproc=1, per_device=4)
     for zero in (2, 3):
         out = tmp_path / f"zero{zero}"
-        weights, _ = _train(out, synth_dir, student_dir, zero=zero)
+        weights, _ = _train(out, synth_dir, tiny_student_dir, zero=zero)
         _assert_deepspeed_checkpoint(out, zero)
-        _assert_loadable_and_moved(out, weights, student_dir)
+        _assert_loadable_and_moved(out, weights, tiny_student_dir)
         _assert_same(weights, one)
 
 
 @pytest.mark.parametrize("zero", [2, 3])
-def test_lora_under_zero_saves_a_merged_model(tmp_path, synth_dir, student_dir, zero):
+def test_lora_under_zero_saves_a_merged_model(tmp_path, synth_dir, tiny_student_dir, zero):
     """The merge needs the whole weights (ZeRO-3 holds stubs) and the saved names must be the plain model's
     (DeepSpeed's engine wraps the peft model). Not compared with one process: the LoRA init draws from an
     unseeded generator state and LoRA dropout draws per process."""
     out = tmp_path / f"zero{zero}"
-    weights, _ = _train(out, synth_dir, student_dir, zero=zero, extra=["--model.lora_r=4"])
-    _assert_loadable_and_moved(out, weights, student_dir)
+    weights, _ = _train(out, synth_dir, tiny_student_dir, zero=zero, extra=["--model.lora_r=4"])
+    _assert_loadable_and_moved(out, weights, tiny_student_dir)
 
 
 @pytest.fixture()
-def distill_yaml(tmp_path, teacher_dir):
+def distill_yaml(tmp_path, tiny_teacher_dir):
     path = tmp_path / "distill.yaml"
     path.write_text(
-        f"stage: distill\ndistill:\n  teacher: {teacher_dir}\n  max_new_tokens: 16\n", encoding="utf-8"
+        f"stage: distill\ndistill:\n  teacher: {tiny_teacher_dir}\n  max_new_tokens: 16\n", encoding="utf-8"
     )
     return path
 
 
 @pytest.mark.parametrize("mode", ["cached", "online"])
-def test_zero3_distillation(tmp_path, synth_dir, student_dir, distill_yaml, mode):
+def test_zero3_distillation(tmp_path, synth_dir, tiny_student_dir, distill_yaml, mode):
     extra = [f"--distill.teacher_logits={mode}"]
     out = tmp_path / "zero3"
-    weights, log = _train(out, synth_dir, student_dir, zero=3, extra=extra, config=distill_yaml)
+    weights, log = _train(out, synth_dir, tiny_student_dir, zero=3, extra=extra, config=distill_yaml)
     _assert_deepspeed_checkpoint(out, 3)
-    _assert_loadable_and_moved(out, weights, student_dir)
+    _assert_loadable_and_moved(out, weights, tiny_student_dir)
     assert (out / "distill_stats.json").is_file()
     if mode == "online":
         # the teacher was partitioned by DeepSpeed, and its logits are a whole teacher's
         assert "teacher partitioned with DeepSpeed ZeRO-3 across 2 processes" in log
         one, _ = _train(
-            tmp_path / "one", synth_dir, student_dir, nproc=1, per_device=4, extra=extra, config=distill_yaml
+            tmp_path / "one",
+            synth_dir,
+            tiny_student_dir,
+            nproc=1,
+            per_device=4,
+            extra=extra,
+            config=distill_yaml,
         )
         _assert_same(weights, one)
 
 
-def test_pipeline_moves_from_zero3_to_ddp(tmp_path, synth_dir, student_dir, teacher_dir):
+def test_pipeline_moves_from_zero3_to_ddp(tmp_path, synth_dir, tiny_student_dir, tiny_teacher_dir):
     """A ZeRO-3 stage, then a DDP stage distilling online from its output: each stage gets its own set-up
     (accelerate otherwise keeps the first stage's DeepSpeed state), and the ZeRO-3 model loads as a teacher."""
     recipe = tmp_path / "pipeline.yaml"
     recipe.write_text(
         "stages:\n"
-        f"  teacher: {{stage: sft, model: {{path: {teacher_dir}}}}}\n"
-        f"  distill: {{stage: distill, model: {{path: {student_dir}}}, "
+        f"  teacher: {{stage: sft, model: {{path: {tiny_teacher_dir}}}}}\n"
+        f"  distill: {{stage: distill, model: {{path: {tiny_student_dir}}}, "
         "distill: {teacher: '@teacher', teacher_logits: online, max_new_tokens: 16}}\n",
         encoding="utf-8",
     )
     out = tmp_path / "run"
     _, log = _train(
-        out, synth_dir, student_dir, config=recipe, extra=[f"--teacher.train.deepspeed={ZERO[3]}"]
+        out, synth_dir, tiny_student_dir, config=recipe, extra=[f"--teacher.train.deepspeed={ZERO[3]}"]
     )
     weights = _weights(out / "distill")
     _assert_deepspeed_checkpoint(out / "teacher", 3)
     assert (out / "distill" / "checkpoint-2").is_dir() and not (
         out / "distill" / "checkpoint-2" / "global_step2"
     ).exists()
-    _assert_loadable_and_moved(out / "distill", weights, student_dir)
+    _assert_loadable_and_moved(out / "distill", weights, tiny_student_dir)
     assert "teacher partitioned" not in log  # DDP: every process holds the whole teacher
 
 

@@ -51,11 +51,11 @@ def refused(rc: int, out: str, *named: str) -> str:
 
 
 @pytest.fixture
-def args(tmp_path, synth_dir, student_dir):
+def args(tmp_path, synth_dir, tiny_student_dir):
     """A fast tiny SFT run on the shared synthetic benchmark, writing under tmp_path."""
     return FAST + [
         f"--data.dir={synth_dir}",
-        f"--model.path={student_dir}",
+        f"--model.path={tiny_student_dir}",
         f"--train.output_dir={tmp_path / 'out'}",
     ]
 
@@ -151,10 +151,12 @@ def test_output_dir_under_a_file(tmp_path, args, capsys):
     assert f.read_text() == "mine"
 
 
-def test_output_dir_is_the_starting_model(args, student_dir, capsys):
-    before = digest(student_dir)
-    refused(*train(args + [f"--train.output_dir={student_dir}"], capsys), "train.output_dir", "model.path")
-    assert digest(student_dir) == before
+def test_output_dir_is_the_starting_model(args, tiny_student_dir, capsys):
+    before = digest(tiny_student_dir)
+    refused(
+        *train(args + [f"--train.output_dir={tiny_student_dir}"], capsys), "train.output_dir", "model.path"
+    )
+    assert digest(tiny_student_dir) == before
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write anywhere")
@@ -200,9 +202,9 @@ def test_every_bad_image_is_reported_before_training(tmp_path, args, data_copy, 
 
 # -- model folders given to train -----------------------------------------------------------------------
 @pytest.mark.parametrize("damage", ["chat_template", "pickle"])
-def test_hostile_model_folder_is_refused(tmp_path, args, student_dir, capsys, damage):
+def test_hostile_model_folder_is_refused(tmp_path, args, tiny_student_dir, capsys, damage):
     d = tmp_path / "model"
-    shutil.copytree(student_dir, d)
+    shutil.copytree(tiny_student_dir, d)
     if damage == "chat_template":
         (d / "chat_template.jinja").write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}")
         named = "chat_template.jinja"

@@ -93,10 +93,10 @@ def test_two_image_batch_has_two_blocks_and_labels_on_the_answer_only(study, tin
         assert tok.decode(labels[labels != -100], skip_special_tokens=False) == it.turns[0][1] + "<|im_end|>"
 
 
-def test_a_tiny_model_trains_a_step_on_a_two_image_batch(study, tiny_processor, student_dir):
+def test_a_tiny_model_trains_a_step_on_a_two_image_batch(study, tiny_processor, tiny_student_dir):
     from clinkd.model import load
 
-    model, _ = load(student_dir)
+    model, _ = load(tiny_student_dir)
     model.train()
     items = items_from_dataset(read_dataset_dir(study))
     batch = ConversationCollator(tiny_processor)(items)

@@ -15,9 +15,9 @@ from clinkd.train.pseudo import pseudo_label, turn_items
 
 
 @pytest.fixture
-def setup(tmp_path, synth_dir, teacher_dir):
+def setup(tmp_path, synth_dir, tiny_teacher_dir):
     teacher_copy = tmp_path / "teacher"
-    shutil.copytree(teacher_dir, teacher_copy)
+    shutil.copytree(tiny_teacher_dir, teacher_copy)
     teacher, processor = load(teacher_copy)
     items = turn_items(items_from_dataset(read_dataset_dir(synth_dir), max_samples=3), 0.5, seed=0)
     cfg = DistillConfig(teacher=str(teacher_copy), max_new_tokens=4, generation_batch_size=4, top_k=8)

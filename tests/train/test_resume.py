@@ -207,14 +207,14 @@ def test_resume_never_continues_with_a_fresh_optimizer(tmp_path):
     assert resume_checkpoint(_cfg(tmp_path / "nothing-yet"), resume=True) is None  # a first run: fresh start
 
 
-def test_resume_past_a_torn_checkpoint_gives_the_same_weights(tmp_path, synth_dir, student_dir, caplog):
+def test_resume_past_a_torn_checkpoint_gives_the_same_weights(tmp_path, synth_dir, tiny_student_dir, caplog):
     """A real run: its last checkpoint torn (optimizer.pt gone, then emptied) → it resumes from the one before."""
     from clinkd.train.run import run_sft
 
     caplog.set_level(logging.WARNING, logger="clinkd")
     base = [a for a in FAST if "pixels" not in a] + [
         f"--data.dir={synth_dir}",
-        f"--model.path={student_dir}",
+        f"--model.path={tiny_student_dir}",
         "--train.max_steps=6",
         "--train.save_steps=2",
         "--train.save_total_limit=3",

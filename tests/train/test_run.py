@@ -24,10 +24,10 @@ def _weights(path):
     return load_file(str(path / "model.safetensors"))
 
 
-def test_resume_gives_the_same_weights(tmp_path, synth_dir, student_dir, monkeypatch):
+def test_resume_gives_the_same_weights(tmp_path, synth_dir, tiny_student_dir, monkeypatch):
     base = FAST + [
         f"--data.dir={synth_dir}",
-        f"--model.path={student_dir}",
+        f"--model.path={tiny_student_dir}",
         "--train.max_steps=4",
         "--train.save_steps=2",
     ]
@@ -56,7 +56,7 @@ def test_resume_gives_the_same_weights(tmp_path, synth_dir, student_dir, monkeyp
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6, msg=k)
     # and training did change the weights
-    w0 = _weights(student_dir)
+    w0 = _weights(tiny_student_dir)
     assert any(not torch.equal(w0[k], wa[k]) for k in wa)
     model, processor = load(tmp_path / "a")
     assert model.rope_settings.scheme == "mcg" and processor is not None
@@ -83,7 +83,7 @@ def test_curriculum_log_keeps_phases_starting_in_the_same_step(caplog):
 
 
 @pytest.mark.parametrize("mode", ["cached", "online"])
-def test_distill_stage(tmp_path, synth_dir, student_dir, teacher_dir, caplog, mode):
+def test_distill_stage(tmp_path, synth_dir, tiny_student_dir, tiny_teacher_dir, caplog, mode):
     import logging
 
     caplog.set_level(logging.INFO, logger="clinkd")
@@ -95,8 +95,8 @@ def test_distill_stage(tmp_path, synth_dir, student_dir, teacher_dir, caplog, mo
             "--distill.top_k=16",
             "--stage=distill",
             f"--data.dir={synth_dir}",
-            f"--model.path={student_dir}",
-            f"--distill.teacher={teacher_dir}",
+            f"--model.path={tiny_student_dir}",
+            f"--distill.teacher={tiny_teacher_dir}",
             "--distill.subset=0.5",
             "--distill.max_new_tokens=12",
             "--distill.curriculum_phases=2",
@@ -118,14 +118,14 @@ def test_distill_stage(tmp_path, synth_dir, student_dir, teacher_dir, caplog, mo
         topk = torch.load(out / "pseudo_labels.teacher.pt", weights_only=True)
         assert len(topk) == n and all(v.shape[1] == 16 and v.shape == i.shape for v, i in topk)
     model, _ = load(out)
-    assert model.config.text_config.vocab_size == load(teacher_dir)[0].config.text_config.vocab_size
+    assert model.config.text_config.vocab_size == load(tiny_teacher_dir)[0].config.text_config.vocab_size
 
 
 @pytest.fixture(scope="module")
-def padded_teacher_dir(tmp_path_factory, teacher_dir):
+def padded_teacher_dir(tmp_path_factory, tiny_teacher_dir):
     """The tiny teacher with 24 extra embedding rows past its tokenizer, as a 7B checkpoint has (152,064 rows
     for 151,657 tokens), their logits made the largest so that an uncut top-k would pick them."""
-    model, processor = load(teacher_dir)
+    model, processor = load(tiny_teacher_dir)
     n = model.get_input_embeddings().weight.shape[0]
     model.resize_token_embeddings(n + 24, mean_resizing=False)
     with torch.no_grad():
@@ -140,7 +140,7 @@ def padded_teacher_dir(tmp_path_factory, teacher_dir):
 
 @pytest.mark.parametrize("top_k", [0, 16])
 def test_distill_from_a_teacher_with_more_embedding_rows(
-    tmp_path, synth_dir, student_dir, padded_teacher_dir, top_k
+    tmp_path, synth_dir, tiny_student_dir, padded_teacher_dir, top_k
 ):
     (cfg,) = load_run_configs(
         None,
@@ -149,7 +149,7 @@ def test_distill_from_a_teacher_with_more_embedding_rows(
             f"--distill.top_k={top_k}",
             "--stage=distill",
             f"--data.dir={synth_dir}",
-            f"--model.path={student_dir}",
+            f"--model.path={tiny_student_dir}",
             f"--distill.teacher={padded_teacher_dir}",
             "--distill.subset=0.25",
             "--distill.max_new_tokens=6",
@@ -159,16 +159,16 @@ def test_distill_from_a_teacher_with_more_embedding_rows(
         ],
     )
     out = run_distill(cfg)
-    rows = load(student_dir)[0].get_output_embeddings().weight.shape[0]
+    rows = load(tiny_student_dir)[0].get_output_embeddings().weight.shape[0]
     topk = torch.load(out / "pseudo_labels.teacher.pt", weights_only=True)
     assert all(int(i.max()) < rows for _, i in topk)
     assert all(v.shape[1] == (top_k or rows) for v, _ in topk)
 
 
-def test_distill_refuses_embeddings_that_miss_tokens(tmp_path, synth_dir, student_dir, teacher_dir):
+def test_distill_refuses_embeddings_that_miss_tokens(tmp_path, synth_dir, tiny_student_dir, tiny_teacher_dir):
     from clinkd.errors import ClinkdError
 
-    model, processor = load(teacher_dir)
+    model, processor = load(tiny_teacher_dir)
     model.resize_token_embeddings(model.get_input_embeddings().weight.shape[0] - 2)
     cut = tmp_path / "cut_teacher"
     model.save_pretrained(cut)
@@ -179,7 +179,7 @@ def test_distill_refuses_embeddings_that_miss_tokens(tmp_path, synth_dir, studen
         + [
             "--stage=distill",
             f"--data.dir={synth_dir}",
-            f"--model.path={student_dir}",
+            f"--model.path={tiny_student_dir}",
             f"--distill.teacher={cut}",
             f"--train.output_dir={tmp_path / 'kd'}",
         ],
@@ -189,7 +189,7 @@ def test_distill_refuses_embeddings_that_miss_tokens(tmp_path, synth_dir, studen
     assert not (tmp_path / "kd" / "pseudo_labels.json").exists()
 
 
-def test_distill_refuses_a_teacher_with_another_tokenizer(tmp_path, synth_dir, student_dir):
+def test_distill_refuses_a_teacher_with_another_tokenizer(tmp_path, synth_dir, tiny_student_dir):
     from clinkd.errors import ClinkdError
     from clinkd.model import build_tiny_processor, init_model_dir
 
@@ -204,7 +204,7 @@ def test_distill_refuses_a_teacher_with_another_tokenizer(tmp_path, synth_dir, s
         + [
             "--stage=distill",
             f"--data.dir={synth_dir}",
-            f"--model.path={student_dir}",
+            f"--model.path={tiny_student_dir}",
             f"--distill.teacher={other}",
             f"--train.output_dir={tmp_path / 'kd'}",
             "--train.max_steps=1",
@@ -214,13 +214,13 @@ def test_distill_refuses_a_teacher_with_another_tokenizer(tmp_path, synth_dir, s
         run_distill(cfg)
 
 
-def test_sft_with_reflective_correction(tmp_path, synth_dir, student_dir, rct_bag_of_words):
+def test_sft_with_reflective_correction(tmp_path, synth_dir, tiny_student_dir, rct_bag_of_words):
     (cfg,) = load_run_configs(
         None,
         FAST
         + [
             f"--data.dir={synth_dir}",
-            f"--model.path={student_dir}",
+            f"--model.path={tiny_student_dir}",
             "--train.max_steps=4",
             "--train.save_steps=10",
             "--rct.enabled=true",
@@ -242,14 +242,14 @@ def test_sft_with_reflective_correction(tmp_path, synth_dir, student_dir, rct_ba
     assert (out / "model.safetensors").is_file() and (out / "clinkd_run.yaml").is_file()
 
 
-def test_rct_replays_reach_compute_loss(tmp_path, synth_dir, student_dir, rct_bag_of_words):
+def test_rct_replays_reach_compute_loss(tmp_path, synth_dir, tiny_student_dir, rct_bag_of_words):
     """Every replayed correction is trained on, with data-loader workers too (the 7B recipe sets 4)."""
     (cfg,) = load_run_configs(
         None,
         FAST
         + [
             f"--data.dir={synth_dir}",
-            f"--model.path={student_dir}",
+            f"--model.path={tiny_student_dir}",
             "--train.max_steps=20",
             "--train.save_steps=100",
             "--train.dataloader_num_workers=2",
@@ -310,13 +310,13 @@ def test_whole_pipeline_recipe_through_the_cli(tmp_path, synth_dir, rct_bag_of_w
     assert (out / "student" / "model.safetensors").stat().st_mtime == mtime
 
 
-def test_lora_option_saves_a_merged_model(tmp_path, synth_dir, student_dir):
+def test_lora_option_saves_a_merged_model(tmp_path, synth_dir, tiny_student_dir):
     (cfg,) = load_run_configs(
         None,
         FAST
         + [
             f"--data.dir={synth_dir}",
-            f"--model.path={student_dir}",
+            f"--model.path={tiny_student_dir}",
             "--train.max_steps=2",
             "--model.lora_r=4",
             "--model.lora_target_modules=[q_proj, v_proj]",
@@ -324,13 +324,13 @@ def test_lora_option_saves_a_merged_model(tmp_path, synth_dir, student_dir):
         ],
     )
     out = run_sft(cfg)
-    w0, w1 = _weights(student_dir), _weights(out)
+    w0, w1 = _weights(tiny_student_dir), _weights(out)
     assert w0.keys() == w1.keys()  # merged back: no adapter weights left
     changed = [k for k in w0 if not torch.equal(w0[k], w1[k])]
     assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
 
 
-def test_epochs_become_steps_in_a_new_config(tmp_path, synth_dir, student_dir):
+def test_epochs_become_steps_in_a_new_config(tmp_path, synth_dir, tiny_student_dir):
     """``train.num_train_epochs`` (with ``max_steps`` -1) is turned into steps for the run and its saved
     config, in a new config: the caller's is a value, unchanged by the run (issue 15)."""
     import yaml
@@ -340,7 +340,7 @@ def test_epochs_become_steps_in_a_new_config(tmp_path, synth_dir, student_dir):
         FAST
         + [
             f"--data.dir={synth_dir}",
-            f"--model.path={student_dir}",
+            f"--model.path={tiny_student_dir}",
             "--train.max_steps=-1",
             "--train.num_train_epochs=1",
             "--data.max_train_samples=4",

@@ -23,8 +23,8 @@ from clinkd.train.trainer import ClinKDTrainer
 
 
 @pytest.fixture(scope="module")
-def parts(synth_dir, student_dir):
-    model, processor = load(student_dir)
+def parts(synth_dir, tiny_student_dir):
+    model, processor = load(tiny_student_dir)
     items = items_from_dataset(read_dataset_dir(synth_dir), max_samples=4)
     return model, processor, items
 
