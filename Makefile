@@ -1,6 +1,7 @@
 # clinkd — set-up and the two README commands.
 #   make demo   install everything into .venv, then run the main job (clinkd demo)
-#   make test   install everything into .venv, then run the default test suite. Chromium for the browser
+#   make test   install everything into .venv, then run the default test suite.
+#   make lint   ruff (lint + format check) and mypy, as CI runs them. Chromium for the browser
 #               test comes from scripts/install_browser.sh, which needs root or passwordless sudo; without
 #               them the browser test is skipped (saying how to enable it), except under CI=true, where
 #               a browser that cannot be installed fails the run.
@@ -18,7 +19,7 @@ DEMO_OUT ?= runs/demo
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.clinkd-installed
 
-.PHONY: install demo test bench clean-venv
+.PHONY: install demo test lint bench clean-venv
 
 install: $(STAMP)
 
@@ -33,7 +34,7 @@ else
 	$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 	echo "$(TORCH)" > $(VENV)/constraints.txt
 endif
-	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[test]"
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[test,lint]"
 	touch $(STAMP)
 
 demo: install
@@ -42,6 +43,12 @@ demo: install
 test: install
 	bash scripts/install_browser.sh
 	$(PY) -m pytest -q
+
+# lint: ruff (lint and format check) and mypy, configured in pyproject.toml; CI runs it before `make test`.
+lint: install
+	$(VENV)/bin/ruff check src tests scripts benchmarks
+	$(VENV)/bin/ruff format --check src tests scripts benchmarks
+	$(VENV)/bin/mypy
 
 bench: install
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
