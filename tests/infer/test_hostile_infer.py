@@ -395,3 +395,34 @@ def test_the_same_run_resumes_keeping_every_byte(half_done, tiny_student_dir, sy
     assert "2 written now, 2 already there" in capsys.readouterr().out
     data = (moved / out.name).read_bytes()
     assert data.startswith(kept + b"\n") and [json.loads(x)["id"] for x in data.splitlines()] == [0, 1, 2, 3]
+
+
+def test_a_benchmark_that_is_not_the_imported_one_is_refused(tiny_student_dir, tmp_path, capsys):
+    """--benchmark must name what the folder holds: a raw release (not imported), another benchmark's folder
+    or a test file whose records name another benchmark are refused before the model loads, nothing written."""
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    assert main(["data", "synth", "--format", "vqa-rad", "--out", str(raw), "--images", "6"]) == 0
+    assert main(["data", "import", "vqa-rad", str(raw), "--out", str(data)]) == 0
+    before = {p: p.read_bytes() for p in data.iterdir() if p.is_file()}
+    model = ["infer", "--model", str(tiny_student_dir)]
+    cases = [
+        (
+            ["--benchmark", "slake", "--data", str(data), "--out", str(tmp_path / "a")],
+            "pass --benchmark vqa-rad",
+        ),
+        (
+            ["--benchmark", "vqa-rad", "--data", str(raw), "--out", str(tmp_path / "b")],
+            "clinkd data import vqa-rad",
+        ),
+        (
+            ["--benchmark", "slake", "--data", str(data / "test.json"), "--out", str(tmp_path / "c.jsonl")],
+            "record 0: the record names the benchmark 'vqa-rad', not 'slake'",
+        ),
+    ]
+    for args, message in cases:
+        capsys.readouterr()
+        assert main(model + args) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert not any((tmp_path / n).exists() for n in ("a", "b", "c.jsonl"))
+    assert {p: p.read_bytes() for p in data.iterdir() if p.is_file()} == before

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 
 from clinkd.data.boxes import STYLES, convert_markup
-from clinkd.data.formats import find_dataset_files, read_samples
+from clinkd.data.formats import BENCHMARK_MARKER, find_dataset_files, read_json, read_samples
 from clinkd.data.images import image_path, load_image
 from clinkd.data.sample import TASKS, Sample, check_question, task_from_name
 from clinkd.errors import ClinkdError, DataError
@@ -292,6 +292,13 @@ def _prepare(
     samples = read_samples(test_file, fmt="test", task=task)[: o.limit]
     for i, s in enumerate(samples):
         check_question(s.prompts()[0], test_file, i)
+        named = s.meta.get("benchmark")
+        if o.benchmark is not None and named is not None and named != o.benchmark:
+            raise DataError(
+                f"the record names the benchmark {named!r}, not {o.benchmark!r}; pass --benchmark {named}",
+                test_file,
+                i,
+            )
     image_dir = Path(image_dir) if image_dir is not None else _default_image_dir(test_file)
     state = inspect_prediction_file(out, samples)
     previous = read_settings(side, in_use=bool(state.done))
@@ -658,6 +665,19 @@ def predict_benchmark(
         )
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     test_file = data_dir / "test.json"
+    marker = data_dir / BENCHMARK_MARKER
+    if not marker.is_file():
+        raise DataError(
+            f"not a folder written by `clinkd data import` (no {BENCHMARK_MARKER}); import the release "
+            f"first: clinkd data import {benchmark} {data_dir} --out NEW_FOLDER, then pass --data NEW_FOLDER",
+            data_dir,
+        )
+    imported = read_json(marker)
+    named = imported.get("benchmark") if isinstance(imported, dict) else None
+    if named != benchmark:
+        raise DataError(
+            f"this folder holds the imported {named!r} benchmark; pass --benchmark {named}", marker
+        )
     if not test_file.is_file():
         raise DataError("no test.json in this folder (a converted benchmark folder holds one)", data_dir)
     if same_file(out_dir, data_dir):
