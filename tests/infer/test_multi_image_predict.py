@@ -42,6 +42,9 @@ def bench(synth_dir, tmp_path):
         },
     ]
     (root / "test.json").write_text(json.dumps(recs, indent=1), encoding="utf-8")
+    (root / "benchmark.json").write_text(
+        json.dumps({"benchmark": "iu-xray", "kind": "report"}), encoding="utf-8"
+    )
     return root
 
 
@@ -86,8 +89,13 @@ def test_the_benchmark_picks_the_token_limit(bench, tmp_path, tiny_student):
     settings = json.loads((tmp_path / "pred.settings.json").read_text())
     # the records name iu-xray: its limit, without being told
     assert settings["greedy"]["max_new_tokens"] == DEFAULTS.benchmark_max_new_tokens["iu-xray"] == 256
+    # records that name no benchmark take the one given
+    plain = json.loads((bench / "test.json").read_text())
+    for rec in plain:
+        del rec["benchmark"]
+    (bench / "plain.json").write_text(json.dumps(plain), encoding="utf-8")
     out2 = tmp_path / "pred2.jsonl"
-    predict_file(model, bench / "test.json", out2, processor=processor, limit=1, benchmark="vqa-rad", **fast)
+    predict_file(model, bench / "plain.json", out2, processor=processor, limit=1, benchmark="vqa-rad", **fast)
     settings = json.loads((tmp_path / "pred2.settings.json").read_text())
     assert settings["greedy"]["max_new_tokens"] == 32
 
