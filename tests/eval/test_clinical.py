@@ -23,7 +23,10 @@ LABELLER = textwrap.dedent(
         sys.stderr.write("model file not found\\n")
         sys.exit(3)
     with open(src, newline="") as f:
-        rows = list(csv.DictReader(f))
+        if mode == "noheader":  # the rule-based CheXpert labeler's input: one report a line, no header
+            rows = [{{"Report Impression": r[0]}} for r in csv.reader(f)]
+        else:
+            rows = list(csv.DictReader(f))
     cols = [o for o in OBS if not (mode == "missing" and o == "Edema")]
     if mode == "dir":
         dst = os.path.join(dst, "labeled_reports.csv")
@@ -52,8 +55,8 @@ def labeller(tmp_path):
     script = tmp_path / "label.py"
     script.write_text(LABELLER)
 
-    def command(mode: str = "ok", out: str = "{output}") -> str:
-        return f'"{sys.executable}" "{script}" {{input}} {out} {mode}'
+    def command(mode: str = "ok", out: str = "{output}", inp: str = "{input}") -> str:
+        return f'"{sys.executable}" "{script}" {inp} {out} {mode}'
 
     return command
 
@@ -106,6 +109,9 @@ def test_run_labeller_reads_columns_by_name(labeller):
     assert np.array_equal(
         run_labeller(labeller(out="{output_dir}", mode="dir"), reports), labels, equal_nan=True
     )
+    bare = labeller(mode="noheader", inp="{input_no_header}")
+    assert np.array_equal(run_labeller(bare, reports), labels, equal_nan=True)
+    check_command("label.py {input_no_header} {output}")  # accepted in place of {input}
 
 
 @pytest.mark.parametrize(

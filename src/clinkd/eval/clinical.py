@@ -15,7 +15,8 @@ user names a local one (``clinkd eval --labeller "COMMAND"``): :func:`run_labell
 to a CSV with one column ``Report Impression`` (CheXbert's input form; header row, one report a row),
 runs the command, and reads back the CSV it writes, whose columns include the 14 observations by name
 (the order does not matter; other columns are ignored). In the command, ``{input}`` is that CSV,
-``{output}`` the CSV path to write, ``{output_dir}`` an empty folder where the labeller may write one
+``{input_no_header}`` the same reports without the header row (the rule-based CheXpert labeler's
+``--reports_path`` form), ``{output}`` the CSV path to write, ``{output_dir}`` an empty folder where the labeller may write one
 CSV of any name (CheXbert's ``-o``). The command is split like a shell line (``shlex``) but run without
 a shell.
 
@@ -120,12 +121,20 @@ def run_labeller(command: str, reports: Sequence[str], what: str = "reports") ->
     with tempfile.TemporaryDirectory(prefix="clinkd-labeller-") as tmp:
         folder = Path(tmp)
         src, out, out_dir = folder / "reports.csv", folder / "labelled.csv", folder / "out"
+        bare = folder / "reports_no_header.csv"
         out_dir.mkdir()
-        with src.open("w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow([INPUT_COLUMN])
-            writer.writerows([r] for r in reports)
-        fill = {"{input}": str(src), "{output}": str(out), "{output_dir}": str(out_dir)}
+        for path, header in ((src, True), (bare, False)):
+            with path.open("w", encoding="utf-8", newline="") as f:
+                writer = csv.writer(f)
+                if header:
+                    writer.writerow([INPUT_COLUMN])
+                writer.writerows([r] for r in reports)
+        fill = {
+            "{input_no_header}": str(bare),
+            "{input}": str(src),
+            "{output}": str(out),
+            "{output_dir}": str(out_dir),
+        }
         argv = []
         for arg in shlex.split(command):
             for key, value in fill.items():
@@ -157,12 +166,14 @@ def run_labeller(command: str, reports: Sequence[str], what: str = "reports") ->
 
 
 def check_command(command: str) -> None:
-    """Refuse a labeller command without ``{input}`` or without ``{output}``/``{output_dir}``, or one
-    that does not split (unbalanced quotes)."""
-    if "{input}" not in command or ("{output}" not in command and "{output_dir}" not in command):
+    """Refuse a labeller command without ``{input}``/``{input_no_header}`` or without
+    ``{output}``/``{output_dir}``, or one that does not split (unbalanced quotes)."""
+    has_input = "{input}" in command or "{input_no_header}" in command
+    if not has_input or ("{output}" not in command and "{output_dir}" not in command):
         raise ClinkdError(
-            "--labeller must contain {input} (the reports CSV clinkd writes) and {output} (the labelled CSV "
-            f"to write) or {{output_dir}} (a folder to write it into); got {command!r}"
+            "--labeller must contain {input} (the reports CSV clinkd writes; {input_no_header}: the same "
+            "without its header row) and {output} (the labelled CSV to write) or {output_dir} (a folder to "
+            f"write it into); got {command!r}"
         )
     try:
         parts = shlex.split(command)
