@@ -303,3 +303,49 @@ def test_pathvqa_parquet_pickle_and_problems(tmp_path):
 def test_pathvqa_without_parquet(tmp_path):
     (tmp_path / "p").mkdir()
     assert "no .parquet files" in check_benchmark("pathvqa", tmp_path / "p")[0].message
+
+
+def test_pathvqa_images_stay_in_the_parquet_files_until_written(tmp_path, monkeypatch):
+    """Images are streamed: the reader keeps where each one is (file, row), not its bytes; checking and
+    importing read them back row group by row group, byte for byte, each row group once."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import clinkd.data.bench.pathvqa as pv
+    from clinkd.data.bench.convert import convert_benchmark
+
+    blobs = []
+    for k in range(10):
+        buf = io.BytesIO()
+        Image.new("RGB", (8 + k, 8), (20 * k, 100, 150)).save(buf, "PNG")
+        blobs.append(buf.getvalue())
+    rows = [
+        {"image": {"bytes": b, "path": f"img_{k}.png"}, "question": f"Is {k} shown?", "answer": "yes"}
+        for k, b in enumerate(blobs)
+    ]
+    root = tmp_path / "path-vqa"
+    (root / "data").mkdir(parents=True)
+    for split, part in (("train", rows[:7]), ("test", rows[7:])):
+        pq.write_table(
+            pa.Table.from_pylist(part), root / "data" / f"{split}-00000-of-00001.parquet", row_group_size=3
+        )
+    monkeypatch.setattr(pv, "BATCH_ROWS", 2)
+    reads = []
+    real = pq.ParquetFile.read_row_group
+    monkeypatch.setattr(
+        pq.ParquetFile, "read_row_group", lambda self, g, **kw: reads.append(g) or real(self, g, **kw)
+    )
+    data = read_benchmark("pathvqa", root, check_images=True)
+    assert data.ok and isinstance(data.embedded, pv.ParquetImages)
+    assert not any(isinstance(v, bytes) for v in vars(data.embedded).values() if isinstance(v, dict))
+    assert [data.embedded[r.images[0]] for r in data.records] == blobs
+    out = tmp_path / "ds"
+    reads.clear()
+    convert_benchmark("pathvqa", root, out)
+    # two passes (every image decoded by the check, then written), each reading every row group once:
+    # train's groups (rows 0-2, 3-5, 6), then test's (rows 7-9)
+    assert reads == [0, 1, 2, 0] * 2
+    for rec, blob in zip(read_benchmark("pathvqa", root).records, blobs):
+        assert (out / "images" / rec.images[0]).read_bytes() == blob

@@ -101,7 +101,9 @@ def _write_images(out: Path, data: BenchData) -> None:
     if folder.is_symlink():
         folder.unlink()
     names = {n for r in data.records for n in r.images}
-    for name in sorted(names):
+    # embedded images in the order the data files hold them (each row group read once), then the rest
+    ordered = [n for n in data.embedded if n in names] + sorted(names.difference(data.embedded))
+    for name in ordered:
         dst = image_path(folder, name)
         dst.parent.mkdir(parents=True, exist_ok=True)
         if name in data.embedded:

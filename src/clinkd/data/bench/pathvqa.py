@@ -20,8 +20,10 @@ The original release (``qas/<split>/<split>_qa.pkl`` and ``images/<split>/*.jpg`
 unpickling runs code chosen by whoever wrote the file, so pickle files are refused, never opened.
 No JSON release of the whole set was found, so none is read.
 
-Images are held in memory as their encoded bytes (:attr:`BenchData.embedded`, one copy per distinct
-image) and written out by :func:`clinkd.data.bench.convert.convert_benchmark`.
+Images stay in the parquet files: reading streams each file in batches and keeps, per distinct image, only
+where it is (file and row) and a digest (:class:`ParquetImages`, :attr:`BenchData.embedded`); its bytes are
+read again when the image is checked or written out by :func:`clinkd.data.bench.convert.convert_benchmark`,
+one row group at a time. The whole set (about 5,000 images) is never held in memory.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from clinkd.data.bench.records import CLOSED_ANSWERS, SPLITS, BenchData, BenchRecord, finish
 from clinkd.data.formats import Problem
@@ -75,6 +79,53 @@ def image_name(split: str, path: str | None, blob: bytes) -> str:
     return f"{split}/{hashlib.sha256(blob).hexdigest()[:16]}.{ext}"
 
 
+#: rows per batch while streaming a parquet file (the bytes of at most this many images in memory at once)
+BATCH_ROWS = 256
+
+
+class ParquetImages(Mapping[str, bytes]):
+    """Image name → its encoded bytes, read on demand from the parquet row that holds it.
+
+    Reading a row group's image column at a time, and keeping the last one, makes a pass in file order
+    (the order names were added) read each row group once.
+    """
+
+    def __init__(self) -> None:
+        self._where: dict[str, tuple[Path, int]] = {}
+        self._digest: dict[str, str] = {}
+        self._cached: tuple[Path, int, Any] | None = None  # (file, row group, its image column)
+
+    def add(self, name: str, path: Path, row: int, digest: str) -> None:
+        self._where[name] = (path, row)
+        self._digest[name] = digest
+
+    def digest(self, name: str) -> str:
+        return self._digest[name]
+
+    def __getitem__(self, name: str) -> bytes:
+        import pyarrow.parquet as pq
+
+        path, row = self._where[name]
+        meta = pq.ParquetFile(path).metadata
+        start = 0
+        for group in range(meta.num_row_groups):
+            rows = meta.row_group(group).num_rows
+            if row < start + rows:
+                break
+            start += rows
+        if self._cached is None or self._cached[:2] != (path, group):
+            column = pq.ParquetFile(path).read_row_group(group, columns=["image"]).column("image")
+            self._cached = (path, group, column)
+        value = self._cached[2][row - start].as_py()
+        return value["bytes"]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
 def read_pathvqa(root: str | os.PathLike, *, check_images: bool = False) -> BenchData:
     """Read PathVQA's parquet files under ``root``, collecting every problem (pickles are refused)."""
     root = Path(root)
@@ -105,7 +156,7 @@ def read_pathvqa(root: str | os.PathLike, *, check_images: bool = False) -> Benc
         data.problems.append(Problem(str(root), None, "reading parquet needs pyarrow: pip install pyarrow"))
         return data
     rows_seen: dict[str, int] = {}
-    by_name: dict[str, bytes] = {}
+    images = ParquetImages()
     found = []
     for path in parquet:
         split = _split_of(path, root)
@@ -119,28 +170,29 @@ def read_pathvqa(root: str | os.PathLike, *, check_images: bool = False) -> Benc
             found.append((SPLITS.index(split), path, split))
     for _, path, split in sorted(found):  # train, val, test; a split's files in name order
         data.files.append(path)
-        try:
-            table = pq.read_table(path)
-        except Exception as err:
-            data.problems.append(Problem(str(path), None, f"not a readable parquet file: {err}"))
-            continue
-        missing = [c for c in COLUMNS if c not in table.column_names]
-        if missing:
-            data.problems.append(Problem(str(path), None, f"missing column(s): {', '.join(missing)}"))
-            continue
-        rows = table.select(list(COLUMNS)).to_pylist()
         start = rows_seen.get(split, 0)
-        rows_seen[split] = start + len(rows)
-        for i, row in enumerate(rows):
-            rec = _record(row, split, start + i, str(path), i, data, by_name)
-            if rec is not None:
-                data.records.append(rec)
-    data.embedded = by_name
+        i = 0
+        try:
+            parquet_file = pq.ParquetFile(path)
+            missing = [c for c in COLUMNS if c not in parquet_file.schema_arrow.names]
+            if missing:
+                data.problems.append(Problem(str(path), None, f"missing column(s): {', '.join(missing)}"))
+                continue
+            for batch in parquet_file.iter_batches(batch_size=BATCH_ROWS, columns=list(COLUMNS)):
+                for row in batch.to_pylist():  # at most BATCH_ROWS images' bytes alive at once
+                    rec = _record(row, split, start + i, path, i, data, images)
+                    if rec is not None:
+                        data.records.append(rec)
+                    i += 1
+        except Exception as err:  # pyarrow's errors for damaged files have no common base class
+            data.problems.append(Problem(str(path), None, f"not a readable parquet file: {err}"))
+        rows_seen[split] = start + i
+    data.embedded = images
     return finish(data, check_images=check_images)
 
 
 def _record(
-    row: dict, split: str, number: int, path: str, i: int, data: BenchData, by_name: dict[str, bytes]
+    row: dict, split: str, number: int, path: Path, i: int, data: BenchData, images: ParquetImages
 ) -> BenchRecord | None:
     bad = []
     question, answer, image = row.get("question"), row.get("answer"), row.get("image")
@@ -157,17 +209,19 @@ def _record(
     else:
         blob, ipath = image.get("bytes"), image.get("path")
         if isinstance(blob, bytes) and blob:
+            digest = hashlib.sha256(blob).hexdigest()
             name = image_name(split, ipath if isinstance(ipath, str) else None, blob)
-            if name in by_name and by_name[name] != blob:  # two different images of one name
+            if name in images and images.digest(name) != digest:  # two different images of one name
                 name = image_name(split, None, blob)
-            by_name.setdefault(name, blob)
+            if name not in images:
+                images.add(name, path, i, digest)
         elif isinstance(ipath, str) and ipath.strip():
             name = ipath.strip()  # a file under ROOT (checked by the shared path check)
         else:
             bad.append("the image has neither bytes nor a path")
     if bad or not isinstance(question, str) or not isinstance(answer, str) or name is None:
         # the last three only narrow the types: ``bad`` already holds a message for each of them
-        data.problems += [Problem(path, i, m) for m in bad]
+        data.problems += [Problem(str(path), i, m) for m in bad]
         return None
     answer = answer.strip()
     return BenchRecord(
@@ -177,6 +231,6 @@ def _record(
         answer=answer,
         answer_type="closed" if answer.lower() in CLOSED_ANSWERS else "open",
         split=split,
-        source=path,
+        source=str(path),
         index=i,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,8 @@ class BenchData:
     """What a reader returns: the records, where their images are, and every problem found.
 
     ``embedded`` maps an image name (a path under ``image_root``) to its encoded bytes for sets that
-    carry their images inside the data files (PathVQA's parquet release); conversion writes them out.
+    carry their images inside the data files (PathVQA's parquet release, read on demand:
+    :class:`~clinkd.data.bench.pathvqa.ParquetImages`); conversion writes them out.
     """
 
     name: str
@@ -67,7 +69,7 @@ class BenchData:
     records: list[BenchRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
-    embedded: dict[str, bytes] = field(default_factory=dict)
+    embedded: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
