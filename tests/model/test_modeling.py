@@ -255,6 +255,16 @@ def test_video_positions_follow_upstream(processor, family):
     ours.config.clinkd_rope = {"scheme": "mcg"}
     released, _ = ours.get_rope_index(ids, types, attention_mask=mask, **grids, **extra)
     assert released[1, 0, 2] == 3  # the first video token sits two after the last text token (1)
+    if family == "qwen2_5_vl":  # upstream's positional order: second_per_grid_ts fifth, attention_mask sixth
+        positional = ours.get_rope_index(
+            ids, types, grids["image_grid_thw"], grids["video_grid_thw"], extra["second_per_grid_ts"], mask
+        )
+        assert torch.equal(positional[0], released)
+        ours.config.clinkd_rope = {"scheme": "stock"}
+        stock_positional = ours.get_rope_index(
+            ids, types, grids["image_grid_thw"], grids["video_grid_thw"], extra["second_per_grid_ts"], mask
+        )
+        assert torch.equal(stock_positional[0], expected[0])
 
 
 def test_missing_weights_are_an_error(tmp_path, mcg_model, processor):

@@ -246,10 +246,32 @@ class McgQwen2VLModel(_McgRopeMixin, Qwen2VLModel):
     """Qwen2-VL inner model with MCG-RoPE position ids."""
 
 
-# ignore[misc] below: upstream's get_rope_index takes second_per_grid_ts as its 5th parameter, the mixin's
-# in **kwargs; transformers passes every argument but input_ids by keyword, which both accept
-class McgQwen2_5_VLModel(_McgRopeMixin, Qwen2_5_VLModel):  # type: ignore[misc]
+class McgQwen2_5_VLModel(_McgRopeMixin, Qwen2_5_VLModel):
     """Qwen2.5-VL inner model with MCG-RoPE position ids (videos: temporal ids in seconds, as upstream)."""
+
+    # ignore[override]: this is upstream Qwen2_5_VLModel's signature, which differs from the mixin's (and
+    # Qwen2-VL's) in its fifth parameter; matching upstream is the point
+    def get_rope_index(  # type: ignore[override]
+        self,
+        input_ids: torch.LongTensor,
+        mm_token_type_ids: torch.IntTensor,
+        image_grid_thw: torch.LongTensor | None = None,
+        video_grid_thw: torch.LongTensor | None = None,
+        second_per_grid_ts: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Upstream Qwen2.5-VL's signature (``second_per_grid_ts`` fifth, before ``attention_mask``), so that a
+        positional caller is read as upstream reads it; the mixin's method does the work."""
+        return super().get_rope_index(
+            input_ids,
+            mm_token_type_ids,
+            image_grid_thw=image_grid_thw,
+            video_grid_thw=video_grid_thw,
+            attention_mask=attention_mask,
+            second_per_grid_ts=second_per_grid_ts,
+            **kwargs,
+        )
 
     def _video_time_interval(self, video_grid_thw, kwargs):
         if video_grid_thw is None:
