@@ -19,7 +19,6 @@ The protocols: :mod:`clinkd.eval.medvqa` (``vqa-rad``, ``slake``, ``pathvqa``),
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -31,7 +30,7 @@ from typing import Any
 from clinkd import __version__
 from clinkd.benchmarks import KINDS, REPORT_NAMES, SPECS, canonical
 from clinkd.errors import ClinkdError, DataError
-from clinkd.eval.predictions import Prediction
+from clinkd.eval.predictions import Prediction, read_jsonl_records
 
 log = logging.getLogger(__name__)
 
@@ -309,30 +308,18 @@ def load_records(
 def _read_file(
     path: Path, benchmark: str, skip_invalid: bool
 ) -> tuple[list[tuple[BenchmarkRecord, int]], list[int]]:
-    """(record, line number) pairs and the skipped line numbers; the line rules of
-    :func:`clinkd.eval.predictions.read_predictions` (blank lines ignored, UTF-8, JSON objects)."""
-    if path.exists() and not path.is_file():
-        raise DataError("not a prediction file (a folder or a special file); give JSONL files", path)
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"cannot read prediction file: {err.strerror or err}", path) from err
-    out, skipped = [], []
-    for line_no, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line.decode("utf-8"))
-            out.append((_record(record, benchmark, path, line_no, f"line {line_no}"), line_no))
-        except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
-            if not skip_invalid:
-                raise DataError(
-                    f"line {line_no} is not a valid prediction record ({err}); fix the line or pass --skip-invalid",
-                    path,
-                    record=line_no,
-                ) from err
-            skipped.append(line_no)
-    return out, skipped
+    """(record, line number) pairs and the skipped line numbers, read by the one prediction-file reader
+    (:func:`clinkd.eval.predictions.read_jsonl_records`)."""
+    lines: list[int] = []
+    skipped: list[tuple[int, str]] = []
+    got = read_jsonl_records(
+        path,
+        lambda record, line_no: _record(record, benchmark, path, line_no, f"line {line_no}"),
+        skip_invalid,
+        skipped=skipped,
+        lines=lines,
+    )
+    return list(zip(got, lines)), [line_no for line_no, _ in skipped]
 
 
 def _record(

@@ -8,14 +8,16 @@ file and ``image`` the image file name, whose part before the first ``_`` is the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from clinkd.data.sample import MODALITIES, TASKS, modality_of, tasks_named
 from clinkd.errors import DataError
+
+T = TypeVar("T")
 
 # TASKS (the four Med-GRIT tasks), MODALITIES (the eight modalities every standard mean is taken over, in
 # the published scripts' order) and modality_of are clinkd.data.sample's: one definition each.
@@ -116,6 +118,28 @@ def read_predictions(
     Blank lines are ignored (they are not records). Lines are decoded as UTF-8; undecodable bytes make
     the line invalid.
     """
+    return read_jsonl_records(
+        path, lambda record, line_no: Prediction.from_dict(record), skip_invalid, skipped=skipped, lines=lines
+    )
+
+
+def read_jsonl_records(
+    path: str | PathLike,
+    parse: Callable[[Any, int], T],
+    skip_invalid: bool = False,
+    *,
+    skipped: list[tuple[int, str]] | None = None,
+    lines: list[int] | None = None,
+) -> list[T]:
+    """The records of a JSONL prediction file, each line's JSON value turned into a ``T`` by
+    ``parse(value, line_no)``: the one reader of prediction files (:func:`read_predictions` for the
+    Med-GRIT protocol, :mod:`clinkd.eval.benchmark` for the other benchmarks).
+
+    ``parse`` raises ``ValueError`` for a malformed record: a line that is not UTF-8, not JSON or that
+    ``parse`` refuses is skipped with ``skip_invalid`` (``(line_no, reason)`` appended to ``skipped``) or
+    raises :class:`DataError` naming the file and line. Any other error of ``parse`` (a
+    :class:`~clinkd.errors.ClinkdError` for a record that must never be skipped) propagates.
+    """
     path = Path(path)
     if path.exists() and not path.is_file():
         raise DataError("not a prediction file (a folder or a special file); give JSONL files", path)
@@ -123,13 +147,13 @@ def read_predictions(
         raw = path.read_bytes()
     except OSError as err:
         raise DataError(f"cannot read prediction file: {err.strerror or err}", path) from err
-    out: list[Prediction] = []
+    out: list[T] = []
     for line_no, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line.decode("utf-8"))
-            out.append(Prediction.from_dict(record))
+            out.append(parse(record, line_no))
             if lines is not None:
                 lines.append(line_no)
         except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
