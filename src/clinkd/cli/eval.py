@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="COMMAND",
         help="with --benchmark iu-xray/mimic-cxr: a local CheXpert labeller (CheXpert labeler, CheXbert) run "
-        "as COMMAND with {input} (a CSV with a 'Report Impression' column that clinkd writes) and {output} "
+        "as COMMAND with {input} (a CSV with a 'Report Impression' column that clinkd writes; "
+        "{input_no_header}: the same without the header row, for the rule-based CheXpert labeler) and {output} "
         "(the labelled CSV to write) or {output_dir} (a folder to write it into), e.g. "
         '"python label.py -d={input} -o={output_dir} -c=chexbert.pth"; gives clinical efficacy '
         "(CheXpert micro precision/recall/F1). Without it CE is reported unavailable",
