@@ -19,7 +19,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _train(out, synth_dir, student_dir, nproc, per_device):
+def _train(out, synth_dir, student_dir, nproc, per_device, extra=()):
     args = [
         "-m",
         "clinkd.cli.main",
@@ -33,6 +33,7 @@ def _train(out, synth_dir, student_dir, nproc, per_device):
         "--train.logging_steps=1",
         "--data.max_train_samples=8",
         "--train.disable_tqdm=true",
+        *extra,
     ]
     if nproc > 1:
         args = [
@@ -117,3 +118,20 @@ def test_pseudo_labelling_is_shared_across_processes(tmp_path, synth_dir, tiny_s
     for (v1, i1), (v2, i2) in zip(t1, t2):
         assert torch.equal(v1, v2) and torch.equal(i1, i2)
     assert not (tmp_path / "two" / "pseudo_shards").exists()
+
+
+def test_two_process_ddp_with_workers_on_two_view_studies(tmp_path, tiny_student_dir):
+    """Report studies (two images a sample, imported from the IU X-Ray stand-in) through DDP with data-loader
+    workers end where one process does."""
+    from clinkd.cli.main import main
+
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    assert main(["data", "synth", "--format", "iu-xray", "--out", str(raw), "--images", "8"]) == 0
+    assert main(["data", "import", "iu-xray", str(raw), "--out", str(data)]) == 0
+    workers = ["--train.dataloader_num_workers=2", "--train.dataloader_prefetch_factor=1"]
+    one, _ = _train(tmp_path / "one", data, tiny_student_dir, nproc=1, per_device=4, extra=workers)
+    two, _ = _train(tmp_path / "two", data, tiny_student_dir, nproc=2, per_device=2, extra=workers)
+    start = load_file(str(tiny_student_dir / "model.safetensors"))
+    assert any(not torch.equal(start[k], one[k]) for k in one)
+    for k in one:
+        torch.testing.assert_close(one[k], two[k], rtol=1e-4, atol=1e-5, msg=k)
