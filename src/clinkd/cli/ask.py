@@ -9,6 +9,7 @@ from clinkd.errors import ClinkdError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from clinkd.cli.infer import add_pixel_options, add_selection_options
     from clinkd.infer.defaults import DEFAULTS  # no torch: --help stays fast
 
     p = sub.add_parser(
@@ -27,19 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE.png",
         help="annotated image (default <stem>_answer.png next to the input)",
     )
-    p.add_argument(
-        "--select",
-        choices=("greedy", "sasg"),
-        default=DEFAULTS.select,
-        help=f"answer selection (default {DEFAULTS.select})",
-    )
-    p.add_argument(
-        "--candidates",
-        type=int,
-        default=DEFAULTS.candidates,
-        metavar="N",
-        help=f"SASG: sampled candidates besides greedy ({DEFAULTS.candidates})",
-    )
+    add_selection_options(p)
     p.add_argument(
         "--max-new-tokens",
         type=int,
@@ -48,8 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help=f"sampling seed ({DEFAULTS.seed})")
     p.add_argument("--device", default="auto", help="torch device (default: cuda when available, else cpu)")
-    from clinkd.cli.infer import add_pixel_options
-
     add_pixel_options(p)
     p.set_defaults(func=cmd_ask)
 

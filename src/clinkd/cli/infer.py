@@ -37,6 +37,27 @@ def check_pixel_options(args: argparse.Namespace, error: type[Exception] = Clink
     check_pixel_budget(args.min_pixels, args.max_pixels, names=("--min-pixels", "--max-pixels"), error=error)
 
 
+def add_selection_options(p: argparse.ArgumentParser) -> None:
+    """``--select`` and ``--candidates``, with the release's defaults (:mod:`clinkd.infer.defaults`): shared by
+    ``clinkd infer``, ``ask`` and ``serve``."""
+    from clinkd.infer.defaults import DEFAULTS  # no torch: --help stays fast
+
+    p.add_argument(
+        "--select",
+        choices=("greedy", "sasg"),
+        default=DEFAULTS.select,
+        help=f"answer selection: greedy, or SASG (the semantic medoid of sampled candidates; default "
+        f"{DEFAULTS.select})",
+    )
+    p.add_argument(
+        "--candidates",
+        type=int,
+        default=DEFAULTS.candidates,
+        metavar="N",
+        help=f"SASG: sampled candidates besides greedy ({DEFAULTS.candidates})",
+    )
+
+
 def _token_defaults() -> str:
     """The default token limits, as the help text states them (from :mod:`clinkd.infer.defaults`)."""
     from clinkd.infer.defaults import DEFAULTS
@@ -104,19 +125,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="image folder (default: images/ beside the test file, else its folder)",
     )
-    p.add_argument(
-        "--select",
-        choices=("greedy", "sasg"),
-        default=d.select,
-        help=f"answer selection (default {d.select})",
-    )
-    p.add_argument(
-        "--candidates",
-        type=int,
-        default=d.candidates,
-        metavar="N",
-        help=f"SASG: sampled candidates besides greedy ({d.candidates})",
-    )
+    add_selection_options(p)
     p.add_argument(
         "--temperature",
         type=float,

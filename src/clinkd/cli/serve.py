@@ -74,21 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"requests that may wait; one more is told the app is busy (default {QUEUE_SIZE})",
     )
+    from clinkd.cli.infer import add_pixel_options, add_selection_options
     from clinkd.infer.defaults import DEFAULTS  # no torch: --help stays fast
 
-    p.add_argument(
-        "--select",
-        default=DEFAULTS.select,
-        choices=["greedy", "sasg"],
-        help="answer selection: greedy, or SASG (semantic medoid of sampled candidates; default "
-        f"{DEFAULTS.select})",
-    )
-    p.add_argument(
-        "--candidates",
-        type=int,
-        default=DEFAULTS.candidates,
-        help=f"sampled candidates for --select sasg (default {DEFAULTS.candidates})",
-    )
+    add_selection_options(p)
     p.add_argument(
         "--max-new-tokens",
         type=int,
@@ -98,8 +87,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--device", default=None, help="torch device for the model (default: cuda if available, else cpu)"
     )
-    from clinkd.cli.infer import add_pixel_options
-
     add_pixel_options(p)
     p.set_defaults(func=cmd_serve)
 

@@ -172,6 +172,38 @@ class Fields:
             return None
         return value
 
+    def choice(self, key: str, allowed: tuple[str, ...]) -> str | None:
+        """The text at ``key`` when it is one of ``allowed``; else None and a problem."""
+        value = self.text(key)
+        if value is not None and value not in allowed:
+            self.problem(f"unknown {key} {value!r} (expected one of {', '.join(allowed)})")
+            return None
+        return value
+
+    def vqa_record(
+        self, *, id_key: str, image_key: str, split: str | None, meta: tuple[str, ...]
+    ) -> BenchRecord | None:
+        """A Med-VQA record (id, one image, question, answer, answer type) read from this record's fields,
+        each bad field a problem; None when any is unusable. ``split`` None: the caller sets it."""
+        qid = self.ident(id_key)
+        image = self.text(image_key)
+        question = self.text("question")
+        answer = self.text("answer", numbers=True)
+        answer_type = self.answer_type()
+        if qid is None or image is None or question is None or answer is None or answer_type is None:
+            return None
+        return BenchRecord(
+            id=qid,
+            images=[image],
+            question=question,
+            answer=answer,
+            answer_type=answer_type,
+            split=split or "train",
+            meta=self.extra(meta),
+            source=self.path,
+            index=self.index,
+        )
+
     def path_list(self, key: str) -> list[str] | None:
         """A non-empty list of image paths (strings)."""
         if key not in self.rec:

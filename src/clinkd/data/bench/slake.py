@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clinkd.data.bench.records import BenchData, BenchRecord, Fields, finish, load_json_list, record_dicts
+from clinkd.data.bench.records import BenchData, Fields, finish, load_json_list, record_dicts
 from clinkd.data.formats import Problem
 
 NAME = "slake"
@@ -64,37 +64,8 @@ def read_slake(root: str | os.PathLike, *, check_images: bool = False, lang: str
         items = load_json_list(path, data.problems, what="a JSON list of questions")
         for i, rec in record_dicts(items or [], path, data.problems):
             f = Fields(rec, str(path), i, data.problems)
-            qid = f.ident("qid")
-            image = f.text("img_name")
-            question = f.text("question")
-            answer = f.text("answer", numbers=True)
-            answer_type = f.answer_type()
-            q_lang = f.text("q_lang")
-            if q_lang is not None and q_lang not in LANGS:
-                f.problem(f"unknown q_lang {q_lang!r} (expected one of {', '.join(LANGS)})")
-                q_lang = None
-            if (
-                qid is None
-                or image is None
-                or question is None
-                or answer is None
-                or answer_type is None
-                or q_lang is None
-            ):
-                continue
-            if lang is not None and q_lang != lang:
-                continue
-            data.records.append(
-                BenchRecord(
-                    id=qid,
-                    images=[image],
-                    question=question,
-                    answer=answer,
-                    answer_type=answer_type,
-                    split=split,
-                    meta=f.extra(META),
-                    source=str(path),
-                    index=i,
-                )
-            )
+            found = f.vqa_record(id_key="qid", image_key="img_name", split=split, meta=META)
+            q_lang = f.choice("q_lang", LANGS)
+            if found is not None and q_lang is not None and (lang is None or q_lang == lang):
+                data.records.append(found)
     return finish(data, check_images=check_images)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clinkd.data.bench.records import BenchData, BenchRecord, Fields, finish, load_json_list, record_dicts
+from clinkd.data.bench.records import BenchData, Fields, finish, load_json_list, record_dicts
 from clinkd.data.formats import Problem
 
 NAME = "vqa-rad"
@@ -63,35 +63,9 @@ def read_vqa_rad(root: str | os.PathLike, *, check_images: bool = False) -> Benc
     items = load_json_list(path, data.problems, what="a JSON list of questions")
     for i, rec in record_dicts(items or [], path, data.problems):
         f = Fields(rec, str(path), i, data.problems)
-        qid = f.ident("qid")
-        image = f.text("image_name")
-        question = f.text("question")
-        answer = f.text("answer", numbers=True)
-        answer_type = f.answer_type()
-        phrase = f.text("phrase_type")
-        if phrase is not None and phrase not in PHRASE_TYPES:
-            f.problem(f"unknown phrase_type {phrase!r} (expected one of {', '.join(PHRASE_TYPES)})")
-            phrase = None
-        if (
-            qid is None
-            or image is None
-            or question is None
-            or answer is None
-            or answer_type is None
-            or phrase is None
-        ):
-            continue
-        data.records.append(
-            BenchRecord(
-                id=qid,
-                images=[image],
-                question=question,
-                answer=answer,
-                answer_type=answer_type,
-                split="test" if phrase.startswith("test") else "train",
-                meta=f.extra(META),
-                source=str(path),
-                index=i,
-            )
-        )
+        found = f.vqa_record(id_key="qid", image_key="image_name", split=None, meta=META)
+        phrase = f.choice("phrase_type", PHRASE_TYPES)
+        if found is not None and phrase is not None:
+            found.split = "test" if phrase.startswith("test") else "train"
+            data.records.append(found)
     return finish(data, check_images=check_images)
