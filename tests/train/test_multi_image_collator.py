@@ -150,7 +150,10 @@ def test_reflective_correction_answers_and_replays_with_every_image(
 
 def test_pseudo_labels_keep_every_image(study, monkeypatch):
     import clinkd.train.pseudo as pseudo_mod
-    from clinkd.train.pseudo import _item, _item_key, _row, turn_items
+    from clinkd.train.dataset import TrainItem
+    from clinkd.train.pseudo import _item_key, turn_items
+
+    _item, _row = TrainItem.from_row, TrainItem.to_row  # the cache rows
 
     items = items_from_dataset(read_dataset_dir(study))
     turns = turn_items(items, fraction=1.0, seed=0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -54,6 +55,27 @@ class TrainItem:
         self.images = [Path(p) for p in self.images] or [self.image]
         if self.images[0] != self.image:
             raise ValueError(f"images[0] {self.images[0]} is not the item's image {self.image}")
+
+    def to_row(self) -> dict[str, Any]:
+        """The item as a JSON object (pseudo-label caches, reflective-correction round files): ``margin`` when
+        it has one, ``images`` when it has several (single-image rows stay as before), no teacher logits."""
+        row: dict[str, Any] = {
+            "image": str(self.image),
+            "turns": [list(t) for t in self.turns],
+            "source": self.source,
+            "kind": self.kind,
+        }
+        if self.margin is not None:
+            row["margin"] = self.margin
+        row["meta"] = self.meta
+        if len(self.images) > 1:
+            row["images"] = [str(p) for p in self.images]
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> TrainItem:
+        """The item :meth:`to_row` wrote."""
+        return cls(**{**row, "image": Path(row["image"]), "turns": [tuple(t) for t in row["turns"]]})
 
     def derive(self, **changes) -> TrainItem:
         """A new item about the same image(s): ``changes`` replace fields (``turns``, ``kind``, ...)."""

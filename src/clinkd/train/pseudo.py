@@ -16,7 +16,6 @@ import re
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -191,24 +190,6 @@ def _barrier() -> None:
         dist.barrier()
 
 
-def _row(o: TrainItem) -> dict:
-    row: dict[str, Any] = {
-        "image": str(o.image),
-        "turns": [list(t) for t in o.turns],
-        "source": o.source,
-        "kind": o.kind,
-        "margin": o.margin,
-        "meta": o.meta,
-    }
-    if len(o.images) > 1:  # single-image rows stay as they were
-        row["images"] = [str(p) for p in o.images]
-    return row
-
-
-def _item(d: dict) -> TrainItem:
-    return TrainItem(**{**d, "image": Path(d["image"]), "turns": [tuple(t) for t in d["turns"]]})
-
-
 def _item_key(it: TrainItem) -> list:
     """What a cache depends on of one item (single-image keys as before multi-image items existed)."""
     key = [str(it.image), [list(t) for t in it.turns], it.source]
@@ -265,7 +246,7 @@ def _read_cache(cache: Path, key: dict, top_k: int | None, say_why: bool = False
                 logits_file,
             )
         return None
-    out = [_item(d) for d in data["items"]]
+    out = [TrainItem.from_row(d) for d in data["items"]]
     if top_k is not None:
         for it, t in zip(out, torch.load(logits_file, weights_only=True)):
             it.teacher_topk = tuple(t)
@@ -363,7 +344,7 @@ def pseudo_label(
             torch.save([o.teacher_topk for o in out], cache.with_suffix(".teacher.pt"))
         tmp = cache.with_suffix(".tmp")
         tmp.write_text(
-            json.dumps({"key": key, "stats": stats, "items": [_row(o) for o in out]}, ensure_ascii=False),
+            json.dumps({"key": key, "stats": stats, "items": [o.to_row() for o in out]}, ensure_ascii=False),
             encoding="utf-8",
         )
         tmp.replace(cache)  # written last: its presence means the cache is complete
@@ -381,7 +362,7 @@ def _gather_shards(done: dict, shard_dir: Path, rank: int, world: int) -> dict:
     shard_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         c: {
-            "rows": [_row(o) for o in out],
+            "rows": [o.to_row() for o in out],
             "margins": margins,
             "topk": [list(o.teacher_topk) if o.teacher_topk is not None else None for o in out],
         }
@@ -396,7 +377,7 @@ def _gather_shards(done: dict, shard_dir: Path, rank: int, world: int) -> dict:
     merged: dict = {}
     for r in range(world):
         for c, p in torch.load(shard_dir / f"rank{r}.pt", weights_only=True).items():
-            out = [_item(d) for d in p["rows"]]
+            out = [TrainItem.from_row(d) for d in p["rows"]]
             for it, t in zip(out, p["topk"]):
                 it.teacher_topk = tuple(t) if t is not None else None
             merged[int(c)] = (out, p["margins"])

@@ -106,7 +106,7 @@ class ReflectiveCorrection(TrainerCallback):
                 continue  # after the checkpoint: it runs again
             kept.append(line)
             items = [
-                TrainItem(**{**d, "image": Path(d["image"]), "turns": [tuple(t) for t in d["turns"]]})
+                TrainItem.from_row(d)
                 for d in json.loads((self.dir / f"round_{entry['round']}.items.json").read_text())
             ]
             self.dataset.replay(items, self.cfg.replay, entry["from_position"], entry["seed"])
@@ -238,11 +238,7 @@ class ReflectiveCorrection(TrainerCallback):
                 )
             )
         write_train_file(samples, self.dir / f"round_{k}.json")
-        items = [
-            {"image": str(c.image), "turns": c.turns, "source": c.source, "kind": c.kind, "meta": c.meta}
-            | ({"images": [str(p) for p in c.images]} if len(c.images) > 1 else {})
-            for c in corrections
-        ]
+        items = [c.to_row() for c in corrections]
         (self.dir / f"round_{k}.items.json").write_text(
             json.dumps(items, ensure_ascii=False), encoding="utf-8"
         )
