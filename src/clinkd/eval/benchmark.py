@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from clinkd import __version__
-from clinkd.benchmarks import KINDS, REPORT_NAMES, SPECS, canonical
+from clinkd.benchmarks import KINDS, REPORT_NAMES, SPECS, canonical, spec
 from clinkd.errors import ClinkdError, DataError
 from clinkd.eval.predictions import Prediction, read_jsonl_records
 
@@ -121,10 +121,7 @@ REPORT_CONVENTIONS = {
 
 def check_benchmark(name: str) -> str:
     """The canonical name of a known benchmark; :class:`ClinkdError` listing them otherwise."""
-    key = canonical(name)
-    if key not in BENCHMARKS:
-        raise ClinkdError(f"unknown benchmark {name!r}; use one of {', '.join(BENCHMARKS)}")
-    return key
+    return spec(name).name
 
 
 def evaluate_benchmark(

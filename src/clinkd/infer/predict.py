@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 
+from clinkd.benchmarks import spec
 from clinkd.data.boxes import STYLES, convert_markup
 from clinkd.data.formats import BENCHMARK_MARKER, find_dataset_files, read_json, read_samples
 from clinkd.data.images import image_path, load_image
@@ -266,10 +267,8 @@ def _prepare(
         limit=o.limit,
         seed=o.seed,
     )
-    if o.benchmark is not None and o.benchmark not in DEFAULTS.benchmark_max_new_tokens:
-        raise ClinkdError(
-            f"unknown benchmark {o.benchmark!r}; choose one of {', '.join(DEFAULTS.benchmark_max_new_tokens)}"
-        )
+    if o.benchmark is not None:
+        spec(o.benchmark)  # a ClinkdError naming the known ones
     if o.box_style not in BOX_STYLES:
         raise ClinkdError(f"unknown box style {o.box_style!r}; choose from {', '.join(BOX_STYLES)}")
     if o.question_box_style not in ("auto", None, *BOX_STYLES):
@@ -594,6 +593,15 @@ def predict_file(
     return summary
 
 
+def _check_out_folder(out_dir: Path, data_dir: Path, image_dir: Path | None = None) -> None:
+    """Refuse an ``--out`` folder that is the dataset folder, the image folder or a file."""
+    for folder, what in ((data_dir, "the dataset folder (--data)"), (image_dir, "the image folder")):
+        if folder is not None and same_file(out_dir, folder):
+            raise ClinkdError(f"the output folder {out_dir} is {what}; give another --out folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ClinkdError(f"output folder {out_dir} is a file; give a folder")
+
+
 def predict_dataset(
     model: Any,
     data_dir: str | PathLike,
@@ -626,11 +634,7 @@ def predict_dataset(
         found = ", ".join(sorted(files.test)) or "none"
         raise DataError(f"no test file for task(s) {', '.join(absent)} (found: {found})", data_dir)
     out_dir, image_dir = Path(out_dir), Path(image_dir or files.image_dir)
-    for folder, what in ((Path(data_dir), "the dataset folder (--data)"), (image_dir, "the image folder")):
-        if same_file(out_dir, folder):
-            raise ClinkdError(f"the output folder {out_dir} is {what}; give another --out folder")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ClinkdError(f"output folder {out_dir} is a file; give a folder")
+    _check_out_folder(out_dir, Path(data_dir), image_dir)
     o = _Options(**kwargs)
     summaries = _predict(
         model,
@@ -659,10 +663,7 @@ def predict_benchmark(
     ``benchmark`` (:data:`clinkd.infer.defaults.BENCHMARKS`) sets the default ``max_new_tokens``;
     ``kwargs`` are :func:`predict_file`'s settings; images default to ``images/`` beside ``test.json``.
     """
-    if benchmark not in DEFAULTS.benchmark_max_new_tokens:
-        raise ClinkdError(
-            f"unknown benchmark {benchmark!r}; choose one of {', '.join(DEFAULTS.benchmark_max_new_tokens)}"
-        )
+    benchmark = spec(benchmark).name
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     test_file = data_dir / "test.json"
     marker = data_dir / BENCHMARK_MARKER
@@ -680,12 +681,7 @@ def predict_benchmark(
         )
     if not test_file.is_file():
         raise DataError("no test.json in this folder (a converted benchmark folder holds one)", data_dir)
-    if same_file(out_dir, data_dir):
-        raise ClinkdError(
-            f"the output folder {out_dir} is the dataset folder (--data); give another --out folder"
-        )
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ClinkdError(f"output folder {out_dir} is a file; give a folder")
+    _check_out_folder(out_dir, data_dir)
     return predict_file(
         model,
         test_file,

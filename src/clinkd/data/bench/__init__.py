@@ -24,14 +24,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from clinkd.benchmarks import SPECS
+from clinkd.benchmarks import SPECS, spec
 from clinkd.data.bench.pathvqa import read_pathvqa
 from clinkd.data.bench.records import BenchData, BenchRecord
 from clinkd.data.bench.reports import read_iu_xray, read_mimic_cxr
 from clinkd.data.bench.slake import read_slake
 from clinkd.data.bench.vqa_rad import read_vqa_rad
 from clinkd.data.formats import Problem
-from clinkd.errors import ClinkdError
 
 
 @dataclass(frozen=True)
@@ -58,10 +57,7 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 
 def get_benchmark(name: str) -> Benchmark:
-    try:
-        return BENCHMARKS[name]
-    except KeyError:
-        raise ClinkdError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}") from None
+    return BENCHMARKS[spec(name).name]
 
 
 def read_benchmark(name: str, root: str | os.PathLike, *, check_images: bool = False, **options) -> BenchData:
