@@ -40,13 +40,7 @@ def write_report(report: Report, out_dir: str | PathLike, *, plots: bool = True)
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {"json": out / "report.json", "md": out / "report.md"}
-    data = _finite(report.to_dict())
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    try:
-        raw = text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate, e.g. in an image-name prefix: escape it
-        raw = (json.dumps(data, indent=2, ensure_ascii=True, allow_nan=False) + "\n").encode()
-    paths["json"].write_bytes(raw)
+    _write_json(report.to_dict(), paths["json"])
     plot_files: dict[str, list[str]] = {}
     if plots:
         for task, block in report.standard.items():
@@ -61,6 +55,18 @@ def write_report(report: Report, out_dir: str | PathLike, *, plots: bool = True)
             plot_files.setdefault("VG", []).append(p.name)
     paths["md"].write_text(render_markdown(report, plot_files), encoding="utf-8", errors="replace")
     return paths
+
+
+def _write_json(data: dict[str, Any], path: Path) -> None:
+    """``data`` as indented JSON, non-finite numbers as null; UTF-8, escaped only when the text cannot be
+    (a lone surrogate, e.g. in an image-name prefix)."""
+    data = _finite(data)
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = (json.dumps(data, indent=2, ensure_ascii=True, allow_nan=False) + "\n").encode()
+    path.write_bytes(raw)
 
 
 def _finite(obj: Any) -> Any:
@@ -260,10 +266,7 @@ def write_benchmark_report(report: Any, out_dir: str | PathLike, *, plots: bool 
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {"json": out / "report.json", "md": out / "report.md"}
-    data = _finite(report.to_dict())
-    paths["json"].write_text(
-        json.dumps(data, indent=2, ensure_ascii=True, allow_nan=False) + "\n", encoding="utf-8"
-    )
+    _write_json(report.to_dict(), paths["json"])
     plot_files: list[str] = []
     if plots:
         title = TITLES[report.benchmark]
