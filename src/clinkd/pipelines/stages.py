@@ -129,7 +129,6 @@ def train_stage(console, cfg: RunConfig) -> Path:
     interrupted stage with the same key resumes from its last complete checkpoint.
     """
     from clinkd.config import ConfigError
-    from clinkd.train.keys import describe_change
     from clinkd.train.run import run_stage
 
     if cfg.train.output_dir is None:  # the folder is deleted when its key changes: never guess one
@@ -137,13 +136,9 @@ def train_stage(console, cfg: RunConfig) -> Path:
     name, target = cfg.name, Path(cfg.train.output_dir)
     key = stage_key(cfg)
     key_file = target / KEY_FILE
-    old = json.loads(key_file.read_text(encoding="utf-8")) if key_file.is_file() else None
-    if target.exists() and old != key:
-        console.print(
-            f"[yellow]{name}: {target} was made otherwise ({describe_change(old, key)}): training "
-            "again[/yellow]"
-        )
-        shutil.rmtree(target)
+    change = _remove_if_changed(target, key_file, key)
+    if change is not None:
+        console.print(f"[yellow]{name}: {target} was made otherwise ({change}): training again[/yellow]")
     elif (target / "clinkd_run.yaml").is_file():
         console.print(f"[dim]{name}: already trained with these settings ({target})[/dim]")
         return target
@@ -162,13 +157,21 @@ def train_stage(console, cfg: RunConfig) -> Path:
 def fresh_stage(console, folder: Path, key_file: Path, key: dict) -> None:
     """Remove ``folder`` (what a pipeline made: data, predictions) when it was made with another ``key``,
     saying so on ``console``, and record in ``key_file`` the key it is (re)made with."""
+    change = _remove_if_changed(folder, key_file, key)
+    if change is not None:
+        console.print(f"[yellow]{folder} was made otherwise ({change}): making it again[/yellow]")
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(json.dumps(key) + "\n", encoding="utf-8")
+
+
+def _remove_if_changed(folder: Path, key_file: Path, key: dict) -> str | None:
+    """Delete ``folder`` when it exists and ``key_file`` does not hold ``key``; returns what changed
+    (:func:`~clinkd.train.keys.describe_change`), None when nothing was deleted."""
     from clinkd.train.keys import describe_change
 
     old = json.loads(key_file.read_text(encoding="utf-8")) if key_file.is_file() else None
-    if folder.exists() and old != key:
-        console.print(
-            f"[yellow]{folder} was made otherwise ({describe_change(old, key)}): making it again[/yellow]"
-        )
-        shutil.rmtree(folder)
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    key_file.write_text(json.dumps(key) + "\n", encoding="utf-8")
+    if not folder.exists() or old == key:
+        return None
+    change = describe_change(old, key)
+    shutil.rmtree(folder)
+    return change
