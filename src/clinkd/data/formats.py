@@ -29,7 +29,16 @@ from typing import Any, Literal
 
 from clinkd.data.boxes import Style, convert_markup
 from clinkd.data.images import image_path
-from clinkd.data.sample import IMG_TAG_RE, TASKS, Sample, Turn, check_meta, image_tag, task_from_name
+from clinkd.data.sample import (
+    IMG_TAG_RE,
+    TASKS,
+    Sample,
+    Turn,
+    check_meta,
+    image_tag,
+    strip_image_tags,
+    task_from_name,
+)
 from clinkd.errors import DataError
 
 Format = Literal["test", "train", "sharegpt"]
@@ -143,11 +152,6 @@ def _is_id(value: Any) -> bool:
     return _is_text(value) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def _images_from_text(text: str) -> list[str]:
-    """Every ``<img>`` tag's path in ``text``, in order."""
-    return [m.group(1) for m in IMG_TAG_RE.finditer(text)]
-
-
 def _from_test(rec: dict, task: str | None) -> Sample:
     rid, conv = rec["id"], rec["conversations"]
     if not _is_text(rid):
@@ -159,7 +163,7 @@ def _from_test(rec: dict, task: str | None) -> Sample:
         if not (isinstance(pair, list) and len(pair) == 2 and all(_is_text(x) for x in pair)):
             raise ValueError(f"conversations[{i}] must be [question, answer] strings (UTF-8 text)")
         turns.append(Turn(pair[0], pair[1]))
-    images = _images_from_text(turns[0].question) or [f"{rid}.png"]
+    images = strip_image_tags(turns[0].question)[1] or [f"{rid}.png"]
     meta = check_meta(rec)
     return Sample(id=rid, image=images[0], turns=turns, task=task, images=images, meta=meta)
 
@@ -182,7 +186,7 @@ def _from_train(rec: dict) -> Sample:
             turns.append(Turn(conv[i - 1]["value"], msg["value"]))
     if len(conv) % 2:
         raise ValueError("the last user message has no assistant answer")
-    images = _images_from_text(turns[0].question) or [f"{rid}.png"]
+    images = strip_image_tags(turns[0].question)[1] or [f"{rid}.png"]
     return Sample(id=str(rid), image=images[0], turns=turns, images=images)
 
 

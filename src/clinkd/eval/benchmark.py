@@ -29,6 +29,7 @@ from typing import Any
 
 from clinkd import __version__
 from clinkd.benchmarks import KINDS, REPORT_NAMES, SPECS, canonical, spec
+from clinkd.data.sample import ANSWER_TYPES
 from clinkd.errors import ClinkdError, DataError
 from clinkd.eval.predictions import Prediction, read_jsonl_records
 
@@ -339,7 +340,7 @@ def _record(
             )
     kind = record.get("answer_type")
     if kind is not None:
-        if not isinstance(kind, str) or kind.strip().lower() not in ("closed", "open"):
+        if not isinstance(kind, str) or kind.strip().lower() not in ANSWER_TYPES:
             raise ValueError(f'\'answer_type\' must be "closed" or "open", got {kind!r}')
         kind = kind.strip().lower()
     return BenchmarkRecord(prediction=pred, answer_type=kind, where=where)

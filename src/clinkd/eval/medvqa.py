@@ -52,8 +52,6 @@ from typing import Any
 
 import numpy as np
 
-ANSWER_TYPES = ("closed", "open")
-
 # The normalisation of the VQA v2 evaluation (processPunctuation / processDigitArticle) as LLaVA-Med's
 # eval_metrics/glossary.py spells it: these characters, but not '.', ':' or "'" (periods have their
 # own rule, the others are kept).

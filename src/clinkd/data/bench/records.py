@@ -19,11 +19,11 @@ from typing import Any
 from clinkd.data.check import image_problem, token_problems
 from clinkd.data.formats import Problem, read_json
 from clinkd.data.images import check_decoded_size, image_path
+from clinkd.data.sample import ANSWER_TYPES
 from clinkd.errors import DataError, ImageLoadError
 
 KINDS: tuple[str, ...] = ("vqa", "report")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-ANSWER_TYPES: tuple[str, ...] = ("closed", "open")
 #: Answers that make a question closed when a set does not say (PathVQA): yes/no questions.
 CLOSED_ANSWERS = frozenset({"yes", "no"})
 
