@@ -140,8 +140,8 @@ def ask_image(
             512·512 .. 1024·1024 for a real checkpoint, a tiny model's own).
     """
     from clinkd.data.sample import strip_image_tag
+    from clinkd.infer.inputs import load_for_inference
     from clinkd.infer.options import check_decoding_args
-    from clinkd.infer.predict import load_for_inference
     from clinkd.paths import same_file
 
     check_decoding_args(

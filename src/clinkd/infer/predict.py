@@ -42,10 +42,11 @@ import torch
 from clinkd.benchmarks import spec
 from clinkd.data.boxes import STYLES, convert_markup
 from clinkd.data.formats import BENCHMARK_MARKER, find_dataset_files, read_json, read_samples
-from clinkd.data.images import image_path, load_image
+from clinkd.data.images import load_image
 from clinkd.data.sample import TASKS, Sample, check_question, task_from_name
 from clinkd.errors import ClinkdError, DataError
 from clinkd.infer.defaults import DEFAULTS, TASK_MAX_NEW_TOKENS, max_new_tokens_for
+from clinkd.infer.inputs import default_image_dir, load_for_inference, resolve_image, resolve_images
 from clinkd.infer.options import check_decoding_args
 from clinkd.infer.records import append_records, decoding_record, prediction_record
 from clinkd.infer.resume import (
@@ -108,72 +109,6 @@ class PredictSummary:
 
 
 # -- inputs -----------------------------------------------------------------------------------------
-def resolve_image(
-    sample: Sample, image_dir: Path, source: str | PathLike | None = None, record: int | str | None = None
-) -> Path:
-    """``image_dir / sample.image``, else ``image_dir / <file name>`` (paths inside ``<img>`` tags vary).
-
-    A path leaving the image folder (absolute, ``..``, a link out) is never used
-    (:func:`clinkd.data.images.image_path`): its file name is looked for in the folder instead, and when
-    that is not a usable name either, :class:`~clinkd.errors.DataError` names ``source`` and ``record``.
-    """
-    return _resolve_name(sample.image, image_dir, source, record)
-
-
-def resolve_images(
-    sample: Sample, image_dir: Path, source: str | PathLike | None = None, record: int | str | None = None
-) -> list[Path]:
-    """Every image of ``sample`` (:attr:`~clinkd.data.sample.Sample.images`), each as :func:`resolve_image`."""
-    return [_resolve_name(name, image_dir, source, record) for name in sample.images]
-
-
-def _resolve_name(
-    image: str, image_dir: Path, source: str | PathLike | None, record: int | str | None
-) -> Path:
-    candidates, refused = [], None
-    for name in (image, Path(image).name):
-        try:
-            candidates.append(image_path(image_dir, name, source, record))
-        except DataError as err:
-            refused = err
-    if refused is not None and not candidates:
-        raise refused
-    for cand in candidates:
-        if cand.is_file():
-            return cand
-    return candidates[0]
-
-
-def _default_image_dir(test_file: Path) -> Path:
-    images = test_file.parent / "images"
-    return images if images.is_dir() else test_file.parent
-
-
-def load_for_inference(
-    model: Any,
-    processor: Any,
-    device: str | None,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
-):
-    """A model folder loaded (with the image budget, :func:`clinkd.model.load`), or a loaded model with its
-    processor (an explicit budget is applied to that processor)."""
-    if isinstance(model, (str, PathLike)):
-        from clinkd.model import load
-
-        model, loaded = load(model, min_pixels=min_pixels, max_pixels=max_pixels)
-        processor = processor or loaded
-    elif processor is not None and (min_pixels is not None or max_pixels is not None):
-        from clinkd.model.processor import resolve_pixel_budget, set_pixel_budget
-
-        set_pixel_budget(processor, *resolve_pixel_budget(processor, min_pixels, max_pixels))
-    if processor is None:
-        raise ClinkdError("predict_file needs the processor when given a loaded model (pass processor=...)")
-    if device is not None:
-        model = model.to(device)
-    return model, processor
-
-
 def _question_codec(question_box_style: str | None, model: Any, processor: Any) -> Any:
     """The model's box codec (:func:`~clinkd.model.processor.box_codec`), told to leave the prompts alone
     when ``question_box_style`` is ``raw``/None or a markup the caller converts them to itself."""
@@ -298,7 +233,7 @@ def _prepare(
                 test_file,
                 i,
             )
-    image_dir = Path(image_dir) if image_dir is not None else _default_image_dir(test_file)
+    image_dir = Path(image_dir) if image_dir is not None else default_image_dir(test_file)
     state = inspect_prediction_file(out, samples)
     previous = read_settings(side, in_use=bool(state.done))
     tokens = o.max_new_tokens or max_new_tokens_for(task, o.benchmark or _benchmark_of(samples))
