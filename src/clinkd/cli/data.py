@@ -350,7 +350,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         samples = read_samples(src, fmt=args.src_format)
         note = ""
         if args.box_convention is not None:
-            from clinkd.data.conventions import HUB_PIXEL_BUDGETS, write_in_convention
+            from clinkd.data.export import HUB_PIXEL_BUDGETS, write_in_convention
             from clinkd.model.processor import check_pixel_budget
 
             lo, hi = args.min_pixels, args.max_pixels
