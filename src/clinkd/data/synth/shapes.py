@@ -38,6 +38,31 @@ from clinkd.data.boxes import NORM, Box, format_grounding
 from clinkd.data.sample import Sample, Turn, image_tag
 from clinkd.data.synth.dataset import PNG_OPTIONS
 from clinkd.data.synth.scene import MIN_PIXELS, Scene, SynthObject, tight_box
+from clinkd.data.synth.shapes_text import (  # the words, re-exported: shapes.GROUND_NAME, ...
+    ABSENT_COLOUR,
+    ABSENT_NAME,
+    ABSENT_SHAPE,
+    COUNT_ALL,
+    COUNT_COLOUR,
+    COUNT_SHAPE,
+    COVERS,
+    DESCRIBE,
+    GROUND_COLOUR,
+    GROUND_NAME,
+    GROUND_SHAPE,
+    GROUNDS,
+    NO_COVER,
+    NUMBERS,
+    REFER,
+    REFER_ANSWERS,
+    SCENE,
+    SCENE_ONE,
+    SIDES,
+    article,
+    join_words,
+    pick,
+    plural,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,95 +107,6 @@ MIN_VISIBLE = 0.6  # a shape keeps at least this share of its area visible under
 OVERLAP_P = 0.35  # chance that a shape is placed to overlap an earlier one
 SKILL_WEIGHTS = {"ground": 0.4, "refer": 0.25, "describe": 0.15, "count": 0.2}
 ABSENT_P = 0.1  # grounding / counting questions about something not in the picture
-
-# -- words -------------------------------------------------------------------------------------------------
-# No wording of the Med-GRIT templates: grounding questions name plain objects (sometimes in <ref> tags).
-GROUND_NAME = (
-    "Where's the {name}?",
-    "Put a box around the {name}.",
-    "Which part of the picture holds the {name}?",
-    "Mark the {name} with a box.",
-    "Where in the picture is the {name}?",
-    "Draw a box around the {name}.",
-)
-GROUND_SHAPE = (
-    "Find every {shape}.",
-    "Mark all the {shapes}.",
-    "Box each {shape} in the picture.",
-    "Where are the {shapes}?",
-    "Are there any {shapes}? Show them.",
-)
-GROUND_COLOUR = (
-    "Show me the {colour} shape.",
-    "Find everything that is {colour}.",
-    "Which shapes are {colour}? Box them.",
-    "Mark every {colour} object.",
-)
-ABSENT_NAME = ("There is no {name} in the picture.",)
-ABSENT_SHAPE = ("There are no {shapes} in the picture.",)
-ABSENT_COLOUR = ("Nothing in the picture is {colour}.",)
-REFER = (
-    "What is in {box}?",
-    "Which shape is at {box}?",
-    "What do you see at {box}?",
-    "Tell me what {box} contains.",
-    "What colour and shape is the thing in {box}?",
-)
-REFER_ANSWERS = ("{a}", "{a}", "It is {a}.", "That is {a}.")
-DESCRIBE = (
-    "Describe the picture.",
-    "What does this picture contain?",
-    "Tell me what you see.",
-    "Give a short description of the scene.",
-    "Describe the shapes in this picture and where they are.",
-)
-SCENE = (
-    "The picture shows {count} shapes on {ground}: {list}.",
-    "There are {count} shapes on {ground}: {list}.",
-    "On {ground} there are {count} shapes: {list}.",
-)
-SCENE_ONE = "The picture shows a single shape on {ground}: {list}."
-COVERS = (
-    "{Top} partly covers {under}.",
-    "{Top} overlaps {under} and hides part of it.",
-    "{Top} lies on top of {under}.",
-)
-NO_COVER = ("None of the shapes overlap.", "The shapes do not overlap.")
-COUNT_ALL = (
-    "How many shapes are there?",
-    "How many shapes can you see?",
-    "Count the shapes in the picture.",
-    "What is the number of shapes in this picture?",
-)
-COUNT_SHAPE = ("How many {shapes} are there?", "Count the {shapes}.", "How many {shapes} can you see?")
-COUNT_COLOUR = (
-    "How many {colour} shapes are there?",
-    "Count the {colour} shapes.",
-    "How many shapes are {colour}?",
-)
-NUMBERS = ("no", "one", "two", "three", "four", "five", "six")
-GROUNDS = (
-    "a plain {c1} background",
-    "a background fading from {c1} {side1} to {c2} {side2}",
-    "a textured {c1} background",
-)
-SIDES = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}
-
-
-def plural(word: str) -> str:
-    return word + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s")
-
-
-def article(phrase: str) -> str:
-    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
-
-
-def _pick(rng: np.random.Generator, options):
-    return options[int(rng.integers(len(options)))]
-
-
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _distance(a, b) -> float:
@@ -274,12 +210,12 @@ def shape_mask(s: Scene, shape: str, cx: float, cy: float, r: float) -> np.ndarr
 def _background(s: Scene) -> tuple[np.ndarray, str, list[tuple[float, float, float]]]:
     """(H, W, 3) float background, its phrase, and the colours a shape must stand out from."""
     names = list(BACKGROUNDS)
-    c1 = _pick(s.rng, names)
+    c1 = pick(s.rng, names)
     kind = int(s.rng.choice(3, p=[0.4, 0.35, 0.25]))
     rgb1 = np.asarray(BACKGROUNDS[c1], dtype=np.float32)
     if kind == 1:
-        c2 = _pick(s.rng, [n for n in names if n != c1])
-        side1 = _pick(s.rng, list(SIDES))
+        c2 = pick(s.rng, [n for n in names if n != c1])
+        side1 = pick(s.rng, list(SIDES))
         side2 = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}[side1]
         t = s.xx / s.w if side1 in ("left", "right") else s.yy / s.h  # (1, W) or (H, 1), 0 → 1
         t = 1 - t if side1 in ("right", "bottom") else t
@@ -340,9 +276,9 @@ def render_shapes(rng: np.random.Generator) -> ShapesImage:
     while len(placed) < n_shapes and rounds < n_shapes + 8:  # a shape with no room: try another
         rounds += 1
         # Repeats on purpose now and then: "find every triangle" should often have several answers.
-        shape = _pick(rng, [p.obj.shape for p in placed]) if placed and s.chance(0.3) else _pick(rng, SHAPES)
+        shape = pick(rng, [p.obj.shape for p in placed]) if placed and s.chance(0.3) else pick(rng, SHAPES)
         colour = (
-            _pick(rng, [p.obj.colour for p in placed]) if placed and s.chance(0.25) else _pick(rng, palette)
+            pick(rng, [p.obj.colour for p in placed]) if placed and s.chance(0.25) else pick(rng, palette)
         )
         for _try in range(40):
             r = s.u(0.08, 0.2) * side
@@ -403,13 +339,11 @@ def _ground(si: ShapesImage, rng: np.random.Generator) -> tuple[tuple, str, str]
         absent = [f"{c} {s}" for c in COLOURS for s in SHAPES if f"{c} {s}" not in have]
     else:
         absent = [x for x in (SHAPES if kind == "shape" else COLOURS) if x not in have]
-    target = _pick(rng, have if present else absent)
+    target = pick(rng, have if present else absent)
     slots = {"name": target, "shape": target, "shapes": plural(target), "colour": target}
     if kind == "name" and rng.random() < 0.25:
         slots["name"] = f"<ref>{target}</ref>"
-    q = _pick(rng, {"name": GROUND_NAME, "shape": GROUND_SHAPE, "colour": GROUND_COLOUR}[kind]).format(
-        **slots
-    )
+    q = pick(rng, {"name": GROUND_NAME, "shape": GROUND_SHAPE, "colour": GROUND_COLOUR}[kind]).format(**slots)
     hits = [i for i, o in enumerate(objs) if getattr(o, kind) == target]
     if hits:
         return ("ground", kind, target), q, grounding(si, hits)
@@ -417,14 +351,14 @@ def _ground(si: ShapesImage, rng: np.random.Generator) -> tuple[tuple, str, str]
     return (
         ("ground", kind, target),
         q,
-        _pick(rng, none).format(name=target, shapes=plural(target), colour=target),
+        pick(rng, none).format(name=target, shapes=plural(target), colour=target),
     )
 
 
 def _refer(si: ShapesImage, rng: np.random.Generator) -> tuple[tuple, str, str]:
     i = int(rng.integers(len(si.objects)))
-    q = _pick(rng, REFER).format(box=si.norm_box(i).to_markup())
-    return ("refer", i), q, _pick(rng, REFER_ANSWERS).format(a=article(si.objects[i].name))
+    q = pick(rng, REFER).format(box=si.norm_box(i).to_markup())
+    return ("refer", i), q, pick(rng, REFER_ANSWERS).format(a=article(si.objects[i].name))
 
 
 def _the(si: ShapesImage, i: int) -> str:
@@ -439,13 +373,13 @@ def describe(si: ShapesImage, rng: np.random.Generator) -> str:
     order = sorted(range(len(si.objects)), key=lambda i: (si.objects[i].box[1], si.objects[i].box[0]))
     listed = [f"{article(si.objects[i].name)} {at(si.position(i))}" for i in order]
     n = len(si.objects)
-    scene = SCENE_ONE if n == 1 else _pick(rng, SCENE)
-    parts = [scene.format(count=NUMBERS[n], ground=si.ground, list=_join(listed))]
+    scene = SCENE_ONE if n == 1 else pick(rng, SCENE)
+    parts = [scene.format(count=NUMBERS[n], ground=si.ground, list=join_words(listed))]
     for top, under in si.covers():
         t = _the(si, top)
-        parts.append(_pick(rng, COVERS).format(Top=t[:1].upper() + t[1:], under=_the(si, under)))
+        parts.append(pick(rng, COVERS).format(Top=t[:1].upper() + t[1:], under=_the(si, under)))
     if len(parts) == 1 and rng.random() < 0.5:
-        parts.append(_pick(rng, NO_COVER))
+        parts.append(pick(rng, NO_COVER))
     return " ".join(parts)
 
 
@@ -453,13 +387,13 @@ def _counting(si: ShapesImage, rng: np.random.Generator) -> tuple[tuple, str, st
     objs = si.objects
     kind = ("all", "shape", "colour")[int(rng.choice(3, p=[0.4, 0.35, 0.25]))]
     if kind == "all":
-        return ("count", "all"), _pick(rng, COUNT_ALL), _count(len(objs), "shape")
+        return ("count", "all"), pick(rng, COUNT_ALL), _count(len(objs), "shape")
     pool = SHAPES if kind == "shape" else tuple(COLOURS)
     have = sorted({getattr(o, kind) for o in objs})
-    target = _pick(rng, have) if rng.random() >= ABSENT_P else _pick(rng, [x for x in pool if x not in have])
+    target = pick(rng, have) if rng.random() >= ABSENT_P else pick(rng, [x for x in pool if x not in have])
     n = sum(getattr(o, kind) == target for o in objs)
     noun = target if kind == "shape" else f"{target} shape"
-    q = _pick(rng, COUNT_SHAPE if kind == "shape" else COUNT_COLOUR).format(
+    q = pick(rng, COUNT_SHAPE if kind == "shape" else COUNT_COLOUR).format(
         shapes=plural(target), colour=target
     )
     return ("count", kind, target), q, _count(n, noun) if n else f"There are no {plural(noun)}."
@@ -477,7 +411,7 @@ def shapes_sample(si: ShapesImage, image: str, rng: np.random.Generator) -> Samp
             break
         skill = skills[int(rng.choice(len(skills), p=weights / weights.sum()))]
         if skill == "describe":
-            key, q, a = ("describe",), _pick(rng, DESCRIBE), describe(si, rng)
+            key, q, a = ("describe",), pick(rng, DESCRIBE), describe(si, rng)
         else:
             key, q, a = {"ground": _ground, "refer": _refer, "count": _counting}[skill](si, rng)
         if key in seen:
