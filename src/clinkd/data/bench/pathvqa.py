@@ -28,7 +28,9 @@ one row group at a time. The whole set (about 5,000 images) is never held in mem
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -91,33 +93,37 @@ class ParquetImages(Mapping[str, bytes]):
     """
 
     def __init__(self) -> None:
-        self._where: dict[str, tuple[Path, int]] = {}
-        self._digest: dict[str, str] = {}
+        self._where: dict[str, tuple[Path, int, str]] = {}  # name → (file, row, sha256 of the bytes)
+        self._files: dict[
+            Path, tuple[Any, list[int]]
+        ] = {}  # file → (its ParquetFile, each row group's first row)
         self._cached: tuple[Path, int, Any] | None = None  # (file, row group, its image column)
 
     def add(self, name: str, path: Path, row: int, digest: str) -> None:
-        self._where[name] = (path, row)
-        self._digest[name] = digest
+        self._where[name] = (path, row, digest)
 
     def digest(self, name: str) -> str:
-        return self._digest[name]
+        return self._where[name][2]
 
     def __getitem__(self, name: str) -> bytes:
-        import pyarrow.parquet as pq
+        path, row, _ = self._where[name]
+        if path not in self._files:  # the footer read once per file
+            import pyarrow.parquet as pq
 
-        path, row = self._where[name]
-        meta = pq.ParquetFile(path).metadata
-        start = 0
-        for group in range(meta.num_row_groups):
-            rows = meta.row_group(group).num_rows
-            if row < start + rows:
-                break
-            start += rows
+            parquet_file = pq.ParquetFile(path)
+            meta = parquet_file.metadata
+            starts = list(
+                itertools.accumulate(
+                    (meta.row_group(g).num_rows for g in range(meta.num_row_groups)), initial=0
+                )
+            )
+            self._files[path] = (parquet_file, starts[:-1])
+        parquet_file, starts = self._files[path]
+        group = bisect.bisect_right(starts, row) - 1
         if self._cached is None or self._cached[:2] != (path, group):
-            column = pq.ParquetFile(path).read_row_group(group, columns=["image"]).column("image")
+            column = parquet_file.read_row_group(group, columns=["image"]).column("image")
             self._cached = (path, group, column)
-        value = self._cached[2][row - start].as_py()
-        return value["bytes"]
+        return self._cached[2][row - starts[group]].as_py()["bytes"]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._where)
