@@ -175,3 +175,22 @@ def test_pseudo_labels_keep_every_image(study, monkeypatch):
     out, _ = pseudo_mod._label_chunk(None, None, None, turns, DistillConfig(), None, None)
     assert isinstance(seen[0], list) and len(seen[0]) == 2 and not isinstance(seen[1], list)
     assert out[0].images == two.images and out[1].images == one.images  # pseudo-label or ground truth
+
+
+@pytest.mark.parametrize("name", ["Qwen2-VL-2B-Instruct", "Qwen2.5-VL-3B-Instruct", "Qwen3-VL-2B-Instruct"])
+def test_a_study_trains_on_hub_layout_stand_ins(study, hub_standin, name):
+    """The two views of a study through each family's hub-layout checkpoint (the real Qwen vocabulary, the hub
+    processor files, sharded weights) loaded with MCG-RoPE: two image blocks, a finite loss and gradients."""
+    from clinkd.model import load
+
+    model, processor = load(hub_standin(name), min_pixels=28 * 28, max_pixels=112 * 112)
+    items = items_from_dataset(read_dataset_dir(study))
+    batch = ConversationCollator(processor)(items)
+    batch.pop("item_kind")
+    assert batch["image_grid_thw"].shape[0] == 3  # the study's two views, then the single image
+    assert len(_runs(batch["mm_token_type_ids"][0])) == 2 and len(_runs(batch["mm_token_type_ids"][1])) == 1
+    model.train()
+    loss = model(**batch).loss
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
